@@ -1,0 +1,125 @@
+"""One exception hierarchy for everything deskmail reports to a person.
+
+Every error carries three sentences: *what* happened, the likely *cause* and
+the *remedy*. Interfaces (CLI, GUI) print those and never a traceback.
+
+    DeskmailError
+    ├── UsageError                 bad command-line input
+    ├── ConfigError                unreadable / invalid configuration file
+    ├── NotFoundError              no such account / message
+    ├── SecretError                no password available (keyring, command, env)
+    ├── NetworkError (OSError)     DNS, refused, unreachable
+    │   └── ConnectTimeout (TimeoutError)
+    ├── SecurityError              anything that would weaken the connection's security
+    │   ├── CertificateError       certificate untrusted / expired / wrong name
+    │   ├── StartTLSUnavailable    STARTTLS required but not offered (possible attack)
+    │   └── PlaintextRefused       a password would travel in clear
+    ├── AuthError                  the server answered and rejected the credentials
+    ├── ProtocolError              the server said something we cannot use
+    │   └── SendError              SMTP refused the message (per-recipient detail)
+    └── StoreError                 the local store cannot be written or read
+        └── StoreLocked            another deskmail process holds the store
+
+``retryable`` says whether trying again later can help (network trouble) or
+not (a wrong password will stay wrong).
+"""
+
+from __future__ import annotations
+
+
+class DeskmailError(Exception):
+    """Base of every expected failure. ``str()`` gives the one-paragraph text."""
+
+    exit_code = 1
+    retryable = False
+
+    def __init__(self, what: str, cause: str = "", remedy: str = "") -> None:
+        super().__init__(what)
+        self.what = what
+        self.cause = cause
+        self.remedy = remedy
+
+    def __str__(self) -> str:
+        parts = [self.what.rstrip(".") + "."]
+        if self.cause:
+            parts.append("Likely cause: " + self.cause.rstrip(".") + ".")
+        if self.remedy:
+            parts.append("What to do: " + self.remedy.rstrip(".") + ".")
+        return " ".join(parts)
+
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "error": type(self).__name__,
+            "what": self.what,
+            "cause": self.cause,
+            "remedy": self.remedy,
+        }
+
+
+class UsageError(DeskmailError):
+    exit_code = 2
+
+
+class ConfigError(DeskmailError):
+    exit_code = 3
+
+
+class NotFoundError(DeskmailError):
+    exit_code = 4
+
+
+class SecretError(DeskmailError):
+    exit_code = 5
+
+
+class NetworkError(DeskmailError, OSError):
+    exit_code = 6
+    retryable = True
+
+
+class ConnectTimeout(NetworkError, TimeoutError):
+    pass
+
+
+class SecurityError(DeskmailError):
+    exit_code = 7
+
+
+class CertificateError(SecurityError):
+    pass
+
+
+class StartTLSUnavailable(SecurityError):
+    pass
+
+
+class PlaintextRefused(SecurityError):
+    pass
+
+
+class AuthError(DeskmailError):
+    exit_code = 8
+
+
+class ProtocolError(DeskmailError):
+    exit_code = 9
+
+
+class SendError(ProtocolError):
+    def __init__(
+        self,
+        what: str,
+        cause: str = "",
+        remedy: str = "",
+        refused: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(what, cause, remedy)
+        self.refused = refused or {}
+
+
+class StoreError(DeskmailError):
+    exit_code = 10
+
+
+class StoreLocked(StoreError):
+    retryable = True

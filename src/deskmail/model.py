@@ -1,0 +1,179 @@
+"""The domain model: small immutable values shared by every layer.
+
+Nothing here does I/O. Invalid values are refused at construction, so the
+rest of the code can trust a ``ServerSettings`` it is handed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class Security(str, Enum):
+    """How a connection is encrypted."""
+
+    SSL = "ssl"  # implicit TLS from the first byte (IMAPS 993, POP3S 995, SMTPS 465)
+    STARTTLS = "starttls"  # plain greeting, then upgrade; refusing to upgrade is fatal
+    NONE = "none"  # no encryption; passwords only with allow_plaintext_password
+
+    @property
+    def label(self) -> str:
+        return {"ssl": "SSL/TLS", "starttls": "STARTTLS", "none": "no encryption"}[self.value]
+
+
+class Protocol(str, Enum):
+    IMAP = "imap"
+    POP3 = "pop3"
+    SMTP = "smtp"
+
+
+# Standard ports, used as defaults and by the doctor's alternatives.
+DEFAULT_PORTS: dict[tuple[Protocol, Security], int] = {
+    (Protocol.IMAP, Security.SSL): 993,
+    (Protocol.IMAP, Security.STARTTLS): 143,
+    (Protocol.IMAP, Security.NONE): 143,
+    (Protocol.POP3, Security.SSL): 995,
+    (Protocol.POP3, Security.STARTTLS): 110,
+    (Protocol.POP3, Security.NONE): 110,
+    (Protocol.SMTP, Security.SSL): 465,
+    (Protocol.SMTP, Security.STARTTLS): 587,
+    (Protocol.SMTP, Security.NONE): 587,
+}
+
+_HOST_RE = re.compile(r"^[A-Za-z0-9_.:\-\[\]]+$")
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$|^[^@\s]+@[A-Za-z0-9\-]+$")
+
+
+def default_port(protocol: Protocol, security: Security) -> int:
+    return DEFAULT_PORTS[(protocol, security)]
+
+
+def valid_email(address: str) -> bool:
+    return bool(_EMAIL_RE.match(address))
+
+
+def email_domain(address: str) -> str:
+    return address.rpartition("@")[2].lower().rstrip(".")
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Where and how to reach one server (incoming or outgoing)."""
+
+    protocol: Protocol
+    host: str
+    port: int
+    security: Security
+    username: str
+    auth: str = "password"  # "password" (PLAIN/LOGIN); room for "oauth2"
+    auth_required: bool = True  # only meaningful for SMTP
+
+    def __post_init__(self) -> None:
+        # Accept plain strings from config files and flags; store enums.
+        object.__setattr__(self, "protocol", Protocol(self.protocol))
+        object.__setattr__(self, "security", Security(self.security))
+        if not self.host or not _HOST_RE.match(self.host):
+            raise ValueError(f"invalid host name {self.host!r}")
+        if not isinstance(self.port, int) or isinstance(self.port, bool) or not 0 < self.port < 65536:
+            raise ValueError(f"invalid port {self.port!r} (must be 1-65535)")
+        if self.auth not in ("password", "oauth2"):
+            raise ValueError(f"invalid auth method {self.auth!r} (password or oauth2)")
+
+    def clone(self, **changes: Any) -> ServerSettings:
+        return dataclasses.replace(self, **changes)
+
+    def describe(self) -> str:
+        return f"{self.protocol.value.upper()} {self.host}:{self.port} ({self.security.label})"
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "protocol": self.protocol.value,
+            "host": self.host,
+            "port": self.port,
+            "security": self.security.value,
+            "username": self.username,
+            "auth": self.auth,
+        }
+        if self.protocol is Protocol.SMTP:
+            d["auth_required"] = self.auth_required
+        return d
+
+
+@dataclass(frozen=True)
+class PasswordSource:
+    """Where an account's password comes from; the password itself is never stored here.
+
+    kind: "keyring" (OS keyring, the default), "command" (stdout of a shell
+    command, like msmtp's passwordeval) or "env" (an environment variable,
+    for scripts).
+    """
+
+    kind: str = "keyring"
+    command: str = ""
+    env: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("keyring", "command", "env"):
+            raise ValueError(f"invalid password source {self.kind!r} (keyring, command or env)")
+        if self.kind == "command" and not self.command:
+            raise ValueError("password source 'command' needs password_command")
+        if self.kind == "env" and not self.env:
+            raise ValueError("password source 'env' needs password_env")
+
+
+@dataclass(frozen=True)
+class Account:
+    name: str
+    email: str
+    display_name: str
+    incoming: ServerSettings
+    outgoing: ServerSettings
+    password: PasswordSource = field(default_factory=PasswordSource)
+    ca_file: str = ""  # extra trust anchor (self-hosted servers, the sandbox)
+    allow_plaintext_password: bool = False
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.name or "/" in self.name or self.name.startswith("."):
+            raise ValueError(f"invalid account name {self.name!r}")
+        if not valid_email(self.email):
+            raise ValueError(f"invalid email address {self.email!r}")
+        if self.incoming.protocol not in (Protocol.IMAP, Protocol.POP3):
+            raise ValueError("incoming server must be IMAP or POP3")
+        if self.outgoing.protocol is not Protocol.SMTP:
+            raise ValueError("outgoing server must be SMTP")
+
+    def clone(self, **changes: Any) -> Account:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content_type: str
+    size: int
+
+
+@dataclass(frozen=True)
+class MessageSummary:
+    """One row of `deskmail list`: what the index knows without opening the file."""
+
+    id: int
+    account: str
+    folder: str
+    uid: str
+    date: str
+    sender: str
+    to: str
+    subject: str
+    message_id: str
+    size: int
+    flags: str
+    path: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

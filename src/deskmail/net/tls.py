@@ -1,0 +1,66 @@
+"""The one TLS policy every connection goes through.
+
+Python's imaplib/poplib/smtplib do *not* verify certificates unless handed a
+context, so nothing in deskmail creates a socket-level TLS context anywhere
+else: call :func:`client_context`.
+
+Policy: certificates verified (system store, plus an optional CA file named by
+the account), host names checked, TLS 1.2 or newer.
+"""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+
+from deskmail.errors import CertificateError, ConfigError
+
+
+def client_context(ca_file: str | Path | None = None) -> ssl.SSLContext:
+    ctx = ssl.create_default_context()
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if ca_file:
+        path = Path(ca_file).expanduser()
+        if not path.is_file():
+            raise ConfigError(
+                f"The CA file {path} does not exist",
+                "the account's ca_file setting points to a missing file",
+                "fix the path with `deskmail account add --ca-file PATH`, or remove ca_file",
+            )
+        try:
+            ctx.load_verify_locations(cafile=str(path))
+        except (ssl.SSLError, OSError) as exc:
+            raise ConfigError(
+                f"The CA file {path} could not be read as PEM certificates ({exc})",
+                "the file is not a PEM certificate",
+                "point ca_file at the server's CA certificate in PEM format",
+            ) from exc
+    return ctx
+
+
+def certificate_error(exc: ssl.SSLError, host: str, port: int) -> CertificateError:
+    """Translate a failed verification into words a person can act on."""
+    detail = getattr(exc, "verify_message", "") or str(exc)
+    code = getattr(exc, "verify_code", 0)
+    where = f"{host}:{port}"
+    if code == 10 or "expired" in detail:
+        return CertificateError(
+            f"The certificate of {where} has expired",
+            "the server's certificate is out of date, or this computer's clock is wrong",
+            "check the date and time of this computer; if they are right, the provider must renew "
+            "its certificate. Do not send your password until it is fixed",
+        )
+    if code == 62 or "hostname mismatch" in detail or "doesn't match" in detail:
+        return CertificateError(
+            f"The certificate of {where} is not valid for the name {host}",
+            "the server name in the settings is not the one the certificate was issued for, "
+            "or the connection is being intercepted",
+            "use the exact server name from your provider's documentation",
+        )
+    return CertificateError(
+        f"The certificate of {where} is not trusted ({detail})",
+        "the server uses a self-signed or private certificate, or antivirus / a proxy "
+        "is intercepting encrypted connections",
+        "if this is your own server, give its CA certificate with --ca-file; if an antivirus "
+        "scans mail, turn off its e-mail (SSL) scanning for this program",
+    )
