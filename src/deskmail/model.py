@@ -9,11 +9,11 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 
-class Security(str, Enum):
+class Security(StrEnum):
     """How a connection is encrypted."""
 
     SSL = "ssl"  # implicit TLS from the first byte (IMAPS 993, POP3S 995, SMTPS 465)
@@ -25,7 +25,7 @@ class Security(str, Enum):
         return {"ssl": "SSL/TLS", "starttls": "STARTTLS", "none": "no encryption"}[self.value]
 
 
-class Protocol(str, Enum):
+class Protocol(StrEnum):
     IMAP = "imap"
     POP3 = "pop3"
     SMTP = "smtp"

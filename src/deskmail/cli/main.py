@@ -1,0 +1,537 @@
+"""The `deskmail` command line: a thin layer over the core.
+
+Expected failures are :class:`deskmail.errors.DeskmailError`; :func:`main`
+prints their one paragraph (what, cause, remedy) and exits with their code.
+A traceback is only ever shown for a real bug.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from deskmail import config
+from deskmail.errors import DeskmailError, UsageError
+from deskmail.model import Account, PasswordSource, Protocol, Security, ServerSettings, default_port, email_domain
+from deskmail.secrets import Secret, get_password, remember_secret
+
+app = typer.Typer(
+    help="deskmail: your mailbox on your desktop. Set up, send, receive, diagnose.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+account_app = typer.Typer(help="Add, list, show and remove accounts.", no_args_is_help=True)
+app.add_typer(account_app, name="account")
+
+out = Console()
+err = Console(stderr=True)
+
+
+@app.callback()
+def _global(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Write a protocol log (passwords redacted) to stderr and logs/debug.log.")
+    ] = False,
+) -> None:
+    if debug:
+        from deskmail.net.log import enable_debug_log
+
+        enable_debug_log(config.paths().log_dir / "debug.log")
+
+
+def _emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def _load() -> dict[str, Account]:
+    return config.load_accounts()
+
+
+def _warn_plaintext(account: Account) -> None:
+    for server in (account.incoming, account.outgoing):
+        if server.security is Security.NONE and account.allow_plaintext_password:
+            err.print(
+                f"[bold yellow]Warning:[/] {server.describe()} is used without encryption: "
+                "your password and mail travel in clear text."
+            )
+
+
+# --- account ----------------------------------------------------------------
+
+SPECTRUM_DOMAINS = ("spectrum.net", "charter.net", "twc.com", "rr.com", "brighthouse.com", "roadrunner.com",
+                    "bresnan.net")
+
+
+def provider_defaults(email: str, protocol: Protocol) -> tuple[ServerSettings, ServerSettings] | None:
+    """Settings from the bundled provider database (first recommendation), if the domain is known."""
+    try:
+        from deskmail.discovery import lookup_provider
+    except ImportError:  # discovery not installed in this build
+        lookup_provider = None  # type: ignore[assignment]
+    if lookup_provider is not None:
+        provider = lookup_provider(email_domain(email))
+        if provider is not None:
+            pick: tuple[ServerSettings, ServerSettings] | None = provider.defaults(email, protocol.value)
+            if pick is not None:
+                return pick
+    domain = email_domain(email)
+    if any(domain == d or domain.endswith("." + d) for d in SPECTRUM_DOMAINS):
+        # The founding document's settings (../shared/seed): used when the database is absent.
+        inc = (
+            ServerSettings(Protocol.IMAP, "imap.spectrum.net", 993, Security.SSL, email)
+            if protocol is Protocol.IMAP
+            else ServerSettings(Protocol.POP3, "pop.spectrum.net", 995, Security.SSL, email)
+        )
+        return inc, ServerSettings(Protocol.SMTP, "smtp.spectrum.net", 587, Security.STARTTLS, email)
+    return None
+
+
+def build_account(
+    *,
+    email: str,
+    name: str | None,
+    display_name: str,
+    protocol: str,
+    in_host: str | None,
+    in_port: int | None,
+    in_security: str | None,
+    smtp_host: str | None,
+    smtp_port: int | None,
+    smtp_security: str | None,
+    smtp_auth: bool,
+    username: str | None,
+    ca_file: str | None,
+    password_env: str | None,
+    password_command: str | None,
+    allow_plaintext: bool = False,
+    interactive: bool = False,
+) -> Account:
+    """An Account from command-line settings, filling gaps from the provider database."""
+    try:
+        proto = Protocol(protocol.lower())
+        if proto is Protocol.SMTP:
+            raise ValueError
+    except ValueError:
+        raise UsageError(f"--protocol must be imap or pop3, not {protocol!r}") from None
+    if "@" not in email:
+        raise UsageError(f"{email!r} is not an e-mail address", "", "give the full address, like you@example.com")
+    preset = provider_defaults(email, proto)
+    user = username or email
+
+    def security(value: str | None, fallback: Security, what: str) -> Security:
+        if value is None:
+            return fallback
+        v = value.lower().replace("/", "").replace("-", "")
+        v = {"tls": "ssl", "ssltls": "ssl", "plain": "none"}.get(v, v)
+        try:
+            return Security(v)
+        except ValueError:
+            raise UsageError(f"{what} must be ssl, starttls or none, not {value!r}") from None
+
+    if preset:
+        p_in, p_out = preset
+        in_sec = security(in_security, p_in.security, "incoming security")
+        out_sec = security(smtp_security, p_out.security, "--smtp-security")
+        in_host = in_host or p_in.host
+        smtp_host = smtp_host or p_out.host
+        in_port = in_port or (p_in.port if in_sec is p_in.security else default_port(proto, in_sec))
+        smtp_port = smtp_port or (p_out.port if out_sec is p_out.security else default_port(Protocol.SMTP, out_sec))
+    else:
+        in_sec = security(in_security, Security.SSL, "incoming security")
+        out_sec = security(smtp_security, Security.STARTTLS, "--smtp-security")
+        if interactive:
+            in_host = in_host or typer.prompt(f"Incoming ({proto.value.upper()}) server")
+            smtp_host = smtp_host or typer.prompt("Outgoing (SMTP) server")
+        if not in_host or not smtp_host:
+            raise UsageError(
+                f"deskmail does not know the servers for {email_domain(email)}",
+                "the domain is not in the provider database",
+                f"give --{'imap' if proto is Protocol.IMAP else 'pop'}-host and --smtp-host (your provider's help "
+                "pages list them), or try `deskmail discover`",
+            )
+        in_port = in_port or default_port(proto, in_sec)
+        smtp_port = smtp_port or default_port(Protocol.SMTP, out_sec)
+    if password_env and password_command:
+        raise UsageError("Give either --password-env or --password-command, not both")
+    source = (
+        PasswordSource("env", env=password_env)
+        if password_env
+        else PasswordSource("command", command=password_command)
+        if password_command
+        else PasswordSource("keyring")
+    )
+    try:
+        return Account(
+            name=name or email,
+            email=email,
+            display_name=display_name,
+            incoming=ServerSettings(proto, in_host, in_port, in_sec, user),
+            outgoing=ServerSettings(Protocol.SMTP, smtp_host, smtp_port, out_sec, user, auth_required=smtp_auth),
+            password=source,
+            ca_file=str(Path(ca_file).expanduser().absolute()) if ca_file else "",
+            allow_plaintext_password=allow_plaintext,
+        )
+    except ValueError as exc:
+        raise UsageError(f"Invalid account settings: {exc}") from None
+
+
+def verify_account(account: Account, password: Secret, *, timeout: float = 30.0) -> None:
+    """Log in to both servers; raises the first failure."""
+    from deskmail.protocol.smtp import open_smtp
+
+    if account.incoming.protocol is Protocol.IMAP:
+        from deskmail.protocol.imap import open_imap
+
+        with open_imap(account, password, timeout=timeout):
+            pass
+    else:
+        from deskmail.protocol.pop3 import open_pop3
+
+        with open_pop3(account, password, timeout=timeout):
+            pass
+    with open_smtp(account, password, timeout=timeout):
+        pass
+
+
+@account_app.command("add")
+def account_add(
+    email_arg: Annotated[str | None, typer.Argument(metavar="EMAIL", help="The e-mail address.")] = None,
+    email: Annotated[str | None, typer.Option("--email", help="The e-mail address.")] = None,
+    name: Annotated[str | None, typer.Option(help="Account name (default: the address).")] = None,
+    display_name: Annotated[str, typer.Option("--display-name", help="Your name, as recipients see it.")] = "",
+    protocol: Annotated[str, typer.Option(help="imap or pop3.")] = "imap",
+    imap_host: Annotated[str | None, typer.Option("--imap-host")] = None,
+    imap_port: Annotated[int | None, typer.Option("--imap-port")] = None,
+    imap_security: Annotated[str | None, typer.Option("--imap-security", help="ssl, starttls or none.")] = None,
+    pop_host: Annotated[str | None, typer.Option("--pop-host")] = None,
+    pop_port: Annotated[int | None, typer.Option("--pop-port")] = None,
+    pop_security: Annotated[str | None, typer.Option("--pop-security", help="ssl, starttls or none.")] = None,
+    smtp_host: Annotated[str | None, typer.Option("--smtp-host")] = None,
+    smtp_port: Annotated[int | None, typer.Option("--smtp-port")] = None,
+    smtp_security: Annotated[str | None, typer.Option("--smtp-security", help="ssl, starttls or none.")] = None,
+    smtp_auth: Annotated[
+        bool, typer.Option("--smtp-auth/--no-smtp-auth", help="Outgoing server requires authentication.")
+    ] = True,
+    username: Annotated[str | None, typer.Option(help="Login name (default: the full address).")] = None,
+    ca_file: Annotated[str | None, typer.Option("--ca-file", help="Extra CA certificate (PEM) to trust.")] = None,
+    password_env: Annotated[
+        str | None, typer.Option("--password-env", metavar="VAR", help="Read the password from $VAR (scripts).")
+    ] = None,
+    password_command: Annotated[
+        str | None, typer.Option("--password-command", metavar="CMD", help="Run CMD to get the password.")
+    ] = None,
+    allow_plaintext_password: Annotated[
+        bool, typer.Option("--allow-plaintext-password", help="Permit sending the password unencrypted.")
+    ] = False,
+    verify: Annotated[bool, typer.Option("--verify/--no-verify", help="Log in to both servers before saving.")] = True,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the saved account as JSON.")] = False,
+) -> None:
+    """Add an account. Known providers (e.g. Spectrum) need only the address and password."""
+    interactive = sys.stdin.isatty()
+    address = email or email_arg or (typer.prompt("E-mail address") if interactive else None)
+    if not address:
+        raise UsageError("No e-mail address given", "", "pass it as `deskmail account add you@example.com`")
+    pop = protocol.lower() == "pop3"
+    account = build_account(
+        email=address, name=name, display_name=display_name, protocol=protocol,
+        in_host=pop_host if pop else imap_host, in_port=pop_port if pop else imap_port,
+        in_security=pop_security if pop else imap_security,
+        smtp_host=smtp_host, smtp_port=smtp_port, smtp_security=smtp_security, smtp_auth=smtp_auth,
+        username=username, ca_file=ca_file, password_env=password_env, password_command=password_command,
+        allow_plaintext=allow_plaintext_password, interactive=interactive,
+    )
+    accounts = _load()
+    if account.name in accounts:
+        raise UsageError(
+            f"An account named {account.name!r} exists already",
+            "",
+            f"remove it first (`deskmail account remove {account.name}`) or choose another --name",
+        )
+    secret: Secret | None = None
+    if account.password.kind == "keyring":
+        from deskmail.secrets import _keyring_backend_usable, store_in_keyring
+
+        if not _keyring_backend_usable():
+            store_in_keyring(account.name, "")  # raises the clear "no keyring" error before any prompt
+        if not interactive:
+            raise UsageError(
+                "No password source given",
+                "the password prompt needs a terminal",
+                "use --password-env VAR or --password-command CMD in scripts",
+            )
+        value = typer.prompt(f"Password for {account.email}", hide_input=True)
+        remember_secret(value, account.email, account.incoming.username)
+        secret = Secret(value)
+    else:
+        secret = get_password(account)
+    _warn_plaintext(account)
+    if verify:
+        err.print(f"Checking {account.incoming.describe()} and {account.outgoing.describe()} ...")
+        verify_account(account, secret)
+        err.print("[green]Both servers accepted the login.[/]")
+    if account.password.kind == "keyring":
+        from deskmail.secrets import store_in_keyring
+
+        store_in_keyring(account.name, secret.reveal())
+    accounts[account.name] = account
+    config.save_accounts(accounts)
+    if json_out:
+        _emit_json(_account_dict(account))
+    else:
+        out.print(f"Account [bold]{account.name}[/] saved.")
+
+
+def _account_dict(a: Account) -> dict[str, Any]:
+    return {
+        "name": a.name,
+        "email": a.email,
+        "display_name": a.display_name,
+        "incoming": a.incoming.to_dict(),
+        "outgoing": a.outgoing.to_dict(),
+        "password_source": a.password.kind,
+        "ca_file": a.ca_file,
+    }
+
+
+@account_app.command("list")
+def account_list(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List the accounts."""
+    accounts = _load()
+    if json_out:
+        _emit_json([_account_dict(a) for a in accounts.values()])
+        return
+    if not accounts:
+        out.print("No accounts yet. Add one with `deskmail account add`.")
+        return
+    table = Table("name", "address", "incoming", "outgoing")
+    for a in accounts.values():
+        table.add_row(a.name, a.email, a.incoming.describe(), a.outgoing.describe())
+    out.print(table)
+
+
+@account_app.command("show")
+def account_show(
+    name: Annotated[str | None, typer.Argument()] = None, json_out: Annotated[bool, typer.Option("--json")] = False
+) -> None:
+    """Show one account's settings (never the password)."""
+    a = config.resolve_account(name, _load())
+    if json_out:
+        _emit_json(_account_dict(a))
+        return
+    out.print(f"[bold]{a.name}[/] <{a.email}> {a.display_name}")
+    out.print(f"  incoming: {a.incoming.describe()} as {a.incoming.username}")
+    auth = "authentication required" if a.outgoing.auth_required else "no authentication"
+    out.print(f"  outgoing: {a.outgoing.describe()} as {a.outgoing.username}, {auth}")
+    out.print(f"  password: from {a.password.kind}" + (f" ({a.password.env or a.password.command})"
+                                                        if a.password.kind != "keyring" else ""))
+    if a.ca_file:
+        out.print(f"  extra CA: {a.ca_file}")
+
+
+@account_app.command("remove")
+def account_remove(name: Annotated[str, typer.Argument()]) -> None:
+    """Remove an account (its downloaded mail stays on disk)."""
+    accounts = _load()
+    a = config.resolve_account(name, accounts)
+    del accounts[a.name]
+    config.save_accounts(accounts)
+    if a.password.kind == "keyring":
+        from deskmail.secrets import delete_from_keyring
+
+        delete_from_keyring(a.name)
+    out.print(f"Account [bold]{a.name}[/] removed. Its mail stays in {config.paths().mail_dir / a.name}.")
+
+
+# --- mail -------------------------------------------------------------------
+
+
+@app.command()
+def send(
+    to: Annotated[list[str], typer.Option("--to", help="Recipient (repeat for more).")],
+    account_name: Annotated[str | None, typer.Option("--account", "-a")] = None,
+    cc: Annotated[list[str] | None, typer.Option("--cc")] = None,
+    bcc: Annotated[list[str] | None, typer.Option("--bcc")] = None,
+    subject: Annotated[str, typer.Option("--subject", "-s")] = "",
+    body: Annotated[str | None, typer.Option("--body")] = None,
+    body_file: Annotated[
+        Path | None, typer.Option("--body-file", help="Read the body from a file (- = stdin).")
+    ] = None,
+    attach: Annotated[list[Path] | None, typer.Option("--attach", help="Attach a file (repeat for more).")] = None,
+) -> None:
+    """Send a message."""
+    from deskmail.outbox.compose import Draft
+    from deskmail.outbox.compose import send as send_message
+
+    account = config.resolve_account(account_name, _load())
+    if body is not None and body_file is not None:
+        raise UsageError("Give either --body or --body-file, not both")
+    text = body or ""
+    if body_file is not None:
+        try:
+            text = sys.stdin.read() if str(body_file) == "-" else body_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"Cannot read the body file {body_file} ({exc})") from None
+    _warn_plaintext(account)
+    password = get_password(account) if account.outgoing.auth_required else None
+    msg = send_message(
+        account, password, Draft(to=to, cc=cc or [], bcc=bcc or [], subject=subject, body=text,
+                                 attachments=attach or []),
+    )
+    out.print(f"Sent {msg['Message-ID']} to {', '.join(to + (cc or []) + (bcc or []))}.")
+
+
+@app.command()
+def sync(
+    account_name: Annotated[str | None, typer.Argument(metavar="ACCOUNT")] = None,
+    json_out: Annotated[bool, typer.Option("--json")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Download new mail (IMAP: the INBOX with flags; POP3: new messages by UIDL)."""
+    from deskmail.store import Store
+    from deskmail.sync import sync_account
+
+    accounts = _load()
+    targets = [config.resolve_account(account_name, accounts)] if account_name or len(accounts) <= 1 else list(
+        accounts.values()
+    )
+    store = Store(config.paths().data_dir)
+    store.lock()
+    results = []
+    failed: list[DeskmailError] = []
+    try:
+        for account in targets:
+            _warn_plaintext(account)
+            try:
+                result = sync_account(account, get_password(account), store)
+            except DeskmailError as exc:
+                if len(targets) == 1:
+                    raise
+                failed.append(exc)
+                err.print(f"[red]{account.name}:[/] {exc}")
+                continue
+            results.append(result)
+            if not (quiet or json_out):
+                out.print(
+                    f"{account.name}: {result.new} new, {result.flags_changed} flag changes, "
+                    f"{result.removed} removed on the server"
+                )
+                for note in result.notes:
+                    out.print(f"  note: {note}")
+    finally:
+        store.close()
+    if json_out:
+        _emit_json([r.to_dict() for r in results])
+    if failed:
+        raise typer.Exit(failed[0].exit_code)
+
+
+@app.command("list")
+def list_messages(
+    account_name: Annotated[str | None, typer.Option("--account", "-a")] = None,
+    folder: Annotated[str | None, typer.Option("--folder", "-f")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1)] = 50,
+    json_out: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List stored messages, newest first."""
+    from deskmail.store import Store
+
+    name = config.resolve_account(account_name, _load()).name if account_name else None
+    store = Store(config.paths().data_dir)
+    try:
+        rows = store.list_messages(name, folder, limit)
+    finally:
+        store.close()
+    if json_out:
+        _emit_json([r.to_dict() for r in rows])
+        return
+    if not rows:
+        out.print("No messages. Run `deskmail sync` to download mail.")
+        return
+    table = Table("id", "date", "from", "subject", "flags")
+    for r in rows:
+        table.add_row(str(r.id), r.date[:16].replace("T", " "), r.sender, r.subject, r.flags)
+    out.print(table)
+
+
+@app.command()
+def read(
+    message_id: Annotated[int, typer.Argument(metavar="ID")],
+    json_out: Annotated[bool, typer.Option("--json")] = False,
+    raw: Annotated[bool, typer.Option("--raw", help="Print the message exactly as stored.")] = False,
+) -> None:
+    """Show one message: headers, text and attachment names."""
+    from deskmail.render import read_message
+    from deskmail.store import Store
+
+    store = Store(config.paths().data_dir)
+    try:
+        summary = store.get(message_id)
+    finally:
+        store.close()
+    path = Path(summary.path)
+    if raw:
+        sys.stdout.buffer.write(path.read_bytes())
+        return
+    reading = read_message(path)
+    if json_out:
+        _emit_json({"id": summary.id, "account": summary.account, "folder": summary.folder, **reading.to_dict()})
+        return
+    for key, value in reading.headers.items():
+        out.print(f"[bold]{key}:[/] {value}", highlight=False, markup=True)
+    out.print()
+    out.print(reading.text, markup=False, highlight=False)
+    if reading.attachments:
+        out.print("[bold]Attachments:[/]")
+        for a in reading.attachments:
+            out.print(f"  {a.filename} ({a.content_type}, {a.size} bytes)", markup=False)
+
+
+def _register_optional() -> None:
+    from deskmail.cli import sandbox_cmd
+
+    sandbox_cmd.register(app)
+    for module in ("discover_cmd", "doctor_cmd"):
+        try:
+            mod = __import__(f"deskmail.cli.{module}", fromlist=["register"])
+        except ImportError:
+            continue
+        mod.register(app)
+
+
+_register_optional()
+
+
+def main(argv: list[str] | None = None) -> int:
+    command = typer.main.get_command(app)
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        command.main(args=args, prog_name="deskmail", standalone_mode=False)
+    except DeskmailError as exc:
+        if "--json" in args:
+            _emit_json(exc.to_dict())
+        err.print(f"[bold red]Error:[/] {exc}", highlight=False)
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code or 0)
+    except click.exceptions.Abort:
+        err.print("Aborted.")
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        err.print("Interrupted.")
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

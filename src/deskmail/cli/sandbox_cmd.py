@@ -1,0 +1,131 @@
+"""`deskmail sandbox`: local Dovecot + SMTP servers with sample mail, and a demo account.
+
+So a newcomer can see deskmail work without a real mailbox. Needs root and
+Debian's dovecot packages (scripts/bootstrap installs them).
+"""
+
+from __future__ import annotations
+
+import secrets
+from types import ModuleType
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from deskmail import config
+from deskmail.errors import DeskmailError, UsageError
+from deskmail.model import Account, PasswordSource, Protocol, Security, ServerSettings
+
+DEMO_EMAIL = "demo@example.test"
+DEMO_ACCOUNT = "demo"
+
+out = Console()
+
+
+def _root(root: Path | None) -> Path:
+    return (root or config.paths().data_dir / "sandbox").absolute()
+
+
+def _import_sandbox() -> ModuleType:
+    try:
+        from deskmail import sandbox
+    except ImportError as exc:
+        raise DeskmailError(
+            f"The sandbox needs an optional package ({exc.name})",
+            "deskmail was installed without the 'sandbox' extra",
+            "install it with: pip install 'deskmail[sandbox]'",
+        ) from None
+    return sandbox
+
+
+def start_demo(root: Path) -> Account:
+    """Start the servers, create the demo user with sample mail, and save the demo account."""
+    sb_mod = _import_sandbox()
+    password_file = root / "demo-password"
+    root.mkdir(parents=True, exist_ok=True)
+    if not password_file.exists():
+        password_file.write_text(secrets.token_urlsafe(18) + "\n")
+        password_file.chmod(0o600)
+    password = password_file.read_text().strip()
+    sb = sb_mod.load_sandbox(root)
+    fresh_user = sb is None or not sb.is_running()
+    if fresh_user:
+        sb = sb_mod.start_sandbox(root, {DEMO_EMAIL: password})
+    accounts = config.load_accounts()
+    demo = Account(
+        name=DEMO_ACCOUNT,
+        email=DEMO_EMAIL,
+        display_name="Demo User",
+        incoming=ServerSettings(Protocol.IMAP, sb.host, sb.imaps_port, Security.SSL, DEMO_EMAIL),
+        outgoing=ServerSettings(Protocol.SMTP, sb.host, sb.submission_port, Security.STARTTLS, DEMO_EMAIL),
+        # A throw-away password for a local test server: read from a 0600 file, like msmtp's passwordeval.
+        password=PasswordSource("command", command=f"cat '{password_file}'"),
+        ca_file=str(sb.ca_file),
+    )
+    if DEMO_ACCOUNT not in accounts or accounts[DEMO_ACCOUNT] != demo:
+        accounts[DEMO_ACCOUNT] = demo
+        config.save_accounts(accounts)
+    marker = root / "samples-delivered"
+    if not marker.exists():
+        for raw in sb_mod.sample_messages(DEMO_EMAIL):
+            sb.deliver(DEMO_EMAIL, raw)
+        marker.touch()
+    return demo
+
+
+def register(app: typer.Typer) -> None:
+    sandbox_app = typer.Typer(help="Local demo mail servers (Dovecot + SMTP) with sample mail.", no_args_is_help=True)
+    app.add_typer(sandbox_app, name="sandbox")
+
+    @sandbox_app.command("start")
+    def start(root: Annotated[Path | None, typer.Option(help="Where the servers keep their files.")] = None) -> None:
+        """Start the servers and create the ready-to-use account 'demo'."""
+        r = _root(root)
+        demo = start_demo(r)
+        out.print(f"Sandbox running in {r}.")
+        out.print(f"  IMAP {demo.incoming.host}:{demo.incoming.port} (SSL/TLS), "
+                  f"SMTP {demo.outgoing.host}:{demo.outgoing.port} (STARTTLS)")
+        out.print(f"Account [bold]{DEMO_ACCOUNT}[/] <{DEMO_EMAIL}> is ready: try `deskmail sync demo`.")
+
+    @sandbox_app.command("stop")
+    def stop(root: Annotated[Path | None, typer.Option()] = None) -> None:
+        """Stop the servers (mail and settings are kept)."""
+        sb = _import_sandbox().load_sandbox(_root(root))
+        if sb is None or not sb.is_running():
+            out.print("The sandbox is not running.")
+            return
+        sb.stop()
+        out.print("Sandbox stopped.")
+
+    @sandbox_app.command("status")
+    def status(root: Annotated[Path | None, typer.Option()] = None) -> None:
+        """Say whether the servers run, and where."""
+        sb = _import_sandbox().load_sandbox(_root(root))
+        if sb is None or not sb.is_running():
+            out.print("The sandbox is not running. Start it with `deskmail sandbox start`.")
+            raise typer.Exit(1)
+        out.print(f"Running: IMAPS {sb.host}:{sb.imaps_port}, POP3S {sb.pop3s_port}, "
+                  f"submission {sb.submission_port}, SMTPS {sb.smtps_port}; CA {sb.ca_file}")
+
+    @sandbox_app.command("demo")
+    def demo(root: Annotated[Path | None, typer.Option()] = None) -> None:
+        """Start the sandbox, send a message to yourself, sync, and list the inbox."""
+        from deskmail.cli.main import main as cli_main
+
+        r = _root(root)
+        start_demo(r)
+        steps = [
+            ["send", "--account", DEMO_ACCOUNT, "--to", DEMO_EMAIL, "--subject", "Hello from deskmail",
+             "--body", "This message went out through the local SMTP server and came back over IMAP."],
+            ["sync", DEMO_ACCOUNT],
+            ["list", "--account", DEMO_ACCOUNT],
+        ]
+        for step in steps:
+            out.print(f"[dim]$ deskmail {' '.join(step)}[/]")
+            code = cli_main(step)
+            if code:
+                raise UsageError(f"The demo step `deskmail {step[0]}` failed (exit {code})")
+        out.print("\nRead a message with `deskmail read ID`; stop the servers with `deskmail sandbox stop`.")
+

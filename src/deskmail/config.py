@@ -1,0 +1,292 @@
+"""Where deskmail keeps things, and the accounts file.
+
+Paths come from platformdirs; ``DESKMAIL_HOME`` puts config and data in one
+folder (tests, scripts, portable installs). Accounts live in ``accounts.toml``
+in the config folder, one table per account; passwords are never written
+there (see :mod:`deskmail.secrets`).
+
+A file that a person edited by hand can be wrong in many ways; every problem
+is reported with the file, the line and what is wrong, never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from deskmail.errors import ConfigError, NotFoundError, UsageError
+from deskmail.model import Account, PasswordSource, Protocol, ServerSettings
+
+
+@dataclass(frozen=True)
+class Paths:
+    config_dir: Path
+    data_dir: Path
+
+    @property
+    def accounts_file(self) -> Path:
+        return self.config_dir / "accounts.toml"
+
+    @property
+    def mail_dir(self) -> Path:
+        return self.data_dir / "mail"
+
+    @property
+    def index_file(self) -> Path:
+        return self.data_dir / "index.sqlite3"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+
+def paths() -> Paths:
+    home = os.environ.get("DESKMAIL_HOME")
+    if home:
+        root = Path(home).expanduser().absolute()
+        return Paths(config_dir=root / "config", data_dir=root / "data")
+    import platformdirs
+
+    return Paths(
+        config_dir=Path(platformdirs.user_config_dir("deskmail")),
+        data_dir=Path(platformdirs.user_data_dir("deskmail")),
+    )
+
+
+# --- reading -----------------------------------------------------------------
+
+_TOML_POS = re.compile(r"\(at line (\d+), column (\d+)\)")
+
+
+def _line_of(text: str, table: list[str], key: str | None) -> int:
+    """Best-effort line number of ``key`` inside table ``table`` (tomllib keeps no positions)."""
+    want = ".".join(table)
+    current = ""
+    header = re.compile(r'^\s*\[\s*([^\]]+?)\s*\]\s*(#.*)?$')
+    for number, line in enumerate(text.splitlines(), 1):
+        m = header.match(line)
+        if m:
+            current = ".".join(part.strip().strip('"').strip("'") for part in _split_key(m.group(1)))
+            if key is None and current == want:
+                return number
+            continue
+        if key is not None and current == want and re.match(rf'^\s*"?{re.escape(key)}"?\s*=', line):
+            return number
+    return 0
+
+
+def _split_key(dotted: str) -> list[str]:
+    parts, buf, quote = [], "", ""
+    for ch in dotted:
+        if quote:
+            buf += ch
+            if ch == quote:
+                quote = ""
+        elif ch in "\"'":
+            quote = ch
+            buf += ch
+        elif ch == ".":
+            parts.append(buf)
+            buf = ""
+        else:
+            buf += ch
+    parts.append(buf)
+    return parts
+
+
+class _Reader:
+    """Pulls typed values out of one parsed table, reporting bad ones with their line."""
+
+    def __init__(self, file: Path, text: str, table: list[str], data: Any) -> None:
+        self.file, self.text, self.table = file, text, table
+        if not isinstance(data, dict):
+            self.fail(None, f"[{'.'.join(table)}] must be a table")
+        self.data: dict[str, Any] = data
+
+    def fail(self, key: str | None, problem: str) -> None:
+        line = _line_of(self.text, self.table, key) or _line_of(self.text, self.table, None)
+        where = f"{self.file}, line {line}" if line else str(self.file)
+        raise ConfigError(
+            f"{where}: {problem}",
+            "the accounts file was edited by hand or written by another version",
+            "fix that line, or remove the account with `deskmail account remove` and add it again",
+        )
+
+    def get(self, key: str, kind: type, default: Any = None, *, required: bool = False) -> Any:
+        if key not in self.data:
+            if required:
+                self.fail(None, f"missing setting '{key}' in [{'.'.join(self.table)}]")
+            return default
+        value = self.data[key]
+        ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+        if not ok:
+            self.fail(key, f"'{key}' must be {kind.__name__}, not {type(value).__name__} ({value!r})")
+        return value
+
+
+def _server(reader: _Reader, outgoing: bool) -> ServerSettings:
+    try:
+        return ServerSettings(
+            protocol=Protocol.SMTP if outgoing else reader.get("protocol", str, required=True),
+            host=reader.get("host", str, required=True),
+            port=reader.get("port", int, required=True),
+            security=reader.get("security", str, required=True),
+            username=reader.get("username", str, required=True),
+            auth=reader.get("auth", str, "password"),
+            auth_required=reader.get("auth_required", bool, True),
+        )
+    except ValueError as exc:
+        reader.fail(_guess_key(str(exc)), str(exc))
+        raise  # unreachable: fail() raises
+
+
+def _guess_key(problem: str) -> str | None:
+    for key in ("protocol", "host", "port", "security", "auth", "password", "email", "name"):
+        if key in problem:
+            return {"password": "password_source", "name": None}.get(key, key)
+    return None
+
+
+def _account(file: Path, text: str, name: str, data: Any) -> Account:
+    r = _Reader(file, text, ["accounts", name], data)
+    inc = _Reader(file, text, ["accounts", name, "incoming"], r.get("incoming", dict, required=True))
+    out = _Reader(file, text, ["accounts", name, "outgoing"], r.get("outgoing", dict, required=True))
+    options = r.get("options", dict, {})
+    try:
+        return Account(
+            name=name,
+            email=r.get("email", str, required=True),
+            display_name=r.get("display_name", str, ""),
+            incoming=_server(inc, outgoing=False),
+            outgoing=_server(out, outgoing=True),
+            password=PasswordSource(
+                kind=r.get("password_source", str, "keyring"),
+                command=r.get("password_command", str, ""),
+                env=r.get("password_env", str, ""),
+            ),
+            ca_file=r.get("ca_file", str, ""),
+            allow_plaintext_password=r.get("allow_plaintext_password", bool, False),
+            options=dict(options),
+        )
+    except ValueError as exc:
+        r.fail(_guess_key(str(exc)), str(exc))
+        raise
+
+
+def load_accounts(p: Paths | None = None) -> dict[str, Account]:
+    file = (p or paths()).accounts_file
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            f"{file} cannot be read ({exc})",
+            "the file's permissions or encoding are wrong",
+            f"make {file} readable UTF-8 text",
+        ) from exc
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        m = _TOML_POS.search(str(exc))
+        where = f"{file}, line {m.group(1)}" if m else str(file)
+        raise ConfigError(
+            f"{where}: not valid TOML ({_TOML_POS.sub('', str(exc)).strip()})",
+            "the accounts file was edited by hand and a quote, bracket or '=' is off",
+            "fix that line (https://toml.io explains the syntax)",
+        ) from exc
+    accounts = doc.get("accounts", {})
+    if not isinstance(accounts, dict):
+        raise ConfigError(f"{file}: 'accounts' must be a table", "", "use [accounts.NAME] tables")
+    return {name: _account(file, text, name, data) for name, data in accounts.items()}
+
+
+# --- writing -----------------------------------------------------------------
+
+
+def _account_table(a: Account) -> dict[str, Any]:
+    table: dict[str, Any] = {
+        "email": a.email,
+        "display_name": a.display_name,
+        "password_source": a.password.kind,
+    }
+    if a.password.command:
+        table["password_command"] = a.password.command
+    if a.password.env:
+        table["password_env"] = a.password.env
+    if a.ca_file:
+        table["ca_file"] = a.ca_file
+    if a.allow_plaintext_password:
+        table["allow_plaintext_password"] = True
+    inc = a.incoming.to_dict()
+    out = a.outgoing.to_dict()
+    out.pop("protocol")
+    table["incoming"] = inc
+    table["outgoing"] = out
+    if a.options:
+        table["options"] = dict(a.options)
+    return table
+
+
+def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Write-then-rename so a crash leaves either the old file or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dfd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def save_accounts(accounts: dict[str, Account], p: Paths | None = None) -> None:
+    file = (p or paths()).accounts_file
+    doc = {"accounts": {name: _account_table(a) for name, a in accounts.items()}}
+    header = b"# deskmail accounts. Passwords are not stored here (see password_source).\n"
+    atomic_write(file, header + tomli_w.dumps(doc).encode())
+
+
+def resolve_account(name: str | None, accounts: dict[str, Account]) -> Account:
+    """The account a command should act on: the named one, or the only one."""
+    if name:
+        if name in accounts:
+            return accounts[name]
+        by_email = [a for a in accounts.values() if a.email.lower() == name.lower()]
+        if len(by_email) == 1:
+            return by_email[0]
+        raise NotFoundError(
+            f"There is no account named {name!r}",
+            "the name is misspelt, or the account was never added",
+            "see `deskmail account list` for the names"
+            + (f" ({', '.join(sorted(accounts))})" if accounts else ""),
+        )
+    if len(accounts) == 1:
+        return next(iter(accounts.values()))
+    if not accounts:
+        raise NotFoundError(
+            "No account is set up yet",
+            "",
+            "add one with `deskmail account add` (or try `deskmail sandbox demo`)",
+        )
+    raise UsageError(
+        "Several accounts exist; this command needs to know which one",
+        "",
+        f"name it with --account ({', '.join(sorted(accounts))})",
+    )

@@ -1,0 +1,87 @@
+"""Build a MIME message from what the user typed, and hand it to SMTP.
+
+Uses ``email.message.EmailMessage`` with the default policy: it folds
+headers, encodes non-ASCII words and picks transfer encodings correctly.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import formatdate, getaddresses, make_msgid
+from pathlib import Path
+
+from deskmail.errors import UsageError
+from deskmail.model import Account, email_domain, valid_email
+from deskmail.protocol.smtp import open_smtp
+from deskmail.secrets import Secret
+
+MAX_ATTACHMENT = 50 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Draft:
+    to: Sequence[str]
+    cc: Sequence[str] = ()
+    bcc: Sequence[str] = ()
+    subject: str = ""
+    body: str = ""
+    attachments: Sequence[Path] = field(default_factory=tuple)
+
+
+def _addresses(values: Sequence[str], field_name: str) -> list[str]:
+    out = []
+    for _name, addr in getaddresses(list(values)):
+        if not valid_email(addr):
+            raise UsageError(
+                f"{addr or '(empty)'} in {field_name} is not an e-mail address",
+                "",
+                "write addresses as name@example.com, separated by commas",
+            )
+        out.append(addr)
+    return out
+
+
+def build_message(account: Account, draft: Draft) -> tuple[EmailMessage, list[str]]:
+    """Return the message and its envelope recipients (To + Cc + Bcc)."""
+    to = _addresses(draft.to, "To")
+    cc = _addresses(draft.cc, "Cc")
+    bcc = _addresses(draft.bcc, "Bcc")
+    if not (to or cc or bcc):
+        raise UsageError("The message has no recipient", "", "give at least one --to address")
+    msg = EmailMessage()
+    local, _, domain = account.email.partition("@")
+    msg["From"] = Address(account.display_name or "", local, domain) if account.display_name else account.email
+    msg["To"] = ", ".join(draft.to)
+    if draft.cc:
+        msg["Cc"] = ", ".join(draft.cc)
+    msg["Subject"] = draft.subject
+    msg["Date"] = formatdate(localtime=True)
+    msg["Message-ID"] = make_msgid(domain=email_domain(account.email))
+    msg["User-Agent"] = "deskmail"
+    msg.set_content(draft.body if draft.body.endswith("\n") else draft.body + "\n")
+    for path in draft.attachments:
+        if not path.is_file():
+            raise UsageError(f"The attachment {path} does not exist", "", "check the file name")
+        if path.stat().st_size > MAX_ATTACHMENT:
+            raise UsageError(
+                f"The attachment {path} is larger than 50 MB",
+                "most mail servers refuse messages that large",
+                "share the file through a link instead",
+            )
+        ctype, encoding = mimetypes.guess_type(path.name)
+        if ctype is None or encoding is not None:
+            ctype = "application/octet-stream"
+        maintype, _, subtype = ctype.partition("/")
+        msg.add_attachment(path.read_bytes(), maintype=maintype, subtype=subtype, filename=path.name)
+    return msg, to + cc + bcc
+
+
+def send(account: Account, password: Secret | None, draft: Draft, *, timeout: float = 60.0) -> EmailMessage:
+    msg, recipients = build_message(account, draft)
+    with open_smtp(account, password, timeout=timeout) as smtp:
+        smtp.send(msg, account.email, recipients)
+    return msg

@@ -1,0 +1,155 @@
+"""Crash-safe Maildir writing, by hand.
+
+The stdlib ``mailbox.Maildir`` neither fsyncs the file nor the directory,
+so a crash can leave an empty file in ``cur/``. Here every message goes:
+write to ``tmp/`` -> fsync file -> rename into ``cur/`` -> fsync ``cur/``.
+
+Layout (Maildir++, readable by mutt/neomutt/notmuch): the account folder is
+the INBOX; other folders are ``.Name`` siblings (added by the sync work).
+
+File names carry the server identity of the message, as mbsync does
+(``,U=<uid>`` for IMAP, ``,P=<hex uidl>`` for POP3, plus ``,V=<uidvalidity>``),
+so that after a crash between "file is durable" and "index committed" the next
+run adopts the file instead of downloading it again.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import socket
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from deskmail.errors import StoreError
+
+# IMAP system flag <-> Maildir info letter (letters must be kept sorted in names).
+FLAG_LETTERS = {"\\Draft": "D", "\\Flagged": "F", "\\Answered": "R", "\\Seen": "S", "\\Deleted": "T"}
+LETTER_FLAGS = {v: k for k, v in FLAG_LETTERS.items()}
+
+_counter = itertools.count()
+_HOST = socket.gethostname().replace("/", "\\057").replace(":", "\\072") or "localhost"
+_KEY_RE = re.compile(r",(?:V=(?P<v>\d+),)?(?:U=(?P<u>\d+)|P=(?P<p>[0-9a-f]+))")
+
+
+def flags_to_info(flags: Iterable[str]) -> str:
+    return "".join(sorted(FLAG_LETTERS[f] for f in flags if f in FLAG_LETTERS))
+
+
+def info_to_flags(name: str) -> tuple[str, ...]:
+    _, sep, info = name.rpartition(":2,")
+    if not sep:
+        return ()
+    return tuple(LETTER_FLAGS[c] for c in info if c in LETTER_FLAGS)
+
+
+def server_key(name: str) -> tuple[int, str] | None:
+    """(uidvalidity, uid) encoded in a file name, or None for a foreign file."""
+    base = name.partition(":")[0]
+    m = _KEY_RE.search(base)
+    if not m:
+        return None
+    uid = m.group("u") or bytes.fromhex(m.group("p")).decode("utf-8", "replace")
+    return int(m.group("v") or 0), uid
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Maildir:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def ensure(self) -> None:
+        for sub in ("cur", "new", "tmp"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    def exists(self) -> bool:
+        return all((self.root / sub).is_dir() for sub in ("cur", "new", "tmp"))
+
+    def _unique(self, uidvalidity: int, uid: str, pop: bool) -> str:
+        now = time.time()
+        key = f"P={uid.encode().hex()}" if pop else f"U={int(uid)}"
+        return f"{int(now)}.M{int(now % 1 * 1e6)}P{os.getpid()}Q{next(_counter)}.{_HOST},V={uidvalidity},{key}"
+
+    def add(
+        self, chunks: Iterable[bytes], *, uidvalidity: int, uid: str, flags: Iterable[str], pop: bool = False
+    ) -> str:
+        """Store one message durably; returns its file name in ``cur/``."""
+        unique = self._unique(uidvalidity, uid, pop)
+        tmp = self.root / "tmp" / unique
+        name = f"{unique}:2,{flags_to_info(flags)}"
+        try:
+            with open(tmp, "xb") as fh:
+                for chunk in chunks:
+                    fh.write(chunk)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.rename(tmp, self.root / "cur" / name)
+            _fsync_dir(self.root / "cur")
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise _store_error(exc, self.root) from exc
+        return name
+
+    def set_flags(self, name: str, flags: Iterable[str]) -> str:
+        unique = name.partition(":")[0]
+        new = f"{unique}:2,{flags_to_info(flags)}"
+        if new != name:
+            try:
+                os.rename(self.root / "cur" / name, self.root / "cur" / new)
+            except OSError as exc:
+                raise _store_error(exc, self.root) from exc
+        return new
+
+    def remove(self, name: str) -> None:
+        try:
+            (self.root / "cur" / name).unlink(missing_ok=True)
+        except OSError as exc:
+            raise _store_error(exc, self.root) from exc
+
+    def path(self, name: str) -> Path:
+        return self.root / "cur" / name
+
+    def clean_tmp(self) -> int:
+        """Remove leftovers of an interrupted write (we hold the store lock, so none is live)."""
+        removed = 0
+        tmp = self.root / "tmp"
+        if tmp.is_dir():
+            for entry in tmp.iterdir():
+                entry.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+    def files(self) -> list[str]:
+        """Names in cur/ (files in new/ are moved to cur/ first, as a Maildir reader does)."""
+        new, cur = self.root / "new", self.root / "cur"
+        if new.is_dir():
+            for entry in new.iterdir():
+                os.rename(entry, cur / (entry.name if ":2," in entry.name else entry.name + ":2,"))
+        return [e.name for e in cur.iterdir()] if cur.is_dir() else []
+
+
+def _store_error(exc: OSError, root: Path) -> StoreError:
+    import errno
+
+    if exc.errno == errno.ENOSPC:
+        return StoreError(
+            f"The disk is full: cannot write into {root}",
+            "no free space is left on the disk that holds the mail store",
+            "free some disk space and sync again; nothing was removed from the server",
+        )
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return StoreError(
+            f"Cannot write into the mail store {root} ({exc.strerror})",
+            "the folder's permissions were changed, or the disk is read-only",
+            f"make {root} writable by your user",
+        )
+    return StoreError(f"Writing into the mail store {root} failed ({exc.strerror or exc})")
