@@ -228,6 +228,9 @@ def account_add(
     password_command: Annotated[
         str | None, typer.Option("--password-command", metavar="CMD", help="Run CMD to get the password.")
     ] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input; keep it in the keyring.")
+    ] = False,
     allow_plaintext_password: Annotated[
         bool, typer.Option("--allow-plaintext-password", help="Permit sending the password unencrypted.")
     ] = False,
@@ -261,13 +264,18 @@ def account_add(
 
         if not _keyring_backend_usable():
             store_in_keyring(account.name, "")  # raises the clear "no keyring" error before any prompt
-        if not interactive:
+        if password_stdin:
+            value = sys.stdin.readline().rstrip("\r\n")
+        elif interactive:
+            value = typer.prompt(f"Password for {account.email}", hide_input=True)
+        else:
             raise UsageError(
                 "No password source given",
                 "the password prompt needs a terminal",
-                "use --password-env VAR or --password-command CMD in scripts",
+                "use --password-stdin, --password-env VAR or --password-command CMD in scripts",
             )
-        value = typer.prompt(f"Password for {account.email}", hide_input=True)
+        if not value:
+            raise UsageError("The password is empty")
         remember_secret(value, account.email, account.incoming.username)
         secret = Secret(value)
     else:

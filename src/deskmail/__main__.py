@@ -1,0 +1,5 @@
+import sys
+
+from deskmail.cli.main import main
+
+sys.exit(main())

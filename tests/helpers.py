@@ -1,0 +1,116 @@
+"""Shared test helpers: run the real CLI in a subprocess, and a small fault proxy."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class Home:
+    """One isolated deskmail installation (DESKMAIL_HOME) for a test."""
+
+    root: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    def run(
+        self, *args: str, input: str | None = None, env: dict[str, str] | None = None, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        full_env = {**os.environ, "DESKMAIL_HOME": str(self.root), "COLUMNS": "200", **self.env, **(env or {})}
+        return subprocess.run(
+            [sys.executable, "-m", "deskmail", *args],
+            env=full_env,
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def popen(self, *args: str) -> subprocess.Popen[bytes]:
+        full_env = {**os.environ, "DESKMAIL_HOME": str(self.root), **self.env}
+        return subprocess.Popen(
+            [sys.executable, "-m", "deskmail", *args],
+            env=full_env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def all_bytes(self) -> bytes:
+        """Every file under DESKMAIL_HOME concatenated (to search for leaked secrets)."""
+        blob = bytearray()
+        for p in self.root.rglob("*"):
+            if p.is_file():
+                blob += p.read_bytes()
+        return bytes(blob)
+
+
+class RewritingProxy:
+    """TCP proxy on 127.0.0.1 that rewrites server->client lines and records client->server bytes.
+
+    Used to strip the STARTTLS offer from a real server (a downgrade attack)
+    and to prove afterwards what the client sent.
+    """
+
+    def __init__(self, upstream: tuple[str, int], drop_line: re.Pattern[bytes] | None = None,
+                 rewrite: tuple[re.Pattern[bytes], bytes] | None = None) -> None:
+        self.upstream = upstream
+        self.drop_line = drop_line
+        self.rewrite = rewrite
+        self.client_bytes = bytearray()
+        self._listener = socket.socket()
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(8)
+        self.port = self._listener.getsockname()[1]
+        self._stop = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._stop:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.upstream)
+            threading.Thread(target=self._pump_up, args=(client, server), daemon=True).start()
+            threading.Thread(target=self._pump_down, args=(server, client), daemon=True).start()
+
+    def _pump_up(self, client: socket.socket, server: socket.socket) -> None:
+        try:
+            while data := client.recv(65536):
+                self.client_bytes += data
+                server.sendall(data)
+        except OSError:
+            pass
+        finally:
+            server.close()
+
+    def _pump_down(self, server: socket.socket, client: socket.socket) -> None:
+        buf = b""
+        try:
+            while data := server.recv(65536):
+                buf += data
+                *lines, buf = buf.split(b"\n")
+                out = b""
+                for line in lines:
+                    line += b"\n"
+                    if self.drop_line is not None and self.drop_line.search(line):
+                        continue
+                    if self.rewrite is not None:
+                        line = self.rewrite[0].sub(self.rewrite[1], line)
+                    out += line
+                client.sendall(out)
+        except OSError:
+            pass
+        finally:
+            client.close()
+
+    def close(self) -> None:
+        self._stop = True
+        self._listener.close()
