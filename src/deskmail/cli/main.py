@@ -66,31 +66,20 @@ def _warn_plaintext(account: Account) -> None:
 
 # --- account ----------------------------------------------------------------
 
-SPECTRUM_DOMAINS = ("spectrum.net", "charter.net", "twc.com", "rr.com", "brighthouse.com", "roadrunner.com",
-                    "bresnan.net")
-
-
 def provider_defaults(email: str, protocol: Protocol) -> tuple[ServerSettings, ServerSettings] | None:
-    """Settings from the bundled provider database (first recommendation), if the domain is known."""
-    try:
-        from deskmail.discovery import lookup_provider
-    except ImportError:  # discovery not installed in this build
-        lookup_provider = None  # type: ignore[assignment]
-    if lookup_provider is not None:
-        provider = lookup_provider(email_domain(email))
-        if provider is not None:
-            pick: tuple[ServerSettings, ServerSettings] | None = provider.defaults(email, protocol.value)
-            if pick is not None:
-                return pick
-    domain = email_domain(email)
-    if any(domain == d or domain.endswith("." + d) for d in SPECTRUM_DOMAINS):
-        # The founding document's settings (../shared/seed): used when the database is absent.
-        inc = (
-            ServerSettings(Protocol.IMAP, "imap.spectrum.net", 993, Security.SSL, email)
-            if protocol is Protocol.IMAP
-            else ServerSettings(Protocol.POP3, "pop.spectrum.net", 995, Security.SSL, email)
-        )
-        return inc, ServerSettings(Protocol.SMTP, "smtp.spectrum.net", 587, Security.STARTTLS, email)
+    """The provider database's first recommended settings for this protocol, if the domain is known.
+
+    For the Spectrum family these are the founding document's (imap.spectrum.net:993 SSL/TLS,
+    smtp.spectrum.net:587 STARTTLS), which the database lists before the public alternatives.
+    """
+    from deskmail.discovery import lookup_provider
+
+    provider = lookup_provider(email_domain(email))
+    if provider is None:
+        return None
+    for incoming, outgoing in provider.recommended(email):
+        if incoming.protocol is protocol:
+            return incoming, outgoing
     return None
 
 
@@ -463,9 +452,12 @@ def list_messages(
     if not rows:
         out.print("No messages. Run `deskmail sync` to download mail.")
         return
-    table = Table("id", "date", "from", "subject", "flags")
+    table = Table("id", "date", "from", "subject", "")
     for r in rows:
-        table.add_row(str(r.id), r.date[:16].replace("T", " "), r.sender, r.subject, r.flags)
+        flags = r.flags.split()
+        marks = ("" if "\\Seen" in flags else "new ") + ("★" if "\\Flagged" in flags else "") + (
+            "↩" if "\\Answered" in flags else "")
+        table.add_row(str(r.id), r.date[:16].replace("T", " "), r.sender, r.subject, marks.strip())
     out.print(table)
 
 

@@ -103,7 +103,7 @@ class ImapSession:
         data = self._call(self._c.fetch, "1:*", ["FLAGS", "RFC822.SIZE"])
         out: dict[int, tuple[tuple[str, ...], int]] = {}
         for uid, item in data.items():
-            flags = tuple(_flag_str(f) for f in item.get(b"FLAGS", ()))
+            flags = _flags(item.get(b"FLAGS", ()))
             out[int(uid)] = (flags, int(item.get(b"RFC822.SIZE", 0)))
         return out
 
@@ -114,7 +114,7 @@ class ImapSession:
             body = item.get(b"BODY[]")
             if body is None:
                 continue  # expunged meanwhile by another client: gone, not an error
-            flags = tuple(_flag_str(f) for f in item.get(b"FLAGS", ()))
+            flags = _flags(item.get(b"FLAGS", ()))
             yield int(uid), flags, bytes(body)
 
     def folder_with_special_use(self, use: bytes) -> str | None:
@@ -135,6 +135,11 @@ class ImapSession:
 
 def _flag_str(flag: Any) -> str:
     return flag.decode("ascii", "replace") if isinstance(flag, bytes) else str(flag)
+
+
+def _flags(raw: Any) -> tuple[str, ...]:
+    # \Recent belongs to one IMAP session, not to the message: never stored.
+    return tuple(f for f in (_flag_str(x) for x in raw) if f.lower() != "\\recent")
 
 
 _ALERT = re.compile(rb"\[(ALERT|AUTHENTICATIONFAILED|UNAVAILABLE|PRIVACYREQUIRED)\]\s*(.*)", re.I)
