@@ -33,6 +33,21 @@ def test_pop_uidl_survives_in_name(tmp_path: Path) -> None:
     assert server_key(name) == (0, "abc/:,=xyz")
 
 
+def test_publish_batch_is_durable_and_keyed(tmp_path: Path) -> None:
+    md = Maildir(tmp_path / "m")
+    md.ensure()
+    batch = []
+    for uid in (3, 4):
+        p = md.begin()
+        p.write(RAW)
+        batch.append((p, 9, str(uid), ("\\Seen",), False))
+    names = md.publish(batch)
+    assert [server_key(n) for n in names] == [(9, "3"), (9, "4")]
+    assert all(n.endswith(":2,S") for n in names)
+    assert not list((tmp_path / "m" / "tmp").iterdir())
+    assert (tmp_path / "m" / "cur" / names[0]).read_bytes() == RAW
+
+
 def test_flags_round_trip() -> None:
     flags = ("\\Seen", "\\Answered", "\\Draft", "\\Deleted", "\\Flagged")
     assert flags_to_info(flags) == "DFRST"
@@ -42,15 +57,15 @@ def test_flags_round_trip() -> None:
 
 def test_recover_adopts_orphan_and_drops_duplicate(tmp_path: Path) -> None:
     store = Store(tmp_path)
-    md = store.maildir("acct")
+    folder = store.ensure_folder("acct", "INBOX")
+    md = store.folder_maildir(folder)
     md.ensure()
-    fid = store.folder_id("acct", "INBOX")
     first = md.add([RAW], uidvalidity=5, uid="1", flags=())
     # Simulate a crash after the file was durable but before the index commit.
-    assert store.recover("acct", "INBOX") == 1
-    assert set(store.known(fid, 5)) == {"1"}
+    assert store.recover(folder) == 1
+    assert set(store.rows(folder.id)) == {"1"}
     second = md.add([RAW], uidvalidity=5, uid="1", flags=())  # an interrupted re-download
-    assert store.recover("acct", "INBOX") == 0
+    assert store.recover(folder) == 0
     assert sorted(md.files()) == [first] and second not in md.files()
     (row,) = store.list_messages("acct")
     assert row.subject == "Grüße" and row.sender == "a@example.com"

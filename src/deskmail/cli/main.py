@@ -385,51 +385,6 @@ def send(
     out.print(f"Sent {msg['Message-ID']} to {', '.join(to + (cc or []) + (bcc or []))}.")
 
 
-@app.command()
-def sync(
-    account_name: Annotated[str | None, typer.Argument(metavar="ACCOUNT")] = None,
-    json_out: Annotated[bool, typer.Option("--json")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
-) -> None:
-    """Download new mail (IMAP: the INBOX with flags; POP3: new messages by UIDL)."""
-    from deskmail.store import Store
-    from deskmail.sync import sync_account
-
-    accounts = _load()
-    targets = [config.resolve_account(account_name, accounts)] if account_name or len(accounts) <= 1 else list(
-        accounts.values()
-    )
-    store = Store(config.paths().data_dir)
-    store.lock()
-    results = []
-    failed: list[DeskmailError] = []
-    try:
-        for account in targets:
-            _warn_plaintext(account)
-            try:
-                result = sync_account(account, get_password(account), store)
-            except DeskmailError as exc:
-                if len(targets) == 1:
-                    raise
-                failed.append(exc)
-                err.print(f"[red]{account.name}:[/] {exc}")
-                continue
-            results.append(result)
-            if not (quiet or json_out):
-                out.print(
-                    f"{account.name}: {result.new} new, {result.flags_changed} flag changes, "
-                    f"{result.removed} removed on the server"
-                )
-                for note in result.notes:
-                    out.print(f"  note: {note}")
-    finally:
-        store.close()
-    if json_out:
-        _emit_json([r.to_dict() for r in results])
-    if failed:
-        raise typer.Exit(failed[0].exit_code)
-
-
 @app.command("list")
 def list_messages(
     account_name: Annotated[str | None, typer.Option("--account", "-a")] = None,
@@ -495,8 +450,9 @@ def read(
 
 
 def _register_optional() -> None:
-    from deskmail.cli import sandbox_cmd
+    from deskmail.cli import sandbox_cmd, sync_cmd
 
+    sync_cmd.register(app)
     sandbox_cmd.register(app)
     for module in ("discover_cmd", "doctor_cmd"):
         try:

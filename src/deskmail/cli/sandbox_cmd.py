@@ -7,8 +7,8 @@ Debian's dovecot packages (scripts/bootstrap installs them).
 from __future__ import annotations
 
 import secrets
-from types import ModuleType
 from pathlib import Path
+from types import ModuleType
 from typing import Annotated
 
 import typer

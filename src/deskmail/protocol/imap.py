@@ -16,7 +16,9 @@ Security rules enforced here:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +29,9 @@ from imapclient.exceptions import CapabilityError, IMAPClientError, LoginError
 from deskmail.errors import AuthError, ProtocolError, StartTLSUnavailable
 from deskmail.model import Account, Security, ServerSettings
 from deskmail.net.connect import check_plaintext_policy, translate
+from deskmail.net.log import protocol_log
 from deskmail.net.tls import client_context
+from deskmail.protocol.imap_stream import FetchItem, Sink, Untagged, read_responses
 from deskmail.secrets import Secret
 
 
@@ -117,6 +121,94 @@ class ImapSession:
             flags = _flags(item.get(b"FLAGS", ()))
             yield int(uid), flags, bytes(body)
 
+    # --- raw commands for the sync engine (see imap_stream for why) ----------
+
+    def command(
+        self,
+        text: str,
+        body_sink: Callable[[FetchItem], Sink | None] = lambda _item: None,
+        untagged: Untagged | None = None,
+    ) -> Iterator[FetchItem]:
+        """Send one command and stream its FETCH responses (a generator: iterate it to the end)."""
+        imap = self._c._imap
+        tag = imap._new_tag()
+        imap.tagged_commands.pop(tag, None)  # we read the completion ourselves
+        protocol_log.debug("C: %s %s", tag.decode(), text)
+        try:
+            imap.send(tag + b" " + text.encode("utf-8") + b"\r\n")
+            yield from read_responses(imap.file, tag, body_sink, untagged)
+        except OSError as exc:
+            raise translate(exc, self.server) from exc
+
+    def run(self, text: str) -> Untagged:
+        """A command whose FETCH responses (if any) are not needed."""
+        seen = Untagged()
+        for _ in self.command(text, untagged=seen):
+            pass
+        return seen
+
+    def quote(self, folder: str) -> str:
+        return self._c._normalise_folder(folder).decode("ascii")  # type: ignore[no-any-return]
+
+    def select_raw(self, folder: str, params: str = "") -> tuple[FolderStatus, list[FetchItem], Untagged]:
+        """SELECT with CONDSTORE/QRESYNC parameters; returns status, changed messages and VANISHED UIDs."""
+        seen = Untagged()
+        items = list(self.command(f"SELECT {self.quote(folder)}{' ' + params if params else ''}", untagged=seen))
+        codes: dict[str, int] = {}
+        for line in seen.other:
+            m = _CODE.search(line)
+            if m:
+                codes[m.group(1).decode().upper()] = int(m.group(2))
+        self._c._imap.state = "SELECTED"  # keep imaplib's state machine in step with our raw SELECT
+        self.selected = FolderStatus(
+            name=folder,
+            uidvalidity=codes.get("UIDVALIDITY", 0),
+            uidnext=codes.get("UIDNEXT", 0),
+            exists=seen.exists or 0,
+            highestmodseq=codes.get("HIGHESTMODSEQ", 0),
+        )
+        return self.selected, items, seen
+
+    def idle_wait(self, poll: float, stop: threading.Event, total: float) -> bool:
+        """IDLE until the folder changes, ``total`` seconds pass or ``stop`` is set; True if it changed."""
+        deadline = time.monotonic() + total
+        changed = False
+        try:
+            self._c.idle()
+            while not stop.is_set() and time.monotonic() < deadline:
+                responses = self._c.idle_check(timeout=poll)
+                if any(isinstance(r, tuple) and len(r) > 1 and r[1] in (b"EXISTS", b"EXPUNGE", b"FETCH")
+                       for r in responses):
+                    changed = True
+                    break
+            self._c.idle_done()
+        except IMAPClientError as exc:
+            raise ProtocolError(f"IDLE failed on {self.server.host} ({exc})") from exc
+        except OSError as exc:
+            raise translate(exc, self.server) from exc
+        return changed
+
+    def enable(self, *capabilities: str) -> set[str]:
+        try:
+            return {c.decode() if isinstance(c, bytes) else str(c) for c in self._c.enable(*capabilities)}
+        except (IMAPClientError, OSError):
+            return set()
+
+    def list_folders(self) -> list[tuple[tuple[str, ...], str, str]]:
+        """(flags, delimiter, decoded name) for every folder on the server."""
+        out = []
+        for flags, delim, name in self._call(self._c.list_folders):
+            d = delim.decode() if isinstance(delim, bytes) else (delim or "/")
+            out.append((tuple(_flag_str(f) for f in flags), d, str(name)))
+        return out
+
+    def subscribed(self) -> set[str]:
+        return {str(name) for _f, _d, name in self._call(self._c.list_sub_folders)}
+
+    def status_uidvalidity(self, folder: str) -> int:
+        r = self._call(self._c.folder_status, folder, ["UIDVALIDITY"])
+        return int(r.get(b"UIDVALIDITY", 0))
+
     def folder_with_special_use(self, use: bytes) -> str | None:
         for flags, _delim, name in self._call(self._c.list_folders):
             if use in flags:
@@ -142,6 +234,7 @@ def _flags(raw: Any) -> tuple[str, ...]:
     return tuple(f for f in (_flag_str(x) for x in raw) if f.lower() != "\\recent")
 
 
+_CODE = re.compile(rb"\[(UIDVALIDITY|UIDNEXT|HIGHESTMODSEQ) (\d+)\]", re.I)
 _ALERT = re.compile(rb"\[(ALERT|AUTHENTICATIONFAILED|UNAVAILABLE|PRIVACYREQUIRED)\]\s*(.*)", re.I)
 
 

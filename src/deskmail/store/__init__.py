@@ -15,6 +15,7 @@ from __future__ import annotations
 import fcntl
 import os
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from typing import Any
 
 from deskmail.errors import NotFoundError, StoreError, StoreLocked
 from deskmail.model import MessageSummary
-from deskmail.store.maildir import Maildir, info_to_flags, server_key
+from deskmail.store.maildir import Maildir, folder_path, info_to_flags, server_key
 
 SCHEMA_VERSION = 1
 
@@ -36,28 +37,110 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRI
 CREATE TABLE IF NOT EXISTS folders (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     account TEXT NOT NULL,
-    name TEXT NOT NULL,
+    name TEXT NOT NULL,                       -- the server's name, decoded (e.g. "Sent", "Work/Ärger")
+    delimiter TEXT NOT NULL DEFAULT '/',
+    path TEXT NOT NULL DEFAULT '',            -- Maildir++ folder below the account root ('' = INBOX)
+    special_use TEXT NOT NULL DEFAULT '',     -- \\Sent, \\Drafts, \\Trash, \\Junk, \\Archive
+    subscribed INTEGER NOT NULL DEFAULT 1,
+    sync INTEGER NOT NULL DEFAULT 1,          -- the user's choice of folders to sync
     uidvalidity INTEGER NOT NULL DEFAULT 0,
+    uidnext INTEGER NOT NULL DEFAULT 0,
     highestmodseq INTEGER NOT NULL DEFAULT 0,
+    local_mtime INTEGER NOT NULL DEFAULT 0,   -- cur/ mtime at the last scan: unchanged = nothing to scan
     UNIQUE (account, name)
 ) STRICT;
 CREATE TABLE IF NOT EXISTS messages (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
     uidvalidity INTEGER NOT NULL DEFAULT 0,
-    uid TEXT NOT NULL,
+    uid TEXT NOT NULL,                        -- IMAP UID, or POP3 UIDL
     filename TEXT NOT NULL,
-    flags TEXT NOT NULL DEFAULT '',
+    flags TEXT NOT NULL DEFAULT '',           -- current local flags (mirror the file name)
+    synced_flags TEXT NOT NULL DEFAULT '',    -- flags both sides agreed on at the last sync
     size INTEGER NOT NULL DEFAULT 0,
     date TEXT NOT NULL DEFAULT '',
     sender TEXT NOT NULL DEFAULT '',
     recipients TEXT NOT NULL DEFAULT '',
     subject TEXT NOT NULL DEFAULT '',
     message_id TEXT NOT NULL DEFAULT '',
+    added INTEGER NOT NULL DEFAULT 0,         -- unix time the message was stored (POP3 delete-after-days)
     UNIQUE (folder_id, uidvalidity, uid)
 ) STRICT;
 CREATE INDEX IF NOT EXISTS messages_by_date ON messages (folder_id, date);
+CREATE INDEX IF NOT EXISTS messages_by_msgid ON messages (message_id);
+-- User intent that must reach the server (delete, move, expunge), journaled before it is sent.
+CREATE TABLE IF NOT EXISTS ops (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    account TEXT NOT NULL,
+    kind TEXT NOT NULL,                       -- 'delete' | 'move'
+    folder TEXT NOT NULL,
+    uidvalidity INTEGER NOT NULL,
+    uid TEXT NOT NULL,
+    target TEXT NOT NULL DEFAULT '',
+    message_id TEXT NOT NULL DEFAULT '',
+    created INTEGER NOT NULL
+) STRICT;
+-- POP3: every UIDL ever downloaded (so a message deleted here is not downloaded again).
+CREATE TABLE IF NOT EXISTS pop_seen (
+    account TEXT NOT NULL,
+    uidl TEXT NOT NULL,
+    first_seen INTEGER NOT NULL,
+    PRIMARY KEY (account, uidl)
+) STRICT;
+-- Every notable decision of a sync (conflicts, UIDVALIDITY changes, quarantines), for the user.
+CREATE TABLE IF NOT EXISTS journal (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at INTEGER NOT NULL,
+    account TEXT NOT NULL,
+    folder TEXT NOT NULL,
+    event TEXT NOT NULL
+) STRICT;
 """
+
+_FOLDER_COLS = (
+    "id, account, name, delimiter, path, special_use, subscribed, sync, uidvalidity, uidnext, highestmodseq,"
+    " local_mtime"
+)
+_ROW_COLS = "id, uidvalidity, uid, filename, flags, synced_flags, message_id, size"
+
+
+@dataclass(frozen=True)
+class Folder:
+    id: int
+    account: str
+    name: str
+    delimiter: str
+    path: str
+    special_use: str
+    subscribed: int
+    sync: int
+    uidvalidity: int
+    uidnext: int
+    highestmodseq: int
+    local_mtime: int
+
+
+@dataclass(frozen=True)
+class Row:
+    id: int
+    uidvalidity: int
+    uid: str
+    filename: str
+    flags: str
+    synced_flags: str
+    message_id: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Op:
+    id: int
+    kind: str
+    folder: str
+    uidvalidity: int
+    uid: str
+    target: str
+    message_id: str
 
 
 @dataclass(frozen=True)
@@ -79,15 +162,20 @@ def _text(value: object) -> str:
         return str(value).replace("\r", "").replace("\n", " ").strip()
 
 
-def read_header_info(path: Path) -> HeaderInfo:
+def read_header_info(path: Path, head: bytes | None = None) -> HeaderInfo:
     """Parse only the header block (bounded read), never the whole body."""
-    head = bytearray()
-    with open(path, "rb") as fh:
-        for line in fh:
-            head += line
-            if line in (b"\r\n", b"\n") or len(head) > 256 * 1024:
-                break
-    msg = BytesHeaderParser(policy=compat32).parsebytes(bytes(head))
+    if head is None:
+        buf = bytearray()
+        with open(path, "rb") as fh:
+            for line in fh:
+                buf += line
+                if line in (b"\r\n", b"\n") or len(buf) > 256 * 1024:
+                    break
+        head = bytes(buf)
+    end = head.find(b"\r\n\r\n")
+    if end < 0:
+        end = head.find(b"\n\n")
+    msg = BytesHeaderParser(policy=compat32).parsebytes(head[: end + 2] if end >= 0 else head)
     date = ""
     try:
         if msg["Date"]:
@@ -161,92 +249,170 @@ class Store:
 
     # --- folders -------------------------------------------------------------
 
-    def maildir(self, account: str, folder: str = "INBOX") -> Maildir:
-        root = self.mail_dir / account
-        if folder != "INBOX":
-            root = root / ("." + folder.replace("/", "."))
-        return Maildir(root)
+    def maildir(self, account: str, path: str = "") -> Maildir:
+        return Maildir(self.mail_dir / account / path if path else self.mail_dir / account)
 
-    def folder_id(self, account: str, folder: str) -> int:
-        self.db.execute("INSERT OR IGNORE INTO folders (account, name) VALUES (?, ?)", (account, folder))
-        row = self.db.execute("SELECT id FROM folders WHERE account=? AND name=?", (account, folder)).fetchone()
-        return int(row[0])
+    def folder_maildir(self, folder: Folder) -> Maildir:
+        return self.maildir(folder.account, folder.path)
 
-    def folder_uidvalidity(self, folder_id: int) -> int:
-        row = self.db.execute("SELECT uidvalidity FROM folders WHERE id=?", (folder_id,)).fetchone()
-        return int(row[0]) if row else 0
+    def folders(self, account: str) -> list[Folder]:
+        rows = self.db.execute(f"SELECT {_FOLDER_COLS} FROM folders WHERE account=? ORDER BY name", (account,))
+        return [Folder(*r) for r in rows]
 
-    def set_folder_uidvalidity(self, folder_id: int, uidvalidity: int) -> None:
-        self.db.execute("UPDATE folders SET uidvalidity=? WHERE id=?", (uidvalidity, folder_id))
+    def folder(self, account: str, name: str) -> Folder | None:
+        row = self.db.execute(
+            f"SELECT {_FOLDER_COLS} FROM folders WHERE account=? AND name=?", (account, name)
+        ).fetchone()
+        return Folder(*row) if row else None
+
+    def ensure_folder(
+        self, account: str, name: str, delimiter: str = "/", special_use: str = "", subscribed: bool = True
+    ) -> Folder:
+        existing = self.folder(account, name)
+        if existing is not None:
+            if (existing.special_use, existing.subscribed, existing.delimiter) != (special_use, subscribed, delimiter):
+                self.db.execute(
+                    "UPDATE folders SET special_use=?, subscribed=?, delimiter=? WHERE id=?",
+                    (special_use, int(subscribed), delimiter, existing.id),
+                )
+                return self.folder(account, name) or existing
+            return existing
+        path = self._free_path(account, folder_path(name, delimiter))
+        self.db.execute(
+            "INSERT INTO folders (account, name, delimiter, path, special_use, subscribed) VALUES (?,?,?,?,?,?)",
+            (account, name, delimiter, path, special_use, int(subscribed)),
+        )
+        created = self.folder(account, name)
+        assert created is not None
+        return created
+
+    def _free_path(self, account: str, path: str) -> str:
+        taken = {r[0] for r in self.db.execute("SELECT path FROM folders WHERE account=?", (account,))}
+        candidate, n = path, 1
+        while candidate in taken:  # two names that encode alike (case, unsafe chars): keep both apart
+            n += 1
+            candidate = f"{path}~{n}"
+        return candidate
+
+    def update_folder(self, folder_id: int, **fields: int | str) -> None:
+        allowed = {"uidvalidity", "uidnext", "highestmodseq", "local_mtime", "sync", "name", "path", "special_use"}
+        if not fields or not set(fields) <= allowed:
+            raise ValueError(f"cannot update {sorted(fields)}")
+        cols = ", ".join(f"{k}=?" for k in fields)
+        self.db.execute(f"UPDATE folders SET {cols} WHERE id=?", (*fields.values(), folder_id))
+
+    def remove_folder(self, folder_id: int) -> None:
+        self.db.execute("DELETE FROM folders WHERE id=?", (folder_id,))
 
     # --- messages ------------------------------------------------------------
 
-    def known(self, folder_id: int, uidvalidity: int) -> dict[str, tuple[int, str, str]]:
-        """uid -> (row id, file name, flags) for one folder at one UIDVALIDITY."""
-        rows = self.db.execute(
-            "SELECT uid, id, filename, flags FROM messages WHERE folder_id=? AND uidvalidity=?",
-            (folder_id, uidvalidity),
-        )
-        return {str(r[0]): (int(r[1]), str(r[2]), str(r[3])) for r in rows}
+    def rows(self, folder_id: int) -> dict[str, Row]:
+        """uid -> row for the folder's current messages (all UIDVALIDITY generations)."""
+        cur = self.db.execute(f"SELECT {_ROW_COLS} FROM messages WHERE folder_id=?", (folder_id,))
+        return {str(r[2]): Row(*r) for r in cur}
 
-    def index_message(
-        self, md: Maildir, folder_id: int, uidvalidity: int, uid: str, filename: str, flags: Iterable[str]
+    def insert_message(
+        self, md: Maildir, folder_id: int, uidvalidity: int, uid: str, filename: str, flags: Iterable[str],
+        head: bytes | None = None, size: int | None = None,
     ) -> int:
-        info = read_header_info(md.path(filename))
-        size = md.path(filename).stat().st_size
+        path = md.path(filename)
+        info = read_header_info(path, head)
+        if size is None:
+            size = path.stat().st_size
+        flag_text = " ".join(sorted(flags))
         cur = self.db.execute(
-            "INSERT OR IGNORE INTO messages (folder_id, uidvalidity, uid, filename, flags, size, date, sender,"
-            " recipients, subject, message_id) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            "INSERT OR IGNORE INTO messages (folder_id, uidvalidity, uid, filename, flags, synced_flags, size,"
+            " date, sender, recipients, subject, message_id, added) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
-                folder_id, uidvalidity, uid, filename, " ".join(sorted(flags)), size,
-                info.date, info.sender, info.recipients, info.subject, info.message_id,
+                folder_id, uidvalidity, uid, filename, flag_text, flag_text, size,
+                info.date, info.sender, info.recipients, info.subject, info.message_id, int(time.time()),
             ),
         )
         return int(cur.lastrowid or 0)
 
-    def recover(self, account: str, folder: str) -> int:
+    def recover(self, folder: Folder) -> int:
         """Adopt files that reached cur/ but whose index row was never committed (crash)."""
-        md = self.maildir(account, folder)
+        md = self.folder_maildir(folder)
         if not md.exists():
             return 0
         md.clean_tmp()
-        fid = self.folder_id(account, folder)
-        indexed = {r[0] for r in self.db.execute("SELECT filename FROM messages WHERE folder_id=?", (fid,))}
+        indexed = {r[0] for r in self.db.execute("SELECT filename FROM messages WHERE folder_id=?", (folder.id,))}
+        files = md.files()
+        orphans = [n for n in files if n not in indexed]
+        if not orphans:
+            return 0
         adopted = 0
+        by_unique = {n.partition(":")[0]: n for n in indexed}
         with self.transaction():
-            for name in md.files():
-                if name in indexed:
-                    continue
+            for name in orphans:
+                if name.partition(":")[0] in by_unique:
+                    continue  # renamed by another Maildir client (flag change): the scan handles it
                 key = server_key(name)
                 if key is None:
                     continue  # a foreign file (another program put it here): left alone, not uploaded
                 uidvalidity, uid = key
                 dup = self.db.execute(
                     "SELECT filename FROM messages WHERE folder_id=? AND uidvalidity=? AND uid=?",
-                    (fid, uidvalidity, uid),
+                    (folder.id, uidvalidity, uid),
                 ).fetchone()
                 if dup:
                     md.remove(name)  # a second copy from an interrupted re-download
                     continue
-                self.index_message(md, fid, uidvalidity, uid, name, info_to_flags(name))
+                self.insert_message(md, folder.id, uidvalidity, uid, name, info_to_flags(name))
                 adopted += 1
         return adopted
 
-    def update_flags(self, row_id: int, filename: str, flags: Iterable[str]) -> None:
-        self.db.execute(
-            "UPDATE messages SET filename=?, flags=? WHERE id=?", (filename, " ".join(sorted(flags)), row_id)
-        )
+    def set_flags(self, row_id: int, filename: str, flags: Iterable[str], synced: Iterable[str] | None = None) -> None:
+        text = " ".join(sorted(flags))
+        if synced is None:
+            self.db.execute("UPDATE messages SET filename=?, flags=? WHERE id=?", (filename, text, row_id))
+        else:
+            self.db.execute(
+                "UPDATE messages SET filename=?, flags=?, synced_flags=? WHERE id=?",
+                (filename, text, " ".join(sorted(synced)), row_id),
+            )
 
     def delete_row(self, row_id: int) -> None:
         self.db.execute("DELETE FROM messages WHERE id=?", (row_id,))
 
+    def log(self, account: str, folder: str, event: str) -> None:
+        self.db.execute(
+            "INSERT INTO journal (at, account, folder, event) VALUES (?,?,?,?)",
+            (int(time.time()), account, folder, event),
+        )
+
+    # --- ops journal ---------------------------------------------------------
+
+    def add_op(self, account: str, kind: str, folder: str, uidvalidity: int, uid: str, target: str = "",
+               message_id: str = "") -> None:
+        self.db.execute(
+            "INSERT INTO ops (account, kind, folder, uidvalidity, uid, target, message_id, created)"
+            " VALUES (?,?,?,?,?,?,?,?)",
+            (account, kind, folder, uidvalidity, uid, target, message_id, int(time.time())),
+        )
+
+    def pending_ops(self, account: str, folder: str) -> list[Op]:
+        cur = self.db.execute(
+            "SELECT id, kind, folder, uidvalidity, uid, target, message_id FROM ops"
+            " WHERE account=? AND folder=? ORDER BY id",
+            (account, folder),
+        )
+        return [Op(*r) for r in cur]
+
+    def op_done(self, op_id: int) -> None:
+        self.db.execute("DELETE FROM ops WHERE id=?", (op_id,))
+
+    # --- reading ---------------------------------------------------------------
+
+    _SUMMARY_SQL = (
+        "SELECT m.id, f.account, f.name, m.uid, m.date, m.sender, m.recipients, m.subject, m.message_id,"
+        " m.size, m.flags, m.filename, f.path FROM messages m JOIN folders f ON f.id = m.folder_id"
+    )
+
     def list_messages(
         self, account: str | None = None, folder: str | None = None, limit: int = 50
     ) -> list[MessageSummary]:
-        sql = (
-            "SELECT m.id, f.account, f.name, m.uid, m.date, m.sender, m.recipients, m.subject, m.message_id,"
-            " m.size, m.flags, m.filename FROM messages m JOIN folders f ON f.id = m.folder_id"
-        )
+        sql = self._SUMMARY_SQL
         where, args = [], []
         if account:
             where.append("f.account = ?")
@@ -261,19 +427,15 @@ class Store:
         return [self._summary(r) for r in rows]
 
     def _summary(self, r: tuple[Any, ...]) -> MessageSummary:
-        account, folder, filename = str(r[1]), str(r[2]), str(r[11])
+        account, folder, filename, path = str(r[1]), str(r[2]), str(r[11]), str(r[12])
         return MessageSummary(
             id=int(r[0]), account=account, folder=folder, uid=str(r[3]), date=str(r[4]), sender=str(r[5]),
             to=str(r[6]), subject=str(r[7]), message_id=str(r[8]), size=int(r[9]),
-            flags=str(r[10]), path=str(self.maildir(account, folder).path(filename)),
+            flags=str(r[10]), path=str(self.maildir(account, path).path(filename)),
         )
 
     def get(self, message_id: int) -> MessageSummary:
-        row = self.db.execute(
-            "SELECT m.id, f.account, f.name, m.uid, m.date, m.sender, m.recipients, m.subject, m.message_id,"
-            " m.size, m.flags, m.filename FROM messages m JOIN folders f ON f.id = m.folder_id WHERE m.id=?",
-            (message_id,),
-        ).fetchone()
+        row = self.db.execute(self._SUMMARY_SQL + " WHERE m.id=?", (message_id,)).fetchone()
         if row is None:
             raise NotFoundError(
                 f"There is no message with id {message_id}",
@@ -281,3 +443,10 @@ class Store:
                 "see `deskmail list` for the ids",
             )
         return self._summary(row)
+
+    def row_by_id(self, message_id: int) -> tuple[Folder, Row]:
+        r = self.db.execute(f"SELECT {_ROW_COLS}, folder_id FROM messages WHERE id=?", (message_id,)).fetchone()
+        if r is None:
+            self.get(message_id)  # raises the NotFoundError
+        frow = self.db.execute(f"SELECT {_FOLDER_COLS} FROM folders WHERE id=?", (r[-1],)).fetchone()
+        return Folder(*frow), Row(*r[:-1])

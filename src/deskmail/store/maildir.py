@@ -55,12 +55,71 @@ def server_key(name: str) -> tuple[int, str] | None:
     return int(m.group("v") or 0), uid
 
 
+_SAFE = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 _-+@&'()[]")
+
+
+def folder_path(name: str, delimiter: str = "/") -> str:
+    """Maildir++ directory for an IMAP folder name: ``Work/Ärger`` -> ``.Work.%C3%84rger``.
+
+    Each hierarchy level is percent-encoded (dots, slashes, NUL, control
+    characters and non-ASCII included), so no server-chosen name can climb out
+    of the account folder or collide with Maildir's own ``cur``/``new``/``tmp``
+    (F-30). INBOX is the account folder itself.
+    """
+    if name.upper() == "INBOX":
+        return ""
+    parts = name.split(delimiter) if delimiter else [name]
+    encoded = []
+    for part in parts:
+        enc = "".join(c if c in _SAFE else "".join(f"%{b:02X}" for b in c.encode("utf-8")) for c in part)
+        encoded.append(enc or "%")
+    return "." + ".".join(encoded)
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+HEAD_BYTES = 128 * 1024  # enough for any sane header block; the index parses only this
+
+
+def _syncfs(fd: int) -> bool:
+    """Flush the whole file system of ``fd`` in one call (Linux syncfs); False if unavailable."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return bool(libc.syncfs(fd) == 0)
+    except (OSError, AttributeError):
+        return False
+
+
+class PendingMessage:
+    """A message being streamed into ``tmp/``; becomes visible only through :meth:`Maildir.publish`."""
+
+    def __init__(self, md: Maildir, unique: str) -> None:
+        self.unique = unique
+        self.path = md.root / "tmp" / unique
+        self.head = bytearray()
+        self.size = 0
+        self._fh = open(self.path, "xb")  # noqa: SIM115 - closed in close()/discard()
+
+    def write(self, data: bytes) -> int:
+        if len(self.head) < HEAD_BYTES:
+            self.head += data[: HEAD_BYTES - len(self.head)]
+        self.size += len(data)
+        return self._fh.write(data)
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def discard(self) -> None:
+        self._fh.close()
+        self.path.unlink(missing_ok=True)
 
 
 class Maildir:
@@ -98,6 +157,54 @@ class Maildir:
             tmp.unlink(missing_ok=True)
             raise _store_error(exc, self.root) from exc
         return name
+
+    def begin(self) -> PendingMessage:
+        now = time.time()
+        unique = f"{int(now)}.M{int(now % 1 * 1e6)}P{os.getpid()}Q{next(_counter)}.{_HOST}"
+        try:
+            return PendingMessage(self, unique)
+        except OSError as exc:
+            raise _store_error(exc, self.root) from exc
+
+    def publish(self, batch: list[tuple[PendingMessage, int, str, tuple[str, ...], bool]]) -> list[str]:
+        """Make a batch of finished messages durable and visible: one file-system flush, then renames.
+
+        Order: data durable (syncfs, or fsync per file where syncfs is missing) -> rename into cur/
+        -> fsync cur/. Only after this may the caller commit index rows (sync state).
+        """
+        if not batch:
+            return []
+        names = []
+        try:
+            for pending, _v, _u, _f, _p in batch:
+                pending.close()
+            fd = os.open(self.root / "tmp", os.O_RDONLY)
+            try:
+                if not _syncfs(fd):
+                    for pending, *_ in batch:
+                        with open(pending.path, "rb+") as fh:
+                            os.fsync(fh.fileno())
+            finally:
+                os.close(fd)
+            for pending, uidvalidity, uid, flags, pop in batch:
+                key = f"P={uid.encode().hex()}" if pop else f"U={int(uid)}"
+                name = f"{pending.unique},V={uidvalidity},{key}:2,{flags_to_info(flags)}"
+                os.rename(pending.path, self.root / "cur" / name)
+                names.append(name)
+            _fsync_dir(self.root / "cur")
+        except OSError as exc:
+            for pending, *_ in batch:
+                pending.path.unlink(missing_ok=True)
+            raise _store_error(exc, self.root) from exc
+        return names
+
+    def rekey(self, name: str, uidvalidity: int, uid: int) -> str:
+        """Rename a file to carry a new (UIDVALIDITY, UID) identity (after a UIDVALIDITY change)."""
+        unique, _, info = name.partition(":")
+        base = _KEY_RE.sub("", unique)
+        new = f"{base},V={uidvalidity},U={uid}:{info}"
+        os.rename(self.root / "cur" / name, self.root / "cur" / new)
+        return new
 
     def set_flags(self, name: str, flags: Iterable[str]) -> str:
         unique = name.partition(":")[0]

@@ -1,0 +1,289 @@
+"""`deskmail sync`, `folders`, `flag`, `delete`, `move`: the mailbox-keeping commands."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from deskmail import config
+from deskmail.errors import DeskmailError, UsageError
+from deskmail.model import Account, Protocol
+from deskmail.secrets import get_password
+from deskmail.store import Store
+from deskmail.store.maildir import FLAG_LETTERS
+
+out = Console()
+err = Console(stderr=True)
+
+FLAG_NAMES = {"seen": "\\Seen", "read": "\\Seen", "flagged": "\\Flagged", "starred": "\\Flagged",
+              "answered": "\\Answered", "replied": "\\Answered", "draft": "\\Draft", "deleted": "\\Deleted"}
+MASS_DELETE = 50  # deleting more than this many messages at once needs --yes
+
+
+def _sync_one(account: Account, data_dir: Any, folders: list[str] | None, redownload: bool,
+              progress: Any) -> list[Any]:
+    from deskmail.sync import sync_account
+
+    store = Store(data_dir)
+    try:
+        return sync_account(account, get_password(account), store, folders=folders, redownload=redownload,
+                            progress=progress)
+    finally:
+        store.close()
+
+
+def _progress_display(enabled: bool) -> tuple[Any, Any]:
+    if not enabled:
+        return None, None
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), DownloadColumn(),
+                   TransferSpeedColumn(), TimeRemainingColumn(), console=err, transient=True)
+    tasks: dict[tuple[str, str], Any] = {}
+    lock = threading.Lock()
+
+    def update(account: str, folder: str, done: int, total: int, nbytes: int) -> None:
+        with lock:
+            key = (account, folder)
+            if key not in tasks:
+                tasks[key] = bar.add_task(f"{account}/{folder}", total=total)
+            bar.update(tasks[key], completed=done, total=total)
+
+    return bar, update
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def sync(
+        account_name: Annotated[str | None, typer.Argument(metavar="ACCOUNT", help="Default: every account.")] = None,
+        folder: Annotated[
+            list[str] | None, typer.Option("--folder", "-f", help="Only this folder (repeatable).")
+        ] = None,
+        json_out: Annotated[bool, typer.Option("--json")] = False,
+        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress, only errors.")] = False,
+        watch: Annotated[bool, typer.Option("--watch", help="Stay running; IDLE push for new mail.")] = False,
+        interval: Annotated[float, typer.Option(help="--watch: full sync every N seconds.")] = 300.0,
+        notify_command: Annotated[
+            str, typer.Option("--notify-command", help="--watch: run CMD on new mail ($DESKMAIL_NEW ...).")
+        ] = "",
+        redownload: Annotated[
+            bool, typer.Option("--redownload", help="Fetch again folders whose local copy is missing.")
+        ] = False,
+    ) -> None:
+        """Sync mail: IMAP all folders both ways (flags, moves, deletes); POP3 new messages."""
+        from deskmail.cli.main import _warn_plaintext
+
+        accounts = config.load_accounts()
+        if account_name:
+            targets = [config.resolve_account(account_name, accounts)]
+        else:
+            targets = list(accounts.values()) or [config.resolve_account(None, accounts)]
+        paths = config.paths()
+        lock = Store(paths.data_dir)
+        lock.lock()
+        try:
+            for account in targets:
+                _warn_plaintext(account)
+            if watch:
+                _watch(targets, paths.data_dir, folder, interval, notify_command)
+                return
+            bar, update = _progress_display(not (quiet or json_out) and sys.stderr.isatty())
+            results: dict[str, list[Any]] = {}
+            failures: dict[str, DeskmailError] = {}
+            if bar:
+                bar.start()
+            try:
+                with ThreadPoolExecutor(max_workers=min(4, len(targets))) as pool:
+                    futures = {a.name: pool.submit(_sync_one, a, paths.data_dir, folder, redownload, update)
+                               for a in targets}
+                    for name, fut in futures.items():
+                        try:
+                            results[name] = fut.result()
+                        except DeskmailError as exc:
+                            failures[name] = exc
+            finally:
+                if bar:
+                    bar.stop()
+        finally:
+            lock.close()
+        if json_out:
+            payload: dict[str, Any] = {
+                name: {"ok": True, "folders": [r.to_dict() for r in rs]} for name, rs in results.items()
+            }
+            payload.update({name: {"ok": False, **exc.to_dict()} for name, exc in failures.items()})
+            sys.stdout.write(__import__("json").dumps(payload, indent=2) + "\n")
+        elif not quiet:
+            for name, rs in results.items():
+                _print_summary(name, rs)
+        for name, failure in failures.items():
+            err.print(f"[bold red]{name}:[/] {failure}", highlight=False)
+        if failures:
+            if len(targets) == 1:
+                raise next(iter(failures.values()))
+            raise typer.Exit(next(iter(failures.values())).exit_code)
+
+    @app.command()
+    def folders(
+        account_name: Annotated[str | None, typer.Option("--account", "-a")] = None,
+        enable: Annotated[list[str] | None, typer.Option("--enable", help="Sync this folder (repeatable).")] = None,
+        disable: Annotated[list[str] | None, typer.Option("--disable", help="Stop syncing it (repeatable).")] = None,
+        json_out: Annotated[bool, typer.Option("--json")] = False,
+    ) -> None:
+        """List the account's folders (as of the last sync) and choose which ones to sync."""
+        account = config.resolve_account(account_name, config.load_accounts())
+        store = Store(config.paths().data_dir)
+        try:
+            for name, value in [(n, 1) for n in enable or []] + [(n, 0) for n in disable or []]:
+                f = store.folder(account.name, name)
+                if f is None:
+                    raise UsageError(f"There is no folder {name!r}", "", "see `deskmail folders` (after a sync)")
+                store.update_folder(f.id, sync=value)
+            rows = store.folders(account.name)
+            counts = dict(store.db.execute("SELECT folder_id, COUNT(*) FROM messages GROUP BY folder_id").fetchall())
+        finally:
+            store.close()
+        if json_out:
+            sys.stdout.write(__import__("json").dumps([
+                {"name": f.name, "special_use": f.special_use, "subscribed": bool(f.subscribed),
+                 "sync": bool(f.sync), "messages": counts.get(f.id, 0), "path": f.path} for f in rows
+            ], indent=2, ensure_ascii=False) + "\n")
+            return
+        for f in rows:
+            mark = "✓" if f.sync else " "
+            out.print(f"{mark} {f.name:30} {f.special_use:10} {counts.get(f.id, 0):6} messages", highlight=False)
+
+    @app.command()
+    def flag(
+        ids: Annotated[list[int], typer.Argument(metavar="ID...")],
+        set_: Annotated[list[str] | None, typer.Option("--set", help="seen, flagged, answered, draft")] = None,
+        unset: Annotated[list[str] | None, typer.Option("--unset")] = None,
+    ) -> None:
+        """Change flags here; the next sync sends the change to the server."""
+        add = {_flag(n) for n in set_ or []}
+        remove = {_flag(n) for n in unset or []}
+        if not add and not remove:
+            raise UsageError("Nothing to change", "", "give --set FLAG or --unset FLAG")
+        store = Store(config.paths().data_dir)
+        try:
+            with store.transaction():
+                for mid in ids:
+                    folder, row = store.row_by_id(mid)
+                    flags = (set(row.flags.split()) | add) - remove
+                    md = store.folder_maildir(folder)
+                    name = md.set_flags(row.filename, [f for f in flags if f in FLAG_LETTERS])
+                    store.set_flags(row.id, name, flags)
+        finally:
+            store.close()
+        out.print(f"Flags changed on {len(ids)} message(s); run `deskmail sync` to send the change.")
+
+    @app.command()
+    def delete(
+        ids: Annotated[list[int], typer.Argument(metavar="ID...")],
+        yes: Annotated[bool, typer.Option("--yes", "-y", help=f"Confirm deleting more than {MASS_DELETE}.")] = False,
+        expunge: Annotated[bool, typer.Option("--expunge", help="Delete for good instead of moving to Trash.")]
+        = False,
+    ) -> None:
+        """Delete messages (IMAP: to Trash, or for good with --expunge / inside Trash); sent at the next sync."""
+        if len(ids) > MASS_DELETE and not yes:
+            raise UsageError(f"You are about to delete {len(ids)} messages",
+                             "large deletions need confirmation", "add --yes if that is what you want")
+        accounts = config.load_accounts()
+        store = Store(config.paths().data_dir)
+        try:
+            with store.transaction():
+                for mid in ids:
+                    folder, row = store.row_by_id(mid)
+                    account = accounts.get(folder.account)
+                    if account is None:
+                        raise UsageError(f"Message {mid} belongs to a removed account")
+                    trash = next((f for f in store.folders(folder.account) if f.special_use == "\\Trash"), None)
+                    md = store.folder_maildir(folder)
+                    if account.incoming.protocol is Protocol.POP3:
+                        if account.options.get("delete_when_deleted_here"):
+                            store.add_op(folder.account, "delete", folder.name, 0, row.uid)
+                    elif trash is not None and trash.id != folder.id and not expunge:
+                        store.add_op(folder.account, "move", folder.name, row.uidvalidity, row.uid, trash.name,
+                                     row.message_id)
+                        continue  # the file stays until the server has moved it
+                    else:
+                        store.add_op(folder.account, "delete", folder.name, row.uidvalidity, row.uid,
+                                     message_id=row.message_id)
+                    md.remove(row.filename)
+                    store.delete_row(row.id)
+        finally:
+            store.close()
+        out.print(f"{len(ids)} message(s) deleted here; `deskmail sync` sends it to the server.")
+
+    @app.command()
+    def move(
+        ids: Annotated[list[int], typer.Argument(metavar="ID...")],
+        to: Annotated[str, typer.Option("--to", help="Target folder name, as `deskmail folders` shows it.")],
+    ) -> None:
+        """Move messages to another folder; sent at the next sync."""
+        store = Store(config.paths().data_dir)
+        try:
+            with store.transaction():
+                for mid in ids:
+                    folder, row = store.row_by_id(mid)
+                    if store.folder(folder.account, to) is None:
+                        raise UsageError(f"There is no folder {to!r}", "", "see `deskmail folders`")
+                    store.add_op(folder.account, "move", folder.name, row.uidvalidity, row.uid, to, row.message_id)
+        finally:
+            store.close()
+        out.print(f"{len(ids)} message(s) will move to {to} at the next `deskmail sync`.")
+
+
+def _flag(name: str) -> str:
+    key = name.lower().lstrip("\\")
+    if key in FLAG_NAMES:
+        return FLAG_NAMES[key]
+    if name.startswith("\\") or not name.replace("$", "").replace("_", "").replace("-", "").isalnum():
+        raise UsageError(f"Unknown flag {name!r}", "", "use seen, flagged, answered, draft or a keyword")
+    return name  # an IMAP keyword, e.g. $Label1
+
+
+def _print_summary(name: str, results: list[Any]) -> None:
+    new = sum(r.new for r in results)
+    changed = sum(r.flags_pulled + r.flags_pushed for r in results)
+    removed = sum(r.removed for r in results)
+    pushed = sum(r.deleted + r.moved for r in results)
+    out.print(f"{name}: {new} new, {changed} flag changes, {removed} removed on the server, "
+              f"{pushed} deletes/moves sent ({len(results)} folders)")
+    for r in results:
+        if r.new or r.removed or r.flags_pulled or r.flags_pushed or r.deleted or r.moved or r.refetched:
+            out.print(f"  {r.folder}: {r.new} new, {r.flags_pulled} flags here, {r.flags_pushed} flags sent, "
+                      f"{r.removed} removed, {r.deleted} deleted, {r.moved} moved"
+                      + (f", {r.refetched} missing files fetched again" if r.refetched else ""), highlight=False)
+        for note in r.notes:
+            out.print(f"  note: {note}", highlight=False)
+
+
+def _watch(accounts: list[Account], data_dir: Any, folders: list[str] | None, interval: float, notify: str) -> None:
+    from deskmail.sync.watch import WatchOptions, watch
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    options = WatchOptions(folders=tuple(folders or ["INBOX"]), interval=interval, notify_command=notify)
+
+    def report(message: str) -> None:
+        err.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {message}", highlight=False)
+
+    try:
+        watch(accounts, data_dir, options, stop, report)
+    except KeyboardInterrupt:
+        stop.set()

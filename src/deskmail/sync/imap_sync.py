@@ -1,0 +1,556 @@
+"""Two-way IMAP sync of every folder: theory of operation.
+
+Per account: LIST the server's folders and reconcile them with the index
+(new folders created, renamed ones recognised by UIDVALIDITY and moved on
+disk, vanished ones quarantined, never silently deleted). Then per folder:
+
+1. **Local state.** The index row of each message holds ``synced_flags``
+   (what both sides agreed on last time) and ``flags`` (local now). If
+   ``cur/`` changed since the last scan (mtime), file names are re-read so
+   flag changes by mutt & co. are seen. A file that vanished behind our back
+   is *not* a user delete (F-15): it is downloaded again.
+2. **Safety.** A folder that was synced before but whose Maildir is missing
+   or unreadable stops the sync with "local store missing or damaged"; no
+   server write follows from an empty or broken store (F-12).
+3. **Server state.** ``SELECT`` with QRESYNC (changed flags and VANISHED
+   UIDs since our HIGHESTMODSEQ: one round trip when nothing changed), or
+   with CONDSTORE (skip everything if HIGHESTMODSEQ, UIDNEXT and EXISTS are
+   unchanged), or a full ``UID FETCH 1:* (FLAGS)``.
+4. **UIDVALIDITY changed:** local copies are re-matched by Message-ID and
+   size and adopt their new UIDs (no re-download); copies that match nothing
+   are moved to a local "Recovered" folder, never pushed or deleted (F-06/07).
+5. **User intent first:** journaled deletes and moves (``ops`` table) are
+   sent (MOVE, else COPY+STORE+UID EXPUNGE, else COPY+STORE+EXPUNGE) and
+   removed from the journal only after the server said OK.
+6. **Flags, three-way:** per message, additions and removals from both
+   sides are merged (a flag added on one side and untouched on the other is
+   added; the same for removals; conflicting edits are unioned), pushed with
+   ``UID STORE`` where the server differs, renamed on disk where the file
+   differs, and recorded as the new ``synced_flags``. Expunged on the
+   server wins over any local flag change.
+7. **New mail:** one ``UID FETCH`` for all new UIDs, bodies streamed into
+   ``tmp/``, published in batches (one file-system flush, renames, one
+   directory fsync), then the batch's index rows committed. The index row is
+   the sync state, so a crash anywhere leaves either nothing or a file that
+   :meth:`deskmail.store.Store.recover` adopts by the identity in its name.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from deskmail.errors import ProtocolError, StoreError
+from deskmail.model import Account
+from deskmail.protocol.imap import ImapSession
+from deskmail.protocol.imap_stream import FetchItem, compress_uids, parse_uid_set
+from deskmail.store import Folder, Op, Row, Store
+from deskmail.store.maildir import Maildir, PendingMessage, info_to_flags
+
+BATCH_MESSAGES = 500
+BATCH_BYTES = 32 * 1024 * 1024
+
+Progress = Callable[[str, str, int, int, int], None]  # (account, folder, done, total, bytes)
+
+SPECIAL_USES = ("\\Sent", "\\Drafts", "\\Trash", "\\Junk", "\\Archive", "\\All", "\\Flagged")
+# Name-based fallback for servers without SPECIAL-USE (lower-case names).
+NAME_HINTS = {
+    "\\Sent": ("sent", "sent items", "sent messages", "sent mail", "gesendet", "envoyés"),
+    "\\Drafts": ("drafts", "draft", "entwürfe", "brouillons"),
+    "\\Trash": ("trash", "deleted items", "deleted messages", "bin", "papierkorb", "corbeille"),
+    "\\Junk": ("junk", "spam", "junk e-mail", "bulk mail"),
+    "\\Archive": ("archive", "archives", "archiv"),
+}
+
+_COPYUID = re.compile(rb"\[COPYUID (\d+) ([\d:,]+) ([\d:,]+)\]", re.I)
+
+
+@dataclass
+class FolderResult:
+    account: str
+    folder: str
+    new: int = 0
+    bytes: int = 0
+    flags_pushed: int = 0
+    flags_pulled: int = 0
+    removed: int = 0  # expunged on the server, removed here
+    deleted: int = 0  # deleted here, pushed to the server
+    moved: int = 0
+    refetched: int = 0
+    conflicts: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, object]:
+        return dict(self.__dict__)
+
+
+def special_use_of(flags: tuple[str, ...], name: str) -> str:
+    for f in flags:
+        if f in SPECIAL_USES:
+            return f
+    last = name.rsplit("/", 1)[-1].rsplit(".", 1)[-1].lower()
+    for use, names in NAME_HINTS.items():
+        if last in names:
+            return use
+    return ""
+
+
+def merge_flags(base: frozenset[str], local: frozenset[str], remote: frozenset[str]) -> frozenset[str]:
+    """Three-way flag merge: each side's additions and removals apply; conflicts union (keep the flag)."""
+    added = (local - base) | (remote - base)
+    removed = ((base - local) | (base - remote)) - added
+    return (base | added) - removed
+
+
+def _fs(text: str | tuple[str, ...]) -> frozenset[str]:
+    return frozenset(text.split() if isinstance(text, str) else text)
+
+
+class ImapSync:
+    def __init__(
+        self,
+        account: Account,
+        store: Store,
+        session: ImapSession,
+        *,
+        progress: Progress | None = None,
+        folders: list[str] | None = None,
+        redownload: bool = False,
+    ) -> None:
+        self.redownload = redownload
+        self.account = account
+        self.store = store
+        self.imap = session
+        self.progress = progress
+        self.only = folders
+        caps = {c.decode().upper() if isinstance(c, bytes) else str(c).upper() for c in session.capabilities}
+        self.caps = caps
+        self.qresync = "QRESYNC" in caps and "QRESYNC" in {c.upper() for c in session.enable("QRESYNC")}
+        self.condstore = self.qresync or "CONDSTORE" in caps
+        self.move = "MOVE" in caps
+        self.uidplus = "UIDPLUS" in caps
+
+    # --- folders -------------------------------------------------------------
+
+    def reconcile_folders(self) -> list[Folder]:
+        name = self.account.name
+        server = {n: (flags, delim) for flags, delim, n in self.imap.list_folders()}
+        try:
+            subscribed = self.imap.subscribed()
+        except ProtocolError:
+            subscribed = set(server)
+        known = {f.name: f for f in self.store.folders(name)}
+        gone = [f for n, f in known.items() if n not in server and f.sync and f.uidvalidity]
+        with self.store.transaction():
+            for folder_name, (flags, delim) in server.items():
+                if folder_name in known or "\\Noselect" in flags or "\\NonExistent" in flags:
+                    continue
+                renamed = self._find_renamed(folder_name, gone)
+                if renamed is not None:
+                    self._rename_local(renamed, folder_name, delim)
+                    gone.remove(renamed)
+                    continue
+                self.store.ensure_folder(
+                    name, folder_name, delim, special_use_of(flags, folder_name), folder_name in subscribed
+                )
+            for folder in gone:
+                self._quarantine_folder(folder)
+            for folder_name, (flags, delim) in server.items():
+                if folder_name in known:
+                    self.store.ensure_folder(
+                        name, folder_name, delim, special_use_of(flags, folder_name),
+                        folder_name in subscribed or folder_name.upper() == "INBOX",
+                    )
+        return [
+            f for f in self.store.folders(name)
+            if f.name in server and f.sync and (self.only is None or f.name in self.only)
+        ]
+
+    def _find_renamed(self, new_name: str, gone: list[Folder]) -> Folder | None:
+        if not gone:
+            return None
+        try:
+            uv = self.imap.status_uidvalidity(new_name)
+        except ProtocolError:
+            return None
+        return next((f for f in gone if f.uidvalidity == uv), None)
+
+    def _rename_local(self, folder: Folder, new_name: str, delim: str) -> None:
+        from deskmail.store.maildir import folder_path
+
+        old_md = self.store.folder_maildir(folder)
+        path = self.store._free_path(folder.account, folder_path(new_name, delim))
+        new_root = self.store.maildir(folder.account, path).root
+        if old_md.root.exists():
+            old_md.root.rename(new_root)
+        self.store.update_folder(folder.id, name=new_name, path=path)
+        self.store.log(folder.account, new_name, f"folder renamed on the server: {folder.name} -> {new_name}")
+
+    def _quarantine_folder(self, folder: Folder) -> None:
+        stamp = time.strftime("%Y-%m-%d %H.%M")
+        new_name = f"Recovered - {folder.name} - {stamp}"
+        self._rename_local(folder, new_name, folder.delimiter)
+        self.store.update_folder(folder.id, sync=0, special_use="", uidvalidity=0)
+        self.store.log(folder.account, new_name, f"folder {folder.name} vanished from the server; local copy kept")
+
+    # --- one folder ----------------------------------------------------------
+
+    def sync_folder(self, folder: Folder) -> FolderResult:
+        result = FolderResult(self.account.name, folder.name)
+        md = self.store.folder_maildir(folder)
+        if folder.uidvalidity and not md.exists() and self.redownload:
+            with self.store.transaction():
+                self.store.db.execute("DELETE FROM messages WHERE folder_id=?", (folder.id,))
+                self.store.update_folder(folder.id, uidvalidity=0, uidnext=0, highestmodseq=0, local_mtime=0)
+                self.store.log(folder.account, folder.name, "local copy missing: downloading the folder again")
+            folder = self.store.folder(folder.account, folder.name) or folder
+        if folder.uidvalidity and not md.exists():
+            raise StoreError(
+                f"The local copy of folder {folder.name!r} is missing or damaged ({md.root})",
+                "the mail folder was deleted, moved, unmounted or made unreadable",
+                "restore it, or run `deskmail sync --redownload` to fetch the folder again; "
+                "nothing was deleted on the server",
+            )
+        try:
+            md.ensure()
+        except OSError as exc:
+            raise StoreError(f"Cannot create the mail folder {md.root} ({exc.strerror})") from exc
+        # cur/ untouched since our last clean finish: no crash leftovers and no edits by other programs.
+        clean = bool(folder.local_mtime) and _mtime(md) == folder.local_mtime
+        rows: dict[str, Row] | None = None
+        local_flags: dict[str, frozenset[str]] = {}
+        missing: set[str] = set()
+        if not clean:
+            self.store.recover(folder)
+            rows = self.store.rows(folder.id)
+            local_flags, missing = self._scan(md, rows)
+
+        params = ""
+        if self.qresync and folder.uidvalidity and folder.highestmodseq:
+            params = f"(QRESYNC ({folder.uidvalidity} {folder.highestmodseq}))"
+        elif self.condstore:
+            params = "(CONDSTORE)"
+        status, changed, seen = self.imap.select_raw(folder.name, params)
+        if not status.uidvalidity:
+            raise ProtocolError(f"The server gave no UIDVALIDITY for {folder.name}")
+        ops = self.store.pending_ops(self.account.name, folder.name)
+
+        if (
+            clean and not ops and params.startswith("(QRESYNC") and not changed and not seen.vanished
+            and status.uidvalidity == folder.uidvalidity and status.uidnext == folder.uidnext
+        ):
+            # Nothing changed on either side: one round trip, and the index was never read.
+            if status.highestmodseq != folder.highestmodseq:
+                self.store.update_folder(folder.id, highestmodseq=status.highestmodseq)
+            return result
+
+        if rows is None:
+            rows = self.store.rows(folder.id)
+        full = True
+        vanished: set[str] = set()
+        if folder.uidvalidity and status.uidvalidity != folder.uidvalidity:
+            self._uidvalidity_changed(folder, md, rows, status.uidvalidity, result)
+            rows = self.store.rows(folder.id)
+            local_flags, missing, changed = {}, set(), []
+        elif params.startswith("(QRESYNC"):
+            vanished, full = set(map(str, seen.vanished)), False
+        elif (
+            self.condstore and folder.highestmodseq and status.highestmodseq == folder.highestmodseq
+            and status.uidnext == folder.uidnext and status.exists == len(rows)
+        ):
+            changed, full = [], False  # CONDSTORE says: nothing happened on the server
+
+        if ops and self._apply_ops(ops, folder, md, rows, status.uidvalidity, result):
+            rows = self.store.rows(folder.id)
+
+        server: dict[str, tuple[str, ...]] | None = None
+        if full:
+            server = {str(i.uid): i.flags or () for i in self.imap.command("UID FETCH 1:* (UID FLAGS)") if i.uid}
+            vanished = {uid for uid, r in rows.items() if r.uidvalidity == status.uidvalidity and uid not in server}
+            remote = server
+        else:
+            remote = {str(i.uid): i.flags for i in changed if i.uid and i.flags is not None}
+
+        # A file that disappeared behind our back is fetched again, never taken as a delete (F-15).
+        refetch: list[int] = []
+        with self.store.transaction():
+            for uid in missing:
+                row = rows.pop(uid, None)
+                if row is None:
+                    continue
+                self.store.delete_row(row.id)
+                if uid not in vanished and row.uidvalidity == status.uidvalidity:
+                    refetch.append(int(uid))
+                    result.refetched += 1
+
+        self._reconcile_flags(folder, md, rows, local_flags, remote, vanished, result)
+
+        current = {u for u, r in rows.items() if r.uidvalidity == status.uidvalidity}
+        known_max = max((int(u) for u in current), default=0)
+        if server is not None:
+            wanted = [int(u) for u in server if u not in current]
+        else:
+            wanted = [int(u) for u in remote if u not in current] + refetch
+        above = None
+        if server is None and status.uidnext != folder.uidnext and status.uidnext > known_max + 1:
+            above = known_max
+        self._download(folder, md, status.uidvalidity, sorted(set(wanted)), above, current, result)
+
+        self.store.update_folder(
+            folder.id,
+            uidvalidity=status.uidvalidity,
+            uidnext=status.uidnext,
+            highestmodseq=status.highestmodseq,
+            local_mtime=_mtime(md),
+        )
+        return result
+
+    def _scan(self, md: Maildir, rows: dict[str, Row]) -> tuple[dict[str, frozenset[str]], set[str]]:
+        """Current local flags (from file names) and the rows whose file is gone."""
+        flags = {uid: _fs(r.flags) for uid, r in rows.items()}
+        on_disk = {name.partition(":")[0]: name for name in md.files()}
+        missing: set[str] = set()
+        with self.store.transaction():
+            for uid, r in rows.items():
+                unique = r.filename.partition(":")[0]
+                current = on_disk.get(unique)
+                if current is None:
+                    missing.add(uid)
+                elif current != r.filename:
+                    now = frozenset(info_to_flags(current)) | (_fs(r.flags) - _MAILDIR_FLAGS)
+                    self.store.set_flags(r.id, current, now)
+                    flags[uid] = now
+        return flags, missing
+
+    def _apply_ops(self, ops: list[Op], folder: Folder, md: Maildir, rows: dict[str, Row], uidvalidity: int,
+                   result: FolderResult) -> int:
+        done = 0
+        for op in ops:
+            if op.uidvalidity != uidvalidity:
+                with self.store.transaction():
+                    self.store.op_done(op.id)
+                    self.store.log(self.account.name, folder.name,
+                                   f"{op.kind} of UID {op.uid} dropped: the folder's UIDVALIDITY changed")
+                continue
+            uid = op.uid
+            if op.kind == "move":
+                self._move(folder, md, rows, uid, op.target, result)
+            else:
+                self.imap.run(f"UID STORE {uid} +FLAGS.SILENT (\\Deleted)")
+                self.imap.run(f"UID EXPUNGE {uid}" if self.uidplus else "EXPUNGE")
+                result.deleted += 1
+            with self.store.transaction():
+                row = rows.get(uid)
+                if row is not None and op.kind != "move":
+                    md.remove(row.filename)
+                    self.store.delete_row(row.id)
+                self.store.op_done(op.id)
+            done += 1
+        return done
+
+    def _move(self, folder: Folder, md: Maildir, rows: dict[str, Row], uid: str, target: str,
+              result: FolderResult) -> None:
+        quoted = self.imap.quote(target)
+        if self.move:
+            seen = self.imap.run(f"UID MOVE {uid} {quoted}")
+        else:
+            seen = self.imap.run(f"UID COPY {uid} {quoted}")
+            self.imap.run(f"UID STORE {uid} +FLAGS.SILENT (\\Deleted)")
+            self.imap.run(f"UID EXPUNGE {uid}" if self.uidplus else "EXPUNGE")
+        result.moved += 1
+        row = rows.get(uid)
+        if row is None:
+            return
+        lines = [seen.tagged, *seen.other]
+        m = next((m for m in (_COPYUID.search(line) for line in lines) if m), None)
+        dest = self.store.folder(self.account.name, target)
+        with self.store.transaction():
+            if m and dest is not None and dest.uidvalidity == int(m.group(1)):
+                # The server told us the new UID: carry the file over instead of downloading it again.
+                new_uid = parse_uid_set(m.group(3).decode())[0]
+                dest_md = self.store.folder_maildir(dest)
+                dest_md.ensure()
+                unique, _, info = row.filename.partition(":")
+                name = f"{re.sub(r',V=.*$', '', unique)},V={dest.uidvalidity},U={new_uid}:{info}"
+                md.path(row.filename).rename(dest_md.path(name))
+                self.store.insert_message(dest_md, dest.id, dest.uidvalidity, str(new_uid), name, _fs(row.flags))
+            else:
+                md.remove(row.filename)  # the target folder's sync downloads it with its new UID
+            self.store.delete_row(row.id)
+
+    def _reconcile_flags(self, folder: Folder, md: Maildir, rows: dict[str, Row],
+                         local_flags: dict[str, frozenset[str]], remote: dict[str, tuple[str, ...]],
+                         vanished: set[str], result: FolderResult) -> None:
+        push: dict[frozenset[str], list[str]] = {}
+        with self.store.transaction():
+            for uid in vanished:
+                row = rows.get(uid)
+                if row is None:
+                    continue
+                if _fs(row.flags) != _fs(row.synced_flags):
+                    self.store.log(self.account.name, folder.name,
+                                   f"UID {uid} was expunged on the server; local flag changes dropped")
+                md.remove(row.filename)
+                self.store.delete_row(row.id)
+                result.removed += 1
+            for uid, row in rows.items():
+                if uid in vanished:
+                    continue
+                base = _fs(row.synced_flags)
+                local = local_flags.get(uid, _fs(row.flags))
+                theirs = _fs(remote[uid]) if uid in remote else base
+                if local == base and theirs == base:
+                    continue
+                merged = merge_flags(base, local, theirs)
+                if local != base and theirs != base and local != theirs:
+                    result.conflicts += 1
+                    self.store.log(self.account.name, folder.name,
+                                   f"UID {uid}: flags changed on both sides; merged to {' '.join(sorted(merged))}")
+                if merged != theirs:
+                    push.setdefault(merged, []).append(uid)
+                    result.flags_pushed += 1
+                if merged != local:
+                    result.flags_pulled += 1
+                name = md.set_flags(row.filename, merged)
+                self.store.set_flags(row.id, name, merged, merged)
+        for flags, uids in push.items():
+            self.imap.run(f"UID STORE {compress_uids([int(u) for u in uids])} FLAGS.SILENT ({' '.join(sorted(flags))})")
+
+    def _uidvalidity_changed(self, folder: Folder, md: Maildir, rows: dict[str, Row], uidvalidity: int,
+                             result: FolderResult) -> None:
+        """Re-match local copies to the server's new UIDs by Message-ID + size (F-06), quarantine the rest (F-07)."""
+        server: dict[tuple[str, int], list[int]] = {}
+        for item in self.imap.command("UID FETCH 1:* (UID RFC822.SIZE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])"):
+            header = next(iter(item.small.values()), b"")
+            mid = header.decode("utf-8", "replace").partition(":")[2].strip()
+            server.setdefault((mid, item.size), []).append(item.uid)
+        matched = unmatched = 0
+        quarantine: Folder | None = None
+        with self.store.transaction():
+            for row in rows.values():
+                candidates = server.get((row.message_id, row.size)) if row.message_id else None
+                if candidates:
+                    new_uid = candidates.pop(0)
+                    name = md.rekey(row.filename, uidvalidity, new_uid)
+                    self.store.db.execute(
+                        "UPDATE messages SET uidvalidity=?, uid=?, filename=? WHERE id=?",
+                        (uidvalidity, str(new_uid), name, row.id),
+                    )
+                    matched += 1
+                    continue
+                if quarantine is None:
+                    stamp = time.strftime("%Y-%m-%d %H.%M")
+                    quarantine = self.store.ensure_folder(self.account.name, f"Recovered - {folder.name} - {stamp}")
+                    self.store.update_folder(quarantine.id, sync=0)
+                qmd = self.store.folder_maildir(quarantine)
+                qmd.ensure()
+                md.path(row.filename).rename(qmd.path(row.filename))
+                self.store.db.execute(
+                    "UPDATE messages SET folder_id=?, uid=? WHERE id=?", (quarantine.id, f"local-{row.id}", row.id)
+                )
+                unmatched += 1
+            note = (f"UIDVALIDITY of {folder.name} changed ({folder.uidvalidity} -> {uidvalidity}): "
+                    f"{matched} local copies re-matched")
+            if unmatched:
+                note += f", {unmatched} kept in the local folder {quarantine.name if quarantine else ''!r}"
+            self.store.log(self.account.name, folder.name, note)
+            self.store.update_folder(folder.id, uidvalidity=uidvalidity, highestmodseq=0)
+        result.notes.append(note)
+
+    def _download(self, folder: Folder, md: Maildir, uidvalidity: int, uids: list[int], above: int | None,
+                  current: set[str], result: FolderResult) -> None:
+        if above is not None:
+            uid_set = f"{above + 1}:*"
+            if uids:
+                uid_set = compress_uids(uids) + "," + uid_set
+        elif uids:
+            uid_set = compress_uids(uids)
+        else:
+            return
+        total = len(uids)
+        batch: list[tuple[PendingMessage, int, str, tuple[str, ...], bool]] = []
+        batch_bytes = 0
+        sink = _BodySinks(md)
+
+        def flush() -> None:
+            nonlocal batch, batch_bytes
+            names = md.publish(batch)
+            with self.store.transaction():
+                for (pending, v, uid, flags, _pop), name in zip(batch, names, strict=True):
+                    self.store.insert_message(md, folder.id, v, uid, name, flags, bytes(pending.head), pending.size)
+            result.new += len(batch)
+            if self.progress:
+                self.progress(self.account.name, folder.name, result.new, max(total, result.new), result.bytes)
+            batch, batch_bytes = [], 0
+
+        try:
+            for item in self.imap.command(f"UID FETCH {uid_set} (UID FLAGS BODY.PEEK[])", body_sink=sink.open):
+                pending = sink.take(item)
+                if pending is None:
+                    continue
+                if not item.uid or (above is not None and item.uid <= above and item.uid not in uids) or (
+                    str(item.uid) in current
+                ):
+                    pending.discard()  # "n:*" returns the last message when nothing is new
+                    continue
+                batch.append((pending, uidvalidity, str(item.uid), item.flags or (), False))
+                batch_bytes += pending.size
+                result.bytes += pending.size
+                if len(batch) >= BATCH_MESSAGES or batch_bytes >= BATCH_BYTES:
+                    flush()
+            flush()
+        finally:
+            sink.discard_all()
+            for pending, *_ in batch:
+                pending.discard()
+
+
+class _BodySinks:
+    """Hands the stream parser a fresh tmp/ file for each BODY[] literal, and gives it back by item."""
+
+    def __init__(self, md: Maildir) -> None:
+        self.md = md
+        self._open: dict[int, PendingMessage] = {}
+
+    def open(self, item: FetchItem) -> PendingMessage:
+        pending = self.md.begin()
+        self._open[id(item)] = pending
+        return pending
+
+    def take(self, item: FetchItem) -> PendingMessage | None:
+        return self._open.pop(id(item), None)
+
+    def discard_all(self) -> None:
+        for pending in self._open.values():
+            pending.discard()
+        self._open.clear()
+
+
+_MAILDIR_FLAGS = frozenset({"\\Draft", "\\Flagged", "\\Answered", "\\Seen", "\\Deleted"})
+
+
+def _mtime(md: Maildir) -> int:
+    try:
+        return (md.root / "cur").stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
+def sync_imap_account(
+    account: Account, store: Store, session: ImapSession, *, progress: Progress | None = None,
+    folders: list[str] | None = None, on_folder: Callable[[FolderResult], None] | None = None,
+    redownload: bool = False,
+) -> list[FolderResult]:
+    engine = ImapSync(account, store, session, progress=progress, folders=folders, redownload=redownload)
+    results = []
+    for folder in engine.reconcile_folders():
+        r = engine.sync_folder(folder)
+        results.append(r)
+        if on_folder:
+            on_folder(r)
+    return results
+
+
+__all__ = ["FetchItem", "FolderResult", "ImapSync", "merge_flags", "special_use_of", "sync_imap_account"]
