@@ -469,7 +469,9 @@ def main(argv: list[str] | None = None) -> int:
     command = typer.main.get_command(app)
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        command.main(args=args, prog_name="deskmail", standalone_mode=False)
+        rv = command.main(args=args, prog_name="deskmail", standalone_mode=False)
+        if isinstance(rv, int):  # click returns typer.Exit's code instead of raising without standalone mode
+            return rv
     except DeskmailError as exc:
         if "--json" in args:
             _emit_json(exc.to_dict())

@@ -131,10 +131,9 @@ def register(app: typer.Typer) -> None:
             for name, rs in results.items():
                 _print_summary(name, rs)
         for name, failure in failures.items():
-            err.print(f"[bold red]{name}:[/] {failure}", highlight=False)
+            prefix = f"{name}: " if len(targets) > 1 else ""
+            err.print(f"[bold red]Error:[/] {prefix}{failure}", highlight=False)
         if failures:
-            if len(targets) == 1:
-                raise next(iter(failures.values()))
             raise typer.Exit(next(iter(failures.values())).exit_code)
 
     @app.command()

@@ -37,6 +37,7 @@ disk, vanished ones quarantined, never silently deleted). Then per folder:
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from collections.abc import Callable
@@ -321,6 +322,7 @@ class ImapSync:
                 elif current != r.filename:
                     now = frozenset(info_to_flags(current)) | (_fs(r.flags) - _MAILDIR_FLAGS)
                     self.store.set_flags(r.id, current, now)
+                    rows[uid] = dataclasses.replace(r, filename=current, flags=" ".join(sorted(now)))
                     flags[uid] = now
         return flags, missing
 

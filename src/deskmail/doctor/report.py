@@ -1,0 +1,319 @@
+"""What the doctor found: findings, their codes, and the report that aggregates them.
+
+A :class:`Finding` is one check's result, in words a person can act on (what was
+seen, the likely cause, the remedy) plus a stable machine ``code`` that the GUI,
+scripts and the tests key on. Wording may improve between releases; codes do
+not change meaning. ``docs/doctor.md`` documents every code; a test keeps the
+two in step.
+
+Every text is passed through :func:`deskmail.secrets.redact` when the finding
+is built, so nothing that leaves this module (JSON, the Rich renderer, the GUI)
+can contain a registered password, whatever a server echoed back.
+
+The report aggregates worst-first (like Delta Chat's connectivity view): a
+server's state is its worst finding, and the one-line summary names the first
+failure of each server, which is the root cause because later steps are not
+attempted after a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from deskmail.secrets import redact
+
+
+class Server(StrEnum):
+    INCOMING = "incoming"
+    OUTGOING = "outgoing"
+
+    @property
+    def heading(self) -> str:
+        return "Incoming" if self is Server.INCOMING else "Outgoing"
+
+
+class Step(StrEnum):
+    """The checks, in the order they run for each server."""
+
+    DNS = "dns"
+    TCP = "tcp"
+    PORTS = "ports"  # only when the configured port cannot be reached
+    TLS = "tls"
+    GREETING = "greeting"
+    LOGIN = "login"
+    SEND = "send"  # outgoing only: relaying permission, and the test message
+    ROUND_TRIP = "round_trip"  # only with round_trip=True
+    SETTINGS = "settings"  # comparison with the provider database
+
+
+class Status(StrEnum):
+    OK = "ok"
+    WARNING = "warning"  # works, but something should be changed
+    FAILED = "failed"  # does not work as configured
+    SKIPPED = "skipped"  # not checked (an earlier step failed, or nothing to check)
+
+    @property
+    def rank(self) -> int:
+        """Worst-first ordering: failed > warning > skipped > ok."""
+        return {"ok": 0, "skipped": 1, "warning": 2, "failed": 3}[self.value]
+
+
+class Code(StrEnum):
+    """Stable machine codes. Meanings are in :data:`MEANINGS` and docs/doctor.md."""
+
+    OK = "ok"
+    NOT_CHECKED = "not_checked"
+    TIME_LIMIT = "time_limit"
+    INTERNAL_ERROR = "internal_error"
+    # dns
+    DNS_NOT_FOUND = "dns_not_found"
+    DNS_NO_ADDRESS = "dns_no_address"
+    DNS_FAILED = "dns_failed"
+    # tcp / ports
+    CONNECTION_REFUSED = "connection_refused"
+    CONNECTION_TIMEOUT = "connection_timeout"
+    NETWORK_UNREACHABLE = "network_unreachable"
+    PORT_BLOCKED = "port_blocked"
+    NO_PORT_REACHABLE = "no_port_reachable"
+    # tls
+    TLS_MODE_MISMATCH = "tls_mode_mismatch"
+    TLS_VERSION = "tls_version"
+    TLS_HANDSHAKE_FAILED = "tls_handshake_failed"
+    CERTIFICATE_UNTRUSTED = "certificate_untrusted"
+    CERTIFICATE_SELF_SIGNED = "certificate_self_signed"
+    CERTIFICATE_HOSTNAME_MISMATCH = "certificate_hostname_mismatch"
+    CERTIFICATE_EXPIRED = "certificate_expired"
+    CERTIFICATE_EXPIRING = "certificate_expiring"
+    TLS_INTERCEPTION = "tls_interception"
+    STARTTLS_INJECTION = "starttls_injection"
+    ENCRYPTION_OFF = "encryption_off"
+    # greeting / capabilities
+    NO_RESPONSE = "no_response"
+    GREETING_REFUSED = "greeting_refused"
+    PROTOCOL_ERROR = "protocol_error"
+    STARTTLS_MISSING = "starttls_missing"
+    PLAINTEXT_LOGIN_DISABLED = "plaintext_login_disabled"
+    PLAINTEXT_REFUSED = "plaintext_refused"
+    # login
+    AUTH_FAILED = "auth_failed"
+    APP_PASSWORD_REQUIRED = "app_password_required"
+    USERNAME_FORM = "username_form"
+    ACCOUNT_DISABLED = "account_disabled"
+    TOO_MANY_CONNECTIONS = "too_many_connections"
+    OAUTH_REQUIRED = "oauth_required"
+    AUTH_NOT_ENABLED = "auth_not_enabled"
+    AUTH_NOT_OFFERED = "auth_not_offered"
+    # send / round trip
+    RELAY_DENIED = "relay_denied"
+    SEND_REFUSED = "send_refused"
+    ROUND_TRIP_TIMEOUT = "round_trip_timeout"
+    # settings
+    SETTINGS_DIFFER = "settings_differ"
+    PROVIDER_UNKNOWN = "provider_unknown"
+
+
+# One line per code: what it means. docs/doctor.md expands each with an example remedy.
+MEANINGS: dict[Code, str] = {
+    Code.OK: "the check passed",
+    Code.NOT_CHECKED: "not checked, because an earlier step failed or there was nothing to check",
+    Code.TIME_LIMIT: "not checked, because the doctor's total time limit was reached",
+    Code.INTERNAL_ERROR: "the doctor itself failed (a bug); the message says where",
+    Code.DNS_NOT_FOUND: "the server name does not exist (NXDOMAIN): usually a typo",
+    Code.DNS_NO_ADDRESS: "the name exists but has no IPv4/IPv6 address",
+    Code.DNS_FAILED: "name lookup failed: no DNS server answered (offline, captive portal)",
+    Code.CONNECTION_REFUSED: "the server actively refused the port (nothing listens, or a firewall rejects)",
+    Code.CONNECTION_TIMEOUT: "no answer to the connection attempt: a firewall or the network drops it",
+    Code.NETWORK_UNREACHABLE: "this computer has no route to the server (offline, VPN, IPv6 only)",
+    Code.PORT_BLOCKED: "the configured port cannot be reached but another standard port works",
+    Code.NO_PORT_REACHABLE: "neither the configured port nor any standard alternative can be reached",
+    Code.TLS_MODE_MISMATCH: "SSL/TLS chosen on a STARTTLS port, or STARTTLS chosen on an SSL/TLS port",
+    Code.TLS_VERSION: "the server only speaks TLS older than 1.2",
+    Code.TLS_HANDSHAKE_FAILED: "the encrypted connection could not be set up for another reason",
+    Code.CERTIFICATE_UNTRUSTED: "the certificate is issued by a CA this computer does not trust",
+    Code.CERTIFICATE_SELF_SIGNED: "the certificate is self-signed",
+    Code.CERTIFICATE_HOSTNAME_MISMATCH: "the certificate is for a different server name",
+    Code.CERTIFICATE_EXPIRED: "the certificate has expired (or is not valid yet: check the clock)",
+    Code.CERTIFICATE_EXPIRING: "the certificate expires within 14 days",
+    Code.TLS_INTERCEPTION: "antivirus or a proxy replaces the server's certificate with its own",
+    Code.STARTTLS_INJECTION: "data arrived between STARTTLS and the handshake: a man-in-the-middle sign",
+    Code.ENCRYPTION_OFF: "the account is set to use no encryption",
+    Code.NO_RESPONSE: "the port accepts connections but the server never says anything",
+    Code.GREETING_REFUSED: "the server answered with a refusal instead of a greeting",
+    Code.PROTOCOL_ERROR: "the server's answers are not the expected mail protocol",
+    Code.STARTTLS_MISSING: "STARTTLS is not offered or refused: the password would travel in clear",
+    Code.PLAINTEXT_LOGIN_DISABLED: "the server refuses logins without encryption (LOGINDISABLED)",
+    Code.PLAINTEXT_REFUSED: "deskmail refuses to send the password without encryption",
+    Code.AUTH_FAILED: "the server rejected the user name or password",
+    Code.APP_PASSWORD_REQUIRED: "the provider wants an app password (two-step verification is on)",
+    Code.USERNAME_FORM: "the login works with another form of the user name (full address vs local part)",
+    Code.ACCOUNT_DISABLED: "the provider has disabled, locked or not enabled this access",
+    Code.TOO_MANY_CONNECTIONS: "too many simultaneous connections or login attempts",
+    Code.OAUTH_REQUIRED: "the provider only accepts OAuth (browser sign-in), not passwords",
+    Code.AUTH_NOT_ENABLED: "the server requires SMTP authentication but the account does not log in",
+    Code.AUTH_NOT_OFFERED: "the account logs in to SMTP but the server offers no authentication",
+    Code.RELAY_DENIED: "the outgoing server refuses to send to outside addresses",
+    Code.SEND_REFUSED: "the test message was refused",
+    Code.ROUND_TRIP_TIMEOUT: "the test message was sent but did not arrive in time",
+    Code.SETTINGS_DIFFER: "the settings differ from the provider's recommended settings",
+    Code.PROVIDER_UNKNOWN: "the provider is not in the database, so the settings were not compared",
+}
+
+# Steps that must have passed for an account to be usable. A skipped one means
+# "not verified", which is not good enough for Report.ok.
+ESSENTIAL_STEPS = frozenset({Step.DNS, Step.TCP, Step.TLS, Step.GREETING, Step.LOGIN, Step.SEND})
+
+
+def _redact_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, Mapping):
+        return {str(k): _redact_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redact_value(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One check's result. Texts are redacted at construction."""
+
+    server: Server
+    step: Step
+    status: Status
+    code: Code
+    text: str  # what was seen, e.g. "No answer from smtp.example.net (1.2.3.4) port 587 within 8 s"
+    cause: str = ""
+    remedy: str = ""
+    duration_ms: int = 0
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("server", "step", "status", "code"):
+            enum_type = {"server": Server, "step": Step, "status": Status, "code": Code}[name]
+            object.__setattr__(self, name, enum_type(getattr(self, name)))
+        for name in ("text", "cause", "remedy"):
+            object.__setattr__(self, name, redact(getattr(self, name)))
+        object.__setattr__(self, "data", _redact_value(dict(self.data)))
+
+    @property
+    def line(self) -> str:
+        """The finding as one paragraph, in errors.py's what / cause / remedy style."""
+        parts = [self.text.rstrip(".") + "."]
+        if self.cause:
+            parts.append("Likely cause: " + self.cause.rstrip(".") + ".")
+        if self.remedy:
+            parts.append("What to do: " + self.remedy.rstrip(".") + ".")
+        return " ".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "server": self.server.value,
+            "step": self.step.value,
+            "status": self.status.value,
+            "code": self.code.value,
+            "text": self.text,
+            "cause": self.cause,
+            "remedy": self.remedy,
+            "duration_ms": self.duration_ms,
+            "data": dict(self.data),
+        }
+
+
+@dataclass(frozen=True)
+class Report:
+    account: str
+    findings: tuple[Finding, ...]
+    duration_ms: int = 0
+
+    def for_server(self, server: Server) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.server is server)
+
+    def codes(self, server: Server | None = None) -> list[Code]:
+        return [f.code for f in self.findings if server is None or f.server is server]
+
+    def find(self, code: Code | str) -> Finding | None:
+        """The first finding with this code (tests and the GUI look findings up by code)."""
+        wanted = Code(code)
+        return next((f for f in self.findings if f.code is wanted), None)
+
+    def status(self, server: Server) -> Status:
+        """Worst status of one server's findings (an optional check that was skipped does not count)."""
+        worst = Status.OK
+        for f in self.for_server(server):
+            if f.status is Status.SKIPPED and f.step not in ESSENTIAL_STEPS:
+                continue
+            if f.status.rank > worst.rank:
+                worst = f.status
+        return worst
+
+    def server_ok(self, server: Server) -> bool:
+        findings = self.for_server(server)
+        if not findings:
+            return False
+        return not any(
+            f.status is Status.FAILED or (f.status is Status.SKIPPED and f.step in ESSENTIAL_STEPS)
+            for f in findings
+        )
+
+    @property
+    def ok(self) -> bool:
+        """True only when everything needed to receive and send mail was verified to work."""
+        return self.server_ok(Server.INCOMING) and self.server_ok(Server.OUTGOING)
+
+    def _server_sentence(self, server: Server) -> str:
+        findings = self.for_server(server)
+        if not findings:
+            return f"{server.heading} was not checked."
+        failures = [f for f in findings if f.status is Status.FAILED]
+        failed = failures[0] if failures else None
+        if failed is not None and failed.step is Step.TCP:
+            # "port 587 is blocked, 465 works" says more than "no answer on 587".
+            failed = next((f for f in failures if f.step is Step.PORTS), failed)
+        if failed is not None:
+            sentence = f"{server.heading} fails: {_lower_first(failed.text.rstrip('.'))}"
+            if failed.remedy:
+                sentence += f"; {_lower_first(failed.remedy.rstrip('.'))}"
+            return sentence + "."
+        skipped = next(
+            (f for f in findings if f.status is Status.SKIPPED and f.step in ESSENTIAL_STEPS), None
+        )
+        if skipped is not None:
+            reason = re.sub(r"^Not checked(:| because)\s*", "", skipped.text.rstrip("."))
+            return f"{server.heading} was not fully checked: {_lower_first(reason)}."
+        warnings = [f for f in findings if f.status is Status.WARNING]
+        if warnings:
+            first = _lower_first(warnings[0].text.rstrip("."))
+            more = f" (+{len(warnings) - 1} more)" if len(warnings) > 1 else ""
+            return f"{server.heading} works, with a warning: {first}{more}."
+        return f"{server.heading} works."
+
+    def summary(self) -> str:
+        """One line: 'Incoming works. Outgoing fails: port 587 is blocked …'."""
+        return " ".join(self._server_sentence(s) for s in Server)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "account": self.account,
+            "ok": self.ok,
+            "summary": self.summary(),
+            "duration_ms": self.duration_ms,
+            "incoming": self.status(Server.INCOMING).value,
+            "outgoing": self.status(Server.OUTGOING).value,
+            "findings": [f.to_dict() for f in self.findings],
+        }
+
+    def to_json(self, *, indent: int | None = 2) -> str:
+        return redact(json.dumps(self.to_dict(), indent=indent, ensure_ascii=False))
+
+
+def _lower_first(text: str) -> str:
+    # "No answer from …" reads better mid-sentence as "no answer from …", but
+    # keep acronyms and names ("SSL/TLS …", "IMAP …") as they are.
+    if len(text) > 1 and text[0].isupper() and not text[1].isupper():
+        return text[0].lower() + text[1:]
+    return text

@@ -1,0 +1,463 @@
+"""The sync engine against the real Dovecot, with doveadm as the "other client" changing the mailbox."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from helpers import Home, RewritingProxy
+
+pytestmark = pytest.mark.servers
+
+
+def msg(i: int, to: str, size: int = 2000, subject: str | None = None) -> bytes:
+    return (f"From: gen@example.test\r\nTo: {to}\r\nSubject: {subject or f'message {i}'}\r\n"
+            f"Message-ID: <m{i}-{size}@example.test>\r\nDate: Mon, 02 Jan 2023 10:00:00 +0000\r\n\r\n").encode() + (
+        b"y" * size + b"\r\n")
+
+
+@pytest.fixture
+def acct(sandbox: Any, mail_user: Any, tmp_path: Path) -> Home:
+    home = Home(tmp_path / "home", env={"DM_PW": mail_user.password})
+    home.user = mail_user  # type: ignore[attr-defined]
+    proc = home.run("account", "add", "--email", mail_user.email, "--name", "a", "--imap-host", sandbox.host,
+                    "--imap-port", str(sandbox.imaps_port), "--imap-security", "ssl", "--smtp-host", sandbox.host,
+                    "--smtp-port", str(sandbox.submission_port), "--smtp-security", "starttls",
+                    "--ca-file", str(sandbox.ca_file), "--password-env", "DM_PW", "--no-verify")
+    assert proc.returncode == 0, proc.stderr
+    return home
+
+
+def sync(home: Home, *args: str) -> dict[str, Any]:
+    proc = home.run("sync", "--json", *args)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    return dict(json.loads(proc.stdout))
+
+
+def db(home: Home) -> sqlite3.Connection:
+    return sqlite3.connect(home.root / "data" / "index.sqlite3")
+
+
+def local(home: Home, folder: str = "INBOX") -> dict[str, tuple[str, str]]:
+    """Message-ID -> (flags, file name) of the local copies in ``folder``."""
+    rows = db(home).execute(
+        "SELECT m.message_id, m.flags, m.filename FROM messages m JOIN folders f ON f.id=m.folder_id"
+        " WHERE f.name=?", (folder,)).fetchall()
+    return {r[0]: (r[1], r[2]) for r in rows}
+
+
+def server(sandbox: Any, email: str, folder: str = "INBOX") -> dict[str, str]:
+    """Message-ID -> flags on the server (doveadm, a second client)."""
+    proc = sandbox.doveadm("-f", "tab", "fetch", "-u", email, "hdr.message-id flags", "mailbox", folder)
+    out = {}
+    for line in proc.stdout.splitlines()[1:]:
+        if line.strip():
+            mid, _, flags = line.partition("\t")
+            out[mid.strip()] = " ".join(sorted(f for f in flags.split() if f != "\\Recent"))
+    return out
+
+
+def maildir_files(home: Home, path: str = "") -> list[str]:
+    cur = home.root / "data" / "mail" / "a" / path / "cur"
+    return sorted(p.name for p in cur.iterdir()) if cur.is_dir() else []
+
+
+def test_all_folders_with_special_use_and_unicode_names(sandbox: Any, acct: Home) -> None:
+    email = acct.user.email  # type: ignore[attr-defined]
+    sandbox.doveadm("mailbox", "create", "-u", email, "Work/Ärger")
+    sandbox.fill_maildir(email, [msg(1, email)])
+    sandbox.fill_maildir(email, [msg(2, email)], folder="Work/Ärger")
+    sync(acct)
+    folders = {f["name"]: f for f in json.loads(acct.run("folders", "--json").stdout)}
+    assert {"INBOX", "Sent", "Drafts", "Trash", "Junk", "Archive", "Work/Ärger"} <= set(folders)
+    assert folders["Sent"]["special_use"] == "\\Sent" and folders["Trash"]["special_use"] == "\\Trash"
+    assert folders["Work/Ärger"]["messages"] == 1
+    assert folders["Work/Ärger"]["path"] == ".Work.%C3%84rger"  # Maildir++ sibling, safe on disk
+    assert len(maildir_files(acct, ".Work.%C3%84rger")) == 1
+    # Choosing folders: a disabled folder is not synced any more.
+    assert acct.run("folders", "--disable", "Work/Ärger").returncode == 0
+    sandbox.fill_maildir(email, [msg(3, email)], folder="Work/Ärger")
+    sync(acct)
+    assert len(maildir_files(acct, ".Work.%C3%84rger")) == 1
+
+
+def test_flags_both_ways_and_conflict_merge(sandbox: Any, acct: Home) -> None:
+    email = acct.user.email  # type: ignore[attr-defined]
+    sandbox.fill_maildir(email, [msg(i, email) for i in range(1, 4)])
+    sync(acct)
+    # Server -> local.
+    sandbox.doveadm("flags", "add", "-u", email, "\\Seen \\Flagged", "mailbox", "INBOX", "uid", "1")
+    sync(acct)
+    flags, name = local(acct)["<m1-2000@example.test>"]
+    assert flags == "\\Flagged \\Seen" and name.endswith(":2,FS")
+    # Local -> server.
+    rid = db(acct).execute("SELECT id FROM messages WHERE message_id='<m2-2000@example.test>'").fetchone()[0]
+    assert acct.run("flag", str(rid), "--set", "answered", "--set", "seen").returncode == 0
+    sync(acct)
+    assert server(sandbox, email)["<m2-2000@example.test>"] == "\\Answered \\Seen"
+    # Another Maildir client (mutt) renames a file: seen and pushed.
+    cur = acct.root / "data" / "mail" / "a" / "cur"
+    f3 = next(p for p in cur.iterdir() if local(acct)["<m3-2000@example.test>"][1] == p.name)
+    f3.rename(cur / (f3.name.split(":2,")[0] + ":2,F"))
+    # ... while the server adds \Seen to the same message: the merge keeps both.
+    sandbox.doveadm("flags", "add", "-u", email, "\\Seen", "mailbox", "INBOX", "uid", "3")
+    report = sync(acct)
+    assert sum(f["conflicts"] for f in report["a"]["folders"]) == 1
+    assert server(sandbox, email)["<m3-2000@example.test>"] == "\\Flagged \\Seen"
+    assert local(acct)["<m3-2000@example.test>"][0] == "\\Flagged \\Seen"
+    # Stable: a further sync changes nothing.
+    report = sync(acct)
+    assert all(f["flags_pushed"] == f["flags_pulled"] == 0 for f in report["a"]["folders"])
+
+
+def test_server_expunge_removes_local_copy(sandbox: Any, acct: Home) -> None:
+    email = acct.user.email  # type: ignore[attr-defined]
+    sandbox.fill_maildir(email, [msg(i, email) for i in range(1, 6)])
+    sync(acct)
+    sandbox.doveadm("expunge", "-u", email, "mailbox", "INBOX", "uid", "2:3")
+    report = sync(acct)
+    assert report["a"]["folders"][0]["removed"] == 2 or sum(f["removed"] for f in report["a"]["folders"]) == 2
+    assert set(local(acct)) == {f"<m{i}-2000@example.test>" for i in (1, 4, 5)}
+    assert len(maildir_files(acct)) == 3
+
+
+def test_local_delete_goes_to_trash_and_expunge_deletes(sandbox: Any, acct: Home) -> None:
+    email = acct.user.email  # type: ignore[attr-defined]
+    sandbox.fill_maildir(email, [msg(i, email) for i in range(1, 4)])
+    sync(acct)
+    ids = dict(db(acct).execute("SELECT message_id, id FROM messages").fetchall())
+    assert acct.run("delete", str(ids["<m1-2000@example.test>"])).returncode == 0
+    assert acct.run("delete", "--expunge", str(ids["<m2-2000@example.test>"])).returncode == 0
+    sync(acct)
+    assert set(server(sandbox, email)) == {"<m3-2000@example.test>"}
+    assert set(server(sandbox, email, "Trash")) == {"<m1-2000@example.test>"}
+    assert set(local(acct)) == {"<m3-2000@example.test>"}
+    assert set(local(acct, "Trash")) == {"<m1-2000@example.test>"}
+
+
+def test_local_move_pushed_without_redownload(sandbox: Any, acct: Home) -> None:
+    email = acct.user.email  # type: ignore[attr-defined]
+    sandbox.fill_maildir(email, [msg(i, email) for i in range(1, 3)])
+    sync(acct)
+    rid = db(acct).execute("SELECT id FROM messages WHERE message_id='<m1-2000@example.test>'").fetchone()[0]
+    unique = local(acct)["<m1-2000@example.test>"][1].split(",")[0]
+    assert acct.run("move", str(rid), "--to", "Archive").returncode == 0
+    report = sync(acct)
+    assert set(server(sandbox, email, "Archive")) == {"<m1-2000@example.test>"}
+    assert set(server(sandbox, email)) == {"<m2-2000@example.test>"}
+    archived = local(acct, "Archive")
+    assert set(archived) == {"<m1-2000@example.test>"}
+    assert archived["<m1-2000@example.test>"][1].startswith(unique)  # the same file, carried over (COPYUID)
+    assert sum(f["new"] for f in report["a"]["folders"]) == 0
+
+
+def test_folder_renamed_on_server(sandbox: Any, acct: Home) -> None:
+    email = acct.user.email  # type: ignore[attr-defined]
+    sandbox.doveadm("mailbox", "create", "-u", email, "Projects")
+    sandbox.fill_maildir(email, [msg(i, email) for i in range(1, 4)], folder="Projects")
+    sync(acct)
+    before = maildir_files(acct, ".Projects")
+    sandbox.doveadm("mailbox", "rename", "-u", email, "Projects", "Clients")
+    report = sync(acct)
+    assert maildir_files(acct, ".Clients") == before
+    assert not (acct.root / "data" / "mail" / "a" / ".Projects").exists()
+    assert sum(f["new"] for f in report["a"]["folders"]) == 0
+
+
+def test_uidvalidity_reset_no_duplicates_no_loss(sandbox: Any, acct: Home) -> None:
+    email = acct.user.email  # type: ignore[attr-defined]
+    sandbox.fill_maildir(email, [msg(i, email) for i in range(1, 11)])
+    sync(acct)
+    sandbox.doveadm("flags", "add", "-u", email, "\\Flagged", "mailbox", "INBOX", "uid", "4")
+    files_before = {n.split(",")[0] for n in maildir_files(acct)}
+    sandbox.doveadm("mailbox", "update", "-u", email, "--uid-validity", "4242", "INBOX")
+    report = sync(acct)
+    assert sum(f["new"] for f in report["a"]["folders"]) == 0  # re-matched, not re-downloaded
+    assert any("UIDVALIDITY" in n for f in report["a"]["folders"] for n in f["notes"])
+    files_after = maildir_files(acct)
+    assert {n.split(",")[0] for n in files_after} == files_before and len(files_after) == 10
+    assert all(",V=4242," in n for n in files_after)
+    assert local(acct)["<m4-2000@example.test>"][0] == "\\Flagged"
+    assert len(server(sandbox, email)) == 10  # nothing deleted on the server
+
+
+def test_mailbox_recreated_with_other_content_is_quarantined(sandbox: Any, acct: Home) -> None:
+    email = acct.user.email  # type: ignore[attr-defined]
+    sandbox.doveadm("mailbox", "create", "-u", email, "Lists")
+    sandbox.fill_maildir(email, [msg(i, email) for i in range(1, 4)], folder="Lists")
+    sync(acct)
+    sandbox.doveadm("mailbox", "delete", "-u", email, "Lists")
+    sandbox.doveadm("mailbox", "create", "-u", email, "Lists")
+    sandbox.fill_maildir(email, [msg(i, email) for i in range(100, 105)], folder="Lists")
+    sync(acct)
+    assert set(local(acct, "Lists")) == {f"<m{i}-2000@example.test>" for i in range(100, 105)}
+    recovered = [f["name"] for f in json.loads(acct.run("folders", "--json").stdout) if f["name"].startswith("Rec")]
+    assert len(recovered) == 1
+    assert set(local(acct, recovered[0])) == {f"<m{i}-2000@example.test>" for i in range(1, 4)}
+    assert len(server(sandbox, email, "Lists")) == 5
+
+
+def test_missing_store_is_never_read_as_deletes(sandbox: Any, acct: Home) -> None:
+    email = acct.user.email  # type: ignore[attr-defined]
+    sandbox.fill_maildir(email, [msg(i, email) for i in range(1, 6)])
+    sync(acct)
+    inbox = acct.root / "data" / "mail" / "a"
+    shutil.move(inbox / "cur", inbox / "cur.away")
+    proc = acct.run("sync")
+    assert proc.returncode == 10 and "missing or damaged" in proc.stderr
+    assert len(server(sandbox, email)) == 5
+    proc = acct.run("sync", "--redownload")
+    assert proc.returncode == 0, proc.stderr
+    assert len(maildir_files(acct)) == 5 and len(server(sandbox, email)) == 5
+
+
+def test_files_deleted_behind_our_back_are_fetched_again(sandbox: Any, acct: Home) -> None:
+    email = acct.user.email  # type: ignore[attr-defined]
+    sandbox.fill_maildir(email, [msg(i, email) for i in range(1, 11)])
+    sync(acct)
+    for name in maildir_files(acct)[:3]:
+        (acct.root / "data" / "mail" / "a" / "cur" / name).unlink()
+    report = sync(acct)
+    assert sum(f["refetched"] for f in report["a"]["folders"]) == 3
+    assert len(maildir_files(acct)) == 10 and len(server(sandbox, email)) == 10
+
+
+def test_concurrent_second_client(sandbox: Any, acct: Home) -> None:
+    """doveadm keeps flagging, expunging and adding while deskmail syncs; then both sides agree."""
+    email = acct.user.email  # type: ignore[attr-defined]
+    sandbox.fill_maildir(email, [msg(i, email) for i in range(1, 201)])
+    stop = threading.Event()
+
+    def other_client() -> None:
+        n = 1000
+        while not stop.is_set():
+            uid = str(random.randint(1, 200))
+            sandbox.doveadm("flags", "add", "-u", email, "\\Seen", "mailbox", "INBOX", "uid", uid)
+            sandbox.doveadm("expunge", "-u", email, "mailbox", "INBOX", "uid", str(random.randint(150, 200)))
+            sandbox.fill_maildir(email, [msg(n, email)])
+            n += 1
+
+    t = threading.Thread(target=other_client)
+    t.start()
+    try:
+        for _ in range(4):
+            sync(acct)
+    finally:
+        stop.set()
+        t.join()
+    sync(acct)
+    theirs = server(sandbox, email)
+    mine = {mid: flags for mid, (flags, _name) in local(acct).items()}
+    assert mine == theirs
+    assert len(maildir_files(acct)) == len(theirs)
+
+
+def test_connection_cut_inside_a_large_message(sandbox: Any, acct: Home, tmp_path: Path) -> None:
+    email = acct.user.email  # type: ignore[attr-defined]
+    big = msg(1, email, size=3_000_000)
+    sandbox.fill_maildir(email, [msg(0, email), big])
+    cut_at = 1_500_000
+    state = {"sent": 0}
+
+    class CuttingProxy(RewritingProxy):
+        def _pump_down(self, server: Any, client: Any) -> None:  # cut the stream mid-literal, once
+            try:
+                while data := server.recv(65536):
+                    if state["sent"] + len(data) > cut_at:
+                        client.sendall(data[: cut_at - state["sent"]])
+                        state["sent"] = cut_at
+                        for sock in (client, server):
+                            sock.shutdown(socket.SHUT_RDWR)  # a real FIN, even with the other pump blocked
+                            sock.close()
+                        return
+                    state["sent"] += len(data)
+                    client.sendall(data)
+            except OSError:
+                pass
+
+    proxy = CuttingProxy((sandbox.host, sandbox.imaps_port))
+    try:
+        cfg = acct.root / "config" / "accounts.toml"
+        original = cfg.read_text()
+        cfg.write_text(original.replace(f"port = {sandbox.imaps_port}", f"port = {proxy.port}"))
+        proc = acct.run("sync")
+        assert proc.returncode == 6, proc.stderr  # a network error, reported as such
+        assert "closed unexpectedly" in proc.stderr and "Traceback" not in proc.stderr
+        cur = acct.root / "data" / "mail" / "a" / "cur"
+        assert all(p.stat().st_size != cut_at for p in cur.iterdir())  # no partial file in cur/
+        cfg.write_text(original)
+    finally:
+        proxy.close()
+    sync(acct)
+    sizes = sorted(p.stat().st_size for p in (acct.root / "data" / "mail" / "a" / "cur").iterdir())
+    assert sizes[-1] == len(big) and len(sizes) == 2
+    assert not list((acct.root / "data" / "mail" / "a" / "tmp").iterdir())
+
+
+_RSS_PROBE = (
+    "import os, subprocess, sys\n"
+    "p = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)\n"
+    "_pid, status, usage = os.wait4(p.pid, 0)\n"
+    "print(os.waitstatus_to_exitcode(status), usage.ru_maxrss)\n"
+)
+
+
+def _peak_rss_kb(home: Home, *args: str) -> int:
+    """Peak RSS of a deskmail run, measured by a small intermediate process.
+
+    ru_maxrss survives fork+exec, so a child forked straight from this (large) test
+    process would report this process's size; a fresh small Python in between does not.
+    """
+    env = {**os.environ, "DESKMAIL_HOME": str(home.root), **home.env}
+    proc = subprocess.run([sys.executable, "-c", _RSS_PROBE, sys.executable, "-m", "deskmail", *args], env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+    code, rss = proc.stdout.split()
+    assert code == "0", proc.stderr
+    return int(rss)
+
+
+def test_50mb_message_memory_stays_flat(sandbox: Any, acct: Home) -> None:
+    email = acct.user.email  # type: ignore[attr-defined]
+    sandbox.fill_maildir(email, [msg(0, email)])
+    baseline = _peak_rss_kb(acct, "sync", "--quiet")
+    big = msg(1, email, size=50 * 1024 * 1024)
+    sandbox.fill_maildir(email, [big])
+    size = len(big)
+    del big
+    peak = _peak_rss_kb(acct, "sync", "--quiet")
+    assert peak < 150 * 1024, f"peak RSS {peak} kB"
+    assert peak - baseline < 20 * 1024, f"baseline {baseline} kB, with a 50 MB message {peak} kB"
+    sizes = sorted(p.stat().st_size for p in (acct.root / "data" / "mail" / "a" / "cur").iterdir())
+    assert sizes[-1] == size
+
+
+def test_idle_delivers_new_mail_within_seconds(sandbox: Any, acct: Home, tmp_path: Path) -> None:
+    email = acct.user.email  # type: ignore[attr-defined]
+    marker = tmp_path / "notified"
+    env = {**os.environ, "DESKMAIL_HOME": str(acct.root), **acct.env}
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "deskmail", "sync", "--watch", "--notify-command",
+         f"echo $DESKMAIL_NEW >> {marker}"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not (acct.root / "data" / "index.sqlite3").exists():
+            time.sleep(0.1)
+        time.sleep(1.5)  # let it reach IDLE
+        sent = time.monotonic()
+        sandbox.deliver(email, msg(77, email, subject="pushed"))
+        arrived = None
+        while time.monotonic() < sent + 10:
+            if "<m77-2000@example.test>" in local(acct):
+                arrived = time.monotonic() - sent
+                break
+            time.sleep(0.1)
+        assert arrived is not None and arrived < 5, "IDLE did not deliver the message within 5 s"
+        while time.monotonic() < sent + 10 and not marker.exists():
+            time.sleep(0.1)
+        assert marker.read_text().strip() == "1"  # the notification hook ran
+    finally:
+        watcher.send_signal(signal.SIGTERM)
+        try:
+            watcher.wait(10)
+        except subprocess.TimeoutExpired:
+            watcher.kill()
+
+
+def test_two_accounts_one_failing(sandbox: Any, acct: Home) -> None:
+    email = acct.user.email  # type: ignore[attr-defined]
+    sandbox.fill_maildir(email, [msg(1, email)])
+    other = sandbox.create_user(hint="broken")
+    proc = acct.run("account", "add", "--email", other.email, "--name", "b", "--imap-host", sandbox.host,
+                    "--imap-port", str(sandbox.imaps_port), "--smtp-host", sandbox.host, "--smtp-port",
+                    str(sandbox.submission_port), "--ca-file", str(sandbox.ca_file), "--password-env", "WRONG_PW",
+                    "--no-verify", env={"WRONG_PW": "nope"})
+    assert proc.returncode == 0, proc.stderr
+    proc = acct.run("sync", env={"WRONG_PW": "nope"})
+    assert proc.returncode == 8
+    assert "b:" in proc.stderr and "rejected" in proc.stderr
+    assert "a: 1 new" in proc.stdout
+    assert len(maildir_files(acct)) == 1
+
+
+def test_sigkill_at_100_random_moments(sandbox: Any, acct: Home) -> None:
+    email = acct.user.email  # type: ignore[attr-defined]
+    sandbox.fill_maildir(email, [msg(i, email, size=1500) for i in range(2000)])
+    expected = {f"<m{i}-1500@example.test>" for i in range(2000)}
+    rng = random.Random(20261126)
+    data = acct.root / "data"
+    kills = 0
+    for _ in range(100):
+        proc = acct.popen("sync", "--quiet")
+        time.sleep(rng.uniform(0.05, 0.9))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait()
+        sync(acct)
+        ids = [r[0] for r in db(acct).execute("SELECT message_id FROM messages")]
+        assert len(ids) == 2000 and set(ids) == expected
+        names = maildir_files(acct)
+        assert len(names) == 2000
+        assert not list((data / "mail" / "a" / "tmp").iterdir())
+        shutil.rmtree(data)  # start the next round from nothing
+    assert kills >= 60, f"only {kills} of 100 runs were killed mid-way"
+    assert len(server(sandbox, email)) == 2000
+
+
+def test_pop3_leave_on_server_and_delete_after_days(sandbox: Any, mail_user: Any, tmp_path: Path) -> None:
+    home = Home(tmp_path / "pop", env={"DM_PW": mail_user.password})
+    proc = home.run("account", "add", "--email", mail_user.email, "--name", "p", "--protocol", "pop3",
+                    "--pop-host", sandbox.host, "--pop-port", str(sandbox.pop3s_port), "--pop-security", "ssl",
+                    "--smtp-host", sandbox.host, "--smtp-port", str(sandbox.submission_port),
+                    "--ca-file", str(sandbox.ca_file), "--password-env", "DM_PW", "--no-verify")
+    assert proc.returncode == 0, proc.stderr
+    sandbox.fill_maildir(mail_user.email, [msg(i, mail_user.email) for i in range(1, 6)])
+    sync(home)
+    sync(home)
+    assert len(maildir_files_pop(home)) == 5
+    assert len(server(sandbox, mail_user.email)) == 5  # left on the server (default)
+    # A message deleted here is not downloaded again.
+    rid = db(home).execute("SELECT id FROM messages LIMIT 1").fetchone()[0]
+    assert home.run("delete", str(rid)).returncode == 0
+    sync(home)
+    assert len(maildir_files_pop(home)) == 4 and len(server(sandbox, mail_user.email)) == 5
+    # delete_after_days: pretend three messages were downloaded 10 days ago.
+    cfg = home.root / "config" / "accounts.toml"
+    cfg.write_text(cfg.read_text() + "\n[accounts.p.options]\ndelete_after_days = 7\n")
+    conn = db(home)
+    conn.execute("UPDATE pop_seen SET first_seen = first_seen - 10*86400 WHERE rowid IN "
+                 "(SELECT rowid FROM pop_seen ORDER BY uidl LIMIT 3)")
+    conn.commit()
+    report = sync(home)
+    assert report["p"]["folders"][0]["deleted"] == 3
+    assert len(server(sandbox, mail_user.email)) == 2
+    assert len(maildir_files_pop(home)) == 4  # the local copies stay
+
+
+def maildir_files_pop(home: Home) -> list[str]:
+    return sorted(p.name for p in (home.root / "data" / "mail" / "p" / "cur").iterdir())
+
+
+def test_hostile_folder_names_stay_inside(tmp_path: Path) -> None:
+    from deskmail.store import Store
+
+    store = Store(tmp_path)
+    for name in ("../../evil", "INBOX/../../x", "/etc", "a\\b", "nul\x00name", "cur", "..", "."):
+        f = store.ensure_folder("acct", name)
+        root = store.folder_maildir(f).root.resolve()
+        assert root.is_relative_to((tmp_path / "mail" / "acct").resolve()) and root != tmp_path / "mail" / "acct"
+        assert re.fullmatch(r"\.[^/]+", f.path), f.path
