@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import tomli_w
-
 from deskmail.errors import ConfigError, NotFoundError, UsageError
 from deskmail.model import Account, PasswordSource, Protocol, ServerSettings
 
@@ -257,6 +255,8 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
 
 
 def save_accounts(accounts: dict[str, Account], p: Paths | None = None) -> None:
+    import tomli_w
+
     file = (p or paths()).accounts_file
     doc = {"accounts": {name: _account_table(a) for name, a in accounts.items()}}
     header = b"# deskmail accounts. Passwords are not stored here (see password_source).\n"

@@ -60,7 +60,7 @@ def test_wrong_type_names_the_key_and_its_line(home: config.Paths) -> None:
     config.save_accounts({"me": _account()})
     text = home.accounts_file.read_text().replace("port = 993", 'port = "993"')
     home.accounts_file.write_text(text)
-    line = next(i for i, l in enumerate(text.splitlines(), 1) if l.startswith('port = "993"'))
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if t.startswith('port = "993"'))
     with pytest.raises(ConfigError) as info:
         config.load_accounts()
     assert f"line {line}" in str(info.value)

@@ -14,10 +14,9 @@ from typing import Annotated, Any
 
 import click
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from deskmail import config
+from deskmail.cli.ui import err, out
 from deskmail.errors import DeskmailError, UsageError
 from deskmail.model import Account, PasswordSource, Protocol, Security, ServerSettings, default_port, email_domain
 from deskmail.secrets import Secret, get_password, remember_secret
@@ -31,8 +30,6 @@ app = typer.Typer(
 account_app = typer.Typer(help="Add, list, show and remove accounts.", no_args_is_help=True)
 app.add_typer(account_app, name="account")
 
-out = Console()
-err = Console(stderr=True)
 
 
 @app.callback()
@@ -48,6 +45,7 @@ def _global(
 
 
 def _emit_json(data: Any) -> None:
+
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
@@ -308,6 +306,8 @@ def account_list(json_out: Annotated[bool, typer.Option("--json")] = False) -> N
     if not accounts:
         out.print("No accounts yet. Add one with `deskmail account add`.")
         return
+    from rich.table import Table
+
     table = Table("name", "address", "incoming", "outgoing")
     for a in accounts.values():
         table.add_row(a.name, a.email, a.incoming.describe(), a.outgoing.describe())
@@ -407,6 +407,8 @@ def list_messages(
     if not rows:
         out.print("No messages. Run `deskmail sync` to download mail.")
         return
+    from rich.table import Table
+
     table = Table("id", "date", "from", "subject", "")
     for r in rows:
         flags = r.flags.split()

@@ -12,16 +12,15 @@ from types import ModuleType
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from deskmail import config
+from deskmail.cli.ui import out
 from deskmail.errors import DeskmailError, UsageError
 from deskmail.model import Account, PasswordSource, Protocol, Security, ServerSettings
 
 DEMO_EMAIL = "demo@example.test"
 DEMO_ACCOUNT = "demo"
 
-out = Console()
 
 
 def _root(root: Path | None) -> Path:

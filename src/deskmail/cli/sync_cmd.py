@@ -6,32 +6,36 @@ import signal
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 
 from deskmail import config
+from deskmail.cli.ui import err, out
 from deskmail.errors import DeskmailError, UsageError
 from deskmail.model import Account, Protocol
-from deskmail.secrets import get_password
-from deskmail.store import Store
-from deskmail.store.maildir import FLAG_LETTERS
 
-out = Console()
-err = Console(stderr=True)
+if TYPE_CHECKING:
+    from deskmail.store import Store
+
 
 FLAG_NAMES = {"seen": "\\Seen", "read": "\\Seen", "flagged": "\\Flagged", "starred": "\\Flagged",
               "answered": "\\Answered", "replied": "\\Answered", "draft": "\\Draft", "deleted": "\\Deleted"}
 MASS_DELETE = 50  # deleting more than this many messages at once needs --yes
 
 
+def _store(data_dir: Any) -> Store:
+    from deskmail.store import Store
+
+    return Store(data_dir)
+
+
 def _sync_one(account: Account, data_dir: Any, folders: list[str] | None, redownload: bool,
               progress: Any) -> list[Any]:
+    from deskmail.secrets import get_password
     from deskmail.sync import sync_account
 
-    store = Store(data_dir)
+    store = _store(data_dir)
     try:
         return sync_account(account, get_password(account), store, folders=folders, redownload=redownload,
                             progress=progress)
@@ -53,7 +57,7 @@ def _progress_display(enabled: bool) -> tuple[Any, Any]:
     )
 
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), DownloadColumn(),
-                   TransferSpeedColumn(), TimeRemainingColumn(), console=err, transient=True)
+                   TransferSpeedColumn(), TimeRemainingColumn(), console=err._console_now(), transient=True)
     tasks: dict[tuple[str, str], Any] = {}
     lock = threading.Lock()
 
@@ -94,7 +98,7 @@ def register(app: typer.Typer) -> None:
         else:
             targets = list(accounts.values()) or [config.resolve_account(None, accounts)]
         paths = config.paths()
-        lock = Store(paths.data_dir)
+        lock = _store(paths.data_dir)
         lock.lock()
         try:
             for account in targets:
@@ -108,14 +112,23 @@ def register(app: typer.Typer) -> None:
             if bar:
                 bar.start()
             try:
-                with ThreadPoolExecutor(max_workers=min(4, len(targets))) as pool:
-                    futures = {a.name: pool.submit(_sync_one, a, paths.data_dir, folder, redownload, update)
-                               for a in targets}
-                    for name, fut in futures.items():
-                        try:
-                            results[name] = fut.result()
-                        except DeskmailError as exc:
-                            failures[name] = exc
+                if len(targets) == 1:
+                    try:
+                        results[targets[0].name] = _sync_one(targets[0], paths.data_dir, folder, redownload, update)
+                    except DeskmailError as exc:
+                        failures[targets[0].name] = exc
+                else:
+                    # Accounts in parallel, each on its own connection and SQLite handle.
+                    from concurrent.futures import ThreadPoolExecutor
+
+                    with ThreadPoolExecutor(max_workers=min(4, len(targets))) as pool:
+                        futures = {a.name: pool.submit(_sync_one, a, paths.data_dir, folder, redownload, update)
+                                   for a in targets}
+                        for name, fut in futures.items():
+                            try:
+                                results[name] = fut.result()
+                            except DeskmailError as exc:
+                                failures[name] = exc
             finally:
                 if bar:
                     bar.stop()
@@ -145,7 +158,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """List the account's folders (as of the last sync) and choose which ones to sync."""
         account = config.resolve_account(account_name, config.load_accounts())
-        store = Store(config.paths().data_dir)
+        store = _store(config.paths().data_dir)
         try:
             for name, value in [(n, 1) for n in enable or []] + [(n, 0) for n in disable or []]:
                 f = store.folder(account.name, name)
@@ -177,14 +190,14 @@ def register(app: typer.Typer) -> None:
         remove = {_flag(n) for n in unset or []}
         if not add and not remove:
             raise UsageError("Nothing to change", "", "give --set FLAG or --unset FLAG")
-        store = Store(config.paths().data_dir)
+        store = _store(config.paths().data_dir)
         try:
             with store.transaction():
                 for mid in ids:
                     folder, row = store.row_by_id(mid)
                     flags = (set(row.flags.split()) | add) - remove
                     md = store.folder_maildir(folder)
-                    name = md.set_flags(row.filename, [f for f in flags if f in FLAG_LETTERS])
+                    name = md.set_flags(row.filename, flags)
                     store.set_flags(row.id, name, flags)
         finally:
             store.close()
@@ -202,7 +215,7 @@ def register(app: typer.Typer) -> None:
             raise UsageError(f"You are about to delete {len(ids)} messages",
                              "large deletions need confirmation", "add --yes if that is what you want")
         accounts = config.load_accounts()
-        store = Store(config.paths().data_dir)
+        store = _store(config.paths().data_dir)
         try:
             with store.transaction():
                 for mid in ids:
@@ -234,7 +247,7 @@ def register(app: typer.Typer) -> None:
         to: Annotated[str, typer.Option("--to", help="Target folder name, as `deskmail folders` shows it.")],
     ) -> None:
         """Move messages to another folder; sent at the next sync."""
-        store = Store(config.paths().data_dir)
+        store = _store(config.paths().data_dir)
         try:
             with store.transaction():
                 for mid in ids:

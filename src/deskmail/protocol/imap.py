@@ -25,6 +25,8 @@ from typing import Any
 
 import imapclient
 from imapclient.exceptions import CapabilityError, IMAPClientError, LoginError
+from imapclient.imap_utf7 import decode as _decode_utf7
+from imapclient.response_parser import parse_response
 
 from deskmail.errors import AuthError, ProtocolError, StartTLSUnavailable
 from deskmail.model import Account, Security, ServerSettings
@@ -33,6 +35,14 @@ from deskmail.net.log import protocol_log
 from deskmail.net.tls import client_context
 from deskmail.protocol.imap_stream import FetchItem, Sink, Untagged, read_responses
 from deskmail.secrets import Secret
+
+
+@dataclass(frozen=True)
+class ListedFolder:
+    name: str
+    delimiter: str
+    flags: tuple[str, ...]
+    status: dict[str, int]  # MESSAGES, UIDNEXT, UIDVALIDITY, HIGHESTMODSEQ when LIST-STATUS answered
 
 
 @dataclass(frozen=True)
@@ -202,6 +212,31 @@ class ImapSession:
             out.append((tuple(_flag_str(f) for f in flags), d, str(name)))
         return out
 
+    def list_status(self) -> list[ListedFolder] | None:
+        """Every folder with its flags and STATUS in one round trip (RFC 5819), or None if unsupported."""
+        if not (self.has_capability("LIST-STATUS") and self.has_capability("LIST-EXTENDED")):
+            return None
+        items = "MESSAGES UIDNEXT UIDVALIDITY" + (" HIGHESTMODSEQ" if self.has_capability("CONDSTORE") else "")
+        seen = self.run(f'LIST "" "*" RETURN (SUBSCRIBED SPECIAL-USE STATUS ({items}))')
+        folders: dict[str, ListedFolder] = {}
+        order: list[str] = []
+        for line in seen.other:
+            if line.endswith(b"}\r\n"):
+                return None  # a folder name sent as a literal: let the plain LIST handle it
+            if line.startswith(b"* LIST "):
+                flags, delim, raw = parse_response([line[7:].rstrip(b"\r\n")])
+                name = decode_utf7(raw if isinstance(raw, bytes) else str(raw).encode())
+                d = delim.decode() if isinstance(delim, bytes) else "/"
+                folders[name] = ListedFolder(name, d, tuple(_flag_str(f) for f in flags), {})
+                order.append(name)
+            elif line.startswith(b"* STATUS "):
+                raw_name, values = parse_response([line[9:].rstrip(b"\r\n")])
+                name = decode_utf7(raw_name if isinstance(raw_name, bytes) else str(raw_name).encode())
+                if name in folders:
+                    it = iter(values)
+                    folders[name].status.update({k.decode().upper(): int(v) for k, v in zip(it, it, strict=True)})
+        return [folders[n] for n in order]
+
     def subscribed(self) -> set[str]:
         return {str(name) for _f, _d, name in self._call(self._c.list_sub_folders)}
 
@@ -223,6 +258,10 @@ class ImapSession:
             self._c.logout()
         except (IMAPClientError, OSError):
             pass  # the server may already have closed; nothing left to do
+
+
+def decode_utf7(raw: bytes) -> str:
+    return str(_decode_utf7(raw))
 
 
 def _flag_str(flag: Any) -> str:

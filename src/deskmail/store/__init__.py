@@ -19,10 +19,6 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from email.header import decode_header, make_header
-from email.parser import BytesHeaderParser
-from email.policy import compat32
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -154,6 +150,8 @@ class HeaderInfo:
 
 def _text(value: object) -> str:
     """Decode an RFC 2047 header leniently: broken mail must not stop indexing."""
+    from email.header import decode_header, make_header
+
     if value is None:
         return ""
     try:
@@ -164,6 +162,11 @@ def _text(value: object) -> str:
 
 def read_header_info(path: Path, head: bytes | None = None) -> HeaderInfo:
     """Parse only the header block (bounded read), never the whole body."""
+    # Imported here: the email package costs ~15 ms, and a sync with nothing new never needs it.
+    from email.parser import BytesHeaderParser
+    from email.policy import compat32
+    from email.utils import parsedate_to_datetime
+
     if head is None:
         buf = bytearray()
         with open(path, "rb") as fh:

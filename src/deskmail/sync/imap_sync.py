@@ -121,6 +121,7 @@ class ImapSync:
         redownload: bool = False,
     ) -> None:
         self.redownload = redownload
+        self.status_hint: dict[str, dict[str, int]] = {}
         self.account = account
         self.store = store
         self.imap = session
@@ -137,33 +138,39 @@ class ImapSync:
 
     def reconcile_folders(self) -> list[Folder]:
         name = self.account.name
-        server = {n: (flags, delim) for flags, delim, n in self.imap.list_folders()}
-        try:
-            subscribed = self.imap.subscribed()
-        except ProtocolError:
-            subscribed = set(server)
+        listed = self.imap.list_status()
+        self.status_hint = {}
+        if listed is not None:
+            server = {f.name: (f.flags, f.delimiter) for f in listed}
+            subscribed = {f.name for f in listed if "\\Subscribed" in f.flags}
+            self.status_hint = {f.name: f.status for f in listed if f.status}
+        else:
+            server = {n: (flags, delim) for flags, delim, n in self.imap.list_folders()}
+            try:
+                subscribed = self.imap.subscribed()
+            except ProtocolError:
+                subscribed = set(server)
         known = {f.name: f for f in self.store.folders(name)}
         gone = [f for n, f in known.items() if n not in server and f.sync and f.uidvalidity]
         with self.store.transaction():
             for folder_name, (flags, delim) in server.items():
-                if folder_name in known or "\\Noselect" in flags or "\\NonExistent" in flags:
+                if "\\Noselect" in flags or "\\NonExistent" in flags:
+                    continue
+                use = special_use_of(flags, folder_name)
+                sub = folder_name in subscribed or folder_name.upper() == "INBOX"
+                if folder_name in known:
+                    f = known[folder_name]
+                    if (f.special_use, bool(f.subscribed), f.delimiter) != (use, sub, delim):
+                        self.store.ensure_folder(name, folder_name, delim, use, sub)
                     continue
                 renamed = self._find_renamed(folder_name, gone)
                 if renamed is not None:
                     self._rename_local(renamed, folder_name, delim)
                     gone.remove(renamed)
                     continue
-                self.store.ensure_folder(
-                    name, folder_name, delim, special_use_of(flags, folder_name), folder_name in subscribed
-                )
+                self.store.ensure_folder(name, folder_name, delim, use, sub)
             for folder in gone:
                 self._quarantine_folder(folder)
-            for folder_name, (flags, delim) in server.items():
-                if folder_name in known:
-                    self.store.ensure_folder(
-                        name, folder_name, delim, special_use_of(flags, folder_name),
-                        folder_name in subscribed or folder_name.upper() == "INBOX",
-                    )
         return [
             f for f in self.store.folders(name)
             if f.name in server and f.sync and (self.only is None or f.name in self.only)
@@ -220,6 +227,13 @@ class ImapSync:
             raise StoreError(f"Cannot create the mail folder {md.root} ({exc.strerror})") from exc
         # cur/ untouched since our last clean finish: no crash leftovers and no edits by other programs.
         clean = bool(folder.local_mtime) and _mtime(md) == folder.local_mtime
+        hint = self.status_hint.pop(folder.name, None)  # valid once: right after the LIST that gave it
+        if (
+            clean and hint and self.condstore and hint.get("UIDVALIDITY") == folder.uidvalidity
+            and hint.get("UIDNEXT") == folder.uidnext and hint.get("HIGHESTMODSEQ") == folder.highestmodseq
+            and not self.store.pending_ops(self.account.name, folder.name)
+        ):
+            return result  # LIST-STATUS says nothing changed on the server, and nothing changed here
         rows: dict[str, Row] | None = None
         local_flags: dict[str, frozenset[str]] = {}
         missing: set[str] = set()

@@ -75,6 +75,8 @@ def watch_folder(account: Account, data_dir: Path, folder_name: str, options: Wa
                 can_idle = imap.has_capability("IDLE")
                 while not stop.is_set():
                     wait = min(IDLE_RENEW, max(1.0, next_full - _now())) if periodic else IDLE_RENEW
+                    if imap.selected is None or imap.selected.name != folder_name:
+                        imap.select(folder_name)  # the engine may have skipped SELECT (nothing changed)
                     activity = imap.idle_wait(min(wait, 5.0), stop, wait) if can_idle else _sleep(stop, wait)
                     if stop.is_set():
                         break
