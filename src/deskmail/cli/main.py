@@ -16,6 +16,7 @@ import click
 import typer
 
 from deskmail import config
+from deskmail.cli import options as opt
 from deskmail.cli.ui import err, out
 from deskmail.errors import DeskmailError, UsageError
 from deskmail.model import Account, PasswordSource, Protocol, Security, ServerSettings, default_port, email_domain
@@ -191,38 +192,30 @@ def verify_account(account: Account, password: Secret, *, timeout: float = 30.0)
 @account_app.command("add")
 def account_add(
     email_arg: Annotated[str | None, typer.Argument(metavar="EMAIL", help="The e-mail address.")] = None,
-    email: Annotated[str | None, typer.Option("--email", help="The e-mail address.")] = None,
+    email: opt.Email = None,
     name: Annotated[str | None, typer.Option(help="Account name (default: the address).")] = None,
     display_name: Annotated[str, typer.Option("--display-name", help="Your name, as recipients see it.")] = "",
-    protocol: Annotated[str, typer.Option(help="imap or pop3.")] = "imap",
-    imap_host: Annotated[str | None, typer.Option("--imap-host")] = None,
-    imap_port: Annotated[int | None, typer.Option("--imap-port")] = None,
-    imap_security: Annotated[str | None, typer.Option("--imap-security", help="ssl, starttls or none.")] = None,
-    pop_host: Annotated[str | None, typer.Option("--pop-host")] = None,
-    pop_port: Annotated[int | None, typer.Option("--pop-port")] = None,
-    pop_security: Annotated[str | None, typer.Option("--pop-security", help="ssl, starttls or none.")] = None,
-    smtp_host: Annotated[str | None, typer.Option("--smtp-host")] = None,
-    smtp_port: Annotated[int | None, typer.Option("--smtp-port")] = None,
-    smtp_security: Annotated[str | None, typer.Option("--smtp-security", help="ssl, starttls or none.")] = None,
-    smtp_auth: Annotated[
-        bool, typer.Option("--smtp-auth/--no-smtp-auth", help="Outgoing server requires authentication.")
-    ] = True,
-    username: Annotated[str | None, typer.Option(help="Login name (default: the full address).")] = None,
-    ca_file: Annotated[str | None, typer.Option("--ca-file", help="Extra CA certificate (PEM) to trust.")] = None,
-    password_env: Annotated[
-        str | None, typer.Option("--password-env", metavar="VAR", help="Read the password from $VAR (scripts).")
-    ] = None,
-    password_command: Annotated[
-        str | None, typer.Option("--password-command", metavar="CMD", help="Run CMD to get the password.")
-    ] = None,
+    protocol: opt.ProtocolOpt = "imap",
+    imap_host: opt.ImapHost = None,
+    imap_port: opt.ImapPort = None,
+    imap_security: opt.ImapSecurity = None,
+    pop_host: opt.PopHost = None,
+    pop_port: opt.PopPort = None,
+    pop_security: opt.PopSecurity = None,
+    smtp_host: opt.SmtpHost = None,
+    smtp_port: opt.SmtpPort = None,
+    smtp_security: opt.SmtpSecurity = None,
+    smtp_auth: opt.SmtpAuth = True,
+    username: opt.Username = None,
+    ca_file: opt.CaFile = None,
+    password_env: opt.PasswordEnv = None,
+    password_command: opt.PasswordCommand = None,
     password_stdin: Annotated[
         bool, typer.Option("--password-stdin", help="Read the password from standard input; keep it in the keyring.")
     ] = False,
-    allow_plaintext_password: Annotated[
-        bool, typer.Option("--allow-plaintext-password", help="Permit sending the password unencrypted.")
-    ] = False,
+    allow_plaintext_password: opt.AllowPlaintext = False,
     verify: Annotated[bool, typer.Option("--verify/--no-verify", help="Log in to both servers before saving.")] = True,
-    json_out: Annotated[bool, typer.Option("--json", help="Print the saved account as JSON.")] = False,
+    json_out: opt.JsonOut = False,
 ) -> None:
     """Add an account. Known providers (e.g. Spectrum) need only the address and password."""
     interactive = sys.stdin.isatty()
@@ -270,7 +263,15 @@ def account_add(
     _warn_plaintext(account)
     if verify:
         err.print(f"Checking {account.incoming.describe()} and {account.outgoing.describe()} ...")
-        verify_account(account, secret)
+        try:
+            verify_account(account, secret)
+        except DeskmailError as exc:
+            err.print(f"[bold red]Error:[/] {exc}", highlight=False)
+            err.print("\nThe account was not saved. Running the connection doctor to find out why:\n")
+            from deskmail.cli.doctor_cmd import show_doctor
+
+            show_doctor(account, secret)
+            raise typer.Exit(exc.exit_code) from None
         err.print("[green]Both servers accepted the login.[/]")
     if account.password.kind == "keyring":
         from deskmail.secrets import store_in_keyring
