@@ -461,3 +461,37 @@ def test_hostile_folder_names_stay_inside(tmp_path: Path) -> None:
         root = store.folder_maildir(f).root.resolve()
         assert root.is_relative_to((tmp_path / "mail" / "acct").resolve()) and root != tmp_path / "mail" / "acct"
         assert re.fullmatch(r"\.[^/]+", f.path), f.path
+
+
+def test_second_instance_is_refused(sandbox: Any, acct: Home) -> None:
+    import fcntl
+
+    data = acct.root / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    with open(data / "lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        proc = acct.run("sync")
+    assert proc.returncode == 10 and "Another deskmail process" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_disk_full_then_space_freed(sandbox: Any, acct: Home) -> None:
+    email = acct.user.email  # type: ignore[attr-defined]
+    data = acct.root / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(data)], check=True)
+    try:
+        sandbox.fill_maildir(email, [msg(i, email) for i in range(200)] + [msg(999, email, size=30_000_000)])
+        proc = acct.run("sync")
+        assert proc.returncode == 10, proc.stderr
+        assert "disk is full" in proc.stderr.lower() or "disk full" in proc.stderr.lower()
+        assert "Traceback" not in proc.stderr
+        cur = data / "mail" / "a" / "cur"
+        sizes = {p.stat().st_size for p in cur.iterdir()} if cur.is_dir() else set()
+        assert all(s < 10_000 for s in sizes)  # no partial big message in cur/
+        assert len(server(sandbox, email)) == 201  # nothing removed from the server
+        subprocess.run(["mount", "-o", "remount,size=128m", str(data)], check=True)
+        sync(acct)
+        assert len(maildir_files(acct)) == 201
+        assert not list((data / "mail" / "a" / "tmp").iterdir())
+    finally:
+        subprocess.run(["umount", "-l", str(data)], check=False)

@@ -242,13 +242,25 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        self.db.execute("BEGIN IMMEDIATE")
         try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            full = "full" in str(exc)
+            raise StoreError(
+                f"The mail index {self.data_dir / 'index.sqlite3'} could not be written ({exc})",
+                "the disk is full" if full else "the file is locked by another program or read-only",
+                "free some disk space and sync again; nothing was removed from the server" if full
+                else "close other programs using the mail store and try again",
+            ) from exc
 
     # --- folders -------------------------------------------------------------
 

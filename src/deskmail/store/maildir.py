@@ -112,7 +112,10 @@ class PendingMessage:
         if len(self.head) < HEAD_BYTES:
             self.head += data[: HEAD_BYTES - len(self.head)]
         self.size += len(data)
-        return self._fh.write(data)
+        try:
+            return self._fh.write(data)
+        except OSError as exc:  # a local failure (disk full), not a network one: say so
+            raise _store_error(exc, self.path.parent.parent) from exc
 
     def close(self) -> None:
         self._fh.close()
