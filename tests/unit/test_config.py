@@ -71,7 +71,7 @@ def test_invalid_value_is_reported(home: config.Paths) -> None:
     config.save_accounts({"me": _account()})
     text = home.accounts_file.read_text().replace('security = "ssl"', 'security = "tls1"')
     home.accounts_file.write_text(text)
-    with pytest.raises(ConfigError, match="invalid|tls1"):
+    with pytest.raises(ConfigError, match=r"invalid|tls1"):
         config.load_accounts()
 
 
