@@ -18,7 +18,7 @@ import typer
 from deskmail import config
 from deskmail.cli import options as opt
 from deskmail.cli.ui import err, out
-from deskmail.errors import DeskmailError, UsageError
+from deskmail.errors import AuthError, DeskmailError, UsageError
 from deskmail.model import Account, PasswordSource, Protocol, Security, ServerSettings, default_port, email_domain
 from deskmail.secrets import Secret, get_password, remember_secret
 
@@ -71,9 +71,10 @@ def provider_defaults(email: str, protocol: Protocol) -> tuple[ServerSettings, S
     For the Spectrum family these are the founding document's (imap.spectrum.net:993 SSL/TLS,
     smtp.spectrum.net:587 STARTTLS), which the database lists before the public alternatives.
     """
+    from deskmail.cli.discover_cmd import provider_dirs
     from deskmail.discovery import lookup_provider
 
-    provider = lookup_provider(email_domain(email))
+    provider = lookup_provider(email_domain(email), provider_dirs=provider_dirs())
     if provider is None:
         return None
     for incoming, outgoing in provider.recommended(email):
@@ -195,7 +196,7 @@ def account_add(
     email: opt.Email = None,
     name: Annotated[str | None, typer.Option(help="Account name (default: the address).")] = None,
     display_name: Annotated[str, typer.Option("--display-name", help="Your name, as recipients see it.")] = "",
-    protocol: opt.ProtocolOpt = "imap",
+    protocol: Annotated[str | None, typer.Option("--protocol", help="imap or pop3 (default: imap).")] = None,
     imap_host: opt.ImapHost = None,
     imap_port: opt.ImapPort = None,
     imap_security: opt.ImapSecurity = None,
@@ -215,6 +216,7 @@ def account_add(
     ] = False,
     allow_plaintext_password: opt.AllowPlaintext = False,
     verify: Annotated[bool, typer.Option("--verify/--no-verify", help="Log in to both servers before saving.")] = True,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Accept servers found by probing or plain HTTP.")] = False,
     json_out: opt.JsonOut = False,
 ) -> None:
     """Add an account. Known providers (e.g. Spectrum) need only the address and password."""
@@ -222,15 +224,23 @@ def account_add(
     address = email or email_arg or (typer.prompt("E-mail address") if interactive else None)
     if not address:
         raise UsageError("No e-mail address given", "", "pass it as `deskmail account add you@example.com`")
-    pop = protocol.lower() == "pop3"
-    account = build_account(
-        email=address, name=name, display_name=display_name, protocol=protocol,
-        in_host=pop_host if pop else imap_host, in_port=pop_port if pop else imap_port,
-        in_security=pop_security if pop else imap_security,
-        smtp_host=smtp_host, smtp_port=smtp_port, smtp_security=smtp_security, smtp_auth=smtp_auth,
-        username=username, ca_file=ca_file, password_env=password_env, password_command=password_command,
-        allow_plaintext=allow_plaintext_password, interactive=interactive,
+    pop = (protocol or "").lower() == "pop3"
+    settings: dict[str, Any] = dict(
+        email=address, name=name, display_name=display_name, smtp_auth=smtp_auth, username=username,
+        ca_file=ca_file, password_env=password_env, password_command=password_command,
+        allow_plaintext=allow_plaintext_password,
     )
+    manual = any(v is not None for v in (imap_host, imap_port, imap_security, pop_host, pop_port, pop_security,
+                                         smtp_host, smtp_port, smtp_security))
+    if manual:
+        candidates = [(build_account(
+            **settings, protocol=protocol or "imap", in_host=pop_host if pop else imap_host,
+            in_port=pop_port if pop else imap_port, in_security=pop_security if pop else imap_security,
+            smtp_host=smtp_host, smtp_port=smtp_port, smtp_security=smtp_security, interactive=interactive,
+        ), "the settings you gave", False)]
+    else:
+        candidates = _discovered_accounts(address, protocol, settings, interactive)
+    account = candidates[0][0]
     accounts = _load()
     if account.name in accounts:
         raise UsageError(
@@ -238,41 +248,12 @@ def account_add(
             "",
             f"remove it first (`deskmail account remove {account.name}`) or choose another --name",
         )
-    secret: Secret | None = None
-    if account.password.kind == "keyring":
-        from deskmail.secrets import _keyring_backend_usable, store_in_keyring
-
-        if not _keyring_backend_usable():
-            store_in_keyring(account.name, "")  # raises the clear "no keyring" error before any prompt
-        if password_stdin:
-            value = sys.stdin.readline().rstrip("\r\n")
-        elif interactive:
-            value = typer.prompt(f"Password for {account.email}", hide_input=True)
-        else:
-            raise UsageError(
-                "No password source given",
-                "the password prompt needs a terminal",
-                "use --password-stdin, --password-env VAR or --password-command CMD in scripts",
-            )
-        if not value:
-            raise UsageError("The password is empty")
-        remember_secret(value, account.email, account.incoming.username)
-        secret = Secret(value)
-    else:
-        secret = get_password(account)
-    _warn_plaintext(account)
+    secret = _obtain_password(account, password_stdin, interactive)
     if verify:
-        err.print(f"Checking {account.incoming.describe()} and {account.outgoing.describe()} ...")
-        try:
-            verify_account(account, secret)
-        except DeskmailError as exc:
-            err.print(f"[bold red]Error:[/] {exc}", highlight=False)
-            err.print("\nThe account was not saved. Running the connection doctor to find out why:\n")
-            from deskmail.cli.doctor_cmd import show_doctor
-
-            show_doctor(account, secret)
-            raise typer.Exit(exc.exit_code) from None
-        err.print("[green]Both servers accepted the login.[/]")
+        account = _verify_candidates(candidates, secret, interactive, yes)
+    else:
+        account = next((a for a, _src, confirm in candidates if not confirm), account)
+    _warn_plaintext(account)
     if account.password.kind == "keyring":
         from deskmail.secrets import store_in_keyring
 
@@ -283,6 +264,125 @@ def account_add(
         _emit_json(_account_dict(account))
     else:
         out.print(f"Account [bold]{account.name}[/] saved.")
+
+
+def _discovered_accounts(
+    address: str, protocol: str | None, settings: dict[str, Any], interactive: bool
+) -> list[tuple[Account, str, bool]]:
+    """Accounts built from discovery candidates, best first: (account, where it came from, needs confirmation).
+
+    A provider-database hit is used alone (instant, offline, vouched for); otherwise the whole
+    chain runs (autoconfig, SRV, MX, probing) under its deadline.
+    """
+    from deskmail.cli.discover_cmd import provider_dirs
+    from deskmail.discovery import DiscoveryOptions, Origin, discover
+
+    options = DiscoveryOptions(provider_dirs=provider_dirs(), ca_file=settings.get("ca_file") or "")
+    result = discover(address, options=options.clone(sources=frozenset({Origin.DATABASE})))
+    if not result.candidates:
+        err.print(f"Looking up the settings for {email_domain(address)} ...")
+        result = discover(address, options=options)
+    if not result.candidates:
+        raise UsageError(
+            f"deskmail could not find the servers for {email_domain(address)}",
+            "the domain is not in the provider database and publishes no autoconfig, SRV or MX hints",
+            "give --imap-host (or --pop-host) and --smtp-host from your provider's help pages",
+        )
+    protocols = {c.incoming.protocol.value for c in result.candidates}
+    chosen = (protocol or "").lower()
+    if not chosen:
+        chosen = "imap" if "imap" in protocols else "pop3"
+        if interactive and protocols == {"imap", "pop3"}:
+            chosen = typer.prompt("Keep mail on the server (IMAP, recommended) or download it (POP3)?",
+                                  default="imap", type=click.Choice(["imap", "pop3"]))
+    picked = [c for c in result.candidates if c.incoming.protocol.value == chosen]
+    if not picked:
+        raise UsageError(f"No {chosen.upper()} server was found for {email_domain(address)}",
+                         "", f"try --protocol {'pop3' if chosen == 'imap' else 'imap'}, or give the servers by hand")
+    accounts = []
+    for c in picked:
+        inc, outg = c.incoming_settings(), c.outgoing_settings()
+        a = build_account(
+            **settings, protocol=chosen, in_host=inc.host, in_port=inc.port, in_security=inc.security.value,
+            smtp_host=outg.host, smtp_port=outg.port, smtp_security=outg.security.value,
+        )
+        user = settings.get("username")
+        a = a.clone(incoming=a.incoming.clone(username=user or inc.username, auth=inc.auth),
+                    outgoing=a.outgoing.clone(username=user or outg.username, auth=outg.auth,
+                                              auth_required=settings["smtp_auth"] and outg.auth_required))
+        label = f"{c.provider.display_name}: {c.source}" if c.provider is not None else c.source
+        accounts.append((a, label, c.needs_confirmation))
+        for note in c.notes[:1] if len(accounts) == 1 else ():
+            err.print(f"[dim]Note: {note}[/]", highlight=False)
+    return accounts
+
+
+def _obtain_password(account: Account, password_stdin: bool, interactive: bool) -> Secret:
+    if account.password.kind != "keyring":
+        return get_password(account)
+    from deskmail.secrets import _keyring_backend_usable, store_in_keyring
+
+    if not _keyring_backend_usable():
+        store_in_keyring(account.name, "")  # raises the clear "no keyring" error before any prompt
+    if password_stdin:
+        value = sys.stdin.readline().rstrip("\r\n")
+    elif interactive:
+        value = typer.prompt(f"Password for {account.email}", hide_input=True)
+    else:
+        raise UsageError(
+            "No password source given",
+            "the password prompt needs a terminal",
+            "use --password-stdin, --password-env VAR or --password-command CMD in scripts",
+        )
+    if not value:
+        raise UsageError("The password is empty")
+    remember_secret(value, account.email, account.incoming.username)
+    return Secret(value)
+
+
+def _verify_candidates(
+    candidates: list[tuple[Account, str, bool]], secret: Secret, interactive: bool, yes: bool
+) -> Account:
+    """Log in with each candidate in turn; the first that works is the account.
+
+    A server that answered and rejected the password proves the settings right: then the
+    password is the problem, and trying other servers would only spread it further.
+    """
+    failures: list[tuple[Account, DeskmailError]] = []
+    for account, source, needs_confirmation in candidates:
+        where = f"{account.incoming.describe()} and {account.outgoing.describe()}"
+        if needs_confirmation and not yes:
+            question = (f"{where} ({source}) cannot be vouched for by deskmail. "
+                        "Send your password there?")
+            if not (interactive and typer.confirm(question, default=False)):
+                err.print(f"Skipped {where}: {source}, not confirmed (use --yes to accept such servers).")
+                continue
+        err.print(f"Checking {where} ({source}) ...")
+        try:
+            verify_account(account, secret)
+        except AuthError as exc:
+            err.print(f"[bold red]Error:[/] {exc}", highlight=False)
+            err.print("The server answered, so these settings are right, but it refused the login. "
+                      "The account was not saved.")
+            raise typer.Exit(exc.exit_code) from None
+        except DeskmailError as exc:
+            err.print(f"[yellow]Did not work:[/] {exc}", highlight=False)
+            failures.append((account, exc))
+            continue
+        if failures:
+            err.print(f"[green]Using {where}[/] ({source}); the settings tried before did not work.")
+        else:
+            err.print(f"[green]Both servers accepted the login[/] ({source}).")
+        return account
+    if not failures:
+        raise UsageError("No settings were confirmed, so nothing was checked and nothing saved",
+                         "", "confirm a server, pass --yes, or give the servers by hand")
+    account, first = failures[0]
+    err.print("\nThe account was not saved. Running the connection doctor to find out why:\n")
+    from deskmail.cli.doctor_cmd import show_doctor
+
+    show_doctor(account, secret)
+    raise typer.Exit(first.exit_code)
 
 
 def _account_dict(a: Account) -> dict[str, Any]:
