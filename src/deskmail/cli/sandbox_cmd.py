@@ -24,7 +24,19 @@ DEMO_ACCOUNT = "demo"
 
 
 def _root(root: Path | None) -> Path:
-    return (root or config.paths().data_dir / "sandbox").absolute()
+    """Where the servers live. Dovecot's unprivileged processes must be able to traverse every parent
+    folder, so a data folder under a private home (e.g. /root, mode 0700) moves the sandbox to /tmp."""
+    if root is not None:
+        return root.absolute()
+    wanted = (config.paths().data_dir / "sandbox").absolute()
+    if all(p.stat().st_mode & 0o001 for p in wanted.parents if p.exists()):
+        return wanted
+    import hashlib
+    import os
+    import tempfile
+
+    tag = hashlib.sha256(str(wanted).encode()).hexdigest()[:10]
+    return Path(tempfile.gettempdir()) / f"deskmail-sandbox-{os.getuid()}-{tag}"
 
 
 def _import_sandbox() -> ModuleType:
