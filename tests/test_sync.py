@@ -495,3 +495,19 @@ def test_disk_full_then_space_freed(sandbox: Any, acct: Home) -> None:
         assert not list((data / "mail" / "a" / "tmp").iterdir())
     finally:
         subprocess.run(["umount", "-l", str(data)], check=False)
+
+
+def test_uidnext_going_backwards_stops_only_that_folder(sandbox: Any, acct: Home) -> None:
+    email = acct.user.email  # type: ignore[attr-defined]
+    sandbox.fill_maildir(email, [msg(i, email) for i in range(1, 4)])
+    sandbox.fill_maildir(email, [msg(9, email)], folder="Archive")
+    sync(acct)
+    conn = db(acct)  # as if the server had forgotten UIDs it handed out before (F-16)
+    conn.execute("UPDATE folders SET uidnext = uidnext + 100 WHERE name = 'INBOX'")
+    conn.commit()
+    sandbox.fill_maildir(email, [msg(10, email)], folder="Archive")
+    report = sync(acct)
+    inbox = next(f for f in report["a"]["folders"] if f["folder"] == "INBOX")
+    assert any("went backwards" in n for n in inbox["notes"])
+    assert len(maildir_files(acct)) == 3  # nothing changed here
+    assert len(maildir_files(acct, ".Archive")) == 2  # the other folders kept syncing

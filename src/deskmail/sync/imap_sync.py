@@ -250,6 +250,15 @@ class ImapSync:
         status, changed, seen = self.imap.select_raw(folder.name, params)
         if not status.uidvalidity:
             raise ProtocolError(f"The server gave no UIDVALIDITY for {folder.name}")
+        if status.uidvalidity == folder.uidvalidity and 0 < status.uidnext < folder.uidnext:
+            # UIDs must only grow (RFC 3501 2.3.1.1). A server that goes back may reuse UIDs for other
+            # messages; trusting it could overwrite or drop mail, so this folder waits (F-16).
+            raise ProtocolError(
+                f"The server's UIDNEXT for {folder.name} went backwards ({folder.uidnext} -> {status.uidnext})",
+                "the server lost its index or reuses message numbers",
+                "nothing was changed here; ask the provider, or remove the folder's local copy and "
+                "sync with --redownload once the server is consistent",
+            )
         ops = self.store.pending_ops(self.account.name, folder.name)
 
         if (
@@ -562,7 +571,13 @@ def sync_imap_account(
     engine = ImapSync(account, store, session, progress=progress, folders=folders, redownload=redownload)
     results = []
     for folder in engine.reconcile_folders():
-        r = engine.sync_folder(folder)
+        try:
+            r = engine.sync_folder(folder)
+        except ProtocolError as exc:
+            # One broken folder (hostile names, refused commands, inconsistent UIDs) must not stop the
+            # others; network and store errors do stop the account, the connection or disk is gone.
+            r = FolderResult(account.name, folder.name, notes=[f"not synced: {exc}"])
+            store.log(account.name, folder.name, f"not synced: {exc.what}")
         results.append(r)
         if on_folder:
             on_folder(r)
