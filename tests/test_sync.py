@@ -527,3 +527,23 @@ def test_uidnext_going_backwards_stops_only_that_folder(sandbox: Any, acct: Home
     assert any("went backwards" in n for n in inbox["notes"])
     assert len(maildir_files(acct)) == 3  # nothing changed here
     assert len(maildir_files(acct, ".Archive")) == 2  # the other folders kept syncing
+
+
+def test_pop3_headers_first_then_whole_messages(sandbox: Any, mail_user: Any, tmp_path: Path) -> None:
+    home = Home(tmp_path / "pop", env={"DM_PW": mail_user.password})
+    proc = home.run("account", "add", "--email", mail_user.email, "--name", "p", "--protocol", "pop3",
+                    "--pop-host", sandbox.host, "--pop-port", str(sandbox.pop3s_port), "--pop-security", "ssl",
+                    "--smtp-host", sandbox.host, "--smtp-port", str(sandbox.submission_port),
+                    "--ca-file", str(sandbox.ca_file), "--password-env", "DM_PW", "--no-verify")
+    assert proc.returncode == 0, proc.stderr
+    big = msg(1, mail_user.email, size=200_000)
+    sandbox.fill_maildir(mail_user.email, [big])
+    sync(home, "--headers-only")
+    (row,) = json.loads(home.run("list", "--json").stdout)
+    assert row["partial"] is True and row["subject"] == "message 1" and row["size"] < 1000
+    shown = home.run("read", str(row["id"]))
+    assert "Only the headers" in shown.stderr
+    sync(home)
+    (row,) = json.loads(home.run("list", "--json").stdout)
+    assert row["partial"] is False and row["size"] == len(big)
+    assert len(maildir_files_pop(home)) == 1

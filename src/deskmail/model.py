@@ -174,6 +174,7 @@ class MessageSummary:
     size: int
     flags: str
     path: str
+    partial: bool = False  # only the header block is stored (POP3 --headers-only)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -539,8 +539,11 @@ def read(
         sys.stdout.buffer.write(path.read_bytes())
         return
     reading = read_message(path)
+    if summary.partial:
+        err.print("[yellow]Only the headers of this message are downloaded; `deskmail sync` fetches the rest.[/]")
     if json_out:
-        _emit_json({"id": summary.id, "account": summary.account, "folder": summary.folder, **reading.to_dict()})
+        _emit_json({"id": summary.id, "account": summary.account, "folder": summary.folder,
+                    "partial": summary.partial, **reading.to_dict()})
         return
     for key, value in reading.headers.items():
         out.print(f"[bold]{key}:[/] {value}", highlight=False, markup=True)

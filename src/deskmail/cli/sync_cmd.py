@@ -31,14 +31,14 @@ def _store(data_dir: Any) -> Store:
 
 
 def _sync_one(account: Account, data_dir: Any, folders: list[str] | None, redownload: bool,
-              progress: Any) -> list[Any]:
+              progress: Any, headers_only: bool = False) -> list[Any]:
     from deskmail.secrets import get_password
     from deskmail.sync import sync_account
 
     store = _store(data_dir)
     try:
         return sync_account(account, get_password(account), store, folders=folders, redownload=redownload,
-                            progress=progress)
+                            progress=progress, headers_only=headers_only)
     finally:
         store.close()
 
@@ -88,6 +88,9 @@ def register(app: typer.Typer) -> None:
         redownload: Annotated[
             bool, typer.Option("--redownload", help="Fetch again folders whose local copy is missing.")
         ] = False,
+        headers_only: Annotated[
+            bool, typer.Option("--headers-only", help="POP3: fetch only the headers of new mail (TOP).")
+        ] = False,
     ) -> None:
         """Sync mail: IMAP all folders both ways (flags, moves, deletes); POP3 new messages."""
         from deskmail.cli.main import _warn_plaintext
@@ -114,7 +117,8 @@ def register(app: typer.Typer) -> None:
             try:
                 if len(targets) == 1:
                     try:
-                        results[targets[0].name] = _sync_one(targets[0], paths.data_dir, folder, redownload, update)
+                        results[targets[0].name] = _sync_one(targets[0], paths.data_dir, folder, redownload, update,
+                                                             headers_only)
                     except DeskmailError as exc:
                         failures[targets[0].name] = exc
                 else:
@@ -122,7 +126,8 @@ def register(app: typer.Typer) -> None:
                     from concurrent.futures import ThreadPoolExecutor
 
                     with ThreadPoolExecutor(max_workers=min(4, len(targets))) as pool:
-                        futures = {a.name: pool.submit(_sync_one, a, paths.data_dir, folder, redownload, update)
+                        futures = {a.name: pool.submit(_sync_one, a, paths.data_dir, folder, redownload, update,
+                                                       headers_only)
                                    for a in targets}
                         for name, fut in futures.items():
                             try:

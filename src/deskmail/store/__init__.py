@@ -60,6 +60,7 @@ CREATE TABLE IF NOT EXISTS messages (
     subject TEXT NOT NULL DEFAULT '',
     message_id TEXT NOT NULL DEFAULT '',
     added INTEGER NOT NULL DEFAULT 0,         -- unix time the message was stored (POP3 delete-after-days)
+    partial INTEGER NOT NULL DEFAULT 0,       -- 1: only the header block is here (POP3 headers-first)
     UNIQUE (folder_id, uidvalidity, uid)
 ) STRICT;
 CREATE INDEX IF NOT EXISTS messages_by_date ON messages (folder_id, date);
@@ -421,7 +422,7 @@ class Store:
 
     _SUMMARY_SQL = (
         "SELECT m.id, f.account, f.name, m.uid, m.date, m.sender, m.recipients, m.subject, m.message_id,"
-        " m.size, m.flags, m.filename, f.path FROM messages m JOIN folders f ON f.id = m.folder_id"
+        " m.size, m.flags, m.filename, f.path, m.partial FROM messages m JOIN folders f ON f.id = m.folder_id"
     )
 
     def list_messages(
@@ -446,7 +447,7 @@ class Store:
         return MessageSummary(
             id=int(r[0]), account=account, folder=folder, uid=str(r[3]), date=str(r[4]), sender=str(r[5]),
             to=str(r[6]), subject=str(r[7]), message_id=str(r[8]), size=int(r[9]),
-            flags=str(r[10]), path=str(self.maildir(account, path).path(filename)),
+            flags=str(r[10]), path=str(self.maildir(account, path).path(filename)), partial=bool(r[13]),
         )
 
     def get(self, message_id: int) -> MessageSummary:

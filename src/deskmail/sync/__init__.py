@@ -15,14 +15,14 @@ from deskmail.sync.imap_sync import FolderResult, Progress
 
 def sync_account(
     account: Account, password: Secret, store: Store, *, progress: Progress | None = None,
-    folders: list[str] | None = None, timeout: float = 60.0, redownload: bool = False,
+    folders: list[str] | None = None, timeout: float = 60.0, redownload: bool = False, headers_only: bool = False,
 ) -> list[FolderResult]:
     if account.incoming.protocol is Protocol.POP3:
         from deskmail.protocol.pop3 import open_pop3
         from deskmail.sync.pop3_sync import forget_done_ops, sync_pop3_account
 
         with open_pop3(account, password, timeout=timeout) as pop:
-            result = sync_pop3_account(account, store, pop, progress=progress)
+            result = sync_pop3_account(account, store, pop, progress=progress, headers_only=headers_only)
         forget_done_ops(store, account)  # QUIT went through: the DELEs happened
         return [result]
     from deskmail.protocol.imap import open_imap

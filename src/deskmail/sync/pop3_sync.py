@@ -6,6 +6,10 @@ Options (``[accounts.NAME.options]``):
 - ``delete_after_days`` (default 0 = never): DELE messages downloaded more than N days ago;
 - ``delete_when_deleted_here`` (default false): `deskmail delete` also removes it from the server.
 
+``deskmail sync --headers-only`` fetches only the header block of new messages (POP3 TOP),
+for a slow connection; they are listed at once, marked partial, and the next normal sync
+replaces them with the whole message.
+
 Every UIDL ever downloaded is remembered (``pop_seen``), so a message deleted here is not
 downloaded again. A message is durably stored (file fsync'd, index committed) before any
 DELE for it is sent, and DELEs only take effect at QUIT (RFC 1939 UPDATE state), so a crash
@@ -22,7 +26,7 @@ from typing import Any
 from deskmail.model import Account
 from deskmail.protocol.pop3 import Pop3Session
 from deskmail.store import Store
-from deskmail.store.maildir import PendingMessage
+from deskmail.store.maildir import Maildir, PendingMessage
 from deskmail.sync.imap_sync import FolderResult, Progress
 
 BATCH_MESSAGES = 200
@@ -34,7 +38,7 @@ def _option(account: Account, key: str, default: Any) -> Any:
 
 
 def sync_pop3_account(account: Account, store: Store, pop: Pop3Session, *,
-                      progress: Progress | None = None) -> FolderResult:
+                      progress: Progress | None = None, headers_only: bool = False) -> FolderResult:
     result = FolderResult(account.name, "INBOX")
     with store.transaction():
         folder = store.ensure_folder(account.name, "INBOX")
@@ -55,6 +59,11 @@ def sync_pop3_account(account: Account, store: Store, pop: Pop3Session, *,
         "SELECT uidl, first_seen FROM pop_seen WHERE account=?", (account.name,))}
     new = [(n, u) for n, u in sorted(uidl.items()) if u not in seen]
 
+    partial = {str(r[0]): (int(r[1]), str(r[2])) for r in store.db.execute(
+        "SELECT uid, id, filename FROM messages WHERE folder_id=? AND partial=1", (folder.id,))}
+    if headers_only:
+        _fetch_headers(store, md, folder.id, pop, [(n, u) for n, u in new if u not in partial], result)
+        return result
     numbers = [n for n, _ in new]
     by_number = dict(new)
     pending: dict[int, PendingMessage] = {}
@@ -70,6 +79,10 @@ def sync_pop3_account(account: Account, store: Store, pop: Pop3Session, *,
         now = int(time.time())
         with store.transaction():
             for (p, _v, uid, _f, _pop), name in zip(batch, names, strict=True):
+                if uid in partial:  # the whole message replaces its header-only copy
+                    row_id, old_name = partial.pop(uid)
+                    md.remove(old_name)
+                    store.delete_row(row_id)
                 store.insert_message(md, folder.id, 0, uid, name, (), bytes(p.head), p.size)
                 store.db.execute("INSERT OR IGNORE INTO pop_seen (account, uidl, first_seen) VALUES (?,?,?)",
                                  (account.name, uid, now))
@@ -112,6 +125,22 @@ def sync_pop3_account(account: Account, store: Store, pop: Pop3Session, *,
         result.deleted += 1
     # The DELEs take effect at QUIT; forget the ops only then (the caller's `with` sends QUIT).
     return result
+
+
+def _fetch_headers(store: Store, md: Maildir, folder_id: int, pop: Pop3Session, new: list[tuple[int, str]],
+                   result: FolderResult) -> None:
+    batch: list[tuple[PendingMessage, int, str, tuple[str, ...], bool]] = []
+    for number, uid in new:
+        p = md.begin()
+        p.write(pop.top_headers(number))
+        batch.append((p, 0, uid, (), True))
+    names = md.publish(batch)
+    with store.transaction():
+        for (p, _v, uid, _f, _pop), name in zip(batch, names, strict=True):
+            row = store.insert_message(md, folder_id, 0, uid, name, (), bytes(p.head), p.size)
+            store.db.execute("UPDATE messages SET partial=1 WHERE id=?", (row,))
+    result.new += len(batch)
+    result.notes.append(f"{len(batch)} message(s): headers only; the next sync downloads the rest")
 
 
 def forget_done_ops(store: Store, account: Account) -> None:
