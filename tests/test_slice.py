@@ -87,6 +87,10 @@ def test_add_send_sync_list_read(
     raw = ok(home.run("read", str(row["id"]), "--raw")).stdout
     assert "Message-ID:" in raw
 
+    if protocol == "imap":  # the copy in Sent, as IMAP clients keep it
+        sent = json.loads(ok(home.run("list", "--folder", "Sent", "--json")).stdout)
+        assert [r["subject"] for r in sent] == [subject] and "\\Seen" in sent[0]["flags"]
+
     # A second sync downloads nothing again.
     again = ok(home.run("sync", "acct", "--json"))
     report = json.loads(again.stdout)["acct"]

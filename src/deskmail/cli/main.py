@@ -484,6 +484,16 @@ def send(
                                  attachments=attach or []),
     )
     out.print(f"Sent {msg['Message-ID']} to {', '.join(to + (cc or []) + (bcc or []))}.")
+    if account.incoming.protocol is Protocol.IMAP:
+        from deskmail.outbox.compose import copy_to_sent
+
+        try:
+            folder = copy_to_sent(account, password or get_password(account), msg)
+        except DeskmailError as exc:
+            err.print(f"[yellow]The message was sent, but the copy in Sent could not be saved:[/] {exc}",
+                      highlight=False)
+        else:
+            out.print(f"A copy is in {folder}.")
 
 
 @app.command("list")

@@ -85,3 +85,24 @@ def send(account: Account, password: Secret | None, draft: Draft, *, timeout: fl
     with open_smtp(account, password, timeout=timeout) as smtp:
         smtp.send(msg, account.email, recipients)
     return msg
+
+
+def copy_to_sent(account: Account, password: Secret, msg: EmailMessage, *, timeout: float = 60.0) -> str:
+    """APPEND the sent message to the IMAP Sent folder (as Thunderbird does; SMTP servers don't).
+
+    Returns the folder name. Bcc recipients are only in the envelope, never in the headers.
+    """
+    from deskmail.protocol.imap import open_imap
+    from deskmail.sync.imap_sync import special_use_of
+
+    raw = msg.as_bytes(policy=msg.policy.clone(linesep="\r\n"))
+    with open_imap(account, password, timeout=timeout) as imap:
+        folders = imap.list_folders()
+        sent = next((name for flags, _d, name in folders if "\\Sent" in flags), None) or next(
+            (name for flags, _d, name in folders if special_use_of(flags, name) == "\\Sent"), None
+        )
+        if sent is None:
+            sent = "Sent"
+            imap.create_folder(sent)
+        imap.append(sent, raw, ("\\Seen",))
+    return sent

@@ -250,6 +250,9 @@ class ImapSession:
                 return str(name)
         return None
 
+    def create_folder(self, folder: str) -> None:
+        self._call(self._c.create_folder, folder)
+
     def append(self, folder: str, raw: bytes, flags: tuple[str, ...] = ()) -> None:
         self._call(self._c.append, folder, raw, flags=flags)
 
