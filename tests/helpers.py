@@ -51,6 +51,15 @@ class Home:
         return bytes(blob)
 
 
+def closed_port() -> int:
+    """A loopback port on which nothing listens (bound once, then released)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = int(s.getsockname()[1])
+    s.close()
+    return port
+
+
 class RewritingProxy:
     """TCP proxy on 127.0.0.1 that rewrites server->client lines and records client->server bytes.
 

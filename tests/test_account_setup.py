@@ -3,23 +3,15 @@
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from helpers import Home
+from helpers import Home, closed_port
 
 pytestmark = pytest.mark.servers
 
-
-def closed_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = int(s.getsockname()[1])
-    s.close()
-    return port
 
 
 def provider_file(home: Home, domain: str, incoming: list[tuple[int, str]], smtp_port: int) -> None:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from helpers import Home
+from helpers import Home, closed_port
 
 pytestmark = pytest.mark.servers
 
@@ -21,13 +20,6 @@ def settings(sb: Any, user: Any, **override: str) -> list[str]:
     values.update(override)
     return [x for kv in values.items() for x in kv]
 
-
-def closed_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = int(s.getsockname()[1])
-    s.close()
-    return port
 
 
 @pytest.fixture

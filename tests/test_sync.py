@@ -435,12 +435,7 @@ def _kill_rounds(acct: Home, data: Path, expected: set[str], rng: random.Random)
 
 
 def test_pop3_leave_on_server_and_delete_after_days(sandbox: Any, mail_user: Any, tmp_path: Path) -> None:
-    home = Home(tmp_path / "pop", env={"DM_PW": mail_user.password})
-    proc = home.run("account", "add", "--email", mail_user.email, "--name", "p", "--protocol", "pop3",
-                    "--pop-host", sandbox.host, "--pop-port", str(sandbox.pop3s_port), "--pop-security", "ssl",
-                    "--smtp-host", sandbox.host, "--smtp-port", str(sandbox.submission_port),
-                    "--ca-file", str(sandbox.ca_file), "--password-env", "DM_PW", "--no-verify")
-    assert proc.returncode == 0, proc.stderr
+    home = pop_account(sandbox, mail_user, tmp_path)
     sandbox.fill_maildir(mail_user.email, [msg(i, mail_user.email) for i in range(1, 6)])
     sync(home)
     sync(home)
@@ -462,6 +457,17 @@ def test_pop3_leave_on_server_and_delete_after_days(sandbox: Any, mail_user: Any
     assert report["p"]["folders"][0]["deleted"] == 3
     assert len(server(sandbox, mail_user.email)) == 2
     assert len(maildir_files_pop(home)) == 4  # the local copies stay
+
+
+def pop_account(sandbox: Any, user: Any, tmp_path: Path) -> Home:
+    """A POP3S account named "p" for ``user``, in its own DESKMAIL_HOME."""
+    home = Home(tmp_path / "pop", env={"DM_PW": user.password})
+    proc = home.run("account", "add", "--email", user.email, "--name", "p", "--protocol", "pop3",
+                    "--pop-host", sandbox.host, "--pop-port", str(sandbox.pop3s_port), "--pop-security", "ssl",
+                    "--smtp-host", sandbox.host, "--smtp-port", str(sandbox.submission_port),
+                    "--ca-file", str(sandbox.ca_file), "--password-env", "DM_PW", "--no-verify")
+    assert proc.returncode == 0, proc.stderr
+    return home
 
 
 def maildir_files_pop(home: Home) -> list[str]:
@@ -530,12 +536,7 @@ def test_uidnext_going_backwards_stops_only_that_folder(sandbox: Any, acct: Home
 
 
 def test_pop3_headers_first_then_whole_messages(sandbox: Any, mail_user: Any, tmp_path: Path) -> None:
-    home = Home(tmp_path / "pop", env={"DM_PW": mail_user.password})
-    proc = home.run("account", "add", "--email", mail_user.email, "--name", "p", "--protocol", "pop3",
-                    "--pop-host", sandbox.host, "--pop-port", str(sandbox.pop3s_port), "--pop-security", "ssl",
-                    "--smtp-host", sandbox.host, "--smtp-port", str(sandbox.submission_port),
-                    "--ca-file", str(sandbox.ca_file), "--password-env", "DM_PW", "--no-verify")
-    assert proc.returncode == 0, proc.stderr
+    home = pop_account(sandbox, mail_user, tmp_path)
     big = msg(1, mail_user.email, size=200_000)
     sandbox.fill_maildir(mail_user.email, [big])
     sync(home, "--headers-only")
