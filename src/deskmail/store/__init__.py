@@ -327,6 +327,29 @@ class Store:
         cur = self.db.execute(f"SELECT {_ROW_COLS} FROM messages WHERE folder_id=?", (folder_id,))
         return {str(r[2]): Row(*r) for r in cur}
 
+    def rows_for(self, folder_id: int, uids: set[str]) -> dict[str, Row]:
+        """Only the given UIDs' rows (all UIDVALIDITY generations)."""
+        out: dict[str, Row] = {}
+        wanted = sorted(uids)
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i:i + 500]
+            cur = self.db.execute(
+                f"SELECT {_ROW_COLS} FROM messages WHERE folder_id=? AND uid IN ({','.join('?' * len(chunk))})",
+                (folder_id, *chunk),
+            )
+            out.update({str(r[2]): Row(*r) for r in cur})
+        return out
+
+    def has_messages(self, folder_id: int) -> bool:
+        return self.db.execute("SELECT 1 FROM messages WHERE folder_id=? LIMIT 1", (folder_id,)).fetchone() is not None
+
+    def max_uid(self, folder_id: int, uidvalidity: int) -> int:
+        row = self.db.execute(
+            "SELECT MAX(CAST(uid AS INTEGER)) FROM messages WHERE folder_id=? AND uidvalidity=?",
+            (folder_id, uidvalidity),
+        ).fetchone()
+        return int(row[0] or 0)
+
     def insert_message(
         self, md: Maildir, folder_id: int, uidvalidity: int, uid: str, filename: str, flags: Iterable[str],
         head: bytes | None = None, size: int | None = None,

@@ -84,7 +84,7 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-HEAD_BYTES = 128 * 1024  # enough for any sane header block; the index parses only this
+HEAD_BYTES = 64 * 1024  # enough for any sane header block; the index parses only this
 
 
 def _syncfs(fd: int) -> bool:
@@ -105,12 +105,16 @@ class PendingMessage:
         self.unique = unique
         self.path = md.root / "tmp" / unique
         self.head = bytearray()
+        self._want_head = True
         self.size = 0
         self._fh = open(self.path, "xb")  # noqa: SIM115 - closed in close()/discard()
 
     def write(self, data: bytes) -> int:
-        if len(self.head) < HEAD_BYTES:
+        if self._want_head:
             self.head += data[: HEAD_BYTES - len(self.head)]
+            # Only the header block is indexed: stop collecting at its end (or at the cap).
+            self._want_head = len(self.head) < HEAD_BYTES and b"\r\n\r\n" not in self.head and (
+                b"\n\n" not in self.head)
         self.size += len(data)
         try:
             return self._fh.write(data)

@@ -270,6 +270,11 @@ class ImapSync:
                 self.store.update_folder(folder.id, highestmodseq=status.highestmodseq)
             return result
 
+        if rows is None and params.startswith("(QRESYNC") and status.uidvalidity == folder.uidvalidity:
+            # Nothing changed here (clean), so only the messages the server reports matter: keep memory
+            # independent of the folder's size instead of loading every row.
+            interesting = {str(i.uid) for i in changed if i.uid} | set(map(str, seen.vanished))
+            rows = self.store.rows_for(folder.id, interesting | {op.uid for op in ops})
         if rows is None:
             rows = self.store.rows(folder.id)
         full = True
@@ -290,11 +295,15 @@ class ImapSync:
             rows = self.store.rows(folder.id)
 
         server: dict[str, tuple[str, ...]] | None = None
-        if full:
+        remote: dict[str, tuple[str, ...]] = {}
+        if full and not rows and not self.store.has_messages(folder.id):
+            full = False  # first sync: no listing needed, everything from UID 1 up is new
+            changed = []
+        elif full:
             server = {str(i.uid): i.flags or () for i in self.imap.command("UID FETCH 1:* (UID FLAGS)") if i.uid}
             vanished = {uid for uid, r in rows.items() if r.uidvalidity == status.uidvalidity and uid not in server}
             remote = server
-        else:
+        if server is None:
             remote = {str(i.uid): i.flags for i in changed if i.uid and i.flags is not None}
 
         # A file that disappeared behind our back is fetched again, never taken as a delete (F-15).
@@ -312,7 +321,7 @@ class ImapSync:
         self._reconcile_flags(folder, md, rows, local_flags, remote, vanished, result)
 
         current = {u for u, r in rows.items() if r.uidvalidity == status.uidvalidity}
-        known_max = max((int(u) for u in current), default=0)
+        known_max = self.store.max_uid(folder.id, status.uidvalidity)
         if server is not None:
             wanted = [int(u) for u in server if u not in current]
         else:
