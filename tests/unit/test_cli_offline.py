@@ -72,3 +72,46 @@ def test_help_for_every_command(home: Home) -> None:
                 ["list", "--help"], ["read", "--help"], ["sandbox", "--help"]):
         proc = home.run(*cmd)
         assert proc.returncode == 0 and "Usage" in proc.stdout, cmd
+
+
+def test_interactive_add_asks_imap_or_pop3(home: Home) -> None:
+    """On a terminal, a provider offering both gets the question (IMAP by default); answered here: pop3."""
+    import os
+    import pty
+    import select
+    import subprocess
+    import sys
+    import time
+
+    master, slave = pty.openpty()
+    env = {**os.environ, "DESKMAIL_HOME": str(home.root), "PW": "x", "COLUMNS": "200"}
+    proc = subprocess.Popen([sys.executable, "-m", "deskmail", "account", "add", "me@spectrum.net",
+                             "--password-env", "PW", "--no-verify", "--json"],
+                            stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True)
+    os.close(slave)
+    seen = b""
+    answered = False
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.5)
+        if ready:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # the child closed the terminal: it is done
+                break
+            if not chunk:
+                break
+            seen += chunk
+        if not answered and b"(POP3)?" in seen:
+            os.write(master, b"pop3\n")
+            answered = True
+        if proc.poll() is not None and not ready:
+            break
+    proc.wait(timeout=10)
+    os.close(master)
+    text = seen.decode("utf-8", "replace").replace("\r\n", "\n")
+    assert answered and "IMAP, recommended" in text, text
+    assert proc.returncode == 0, text
+    saved = json.loads(text[text.index("{"):])
+    assert (saved["incoming"]["protocol"], saved["incoming"]["host"], saved["incoming"]["port"]) == (
+        "pop3", "pop.spectrum.net", 995)
