@@ -548,3 +548,28 @@ def test_pop3_headers_first_then_whole_messages(sandbox: Any, mail_user: Any, tm
     (row,) = json.loads(home.run("list", "--json").stdout)
     assert row["partial"] is False and row["size"] == len(big)
     assert len(maildir_files_pop(home)) == 1
+
+
+@pytest.mark.parametrize("damage", ["delete", "garbage"])
+def test_lost_or_damaged_index_is_rebuilt_without_downloads(sandbox: Any, acct: Home, damage: str) -> None:
+    email = acct.user.email  # type: ignore[attr-defined]
+    sandbox.fill_maildir(email, [msg(i, email) for i in range(1, 21)])
+    sync(acct)
+    files = maildir_files(acct)
+    index = acct.root / "data" / "index.sqlite3"
+    if damage == "delete":
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(index) + suffix).unlink(missing_ok=True)
+    else:
+        with open(index, "r+b") as fh:
+            fh.write(os.urandom(4096))
+        for suffix in ("-wal", "-shm"):
+            Path(str(index) + suffix).unlink(missing_ok=True)
+    proc = acct.run("sync", "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert sum(f["new"] for f in report["a"]["folders"]) == 0  # adopted, not downloaded
+    assert maildir_files(acct) == files and len(local(acct)) == 20
+    if damage == "garbage":
+        assert "damaged" in proc.stderr
+    assert len(server(sandbox, email)) == 20

@@ -103,6 +103,9 @@ def register(app: typer.Typer) -> None:
         paths = config.paths()
         lock = _store(paths.data_dir)
         lock.lock()
+        if lock.rebuilt_from is not None:
+            err.print(f"[yellow]The mail index was damaged; it was moved to {lock.rebuilt_from} and is rebuilt "
+                      "from the mail files (nothing is downloaded again).[/]", highlight=False)
         try:
             for account in targets:
                 _warn_plaintext(account)

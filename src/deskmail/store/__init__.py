@@ -201,21 +201,43 @@ class Store:
         self.mail_dir = data_dir / "mail"
         self._lock_fd: int | None = None
         data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.rebuilt_from: Path | None = None
+        path = data_dir / "index.sqlite3"
         try:
-            self.db = sqlite3.connect(data_dir / "index.sqlite3", timeout=30, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL is durable at checkpoint; files fsync'd
-            self.db.execute("PRAGMA foreign_keys=ON")
-            self.db.executescript(_SCHEMA)
-            self.db.execute(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-            )
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(
-                f"The mail index {data_dir / 'index.sqlite3'} is damaged ({exc})",
-                "the file was truncated or overwritten",
-                "move the file away and sync again; it is rebuilt from the mail files",
-            ) from exc
+            self.db = self._open(path)
+        except sqlite3.DatabaseError:
+            # A damaged index is not mail: set it aside and start a new one. The next sync re-adopts every
+            # message file by the (UIDVALIDITY, UID) in its name, so nothing is downloaded again (F-15).
+            aside = path.with_name(f"index.sqlite3.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+            for suffix in ("", "-wal", "-shm"):
+                old = Path(str(path) + suffix)
+                if old.exists():
+                    old.rename(Path(str(aside) + suffix))
+            self.rebuilt_from = aside
+            try:
+                self.db = self._open(path)
+            except sqlite3.DatabaseError as exc:
+                raise StoreError(
+                    f"The mail index {path} cannot be created ({exc})",
+                    "the disk is full or the folder is not writable",
+                    f"check the free space and the permissions of {data_dir}",
+                ) from exc
+
+    @staticmethod
+    def _open(path: Path) -> sqlite3.Connection:
+        db = sqlite3.connect(path, timeout=30, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode: a power cut may lose the last commits but never corrupts the file;
+            # rows lost that way are re-adopted from the message files' names.
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA foreign_keys=ON")
+            db.executescript(_SCHEMA)
+            db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        except sqlite3.DatabaseError:
+            db.close()
+            raise
+        return db
 
     def close(self) -> None:
         self.db.close()
