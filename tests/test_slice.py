@@ -248,3 +248,15 @@ def test_sigkill_mid_sync_then_resume_exactly_once(sandbox: Any, mail_user: Any,
     assert files_in_index == set(names)
     assert not list((cur.parent / "tmp").iterdir())
     assert len(_server_message_ids(sandbox, mail_user.email)) == 500  # the server was not touched
+
+
+def test_account_password_replaces_the_keyring_entry(sandbox: Any, mail_user: Any, home: Home, tmp_path: Path) -> None:
+    home.env.update({"PYTHON_KEYRING_BACKEND": "keyrings.alt.file.PlaintextKeyring",
+                     "XDG_DATA_HOME": str(tmp_path / "keyring-data")})
+    args = [a for a in add_args(sandbox, mail_user) if a not in ("--password-env", "DM_PW")]
+    ok(home.run(*args, "--password-stdin", input=mail_user.password + "\n"))
+    bad = home.run("account", "password", "acct", "--password-stdin", input="wrong\n")
+    assert bad.returncode == 8  # verified before it replaces anything
+    ok(home.run("sync"))
+    ok(home.run("account", "password", "acct", "--password-stdin", input=mail_user.password + "\n"))
+    ok(home.run("sync"))

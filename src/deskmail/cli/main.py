@@ -434,6 +434,27 @@ def account_show(
         out.print(f"  extra CA: {a.ca_file}")
 
 
+@account_app.command("password")
+def account_password(
+    name: Annotated[str | None, typer.Argument()] = None,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read it from standard input.")] = False,
+    verify: Annotated[bool, typer.Option("--verify/--no-verify", help="Log in with it before storing it.")] = True,
+) -> None:
+    """Store a new password (or app password) for an account in the system keyring."""
+    accounts = _load()
+    account = config.resolve_account(name, accounts)
+    secret = _obtain_password(account.clone(password=PasswordSource("keyring")), password_stdin, sys.stdin.isatty())
+    if verify:
+        verify_account(account, secret)
+    from deskmail.secrets import store_in_keyring
+
+    store_in_keyring(account.name, secret.reveal())
+    if account.password.kind != "keyring":
+        accounts[account.name] = account.clone(password=PasswordSource("keyring"))
+        config.save_accounts(accounts)
+    out.print(f"Password of [bold]{account.name}[/] stored in the system keyring.")
+
+
 @account_app.command("remove")
 def account_remove(name: Annotated[str, typer.Argument()]) -> None:
     """Remove an account (its downloaded mail stays on disk)."""
