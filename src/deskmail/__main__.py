@@ -1,5 +1,5 @@
 import sys
 
-from deskmail.cli.main import main
+from deskmail.cli.entry import main
 
 sys.exit(main())

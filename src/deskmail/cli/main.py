@@ -55,12 +55,10 @@ def _load() -> dict[str, Account]:
 
 
 def _warn_plaintext(account: Account) -> None:
-    for server in (account.incoming, account.outgoing):
-        if server.security is Security.NONE and account.allow_plaintext_password:
-            err.print(
-                f"[bold yellow]Warning:[/] {server.describe()} is used without encryption: "
-                "your password and mail travel in clear text."
-            )
+    from deskmail.net.connect import plaintext_warnings
+
+    for warning in plaintext_warnings(account):
+        err.print(f"[bold yellow]{warning}[/]", highlight=False)
 
 
 # --- account ----------------------------------------------------------------

@@ -12,7 +12,7 @@ import typer
 
 from deskmail import config
 from deskmail.cli.ui import err, out
-from deskmail.errors import DeskmailError, UsageError
+from deskmail.errors import UsageError
 from deskmail.model import Account, Protocol
 
 if TYPE_CHECKING:
@@ -28,19 +28,6 @@ def _store(data_dir: Any) -> Store:
     from deskmail.store import Store
 
     return Store(data_dir)
-
-
-def _sync_one(account: Account, data_dir: Any, folders: list[str] | None, redownload: bool,
-              progress: Any, headers_only: bool = False) -> list[Any]:
-    from deskmail.secrets import get_password
-    from deskmail.sync import sync_account
-
-    store = _store(data_dir)
-    try:
-        return sync_account(account, get_password(account), store, folders=folders, redownload=redownload,
-                            progress=progress, headers_only=headers_only)
-    finally:
-        store.close()
 
 
 def _progress_display(enabled: bool) -> tuple[Any, Any]:
@@ -113,49 +100,28 @@ def register(app: typer.Typer) -> None:
                 _watch(targets, paths.data_dir, folder, interval, notify_command)
                 return
             bar, update = _progress_display(not (quiet or json_out) and sys.stderr.isatty())
-            results: dict[str, list[Any]] = {}
-            failures: dict[str, DeskmailError] = {}
             if bar:
                 bar.start()
             try:
-                if len(targets) == 1:
-                    try:
-                        results[targets[0].name] = _sync_one(targets[0], paths.data_dir, folder, redownload, update,
-                                                             headers_only)
-                    except DeskmailError as exc:
-                        failures[targets[0].name] = exc
-                else:
-                    # Accounts in parallel, each on its own connection and SQLite handle.
-                    from concurrent.futures import ThreadPoolExecutor
+                from deskmail.sync.runner import sync_accounts
 
-                    with ThreadPoolExecutor(max_workers=min(4, len(targets))) as pool:
-                        futures = {a.name: pool.submit(_sync_one, a, paths.data_dir, folder, redownload, update,
-                                                       headers_only)
-                                   for a in targets}
-                        for name, fut in futures.items():
-                            try:
-                                results[name] = fut.result()
-                            except DeskmailError as exc:
-                                failures[name] = exc
+                run = sync_accounts(targets, paths.data_dir, folders=folder, redownload=redownload,
+                                    headers_only=headers_only, progress=update)
             finally:
                 if bar:
                     bar.stop()
         finally:
             lock.close()
         if json_out:
-            payload: dict[str, Any] = {
-                name: {"ok": True, "folders": [r.to_dict() for r in rs]} for name, rs in results.items()
-            }
-            payload.update({name: {"ok": False, **exc.to_dict()} for name, exc in failures.items()})
-            sys.stdout.write(__import__("json").dumps(payload, indent=2) + "\n")
+            sys.stdout.write(__import__("json").dumps(run.to_dict(), indent=2) + "\n")
         elif not quiet:
-            for name, rs in results.items():
-                _print_summary(name, rs)
-        for name, failure in failures.items():
+            for line in run.summary_lines():
+                out.print(line, highlight=False)
+        for name, failure in run.failures.items():
             prefix = f"{name}: " if len(targets) > 1 else ""
             err.print(f"[bold red]Error:[/] {prefix}{failure}", highlight=False)
-        if failures:
-            raise typer.Exit(next(iter(failures.values())).exit_code)
+        if run.failures:
+            raise typer.Exit(next(iter(run.failures.values())).exit_code)
 
     @app.command()
     def folders(
@@ -275,22 +241,6 @@ def _flag(name: str) -> str:
     if name.startswith("\\") or not name.replace("$", "").replace("_", "").replace("-", "").isalnum():
         raise UsageError(f"Unknown flag {name!r}", "", "use seen, flagged, answered, draft or a keyword")
     return name  # an IMAP keyword, e.g. $Label1
-
-
-def _print_summary(name: str, results: list[Any]) -> None:
-    new = sum(r.new for r in results)
-    changed = sum(r.flags_pulled + r.flags_pushed for r in results)
-    removed = sum(r.removed for r in results)
-    pushed = sum(r.deleted + r.moved for r in results)
-    out.print(f"{name}: {new} new, {changed} flag changes, {removed} removed on the server, "
-              f"{pushed} deletes/moves sent ({len(results)} folders)")
-    for r in results:
-        if r.new or r.removed or r.flags_pulled or r.flags_pushed or r.deleted or r.moved or r.refetched:
-            out.print(f"  {r.folder}: {r.new} new, {r.flags_pulled} flags here, {r.flags_pushed} flags sent, "
-                      f"{r.removed} removed, {r.deleted} deleted, {r.moved} moved"
-                      + (f", {r.refetched} missing files fetched again" if r.refetched else ""), highlight=False)
-        for note in r.notes:
-            out.print(f"  note: {note}", highlight=False)
 
 
 def _watch(accounts: list[Account], data_dir: Any, folders: list[str] | None, interval: float, notify: str) -> None:

@@ -28,6 +28,15 @@ def check_plaintext_policy(account: Account, server: ServerSettings) -> None:
         )
 
 
+def plaintext_warnings(account: Account) -> list[str]:
+    """The warning shown on every run of an account that sends its password unencrypted (by its owner's choice)."""
+    return [
+        f"Warning: {server.describe()} is used without encryption: your password and mail travel in clear text."
+        for server in (account.incoming, account.outgoing)
+        if server.security is Security.NONE and account.allow_plaintext_password
+    ]
+
+
 def translate(exc: BaseException, server: ServerSettings) -> DeskmailError:
     """Map an exception raised while connecting/talking to ``server`` to a user-facing error."""
     if isinstance(exc, DeskmailError):
