@@ -46,6 +46,7 @@ import sys
 import tempfile
 import threading
 import time
+import tomllib
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -320,11 +321,30 @@ def _rmtree(path: Path) -> None:
 
 @dataclass(frozen=True)
 class DeskmailBuild:
-    """Which deskmail to measure: an executable, optionally importing deskmail from ``src``."""
+    """Which deskmail to measure: the installed executable, or the package in ``src``.
+
+    With ``src`` (e.g. ``/tmp/deskmail-REV/src`` from ``git archive REV src pyproject.toml``),
+    deskmail is imported from there (``PYTHONPATH``) and started the way its console script
+    would be: the entry point comes from ``src/../pyproject.toml`` (``[project.scripts]``), so
+    the measured start-up path is that commit's, whatever the virtualenv's script says now.
+    """
 
     executable: Path
     src: Path | None = None
     label: str | None = None
+
+    def argv(self) -> list[str]:
+        if self.src is None:
+            return [str(self.executable)]
+        entry = None
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            project = tomllib.loads((self.src.parent / "pyproject.toml").read_text())
+            entry = str(project["project"]["scripts"]["deskmail"])
+        if entry and re.fullmatch(r"[\w.]+:\w+", entry):
+            module, func = entry.split(":")
+            code = f"import sys; from {module} import {func}; sys.argv[0] = 'deskmail'; sys.exit({func}())"
+            return [sys.executable, "-c", code]
+        return [sys.executable, "-m", "deskmail"]
 
     def version(self) -> str:
         if self.label:
@@ -345,7 +365,6 @@ class Deskmail(Tool):
     def __init__(self, workdir: Path, server: Server, email: str, password: str, build: DeskmailBuild) -> None:
         super().__init__(workdir, server, email, password)
         self.build = build
-        self.executable = build.executable
         self.home = workdir / "home"
 
     def env(self) -> dict[str, str]:
@@ -360,7 +379,7 @@ class Deskmail(Tool):
                      "--imap-security", "ssl"] if self.protocol == "imap" else
                     ["--protocol", "pop3", "--pop-host", self.server.host, "--pop-port", str(self.server.pop3s_port),
                      "--pop-security", "ssl"])
-        run_setup([str(self.executable), "account", "add", "--email", self.email, "--name", "bench", *incoming,
+        run_setup([*self.build.argv(), "account", "add", "--email", self.email, "--name", "bench", *incoming,
                    "--smtp-host", self.server.host, "--smtp-port", str(self.server.submission_port),
                    "--smtp-security", "starttls", "--ca-file", str(self.server.ca_file),
                    "--password-env", PASSWORD_VAR], env=self.env())
@@ -369,7 +388,7 @@ class Deskmail(Tool):
         _rmtree(self.home / "data")  # mail, index, logs; the account configuration stays
 
     def command(self) -> list[str]:
-        return [str(self.executable), "sync", "bench", "--quiet"]
+        return [*self.build.argv(), "sync", "bench", "--quiet"]
 
     def describe(self) -> str:
         env = f"DESKMAIL_HOME={shlex.quote(str(self.home))} {PASSWORD_VAR}=... "
@@ -797,7 +816,7 @@ def preflight(tool_names: Sequence[str], deskmail: DeskmailBuild) -> None:
         except KeyError:
             problems.append(f"the user {GETMAIL_USER} / group {GETMAIL_GROUP} is missing (getmail runs as them)")
     if any(t.startswith("deskmail") for t in tool_names):
-        if not os.access(deskmail.executable, os.X_OK):
+        if deskmail.src is None and not os.access(deskmail.executable, os.X_OK):
             problems.append(f"deskmail executable not found at {deskmail.executable}; pass --deskmail PATH")
         if deskmail.src is not None and not (deskmail.src / "deskmail" / "__init__.py").is_file():
             problems.append(f"--deskmail-src {deskmail.src} has no deskmail/__init__.py")
@@ -848,7 +867,7 @@ FLOORS = {
 def measure_floors(desk: Deskmail, runs: int, logs: Path) -> dict[str, dict[str, float | None]]:
     """Start-up costs that every deskmail sync pays, for reading the no-change figures."""
     commands = {"python": [sys.executable, "-I", "-c", "pass"],
-                "deskmail-cli": [str(desk.executable), "account", "list"]}
+                "deskmail-cli": [*desk.build.argv(), "account", "list"]}
     floors: dict[str, dict[str, float | None]] = {}
     for key, cmd in commands.items():
         walls: list[float] = []
@@ -971,8 +990,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--deskmail", type=Path, default=Path(sys.executable).parent / "deskmail",
                         help="the deskmail executable (default: next to this Python)")
     parser.add_argument("--deskmail-src", type=Path, default=None,
-                        help="import deskmail from this src/ directory instead (e.g. an unpacked `git archive` "
-                             "of the commit to measure); set as PYTHONPATH for the deskmail processes")
+                        help="import deskmail from this src/ directory instead (an unpacked `git archive REV src "
+                             "pyproject.toml`), started through that commit's console entry point")
     parser.add_argument("--deskmail-version", default=None,
                         help="how to name the measured deskmail in the report (default: git commit)")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp"),

@@ -539,12 +539,14 @@ def list_messages(
         return
     from rich.table import Table
 
-    table = Table("id", "date", "from", "subject", "")
+    several = len({(r.account, r.folder) for r in rows}) > 1
+    table = Table("id", "date", "from", "subject", "", *(["folder"] if several else []))
     for r in rows:
         flags = r.flags.split()
         marks = ("" if "\\Seen" in flags else "new ") + ("★" if "\\Flagged" in flags else "") + (
-            "↩" if "\\Answered" in flags else "")
-        table.add_row(str(r.id), r.date[:16].replace("T", " "), r.sender, r.subject, marks.strip())
+            "↩" if "\\Answered" in flags else "") + (" partial" if r.partial else "")
+        where = ([r.folder] if account_name else [f"{r.account}/{r.folder}"]) if several else []
+        table.add_row(str(r.id), r.date[:16].replace("T", " "), r.sender, r.subject, marks.strip(), *where)
     out.print(table)
 
 
