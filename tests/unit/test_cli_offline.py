@@ -115,3 +115,8 @@ def test_interactive_add_asks_imap_or_pop3(home: Home) -> None:
     saved = json.loads(text[text.index("{"):])
     assert (saved["incoming"]["protocol"], saved["incoming"]["host"], saved["incoming"]["port"]) == (
         "pop3", "pop.spectrum.net", 995)
+
+
+def test_version(home: Home) -> None:
+    proc = home.run("--version")
+    assert proc.returncode == 0 and proc.stdout.startswith("deskmail ")

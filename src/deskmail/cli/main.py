@@ -33,10 +33,21 @@ app.add_typer(account_app, name="account")
 
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from deskmail import __version__
+
+        out.print(f"deskmail {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _global(
     debug: Annotated[
         bool, typer.Option("--debug", help="Write a protocol log (passwords redacted) to stderr and logs/debug.log.")
+    ] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Show the version and exit.")
     ] = False,
 ) -> None:
     if debug:
