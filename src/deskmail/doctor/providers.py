@@ -1,20 +1,14 @@
 """What the doctor needs to know about a provider, from the discovery database.
 
-``deskmail.discovery.lookup_provider(domain)`` owns the provider database. The
-doctor reads it through :func:`provider_hint`, which turns whatever it returns
-into the small :class:`ProviderHint` below, so a change in discovery's
-classes costs one adapter here and the doctor keeps working (with the tiny
-built-in table) when discovery is not installed or fails.
-
-The built-in table holds only the founding document's provider (Spectrum) and
-the few providers whose rules the doctor's texts mention by name; it is a
-fallback, not a second database.
+``deskmail.discovery.lookup_provider(domain)`` owns the provider database (the
+only one). The doctor reads it through :func:`provider_hint`, which turns a
+provider into the small :class:`ProviderHint` below, so a change in discovery's
+classes costs one adapter here.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,53 +40,6 @@ class ProviderHint:
 
     def hosts(self) -> set[str]:
         return {r.host.lower() for r in self.recommended}
-
-
-def _rec(protocol: Protocol, host: str, port: int, security: Security) -> Recommendation:
-    return Recommendation(protocol, host, port, security)
-
-
-_SPECTRUM = ProviderHint(
-    "Spectrum",
-    (
-        _rec(Protocol.IMAP, "imap.spectrum.net", 993, Security.SSL),
-        _rec(Protocol.POP3, "pop.spectrum.net", 995, Security.SSL),
-        _rec(Protocol.SMTP, "smtp.spectrum.net", 587, Security.STARTTLS),
-    ),
-    ("Use the full email address as the user name.",),
-    app_password=True,
-)
-_GMAIL = ProviderHint(
-    "Gmail",
-    (
-        _rec(Protocol.IMAP, "imap.gmail.com", 993, Security.SSL),
-        _rec(Protocol.POP3, "pop.gmail.com", 995, Security.SSL),
-        _rec(Protocol.SMTP, "smtp.gmail.com", 465, Security.SSL),
-        _rec(Protocol.SMTP, "smtp.gmail.com", 587, Security.STARTTLS),
-    ),
-    ("With 2-step verification on, create an app password at myaccount.google.com/apppasswords.",),
-    app_password=True,
-)
-_YAHOO = ProviderHint(
-    "Yahoo Mail",
-    (
-        _rec(Protocol.IMAP, "imap.mail.yahoo.com", 993, Security.SSL),
-        _rec(Protocol.POP3, "pop.mail.yahoo.com", 995, Security.SSL),
-        _rec(Protocol.SMTP, "smtp.mail.yahoo.com", 465, Security.SSL),
-        _rec(Protocol.SMTP, "smtp.mail.yahoo.com", 587, Security.STARTTLS),
-    ),
-    ("Mail programs need an app password (Account security → Generate app password).",),
-    app_password=True,
-)
-_FALLBACK: dict[str, ProviderHint] = {
-    "spectrum.net": _SPECTRUM,
-    "charter.net": _SPECTRUM,
-    "twc.com": _SPECTRUM,
-    "roadrunner.com": _SPECTRUM,
-    "gmail.com": _GMAIL,
-    "googlemail.com": _GMAIL,
-    "yahoo.com": _YAHOO,
-}
 
 
 def _enum_value(value: Any) -> str:
@@ -133,28 +80,12 @@ def _from_discovery(provider: Any, email: str) -> ProviderHint:
     )
 
 
-def _discovery_lookup() -> Callable[[str], Any] | None:
-    try:
-        module = importlib.import_module("deskmail.discovery")
-    except ImportError:
-        return None
-    lookup = getattr(module, "lookup_provider", None)
-    return lookup if callable(lookup) else None
-
-
 def provider_hint(email: str) -> ProviderHint | None:
-    """The provider of ``email``'s domain, from discovery if available, else the built-in table."""
-    domain = email_domain(email)
-    lookup = _discovery_lookup()
-    if lookup is not None:
-        try:
-            provider = lookup(domain)
-            if provider is not None:
-                hint = _from_discovery(provider, email)
-                if hint.recommended:
-                    return hint
-        except Exception:
-            # The doctor must keep diagnosing even if the database is broken;
-            # the built-in table is good enough for the review step.
-            pass
-    return _FALLBACK.get(domain)
+    """The provider of ``email``'s domain, from the discovery database (None when it is unknown)."""
+    from deskmail.discovery import lookup_provider
+
+    provider = lookup_provider(email_domain(email))
+    if provider is None:
+        return None
+    hint = _from_discovery(provider, email)
+    return hint if hint.recommended else None
