@@ -10,13 +10,15 @@ on every log handler replaces it (and its base64 AUTH forms) by ``****``.
 from __future__ import annotations
 
 import base64
-import logging
 import os
-import subprocess
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from deskmail.errors import SecretError
 from deskmail.model import Account, PasswordSource
+
+if TYPE_CHECKING:
+    import logging
 
 KEYRING_SERVICE = "deskmail"
 
@@ -56,7 +58,9 @@ def redact(text: str) -> str:
     return text
 
 
-class RedactingFilter(logging.Filter):
+class RedactingFilter:
+    """A logging filter (any object with ``filter`` will do: logging is imported only for --debug)."""
+
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
@@ -142,6 +146,8 @@ def _from_keyring(account_name: str) -> str:
 
 
 def _from_command(source: PasswordSource) -> str:
+    import subprocess  # only this password source needs it: keeps `deskmail sync` start-up short
+
     try:
         proc = subprocess.run(
             source.command, shell=True, capture_output=True, text=True, timeout=60, check=False

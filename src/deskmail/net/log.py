@@ -9,17 +9,38 @@ process has not seen yet.
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
-
-from deskmail.secrets import RedactingFilter
+from typing import Any
 
 PROTOCOL_LOGGER = "deskmail.protocol"
-protocol_log = logging.getLogger(PROTOCOL_LOGGER)
+
+
+class _ProtocolLog:
+    """``logging.getLogger(PROTOCOL_LOGGER)``, imported only once ``--debug`` asks for it.
+
+    The logging package costs several milliseconds to import, and a plain
+    `deskmail sync` never logs: adapters check :attr:`enabled` or call
+    :meth:`debug`, which does nothing until :func:`enable_debug_log` ran.
+    """
+
+    enabled = False
+
+    def debug(self, msg: str, *args: Any) -> None:
+        if self.enabled:
+            import logging
+
+            logging.getLogger(PROTOCOL_LOGGER).debug(msg, *args)
+
+
+protocol_log = _ProtocolLog()
 
 
 def enable_debug_log(file: Path | None, *, to_stderr: bool = True) -> None:
+    import logging
+
+    from deskmail.secrets import RedactingFilter
+
     handlers: list[logging.Handler] = []
     if file is not None:
         file.parent.mkdir(parents=True, exist_ok=True)
@@ -30,11 +51,11 @@ def enable_debug_log(file: Path | None, *, to_stderr: bool = True) -> None:
     for h in handlers:
         h.setFormatter(fmt)
         h.addFilter(RedactingFilter())
-    for name in ("deskmail", "imapclient"):
-        logger = logging.getLogger(name)
-        logger.setLevel(logging.DEBUG)
-        for h in handlers:
-            logger.addHandler(h)
+    logger = logging.getLogger("deskmail")
+    logger.setLevel(logging.DEBUG)
+    for h in handlers:
+        logger.addHandler(h)
+    protocol_log.enabled = True
 
 
 def redact_command(line: str) -> str:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO, Protocol
+from typing import Protocol
 
 from deskmail.errors import ProtocolError
 
@@ -34,6 +34,73 @@ _LITERAL_AT_END = re.compile(rb"\{(\d+)\+?\}\r?\n$")
 
 class Sink(Protocol):
     def write(self, data: bytes, /) -> int: ...
+
+
+class LineReader(Protocol):
+    def readline(self, limit: int = -1, /) -> bytes: ...
+
+    def read(self, size: int, /) -> bytes: ...
+
+
+class _Socket(Protocol):
+    def recv(self, size: int, /) -> bytes: ...
+
+
+class SocketReader:
+    """A socket's bytes, read by lines or by counts, with a buffer whose fill level is known.
+
+    Why not ``socket.makefile()``: its BufferedReader drops a half-read line when a
+    read times out, and cannot say whether bytes are waiting in it. IDLE needs
+    the second (wait on the socket only when nothing is buffered), and STARTTLS
+    needs it too: bytes already buffered when encryption starts were sent in
+    clear by someone, so they are refused, never read as if encrypted.
+    """
+
+    RECV = 64 * 1024
+
+    def __init__(self, sock: _Socket) -> None:
+        self._sock = sock
+        self._buf = b""
+        self._pos = 0
+
+    def buffered(self) -> int:
+        return len(self._buf) - self._pos
+
+    def _more(self) -> bool:
+        data = self._sock.recv(self.RECV)
+        if not data:
+            return False
+        rest = self._buf[self._pos:]
+        self._buf = rest + data if rest else data
+        self._pos = 0
+        return True
+
+    def readline(self, limit: int = -1, /) -> bytes:
+        scan = self._pos
+        while True:
+            i = self._buf.find(b"\n", scan)
+            if i >= 0:
+                end = i + 1
+                break
+            if 0 <= limit <= len(self._buf) - self._pos:
+                end = self._pos + limit
+                break
+            scan = len(self._buf) - self._pos  # where the unsearched part starts after _more()
+            if not self._more():
+                end = len(self._buf)
+                break
+        if limit >= 0:
+            end = min(end, self._pos + limit)
+        line = self._buf[self._pos:end]
+        self._pos = end
+        return line
+
+    def read(self, size: int, /) -> bytes:
+        if self._pos < len(self._buf):
+            out = self._buf[self._pos:self._pos + size]
+            self._pos += len(out)
+            return out
+        return self._sock.recv(size)
 
 
 @dataclass
@@ -58,6 +125,7 @@ class Untagged:
     vanished: list[int] = field(default_factory=list)  # UIDs (QRESYNC)
     other: list[bytes] = field(default_factory=list)
     tagged: bytes = b""  # the completion line (carries COPYUID / APPENDUID codes)
+    data: list[tuple[bytes, list[object]]] = field(default_factory=list)  # parsed kinds the caller asked for
 
 
 def parse_uid_set(text: str) -> list[int]:
@@ -96,7 +164,7 @@ def compress_uids(uids: list[int]) -> str:
 class _Cursor:
     """The current response line plus the ability to pull literals and further lines."""
 
-    def __init__(self, reader: BinaryIO, first: bytes) -> None:
+    def __init__(self, reader: LineReader, first: bytes) -> None:
         self.reader = reader
         self.line = first
         self.pos = 0
@@ -202,7 +270,7 @@ class _Cursor:
         return word
 
 
-def read_line(reader: BinaryIO) -> bytes:
+def read_line(reader: LineReader) -> bytes:
     line = reader.readline(MAX_LINE + 1)
     if not line:
         raise ConnectionResetError("the server closed the connection")
@@ -260,23 +328,28 @@ def _parse_fetch(cur: _Cursor, seq: int, body_sink: Callable[[FetchItem], Sink |
 
 
 def read_responses(
-    reader: BinaryIO,
+    reader: LineReader,
     tag: bytes,
     body_sink: Callable[[FetchItem], Sink | None] = lambda _item: None,
     untagged: Untagged | None = None,
+    *,
+    parse: frozenset[bytes] = frozenset(),
+    check: bool = True,
 ) -> Iterator[FetchItem]:
-    """Yield FETCH items until the tagged completion of ``tag``; raise on NO/BAD.
+    """Yield FETCH items until the tagged completion of ``tag``; raise on NO/BAD unless not ``check``.
 
     ``body_sink(item)`` is asked for a sink when a BODY[] literal starts (the
     items before it on the line, usually UID and FLAGS, are already filled in).
+    Untagged responses whose kind is in ``parse`` (e.g. ``b"LIST"``) are parsed
+    whole, literals included, into ``untagged.data``.
     """
     seen = untagged if untagged is not None else Untagged()
     while True:
         line = read_line(reader)
         if line.startswith(tag + b" "):
             seen.tagged = line
-            status = line[len(tag) + 1:].split(b" ", 1)[0].upper()
-            if status != b"OK":
+            status = (line[len(tag) + 1:].split(None, 1) or [b""])[0].upper()
+            if status != b"OK" and check:
                 raise ProtocolError(
                     f"The IMAP server refused the command: {line.decode('utf-8', 'replace').strip()}",
                     "the folder changed or the server does not support the request",
@@ -306,7 +379,10 @@ def read_responses(
                 cur.value()  # (EARLIER)
             seen.vanished.extend(parse_uid_set(cur.atom().decode("ascii", "replace")))
             continue
-        # Anything else (OK [HIGHESTMODSEQ ...], FLAGS, LIST ...) is kept for the caller.
+        if first.upper() in parse:
+            seen.data.append((first.upper(), _rest_values(cur)))
+            continue
+        # Anything else (OK [HIGHESTMODSEQ ...], FLAGS ...) is kept for the caller as a line.
         size = cur.literal_size() if line.rstrip().endswith(b"}") else None
         seen.other.append(line[:1000])
         if size is not None:
@@ -314,7 +390,19 @@ def read_responses(
             _skip_literal(reader, size)
 
 
-def _skip_literal(reader: BinaryIO, size: int) -> None:
+def _rest_values(cur: _Cursor) -> list[object]:
+    values: list[object] = []
+    while True:
+        cur.skip_spaces()
+        if cur.peek() in (-1, 0x0D, 0x0A):
+            return values
+        before = (cur.line, cur.pos)
+        values.append(cur.value())
+        if (cur.line, cur.pos) == before:
+            raise ProtocolError(f"Malformed IMAP response near {cur.line[cur.pos:cur.pos + 40]!r}")
+
+
+def _skip_literal(reader: LineReader, size: int) -> None:
     remaining = size
     while remaining:
         chunk = reader.read(min(CHUNK, remaining))

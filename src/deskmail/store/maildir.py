@@ -122,10 +122,16 @@ class PendingMessage:
             raise _store_error(exc, self.path.parent.parent) from exc
 
     def close(self) -> None:
-        self._fh.close()
+        try:
+            self._fh.close()  # flushes the last buffered bytes: the disk may be full right here
+        except OSError as exc:
+            raise _store_error(exc, self.path.parent.parent) from exc
 
     def discard(self) -> None:
-        self._fh.close()
+        try:
+            self._fh.close()
+        except OSError:
+            pass  # the flush of a file we are throwing away failed (disk full): nothing to keep
         self.path.unlink(missing_ok=True)
 
 

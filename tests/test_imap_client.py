@@ -1,0 +1,220 @@
+"""deskmail's own IMAP client layer: modified UTF-7, the socket reader, and the login/STARTTLS rules.
+
+The protocol paths themselves are exercised by every sync test against Dovecot; this file covers
+what those do not reach: odd passwords, STARTTLS response injection, and the pure parts.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from deskmail.errors import AuthError, SecurityError
+from deskmail.model import Account, PasswordSource, Protocol, Security, ServerSettings
+from deskmail.protocol import utf7
+from deskmail.protocol.imap import open_imap, quote_string
+from deskmail.protocol.imap_stream import SocketReader, Untagged, read_responses
+from deskmail.secrets import Secret
+
+# --- modified UTF-7 ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "wire"), [
+    ("INBOX", b"INBOX"),
+    ("Entwürfe", b"Entw&APw-rfe"),
+    ("Tom & Jerry", b"Tom &- Jerry"),
+    ("台北", b"&U,BTFw-"),
+    ("~peter/mail/台北/日本語", b"~peter/mail/&U,BTFw-/&ZeVnLIqe-"),
+    ("😀", b"&2D3eAA-"),
+])
+def test_utf7_known_forms(name: str, wire: bytes) -> None:
+    assert utf7.encode(name) == wire
+    assert utf7.decode(wire) == name
+
+
+@given(st.text())
+def test_utf7_round_trip(name: str) -> None:
+    encoded = utf7.encode(name)
+    assert encoded.isascii()
+    assert utf7.decode(encoded) == name
+
+
+@given(st.binary())
+def test_utf7_decode_never_raises(raw: bytes) -> None:
+    assert isinstance(utf7.decode(raw), str)
+
+
+def test_utf7_broken_shift_kept_as_text() -> None:
+    assert utf7.decode(b"a&!!-b") == "a&!!-b"
+    assert utf7.decode(b"open&AGE") == "open&AGE"
+
+
+def test_quote_string_escapes_and_refuses_line_breaks() -> None:
+    assert quote_string('a"b\\c') == '"a\\"b\\\\c"'
+    with pytest.raises(Exception, match="line break"):
+        quote_string("a\r\nb")
+
+
+# --- the reader ---------------------------------------------------------------
+
+
+class _Chunks:
+    """A socket stand-in that hands out fixed chunks (how TLS records arrive)."""
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        self.chunks = list(chunks)
+
+    def recv(self, size: int) -> bytes:
+        if not self.chunks:
+            return b""
+        chunk = self.chunks.pop(0)
+        if len(chunk) > size:
+            self.chunks.insert(0, chunk[size:])
+            chunk = chunk[:size]
+        return chunk
+
+
+@given(st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"") + b"\n"), max_size=30),
+       st.lists(st.integers(min_value=1, max_value=17), min_size=1))
+def test_reader_lines_whatever_the_chunking(lines: list[bytes], cuts: list[int]) -> None:
+    data = b"".join(lines)
+    chunks, pos, i = [], 0, 0
+    while pos < len(data):
+        chunks.append(data[pos:pos + cuts[i % len(cuts)]])
+        pos += cuts[i % len(cuts)]
+        i += 1
+    reader = SocketReader(_Chunks(chunks))
+    assert [reader.readline() for _ in lines] == lines
+    assert reader.readline() == b""
+
+
+def test_reader_limit_and_counted_reads() -> None:
+    reader = SocketReader(_Chunks([b"abcdefgh", b"ij\r\nxyz", b"123\n"]))
+    assert reader.readline(4) == b"abcd"
+    assert reader.readline() == b"efghij\r\n"
+    assert reader.buffered() == 3
+    assert reader.read(2) == b"xy"
+    assert reader.read(10) == b"z"  # what is buffered first, never more than asked
+    assert reader.read(10) == b"123\n"
+
+
+def test_literal_split_across_chunks_streams_to_sink() -> None:
+    body = b"Subject: x\r\n\r\n" + b"b" * 5000
+    wire = b"* 1 FETCH (UID 7 FLAGS (\\Seen) BODY[] {%d}\r\n" % len(body) + body + b")\r\nD1 OK done\r\n"
+    reader = SocketReader(_Chunks([wire[i:i + 333] for i in range(0, len(wire), 333)]))
+    got = bytearray()
+
+    class Sink:
+        def write(self, data: bytes) -> int:
+            got.extend(data)
+            return len(data)
+
+    items = list(read_responses(reader, b"D1", lambda _item: Sink()))
+    assert [(i.uid, i.flags, i.body_size) for i in items] == [(7, ("\\Seen",), len(body))]
+    assert bytes(got) == body
+
+
+def test_untagged_lists_parsed_with_literal_names() -> None:
+    wire = (b'* LIST (\\HasNoChildren) "/" {5}\r\nA "b"\r\n'
+            b'* LIST (\\Sent) "/" "Sent Items"\r\n'
+            b"* STATUS INBOX (MESSAGES 3 UIDNEXT 9)\r\nD4 OK\r\n")
+    seen = Untagged()
+    list(read_responses(SocketReader(_Chunks([wire])), b"D4", untagged=seen,
+                        parse=frozenset({b"LIST", b"STATUS"})))
+    assert seen.data == [
+        (b"LIST", [[b"\\HasNoChildren"], b"/", b'A "b"']),
+        (b"LIST", [[b"\\Sent"], b"/", b"Sent Items"]),
+        (b"STATUS", [b"INBOX", [b"MESSAGES", b"3", b"UIDNEXT", b"9"]]),
+    ]
+
+
+# --- against servers ---------------------------------------------------------
+
+
+def _account(host: str, port: int, security: Security, user: str, ca_file: str = "") -> Account:
+    imap = ServerSettings(Protocol.IMAP, host, port, security, user)
+    smtp = ServerSettings(Protocol.SMTP, host, 587, Security.STARTTLS, user)
+    return Account("t", user if "@" in user else "t@example.test", "T", imap, smtp,
+                   PasswordSource("env", env="X"), ca_file=ca_file)
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize("password", ['quote"and\\backslash', "pässwörd ✓ 日本"])
+def test_login_with_passwords_that_need_quoting_or_literals(sandbox: Any, password: str) -> None:
+    user = sandbox.create_user("oddpw")
+    sandbox.add_user(user.email, password)
+    account = _account(sandbox.host, sandbox.imaps_port, Security.SSL, user.email, str(sandbox.ca_file))
+    with open_imap(account, Secret(password)) as imap:
+        assert imap.has_capability("IMAP4REV1")
+        assert any(f.name == "INBOX" for f in imap.list_status() or [])
+    with pytest.raises(AuthError), open_imap(account, Secret(password + "x")):
+        pass
+
+
+@pytest.mark.servers
+def test_starttls_then_login_over_plain_port(sandbox: Any, mail_user: Any) -> None:
+    account = _account(sandbox.host, sandbox.imap_port, Security.STARTTLS, mail_user.email, str(sandbox.ca_file))
+    with open_imap(account, Secret(mail_user.password)) as imap:
+        status = imap.select("INBOX")
+        assert status.uidvalidity > 0 and imap.has_capability("IDLE")
+
+
+@pytest.fixture
+def scripted() -> Iterator[Callable[[Callable[[socket.socket], None]], int]]:
+    """A one-connection TCP server on 127.0.0.1 running ``script(conn)``; returns its port."""
+    listeners: list[socket.socket] = []
+
+    def start(script: Callable[[socket.socket], None]) -> int:
+        listener = socket.create_server(("127.0.0.1", 0))
+        listeners.append(listener)
+
+        def serve() -> None:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(5)
+                try:
+                    script(conn)
+                except OSError:
+                    pass
+
+        threading.Thread(target=serve, daemon=True).start()
+        port: int = listener.getsockname()[1]
+        return port
+
+    yield start
+    for listener in listeners:
+        listener.close()
+
+
+def test_starttls_response_injection_is_refused(scripted: Callable[..., int]) -> None:
+    """Bytes sent in clear together with "OK, begin TLS" must never be read as encrypted answers."""
+    received: list[bytes] = []
+
+    def script(conn: socket.socket) -> None:
+        conn.sendall(b"* OK [CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED] ready\r\n")
+        data = b""
+        while b"STARTTLS" not in data:
+            chunk = conn.recv(4096)
+            if not chunk:
+                return
+            data += chunk
+        tag = data.split(b" ", 1)[0]
+        conn.sendall(tag + b" OK Begin TLS\r\n* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] injected\r\n")
+        while chunk := conn.recv(4096):
+            received.append(chunk)
+
+    port = scripted(script)
+    account = _account("127.0.0.1", port, Security.STARTTLS, "u@example.test")
+    with pytest.raises(SecurityError, match="injecting"), open_imap(account, Secret("hunter2-secret")):
+        pass
+    assert b"hunter2-secret" not in b"".join(received)
+    assert b"LOGIN" not in b"".join(received)
