@@ -6,11 +6,9 @@ rest of the code can trust a ``ServerSettings`` it is handed.
 
 from __future__ import annotations
 
-import dataclasses
 import re
-from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Self
 
 
 class Security(StrEnum):
@@ -60,31 +58,83 @@ def email_domain(address: str) -> str:
     return address.rpartition("@")[2].lower().rstrip(".")
 
 
-@dataclass(frozen=True)
-class ServerSettings:
+class Value:
+    """Base of the immutable values below: equality, hash, repr and ``clone`` from ``__slots__``.
+
+    Written out instead of ``@dataclass(frozen=True)`` because these classes are on the
+    path of every `deskmail sync`: the dataclasses module imports inspect (with ast, dis
+    and tokenize) and compiles each class's methods at import, ~8 ms of a no-change sync
+    that issue 5 budgets at ~60 ms in all. Each subclass lists its fields in ``__slots__``
+    and sets them in ``__init__`` through ``_set``.
+    """
+
+    __slots__: tuple[str, ...] = ()
+
+    def _set(self, **values: Any) -> None:
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+    def _values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and isinstance(other, Value) and self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, *self._values()))
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"{type(self).__name__}({fields})"
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable; use clone()")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def __reduce__(self) -> tuple[Any, ...]:  # copy and pickle rebuild through __init__ (and its checks)
+        return (_rebuild, (type(self), {name: getattr(self, name) for name in self.__slots__}))
+
+    def clone(self, **changes: Any) -> Self:
+        values = {name: getattr(self, name) for name in self.__slots__}
+        unknown = set(changes) - set(values)
+        if unknown:
+            raise TypeError(f"{type(self).__name__} has no field(s) {', '.join(sorted(unknown))}")
+        values.update(changes)
+        return type(self)(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+def _rebuild(cls: type[Value], values: dict[str, Any]) -> Value:
+    return cls(**values)
+
+
+class ServerSettings(Value):
     """Where and how to reach one server (incoming or outgoing)."""
 
+    __slots__ = ("protocol", "host", "port", "security", "username", "auth", "auth_required")
     protocol: Protocol
     host: str
     port: int
     security: Security
     username: str
-    auth: str = "password"  # "password" (PLAIN/LOGIN); room for "oauth2"
-    auth_required: bool = True  # only meaningful for SMTP
+    auth: str  # "password" (PLAIN/LOGIN); room for "oauth2"
+    auth_required: bool  # only meaningful for SMTP
 
-    def __post_init__(self) -> None:
+    def __init__(self, protocol: Protocol | str, host: str, port: int, security: Security | str, username: str,
+                 auth: str = "password", auth_required: bool = True) -> None:
         # Accept plain strings from config files and flags; store enums.
-        object.__setattr__(self, "protocol", Protocol(self.protocol))
-        object.__setattr__(self, "security", Security(self.security))
+        self._set(protocol=Protocol(protocol), host=host, port=port, security=Security(security),
+                  username=username, auth=auth, auth_required=auth_required)
         if not self.host or not _HOST_RE.match(self.host):
             raise ValueError(f"invalid host name {self.host!r}")
         if not isinstance(self.port, int) or isinstance(self.port, bool) or not 0 < self.port < 65536:
             raise ValueError(f"invalid port {self.port!r} (must be 1-65535)")
         if self.auth not in ("password", "oauth2"):
             raise ValueError(f"invalid auth method {self.auth!r} (password or oauth2)")
-
-    def clone(self, **changes: Any) -> ServerSettings:
-        return dataclasses.replace(self, **changes)
 
     def describe(self) -> str:
         return f"{self.protocol.value.upper()} {self.host}:{self.port} ({self.security.label})"
@@ -103,8 +153,7 @@ class ServerSettings:
         return d
 
 
-@dataclass(frozen=True)
-class PasswordSource:
+class PasswordSource(Value):
     """Where an account's password comes from; the password itself is never stored here.
 
     kind: "keyring" (OS keyring, the default), "command" (stdout of a shell
@@ -112,11 +161,13 @@ class PasswordSource:
     for scripts).
     """
 
-    kind: str = "keyring"
-    command: str = ""
-    env: str = ""
+    __slots__ = ("kind", "command", "env")
+    kind: str
+    command: str
+    env: str
 
-    def __post_init__(self) -> None:
+    def __init__(self, kind: str = "keyring", command: str = "", env: str = "") -> None:
+        self._set(kind=kind, command=command, env=env)
         if self.kind not in ("keyring", "command", "env"):
             raise ValueError(f"invalid password source {self.kind!r} (keyring, command or env)")
         if self.kind == "command" and not self.command:
@@ -125,19 +176,25 @@ class PasswordSource:
             raise ValueError("password source 'env' needs password_env")
 
 
-@dataclass(frozen=True)
-class Account:
+class Account(Value):
+    __slots__ = ("name", "email", "display_name", "incoming", "outgoing", "password", "ca_file",
+                 "allow_plaintext_password", "options")
     name: str
     email: str
     display_name: str
     incoming: ServerSettings
     outgoing: ServerSettings
-    password: PasswordSource = field(default_factory=PasswordSource)
-    ca_file: str = ""  # extra trust anchor (self-hosted servers, the sandbox)
-    allow_plaintext_password: bool = False
-    options: dict[str, Any] = field(default_factory=dict)
+    password: PasswordSource
+    ca_file: str  # extra trust anchor (self-hosted servers, the sandbox)
+    allow_plaintext_password: bool
+    options: dict[str, Any]
 
-    def __post_init__(self) -> None:
+    def __init__(self, name: str, email: str, display_name: str, incoming: ServerSettings, outgoing: ServerSettings,
+                 password: PasswordSource | None = None, ca_file: str = "", allow_plaintext_password: bool = False,
+                 options: dict[str, Any] | None = None) -> None:
+        self._set(name=name, email=email, display_name=display_name, incoming=incoming, outgoing=outgoing,
+                  password=password if password is not None else PasswordSource(), ca_file=ca_file,
+                  allow_plaintext_password=allow_plaintext_password, options=options if options is not None else {})
         if not self.name or "/" in self.name or self.name.startswith("."):
             raise ValueError(f"invalid account name {self.name!r}")
         if not valid_email(self.email):
@@ -147,21 +204,22 @@ class Account:
         if self.outgoing.protocol is not Protocol.SMTP:
             raise ValueError("outgoing server must be SMTP")
 
-    def clone(self, **changes: Any) -> Account:
-        return dataclasses.replace(self, **changes)
 
-
-@dataclass(frozen=True)
-class Attachment:
+class Attachment(Value):
+    __slots__ = ("filename", "content_type", "size")
     filename: str
     content_type: str
     size: int
 
+    def __init__(self, filename: str, content_type: str, size: int) -> None:
+        self._set(filename=filename, content_type=content_type, size=size)
 
-@dataclass(frozen=True)
-class MessageSummary:
+
+class MessageSummary(Value):
     """One row of `deskmail list`: what the index knows without opening the file."""
 
+    __slots__ = ("id", "account", "folder", "uid", "date", "sender", "to", "subject", "message_id", "size",
+                 "flags", "path", "partial")
     id: int
     account: str
     folder: str
@@ -174,7 +232,9 @@ class MessageSummary:
     size: int
     flags: str
     path: str
-    partial: bool = False  # only the header block is stored (POP3 --headers-only)
+    partial: bool  # only the header block is stored (POP3 --headers-only)
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+    def __init__(self, id: int, account: str, folder: str, uid: str, date: str, sender: str, to: str,
+                 subject: str, message_id: str, size: int, flags: str, path: str, partial: bool = False) -> None:
+        self._set(id=id, account=account, folder=folder, uid=uid, date=date, sender=sender, to=to, subject=subject,
+                  message_id=message_id, size=size, flags=flags, path=path, partial=partial)

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import base64
 import os
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from deskmail.errors import SecretError
-from deskmail.model import Account, PasswordSource
+from deskmail.model import Account, PasswordSource, Value
 
 if TYPE_CHECKING:
     import logging
@@ -25,11 +24,14 @@ KEYRING_SERVICE = "deskmail"
 _known_secrets: set[str] = set()
 
 
-@dataclass(frozen=True)
-class Secret:
+class Secret(Value):
     """A password that does not show itself in repr/str (tracebacks, debug dumps)."""
 
+    __slots__ = ("value",)
     value: str
+
+    def __init__(self, value: str) -> None:
+        self._set(value=value)
 
     def __repr__(self) -> str:
         return "Secret('****')"

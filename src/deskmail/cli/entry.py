@@ -32,14 +32,21 @@ def _lean_sync(args: list[str]) -> tuple[str | None, bool] | None:
 def _run_lean_sync(name: str | None, quiet: bool) -> int:
     from deskmail import config
     from deskmail.errors import DeskmailError
-    from deskmail.net.connect import plaintext_warnings
-    from deskmail.store import Store
-    from deskmail.sync.runner import sync_accounts
+    from deskmail.sync.early import EarlyConnection
 
+    early: dict[str, EarlyConnection] = {}
     try:
         accounts = config.load_accounts()
         targets = [config.resolve_account(name, accounts)] if name else (
             list(accounts.values()) or [config.resolve_account(None, accounts)])
+        for account in targets:
+            if account.incoming.security.value != "none" and EarlyConnection.wanted(account):
+                # Log in and list the folders while the rest is imported (see sync.early).
+                early[account.name] = EarlyConnection(account)
+        from deskmail.net.connect import plaintext_warnings
+        from deskmail.store import Store
+        from deskmail.sync.runner import sync_accounts
+
         data_dir = config.paths().data_dir
         lock = Store(data_dir)
         lock.lock()
@@ -50,7 +57,7 @@ def _run_lean_sync(name: str | None, quiet: bool) -> int:
             for account in targets:
                 for warning in plaintext_warnings(account):
                     sys.stderr.write(warning + "\n")
-            run = sync_accounts(targets, data_dir)
+            run = sync_accounts(targets, data_dir, early=early)
         finally:
             lock.close()
     except DeskmailError as exc:
@@ -59,6 +66,12 @@ def _run_lean_sync(name: str | None, quiet: bool) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("Interrupted.\n")
         return 130
+    finally:
+        for connection in early.values():
+            try:
+                connection.close()
+            except (DeskmailError, OSError):
+                pass  # the connection's own error was reported through the sync (or is moot now)
     if not quiet:
         sys.stdout.write("".join(line + "\n" for line in run.summary_lines()))
     for account_name, failure in run.failures.items():

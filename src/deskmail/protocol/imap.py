@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import NamedTuple
 
-from deskmail.errors import AuthError, DeskmailError, ProtocolError, SecurityError, StartTLSUnavailable
+from deskmail.errors import AuthError, ProtocolError, SecurityError, StartTLSUnavailable
 from deskmail.model import Account, Security, ServerSettings
 from deskmail.net.connect import check_plaintext_policy, translate
 from deskmail.net.log import protocol_log, redact_command
@@ -99,6 +99,8 @@ class ImapSession:
         self.selected: FolderStatus | None = None
         self._caps: set[str] = set()
         self._tags = 0
+        self._enabled: dict[tuple[str, ...], set[str]] = {}
+        self._listed: list[ListedFolder] | None = None
 
     # --- the wire ------------------------------------------------------------
 
@@ -310,14 +312,27 @@ class ImapSession:
             raise translate(exc, self.server) from exc
         return changed
 
+    def warm_up(self) -> None:
+        """Ask now what a sync asks first (ENABLE QRESYNC, LIST-STATUS); the answers wait for it.
+
+        Used by :mod:`deskmail.sync.early` to do the server's slowest work while the
+        process is still importing. The folder list is handed out once, then asked afresh.
+        """
+        if "QRESYNC" in self._caps:
+            self.enable("QRESYNC")
+        self._listed = self.list_status()
+
     def enable(self, *capabilities: str) -> set[str]:
         if "ENABLE" not in self._caps:
             return set()
+        if capabilities in self._enabled:  # ENABLE is for the whole session: asking twice changes nothing
+            return self._enabled[capabilities]
         try:
             seen = self.run(f"ENABLE {' '.join(capabilities)}", parse=frozenset({b"ENABLED"}), check=False)
         except ProtocolError:
             return set()
-        return {_text(v).upper() for _kind, values in seen.data for v in values}
+        self._enabled[capabilities] = {_text(v).upper() for _kind, values in seen.data for v in values}
+        return self._enabled[capabilities]
 
     def _list(self, command: str, kind: bytes) -> list[tuple[tuple[str, ...], str, str]]:
         seen = self.run(command, parse=frozenset({kind}))
@@ -337,6 +352,9 @@ class ImapSession:
 
     def list_status(self) -> list[ListedFolder] | None:
         """Every folder with its flags and STATUS in one round trip (RFC 5819), or None if unsupported."""
+        if self._listed is not None:
+            listed, self._listed = self._listed, None
+            return listed
         if not (self.has_capability("LIST-STATUS") and self.has_capability("LIST-EXTENDED")):
             return None
         items = "MESSAGES UIDNEXT UIDVALIDITY" + (" HIGHESTMODSEQ" if self.has_capability("CONDSTORE") else "")
@@ -398,11 +416,14 @@ class ImapSession:
         return (int(m.group(1)), int(m.group(2))) if m else None
 
     def logout(self) -> None:
+        # Every command before this one has had its tagged answer, so nothing is left in
+        # flight: say LOGOUT and hang up without waiting for the server's goodbye.
         try:
-            self._sock.settimeout(5)
-            for _ in self.command("LOGOUT", check=False):
-                pass
-        except (DeskmailError, OSError):
+            tag = self._tag()
+            protocol_log.debug("C: %s LOGOUT", tag.decode())
+            self._sock.settimeout(1)
+            self._sock.sendall(tag + b" LOGOUT\r\n")
+        except OSError:
             pass  # the server may already have closed; nothing left to do
         finally:
             try:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Protocol
 
 from deskmail.errors import ProtocolError
@@ -103,29 +102,41 @@ class SocketReader:
         return self._sock.recv(size)
 
 
-@dataclass
 class FetchItem:
-    """One message's FETCH data; ``body_size`` is set when BODY[] went to a sink."""
+    """One message's FETCH data; ``body_size`` is set when BODY[] went to a sink.
 
-    seq: int
-    uid: int = 0
-    flags: tuple[str, ...] | None = None
-    size: int = 0
-    modseq: int = 0
-    body_size: int = -1
-    small: dict[str, bytes] = field(default_factory=dict)
+    (Plain classes, not dataclasses, here and below: see deskmail.model.Value for why.)
+    """
+
+    __slots__ = ("seq", "uid", "flags", "size", "modseq", "body_size", "small")
+
+    def __init__(self, seq: int, uid: int = 0, flags: tuple[str, ...] | None = None, size: int = 0,
+                 modseq: int = 0, body_size: int = -1, small: dict[str, bytes] | None = None) -> None:
+        self.seq = seq
+        self.uid = uid
+        self.flags = flags
+        self.size = size
+        self.modseq = modseq
+        self.body_size = body_size
+        self.small: dict[str, bytes] = small if small is not None else {}
+
+    def __repr__(self) -> str:
+        return (f"FetchItem(seq={self.seq}, uid={self.uid}, flags={self.flags}, size={self.size}, "
+                f"modseq={self.modseq}, body_size={self.body_size}, small={self.small!r})")
 
 
-@dataclass
 class Untagged:
     """Other responses seen while a command ran (EXISTS, EXPUNGE, VANISHED ...)."""
 
-    exists: int | None = None
-    expunged: list[int] = field(default_factory=list)  # sequence numbers
-    vanished: list[int] = field(default_factory=list)  # UIDs (QRESYNC)
-    other: list[bytes] = field(default_factory=list)
-    tagged: bytes = b""  # the completion line (carries COPYUID / APPENDUID codes)
-    data: list[tuple[bytes, list[object]]] = field(default_factory=list)  # parsed kinds the caller asked for
+    __slots__ = ("exists", "expunged", "vanished", "other", "tagged", "data")
+
+    def __init__(self) -> None:
+        self.exists: int | None = None
+        self.expunged: list[int] = []  # sequence numbers
+        self.vanished: list[int] = []  # UIDs (QRESYNC)
+        self.other: list[bytes] = []
+        self.tagged = b""  # the completion line (carries COPYUID / APPENDUID codes)
+        self.data: list[tuple[bytes, list[object]]] = []  # parsed kinds the caller asked for
 
 
 def parse_uid_set(text: str) -> list[int]:

@@ -7,10 +7,16 @@ counts as synced only when its file is durable and its index row committed.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from deskmail.model import Account, Protocol
-from deskmail.secrets import Secret
-from deskmail.store import Store
-from deskmail.sync.imap_sync import FolderResult, Progress
+
+# Imported where used: `deskmail.sync.early` must start its thread before the
+# store and the engine are imported (that is the whole point of it).
+if TYPE_CHECKING:
+    from deskmail.secrets import Secret
+    from deskmail.store import Store
+    from deskmail.sync.imap_sync import FolderResult, Progress
 
 
 def sync_account(
@@ -32,4 +38,4 @@ def sync_account(
         return sync_imap_account(account, store, imap, progress=progress, folders=folders, redownload=redownload)
 
 
-__all__ = ["FolderResult", "Progress", "sync_account"]
+__all__ = ["sync_account"]

@@ -7,18 +7,20 @@ the store lock (:meth:`deskmail.store.Store.lock`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from deskmail.errors import DeskmailError
 from deskmail.model import Account
+from deskmail.sync.early import EarlyConnection
 from deskmail.sync.imap_sync import FolderResult, Progress
 
 
-@dataclass
 class SyncRun:
-    results: dict[str, list[FolderResult]] = field(default_factory=dict)
-    failures: dict[str, DeskmailError] = field(default_factory=dict)
+    __slots__ = ("failures", "results")
+
+    def __init__(self) -> None:
+        self.results: dict[str, list[FolderResult]] = {}
+        self.failures: dict[str, DeskmailError] = {}
 
     def to_dict(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -48,13 +50,19 @@ class SyncRun:
 
 
 def _one(account: Account, data_dir: Path, folders: list[str] | None, redownload: bool, headers_only: bool,
-         progress: Progress | None) -> list[FolderResult]:
+         progress: Progress | None, early: EarlyConnection | None = None) -> list[FolderResult]:
     from deskmail.secrets import get_password
     from deskmail.store import Store
     from deskmail.sync import sync_account
 
     store = Store(data_dir)
     try:
+        if early is not None:
+            from deskmail.sync.imap_sync import sync_imap_account
+
+            with early.session() as imap:
+                return sync_imap_account(account, store, imap, progress=progress, folders=folders,
+                                         redownload=redownload)
         return sync_account(account, get_password(account), store, folders=folders, redownload=redownload,
                             progress=progress, headers_only=headers_only)
     finally:
@@ -63,20 +71,23 @@ def _one(account: Account, data_dir: Path, folders: list[str] | None, redownload
 
 def sync_accounts(
     accounts: list[Account], data_dir: Path, *, folders: list[str] | None = None, redownload: bool = False,
-    headers_only: bool = False, progress: Progress | None = None,
+    headers_only: bool = False, progress: Progress | None = None, early: dict[str, EarlyConnection] | None = None,
 ) -> SyncRun:
+    """Sync ``accounts``; ``early`` holds connections already opened for some of them (see sync.early)."""
     run = SyncRun()
+    early = early or {}
     if len(accounts) == 1:  # no thread pool for the common case: it costs start-up time
         try:
-            run.results[accounts[0].name] = _one(accounts[0], data_dir, folders, redownload, headers_only, progress)
+            run.results[accounts[0].name] = _one(accounts[0], data_dir, folders, redownload, headers_only, progress,
+                                                 early.get(accounts[0].name))
         except DeskmailError as exc:
             run.failures[accounts[0].name] = exc
         return run
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=min(4, len(accounts))) as pool:
-        futures = {a.name: pool.submit(_one, a, data_dir, folders, redownload, headers_only, progress)
-                   for a in accounts}
+        futures = {a.name: pool.submit(_one, a, data_dir, folders, redownload, headers_only, progress,
+                                       early.get(a.name)) for a in accounts}
         for name, fut in futures.items():
             try:
                 run.results[name] = fut.result()
