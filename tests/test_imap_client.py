@@ -218,3 +218,29 @@ def test_starttls_response_injection_is_refused(scripted: Callable[..., int]) ->
         pass
     assert b"hunter2-secret" not in b"".join(received)
     assert b"LOGIN" not in b"".join(received)
+
+
+@pytest.mark.servers
+def test_early_connection_hands_over_its_folder_list_once(sandbox: Any, mail_user: Any) -> None:
+    """The prefetched LIST-STATUS answers the engine's first question only; later ones go to the server."""
+    from deskmail.sync.early import EarlyConnection
+
+    account = _account(sandbox.host, sandbox.imaps_port, Security.SSL, mail_user.email, str(sandbox.ca_file))
+    account = account.clone(password=PasswordSource("env", env="DM_EARLY_PW"))
+    import os
+
+    os.environ["DM_EARLY_PW"] = mail_user.password
+    try:
+        early = EarlyConnection(account)
+        with early.session() as imap:
+            sandbox.deliver(mail_user.email, b"From: a@example.test\r\nSubject: s\r\n\r\nbody\r\n")
+            first = {f.name: f.status.get("MESSAGES") for f in imap.list_status() or []}
+            second = {f.name: f.status.get("MESSAGES") for f in imap.list_status() or []}
+        assert first["INBOX"] == 0, "the first answer is the one asked for before the delivery"
+        assert second["INBOX"] == 1, "the second answer comes from the server again"
+        assert imap.enable("QRESYNC") == {"QRESYNC"}  # remembered: ENABLE is per session
+        bad = EarlyConnection(account.clone(password=PasswordSource("env", env="DM_EARLY_MISSING")))
+        with pytest.raises(Exception, match="DM_EARLY_MISSING"), bad.session():
+            pass
+    finally:
+        del os.environ["DM_EARLY_PW"]

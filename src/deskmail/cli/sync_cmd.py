@@ -33,18 +33,14 @@ def _store(data_dir: Any) -> Store:
 def _progress_display(enabled: bool) -> tuple[Any, Any]:
     if not enabled:
         return None, None
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
+    from rich.filesize import decimal
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), DownloadColumn(),
-                   TransferSpeedColumn(), TimeRemainingColumn(), console=err._console_now(), transient=True)
+    # The task counts messages; the bytes received are a separate field. (DownloadColumn and
+    # TransferSpeedColumn read the message count as bytes: 40 messages of 800 kB showed "40/40 bytes".)
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.fields[received]}"), TimeRemainingColumn(), console=err._console_now(),
+                   transient=True)
     tasks: dict[tuple[str, str], Any] = {}
     lock = threading.Lock()
 
@@ -52,8 +48,8 @@ def _progress_display(enabled: bool) -> tuple[Any, Any]:
         with lock:
             key = (account, folder)
             if key not in tasks:
-                tasks[key] = bar.add_task(f"{account}/{folder}", total=total)
-            bar.update(tasks[key], completed=done, total=total)
+                tasks[key] = bar.add_task(f"{account}/{folder}", total=total, received="")
+            bar.update(tasks[key], completed=done, total=total, received=decimal(nbytes))
 
     return bar, update
 
@@ -254,6 +250,14 @@ def _watch(accounts: list[Account], data_dir: Any, folders: list[str] | None, in
         err.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {message}", highlight=False)
 
     try:
-        watch(accounts, data_dir, options, stop, report)
+        failures = watch(accounts, data_dir, options, stop, report)
     except KeyboardInterrupt:
         stop.set()
+        return
+    # A wrong password or an untrusted certificate ends the watch: say so and exit with the error's code,
+    # like a plain sync (it used to exit 0, as if stopped on purpose, hiding the failure from scripts/systemd).
+    for name, failure in failures.items():
+        prefix = f"{name}: " if len(accounts) > 1 else ""
+        err.print(f"[bold red]Error:[/] {prefix}{failure}", highlight=False)
+    if failures:
+        raise typer.Exit(next(iter(failures.values())).exit_code)

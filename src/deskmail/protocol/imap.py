@@ -306,8 +306,12 @@ class ImapSession:
                 protocol_log.debug("S: %s", _text(line).rstrip())
                 changed = _is_change(line)
             self._sock.sendall(b"DONE\r\n")
-            for _ in read_responses(self._reader, tag):
-                pass
+            # News that crossed our DONE arrives with its answer: it counts too (the next
+            # IDLE would not repeat it).
+            ended = Untagged()
+            for _ in read_responses(self._reader, tag, untagged=ended):
+                changed = True
+            changed = changed or ended.exists is not None or bool(ended.expunged or ended.vanished)
         except OSError as exc:
             raise translate(exc, self.server) from exc
         return changed

@@ -6,7 +6,9 @@ the normal engine, and IDLE starts again. IDLE is re-issued every
 ``IDLE_RENEW`` seconds, well before the 29-minute server timeout the RFC
 allows. The INBOX thread also syncs every other folder every ``interval``
 seconds. Network trouble: reconnect with exponential back-off (1 s doubling
-to 5 minutes), reported, never fatal. Servers without IDLE are polled.
+to 5 minutes), reported, never fatal. A rejected password or an untrusted
+certificate is fatal: retrying cannot help, so that account stops and
+:func:`watch` returns the error. Servers without IDLE are polled.
 """
 
 from __future__ import annotations
@@ -19,7 +21,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from deskmail.errors import AuthError, DeskmailError, SecurityError
+from deskmail.errors import (
+    AuthError,
+    CertificateError,
+    DeskmailError,
+    PlaintextRefused,
+    SecurityError,
+    StartTLSUnavailable,
+)
 from deskmail.model import Account
 from deskmail.protocol.imap import open_imap
 from deskmail.secrets import get_password
@@ -37,6 +46,10 @@ class WatchOptions:
     folders: tuple[str, ...] = ("INBOX",)
     interval: float = 300.0  # full sync of all folders
     notify_command: str = ""
+    # Timings: defaults are the documented ones; tests lower them to prove renewal and back-off in seconds.
+    idle_renew: float = IDLE_RENEW
+    backoff_start: float = 1.0
+    max_backoff: float = MAX_BACKOFF
 
 
 def notify(account: Account, result: FolderResult, command: str) -> None:
@@ -52,13 +65,26 @@ def notify(account: Account, result: FolderResult, command: str) -> None:
                        env=env, timeout=10, check=False)
 
 
+def _fatal(exc: DeskmailError, connected_before: bool) -> bool:
+    """True when reconnecting cannot help, so the watch of this account must stop."""
+    if isinstance(exc, AuthError | CertificateError | StartTLSUnavailable | PlaintextRefused):
+        return True
+    # Any other TLS failure (a handshake cut short, "EOF occurred in violation of protocol" when the
+    # network drops mid-session) is only a settings problem if this account never connected; once
+    # it has, it is network trouble like any other and must be retried, not end the watch.
+    return isinstance(exc, SecurityError) and not connected_before
+
+
 def watch_folder(account: Account, data_dir: Path, folder_name: str, options: WatchOptions,
-                 stop: threading.Event, report: Report, *, periodic: bool) -> None:
-    backoff = 1.0
+                 stop: threading.Event, report: Report, *, periodic: bool) -> DeskmailError | None:
+    """Watch one folder until ``stop`` is set; returns the error that ended it early, if fatal."""
+    backoff = options.backoff_start
+    connected = False
     while not stop.is_set():
         store = Store(data_dir)
         try:
             with open_imap(account, get_password(account), timeout=60) as imap:
+                connected = True
                 engine = ImapSync(account, store, imap)
                 folders = engine.reconcile_folders()
                 if periodic:
@@ -67,38 +93,48 @@ def watch_folder(account: Account, data_dir: Path, folder_name: str, options: Wa
                 target = store.folder(account.name, folder_name)
                 if target is None:
                     report(f"{account.name}: folder {folder_name!r} does not exist on the server; not watching it")
-                    return
+                    return None
                 notify(account, engine.sync_folder(target), options.notify_command)
-                backoff = 1.0
+                backoff = options.backoff_start
                 report(f"{account.name}/{folder_name}: watching for new mail")
                 next_full = _now() + options.interval
                 can_idle = imap.has_capability("IDLE")
+                renew = options.idle_renew
                 while not stop.is_set():
-                    wait = min(IDLE_RENEW, max(1.0, next_full - _now())) if periodic else IDLE_RENEW
+                    wait = min(renew, max(1.0, next_full - _now())) if periodic else renew
                     if imap.selected is None or imap.selected.name != folder_name:
                         imap.select(folder_name)  # the engine may have skipped SELECT (nothing changed)
-                    activity = imap.idle_wait(min(wait, 5.0), stop, wait) if can_idle else _sleep(stop, wait)
+                    if can_idle:
+                        imap.idle_wait(min(wait, 5.0), stop, wait)  # changed or not, the folder is synced below
+                    else:
+                        stop.wait(wait)
                     if stop.is_set():
                         break
                     if periodic and _now() >= next_full:
                         for f in engine.reconcile_folders():
                             notify(account, engine.sync_folder(f), options.notify_command)
                         next_full = _now() + options.interval
-                    elif activity or not can_idle:
+                    else:
+                        # Also after a plain renewal, not only on a change: a change the server announced
+                        # while IDLE was being ended arrives with the DONE reply, which idle_wait() discards,
+                        # and the next IDLE does not repeat it. One SELECT per renewal picks such mail up.
                         target = store.folder(account.name, folder_name) or target
                         r = engine.sync_folder(target)
                         if r.new or r.removed or r.flags_pulled:
                             report(f"{account.name}/{folder_name}: {r.new} new, {r.removed} removed")
                         notify(account, r, options.notify_command)
-        except (AuthError, SecurityError) as exc:
-            report(f"{account.name}: {exc} (not retrying)")
-            return
         except DeskmailError as exc:
-            report(f"{account.name}/{folder_name}: {exc.what}; reconnecting in {backoff:.0f} s")
+            if stop.is_set():
+                break  # the connection failed because we are shutting down: nothing to report
+            if _fatal(exc, connected):
+                report(f"{account.name}: {exc.what} (not retrying)")
+                return exc
+            report(f"{account.name}/{folder_name}: {exc.what}; reconnecting in {backoff:g} s")
             stop.wait(backoff)
-            backoff = min(MAX_BACKOFF, backoff * 2)
+            backoff = min(options.max_backoff, backoff * 2)
         finally:
             store.close()
+    return None
 
 
 def _now() -> float:
@@ -107,23 +143,28 @@ def _now() -> float:
     return time.monotonic()
 
 
-def _sleep(stop: threading.Event, seconds: float) -> bool:
-    stop.wait(seconds)
-    return True
-
-
 def watch(accounts: list[Account], data_dir: Path, options: WatchOptions, stop: threading.Event,
-          report: Report) -> None:
+          report: Report) -> dict[str, DeskmailError]:
+    """Run until ``stop`` is set or every watch has ended; returns the accounts stopped by a fatal error."""
+    failures: dict[str, DeskmailError] = {}
+    lock = threading.Lock()
+
+    def run(fn: Callable[..., DeskmailError | None], account: Account, *args: object, **kwargs: object) -> None:
+        error = fn(account, *args, **kwargs)
+        if error is not None:
+            with lock:
+                failures.setdefault(account.name, error)
+
     threads = []
     for account in accounts:
         if account.incoming.protocol.value != "imap":
             report(f"{account.name}: POP3 has no push; polling every {options.interval:.0f} s")
-            threads.append(threading.Thread(target=_poll_pop3, args=(account, data_dir, options, stop, report),
+            threads.append(threading.Thread(target=run, args=(_poll_pop3, account, data_dir, options, stop, report),
                                             daemon=True))
             continue
         for i, folder in enumerate(options.folders):
             threads.append(threading.Thread(
-                target=watch_folder, args=(account, data_dir, folder, options, stop, report),
+                target=run, args=(watch_folder, account, data_dir, folder, options, stop, report),
                 kwargs={"periodic": i == 0}, daemon=True,
             ))
     for t in threads:
@@ -131,19 +172,26 @@ def watch(accounts: list[Account], data_dir: Path, options: WatchOptions, stop: 
     for t in threads:
         while t.is_alive():
             t.join(0.5)
+    return failures
 
 
 def _poll_pop3(account: Account, data_dir: Path, options: WatchOptions, stop: threading.Event,
-               report: Report) -> None:
+               report: Report) -> DeskmailError | None:
     from deskmail.sync import sync_account
 
+    connected = False
     while not stop.is_set():
         store = Store(data_dir)
         try:
             for r in sync_account(account, get_password(account), store):
                 notify(account, r, options.notify_command)
+            connected = True
         except DeskmailError as exc:
+            if _fatal(exc, connected):  # a wrong password would be retried every interval, forever
+                report(f"{account.name}: {exc.what} (not retrying)")
+                return exc
             report(f"{account.name}: {exc.what}")
         finally:
             store.close()
         stop.wait(options.interval)
+    return None
