@@ -24,6 +24,7 @@ from typing import Any
 
 from deskmail.errors import NotFoundError, StoreError, StoreLocked
 from deskmail.model import MessageSummary
+from deskmail.store.headers import header_fields
 from deskmail.store.maildir import Maildir, folder_path, info_to_flags, server_key
 
 SCHEMA_VERSION = 1
@@ -149,25 +150,8 @@ class HeaderInfo:
     message_id: str
 
 
-def _text(value: object) -> str:
-    """Decode an RFC 2047 header leniently: broken mail must not stop indexing."""
-    from email.header import decode_header, make_header
-
-    if value is None:
-        return ""
-    try:
-        return str(make_header(decode_header(str(value)))).replace("\r", "").replace("\n", " ").strip()
-    except (ValueError, LookupError, UnicodeError):
-        return str(value).replace("\r", "").replace("\n", " ").strip()
-
-
 def read_header_info(path: Path, head: bytes | None = None) -> HeaderInfo:
     """Parse only the header block (bounded read), never the whole body."""
-    # Imported here: the email package costs ~15 ms, and a sync with nothing new never needs it.
-    from email.parser import BytesHeaderParser
-    from email.policy import compat32
-    from email.utils import parsedate_to_datetime
-
     if head is None:
         buf = bytearray()
         with open(path, "rb") as fh:
@@ -176,22 +160,13 @@ def read_header_info(path: Path, head: bytes | None = None) -> HeaderInfo:
                 if line in (b"\r\n", b"\n") or len(buf) > 256 * 1024:
                     break
         head = bytes(buf)
-    end = head.find(b"\r\n\r\n")
-    if end < 0:
-        end = head.find(b"\n\n")
-    msg = BytesHeaderParser(policy=compat32).parsebytes(head[: end + 2] if end >= 0 else head)
-    date = ""
-    try:
-        if msg["Date"]:
-            date = parsedate_to_datetime(str(msg["Date"])).isoformat()
-    except (TypeError, ValueError, IndexError):
-        date = ""
+    fields = header_fields(head)
     return HeaderInfo(
-        date=date,
-        sender=_text(msg["From"]),
-        recipients=_text(msg["To"]),
-        subject=_text(msg["Subject"]),
-        message_id=_text(msg["Message-ID"]),
+        date=fields.get("date", ""),
+        sender=fields.get("sender", ""),
+        recipients=fields.get("recipients", ""),
+        subject=fields.get("subject", ""),
+        message_id=fields.get("message_id", ""),
     )
 
 
