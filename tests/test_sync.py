@@ -581,3 +581,242 @@ def test_lost_or_damaged_index_is_rebuilt_without_downloads(sandbox: Any, acct: 
     if damage == "garbage":
         assert "damaged" in proc.stderr
     assert len(server(sandbox, email)) == 20
+
+
+# --- messages saved here are uploaded (issue 5, item 2) -------------------------------------------------------
+
+
+def drop(home: Home, raw: bytes, name: str, sub: str = "cur", path: str = "", account: str = "a") -> Path:
+    """Put a message file into the local Maildir the way mutt or a file manager would."""
+    target = home.root / "data" / "mail" / account / path / sub / name
+    target.write_bytes(raw)
+    return target
+
+
+def server_list(sandbox: Any, email: str, folder: str = "INBOX") -> list[tuple[str, str, str, int]]:
+    """Every message on the server as (subject, Message-ID, flags, size with CRLF), duplicates included."""
+    proc = sandbox.doveadm("-f", "tab", "fetch", "-u", email, "uid hdr.subject hdr.message-id flags size.virtual",
+                           "mailbox", folder)
+    out = []
+    for line in proc.stdout.splitlines()[1:]:
+        if line.strip():
+            _uid, subject, mid, flags, size = line.split("\t")
+            out.append((subject.strip(), mid.strip(), " ".join(sorted(f for f in flags.split() if f != "\\Recent")),
+                        int(size)))
+    return out
+
+
+def per_folder(report: dict[str, Any], key: str, folder: str | None = None) -> int:
+    return sum(f[key] for f in report["a"]["folders"] if folder is None or f["folder"] == folder)
+
+
+def row_count(home: Home, folder: str = "INBOX") -> int:
+    return int(db(home).execute("SELECT COUNT(*) FROM messages m JOIN folders f ON f.id=m.folder_id WHERE f.name=?",
+                                (folder,)).fetchone()[0])
+
+
+def uidvalidity_of(home: Home, folder: str) -> int:
+    return int(db(home).execute("SELECT uidvalidity FROM folders WHERE name=?", (folder,)).fetchone()[0])
+
+
+def assert_quiet(home: Home) -> None:
+    """One more sync moves nothing in either direction."""
+    report = sync(home)
+    for key in ("new", "uploaded", "refetched", "removed", "flags_pushed", "flags_pulled"):
+        assert per_folder(report, key) == 0, (key, report)
+
+
+NO_ID = (b"From: me@example.test\nTo: you@example.test\nSubject: draft without id\n"
+         b"Date: Mon, 02 Jan 2023 11:00:00 +0000\n\nwritten by mutt, LF line ends\n")
+
+
+def test_message_saved_in_cur_is_uploaded_with_its_flags(sandbox: Any, acct: Home) -> None:
+    email = acct.user.email  # type: ignore[attr-defined]
+    sandbox.fill_maildir(email, [msg(1, email), msg(2, email)])
+    sync(acct)
+    raw = msg(50, email, subject="saved by mutt")
+    saved = drop(acct, raw, "1700000000.M1P1.mutt:2,FS")
+    os.utime(saved, (1_600_000_000, 1_600_000_000))  # written 2020-09-13 12:26:40 UTC
+    report = sync(acct)
+    assert per_folder(report, "uploaded", "INBOX") == 1 and per_folder(report, "new") == 0
+    assert server(sandbox, email)["<m50-2000@example.test>"] == "\\Flagged \\Seen"
+    # The file's time becomes the INTERNALDATE (what mail programs sort by), not the time of the upload.
+    received = sandbox.doveadm("-f", "tab", "fetch", "-u", email, "date.received.unixtime", "mailbox", "INBOX",
+                               "header", "Message-ID", "<m50-2000@example.test>").stdout.splitlines()
+    assert received[1:] == ["1600000000"]
+    human = acct.run("sync")
+    assert "1 saved here uploaded" not in human.stdout  # that sync uploaded nothing more
+    assert len(server_list(sandbox, email)) == 3
+    # Adopted: renamed to carry the server identity, indexed once, content untouched.
+    names = maildir_files(acct)
+    uv = uidvalidity_of(acct, "INBOX")
+    assert f"1700000000.M1P1.mutt,V={uv},U=3:2,FS" in names and len(names) == 3
+    assert (acct.root / "data" / "mail" / "a" / "cur" / f"1700000000.M1P1.mutt,V={uv},U=3:2,FS").read_bytes() == raw
+    assert local(acct)["<m50-2000@example.test>"][0] == "\\Flagged \\Seen" and row_count(acct) == 3
+    assert not db(acct).execute("SELECT * FROM ops").fetchall()
+    assert_quiet(acct)
+    assert len(maildir_files(acct)) == 3 and row_count(acct) == 3 and len(server_list(sandbox, email)) == 3
+
+
+def test_message_delivered_to_new_without_message_id_is_uploaded(sandbox: Any, acct: Home) -> None:
+    email = acct.user.email  # type: ignore[attr-defined]
+    sandbox.fill_maildir(email, [msg(1, email)])
+    sync(acct)
+    drop(acct, NO_ID, "1700000001.R77.mutt", sub="new")  # no info part: new mail, unseen
+    report = sync(acct)
+    assert per_folder(report, "uploaded", "INBOX") == 1
+    (copy,) = [m for m in server_list(sandbox, email) if m[0] == "draft without id"]
+    assert copy[2] == "" and copy[3] == len(NO_ID.replace(b"\n", b"\r\n"))  # unseen; sent with CRLF line ends
+    assert not list((acct.root / "data" / "mail" / "a" / "new").iterdir())
+    assert f"1700000001.R77.mutt,V={uidvalidity_of(acct, 'INBOX')},U=2:2," in maildir_files(acct)
+    assert row_count(acct) == 2
+    # Indexed with the server's size, so a UIDVALIDITY re-match (Message-ID + size) can find it.
+    assert db(acct).execute("SELECT size FROM messages WHERE subject='draft without id'").fetchone()[0] == copy[3]
+    assert_quiet(acct)
+    assert len(server_list(sandbox, email)) == 2 and len(maildir_files(acct)) == 2 and row_count(acct) == 2
+
+
+def test_file_moved_between_folders_by_hand_becomes_a_copy(sandbox: Any, acct: Home) -> None:
+    """mutt/mv moves a file (with INBOX's identity in its name) into Archive's Maildir.
+
+    Archive uploads it. INBOX sees its file vanish, which is never taken as a delete (F-15): it is
+    fetched again. The move becomes a copy on both sides; nothing is lost, nothing is doubled.
+    """
+    email = acct.user.email  # type: ignore[attr-defined]
+    sandbox.fill_maildir(email, [msg(1, email), msg(2, email)])
+    sync(acct)
+    inbox = acct.root / "data" / "mail" / "a"
+    name = local(acct)["<m1-2000@example.test>"][1]
+    (inbox / "cur" / name).rename(inbox / ".Archive" / "cur" / name)
+    report = sync(acct)
+    assert per_folder(report, "uploaded", "Archive") == 1 and per_folder(report, "refetched", "INBOX") == 1
+    assert [m[1] for m in server_list(sandbox, email, "Archive")] == ["<m1-2000@example.test>"]
+    assert sorted(m[1] for m in server_list(sandbox, email)) == ["<m1-2000@example.test>", "<m2-2000@example.test>"]
+    (moved,) = maildir_files(acct, ".Archive")
+    unique = name.split(",")[0]
+    assert moved.startswith(f"{unique},V={uidvalidity_of(acct, 'Archive')},U=")  # INBOX's identity replaced
+    assert row_count(acct, "Archive") == 1 and row_count(acct) == 2 and len(maildir_files(acct)) == 2
+    assert_quiet(acct)
+    assert len(server_list(sandbox, email, "Archive")) == 1 and len(server_list(sandbox, email)) == 2
+
+
+@pytest.mark.parametrize("message_id", [True, False], ids=["message-id", "no-message-id"])
+def test_sigkill_between_append_and_adoption_uploads_once(sandbox: Any, acct: Home, message_id: bool) -> None:
+    email = acct.user.email  # type: ignore[attr-defined]
+    sandbox.fill_maildir(email, [msg(1, email)])
+    sync(acct)
+    raw = msg(60, email, subject="draft without id") if message_id else NO_ID
+    drop(acct, raw, "1700000002.R9.mutt:2,S")
+    proc = acct.run("sync", env={"DESKMAIL_FAULT": "crash_after_append"})
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert [m[0] for m in server_list(sandbox, email)].count("draft without id") == 1  # the APPEND went through
+    assert [r[0] for r in db(acct).execute("SELECT kind FROM ops")] == ["append"]  # ... and was journaled
+    assert "1700000002.R9.mutt:2,S" in maildir_files(acct)  # not adopted yet
+    report = sync(acct)  # resumes: finds the message on the server and adopts it
+    assert per_folder(report, "uploaded") == 0 and per_folder(report, "new") == 0
+    assert [m[0] for m in server_list(sandbox, email)].count("draft without id") == 1
+    assert len(maildir_files(acct)) == 2 and row_count(acct) == 2
+    assert not db(acct).execute("SELECT * FROM ops").fetchall()
+    assert db(acct).execute("SELECT COUNT(*) FROM journal WHERE event LIKE '%already on the server%'").fetchone()[0]
+    assert_quiet(acct)
+    assert len(server_list(sandbox, email)) == 2 and len(maildir_files(acct)) == 2
+
+
+def test_what_is_never_uploaded(sandbox: Any, acct: Home, tmp_path: Path) -> None:
+    email = acct.user.email  # type: ignore[attr-defined]
+    for folder in ("Lists", "Old"):
+        sandbox.doveadm("mailbox", "create", "-u", email, folder)
+    sandbox.fill_maildir(email, [msg(1, email)], folder="Lists")
+    sync(acct)
+    # "Lists" is recreated with other content: its old copy becomes a local "Recovered" quarantine.
+    sandbox.doveadm("mailbox", "delete", "-u", email, "Lists")
+    sandbox.doveadm("mailbox", "create", "-u", email, "Lists")
+    assert acct.run("folders", "--disable", "Old").returncode == 0
+    sync(acct)
+    folders = {f["name"]: f for f in json.loads(acct.run("folders", "--json").stdout)}
+    recovered = next(f for n, f in folders.items() if n.startswith("Recovered"))
+    secret = tmp_path / "secret.eml"
+    secret.write_bytes(msg(90, email, subject="not for the server"))
+    drop(acct, msg(91, email), "1700000010.R1.mutt:2,", path=recovered["path"])
+    drop(acct, msg(92, email), "1700000011.R2.mutt:2,", path=folders["Old"]["path"])
+    drop(acct, msg(93, email), "1700000012.R3.mutt", sub="tmp")  # another program still writing it
+    drop(acct, msg(94, email), ".1700000013.R4.mutt.swp")
+    drop(acct, b"", "1700000014.R5.mutt:2,")
+    (acct.root / "data" / "mail" / "a" / "cur" / "1700000015.R6.mutt:2,").symlink_to(secret)
+    report = sync(acct)
+    assert per_folder(report, "uploaded") == 0
+    for folder in ("INBOX", "Lists", "Old"):
+        assert server_list(sandbox, email, folder) == [], folder
+    listed = sandbox.doveadm("mailbox", "list", "-u", email).stdout
+    assert "Recovered" not in listed
+    assert (acct.root / "data" / "mail" / "a" / "tmp" / "1700000012.R3.mutt").exists()  # not ours: left alone
+    assert secret.exists() and not db(acct).execute("SELECT * FROM ops").fetchall()
+
+
+def test_more_than_50_local_messages_wait_for_confirmation(sandbox: Any, acct: Home) -> None:
+    email = acct.user.email  # type: ignore[attr-defined]
+    sync(acct)
+    for i in range(51):
+        drop(acct, msg(100 + i, email), f"17000010{i:02d}.R{i}.mutt:2,S")
+    report = sync(acct)
+    assert per_folder(report, "uploaded") == 0
+    assert any("--upload" in n for f in report["a"]["folders"] for n in f["notes"])
+    assert server_list(sandbox, email) == []
+    assert acct.run("folders", "--upload", "INBOX").returncode == 0
+    report = sync(acct)
+    assert per_folder(report, "uploaded", "INBOX") == 51
+    assert len(server_list(sandbox, email)) == 51 and row_count(acct) == 51 and len(maildir_files(acct)) == 51
+    assert_quiet(acct)
+    assert not db(acct).execute("SELECT * FROM meta WHERE key LIKE 'upload-confirmed%'").fetchall()  # a yes counts once
+
+
+@pytest.mark.parametrize("message_id", [True, False], ids=["message-id", "no-message-id"])
+def test_upload_without_uidplus_finds_the_new_uid(sandbox: Any, acct: Home, message_id: bool,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server without UIDPLUS gives no APPENDUID: the new UID is found with UID SEARCH."""
+    from deskmail import config
+    from deskmail.protocol.imap import ImapSession
+    from deskmail.secrets import get_password
+    from deskmail.store import Store
+    from deskmail.sync import sync_account
+
+    email = acct.user.email  # type: ignore[attr-defined]
+    sandbox.fill_maildir(email, [msg(1, email)])
+    sync(acct)
+    raw = msg(61, email, subject="draft without id") if message_id else NO_ID
+    drop(acct, raw, "1700000020.R1.mutt:2,F")
+    original = ImapSession.append
+
+    def append_without_uidplus(self: ImapSession, folder: str, data: bytes,
+                               flags: tuple[str, ...] = (), when: float | None = None) -> tuple[int, int] | None:
+        original(self, folder, data, flags, when)
+        return None  # what a server without UIDPLUS answers: no APPENDUID
+
+    monkeypatch.setattr(ImapSession, "append", append_without_uidplus)
+    monkeypatch.setenv("DESKMAIL_HOME", str(acct.root))
+    monkeypatch.setenv("DM_PW", acct.user.password)  # type: ignore[attr-defined]
+    account = config.load_accounts()["a"]
+    store = Store(config.paths().data_dir)
+    try:
+        results = sync_account(account, get_password(account), store)
+    finally:
+        store.close()
+    assert sum(r.uploaded for r in results) == 1
+    assert f"1700000020.R1.mutt,V={uidvalidity_of(acct, 'INBOX')},U=2:2,F" in maildir_files(acct)
+    assert_quiet(acct)
+    assert len(server_list(sandbox, email)) == 2 and len(maildir_files(acct)) == 2 and row_count(acct) == 2
+
+
+def test_pop3_never_uploads_but_lists_files_saved_here(sandbox: Any, mail_user: Any, tmp_path: Path) -> None:
+    home = pop_account(sandbox, mail_user, tmp_path)
+    sandbox.fill_maildir(mail_user.email, [msg(1, mail_user.email)])
+    sync(home)
+    drop(home, msg(80, mail_user.email, subject="saved here"), "1700000030.R1.mutt:2,S", account="p")
+    sync(home)
+    rows = json.loads(home.run("list", "--json").stdout)
+    assert sorted(r["subject"] for r in rows) == ["message 1", "saved here"]
+    mine = next(r for r in rows if r["subject"] == "saved here")
+    assert home.run("read", str(mine["id"])).returncode == 0
+    sync(home)
+    assert len(json.loads(home.run("list", "--json").stdout)) == 2
+    assert len(server_list(sandbox, mail_user.email)) == 1

@@ -77,3 +77,56 @@ def test_safe_filename_never_escapes(name: str) -> None:
     assert safe and "/" not in safe and "\\" not in safe and "\x00" not in safe
     assert safe not in (".", "..")
     assert (Path("/target") / safe).parent == Path("/target")
+
+
+def test_recover_leaves_messages_the_server_does_not_know(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    folder = store.ensure_folder("acct", "INBOX")
+    md = store.folder_maildir(folder)
+    md.ensure()
+    ours = md.add([RAW], uidvalidity=5, uid="1", flags=())
+    (md.root / "cur" / "1700000000.R1.mutt:2,S").write_bytes(RAW)  # saved by mutt: no identity
+    other = md.add([RAW], uidvalidity=9, uid="1", flags=())  # moved here from another folder
+    (md.root / "new" / "1700000001.R2.mutt").write_bytes(RAW)  # delivered into new/
+    adopted, unknown = store.recover_unknown(folder, {5})
+    assert adopted == 1 and set(store.rows(folder.id)) == {"1"} and store.rows(folder.id)["1"].filename == ours
+    assert sorted(unknown) == sorted(["1700000000.R1.mutt:2,S", other, "1700000001.R2.mutt:2,"])
+    # A file claiming an indexed UID with other content is not a re-download leftover: kept, unknown.
+    clash = md.add([RAW + b"more"], uidvalidity=5, uid="1", flags=())
+    assert clash in store.recover_unknown(folder, {5})[1] and md.path(clash).exists()
+
+
+def test_clean_tmp_spares_other_programs_files(tmp_path: Path) -> None:
+    import os
+    import time
+
+    md = Maildir(tmp_path / "m")
+    md.ensure()
+    mine = md.begin()
+    mine.write(RAW)
+    mine.close()
+    theirs = tmp_path / "m" / "tmp" / "1700000000.R1.mutt"
+    theirs.write_bytes(b"half a mess")  # mutt or an MDA is still writing it
+    stale = tmp_path / "m" / "tmp" / "1600000000.R2.mutt"
+    stale.write_bytes(b"left over")
+    os.utime(stale, (time.time() - 40 * 3600,) * 2)  # older than Maildir's 36 hours
+    assert md.clean_tmp() == 2
+    assert [p.name for p in (tmp_path / "m" / "tmp").iterdir()] == [theirs.name]
+
+
+def test_upload_reads_only_message_files_with_crlf(tmp_path: Path) -> None:
+    md = Maildir(tmp_path / "m")
+    md.ensure()
+    cur = tmp_path / "m" / "cur"
+    (cur / "a:2,").write_bytes(b"Subject: x\n\nline\r\n")
+    (cur / ".a.swp").write_bytes(b"Subject: x\n\n")
+    (cur / "empty:2,").write_bytes(b"\n")
+    (tmp_path / "secret").write_bytes(b"Subject: x\n\n")
+    (cur / "link:2,").symlink_to(tmp_path / "secret")
+    assert md.read_for_upload("a:2,") == b"Subject: x\r\n\r\nline\r\n"
+    assert md.read_for_upload(".a.swp") is md.read_for_upload("empty:2,") is md.read_for_upload("link:2,") is None
+    name = md.adopt("a:2,", 7, 3, ("\\Seen",))
+    assert name == "a,V=7,U=3:2,S" and server_key(name) == (7, "3")
+    moved = md.adopt(md.add([RAW], uidvalidity=9, uid="4", flags=()), 7, 5, ())
+    assert server_key(moved) == (7, "5") and ",V=9" not in moved  # another folder's identity replaced
+

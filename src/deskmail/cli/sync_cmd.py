@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 FLAG_NAMES = {"seen": "\\Seen", "read": "\\Seen", "flagged": "\\Flagged", "starred": "\\Flagged",
               "answered": "\\Answered", "replied": "\\Answered", "draft": "\\Draft", "deleted": "\\Deleted"}
 MASS_DELETE = 50  # deleting more than this many messages at once needs --yes
+MASS_UPLOAD = 50  # = deskmail.sync.imap_sync.MASS_UPLOAD (the CLI loads the engine only to sync)
 
 
 def _store(data_dir: Any) -> Store:
@@ -124,6 +125,9 @@ def register(app: typer.Typer) -> None:
         account_name: Annotated[str | None, typer.Option("--account", "-a")] = None,
         enable: Annotated[list[str] | None, typer.Option("--enable", help="Sync this folder (repeatable).")] = None,
         disable: Annotated[list[str] | None, typer.Option("--disable", help="Stop syncing it (repeatable).")] = None,
+        upload: Annotated[list[str] | None, typer.Option(
+            "--upload", help=f"Confirm uploading more than {MASS_UPLOAD} messages saved here at the next sync.")
+        ] = None,
         json_out: Annotated[bool, typer.Option("--json")] = False,
     ) -> None:
         """List the account's folders (as of the last sync) and choose which ones to sync."""
@@ -135,6 +139,13 @@ def register(app: typer.Typer) -> None:
                 if f is None:
                     raise UsageError(f"There is no folder {name!r}", "", "see `deskmail folders` (after a sync)")
                 store.update_folder(f.id, sync=value)
+            for name in upload or []:
+                f = store.folder(account.name, name)
+                if f is None or not f.sync or account.incoming.protocol is Protocol.POP3:
+                    raise UsageError(f"Messages saved in {name!r} cannot be uploaded",
+                                     "there is no such folder, it is not synced, or the account is POP3",
+                                     "see `deskmail folders`")
+                store.confirm_upload(account.name, name)
             rows = store.folders(account.name)
             counts = dict(store.db.execute("SELECT folder_id, COUNT(*) FROM messages GROUP BY folder_id").fetchall())
         finally:

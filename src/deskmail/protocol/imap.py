@@ -397,20 +397,29 @@ class ImapSession:
     def create_folder(self, folder: str) -> None:
         self.run(f"CREATE {self.quote(folder)}")
 
-    def append(self, folder: str, raw: bytes, flags: tuple[str, ...] = ()) -> tuple[int, int] | None:
-        """APPEND a message; returns (UIDVALIDITY, UID) when the server says (UIDPLUS), else None."""
+    def append(self, folder: str, raw: bytes, flags: tuple[str, ...] = (),
+               when: float | None = None) -> tuple[int, int] | None:
+        """APPEND a message; returns (UIDVALIDITY, UID) when the server says (UIDPLUS), else None.
+
+        ``when`` (a POSIX time) becomes the message's INTERNALDATE, the date mail
+        programs sort by; without it the server uses the time of the upload.
+        """
         tag = self._tag()
         plus = "LITERAL+" in self._caps
-        head = f"APPEND {self.quote(folder)} ({' '.join(flags)}) {{{len(raw)}{'+' if plus else ''}}}"
+        date = f' "{_internaldate(when)}"' if when is not None else ""
+        head = f"APPEND {self.quote(folder)} ({' '.join(flags)}){date} {{{len(raw)}{'+' if plus else ''}}}"
         protocol_log.debug("C: %s %s", tag.decode(), head)
         seen = Untagged()
         try:
             self._send(tag + b" " + head.encode("utf-8") + b"\r\n")
-            if not plus:
+            while not plus:
                 line = read_line(self._reader)
-                if not line.startswith(b"+"):
+                if line.startswith(b"+"):
+                    break
+                if line.startswith(tag + b" "):
                     raise ProtocolError(f"The IMAP server {self.server.host} refused to store a message in "
                                         f"{folder} ({_text(line).strip()})")
+                seen.other.append(line[:1000])  # untagged news (EXISTS ...) may come before the go-ahead
             self._send(raw + b"\r\n")
             for _ in read_responses(self._reader, tag, untagged=seen):
                 pass
@@ -438,6 +447,16 @@ class ImapSession:
 
 def decode_utf7(raw: bytes) -> str:
     return utf7.decode(raw)
+
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def _internaldate(when: float) -> str:
+    """RFC 3501 date-time ("02-Jan-2023 10:00:00 +0000"), in UTC: month names never localised."""
+    t = time.gmtime(when)
+    clock = f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
+    return f"{t.tm_mday:02d}-{_MONTHS[t.tm_mon - 1]}-{t.tm_year:04d} {clock} +0000"
 
 
 def _status(tagged: bytes) -> bytes:

@@ -43,7 +43,7 @@ CREATE TABLE IF NOT EXISTS folders (
     uidvalidity INTEGER NOT NULL DEFAULT 0,
     uidnext INTEGER NOT NULL DEFAULT 0,
     highestmodseq INTEGER NOT NULL DEFAULT 0,
-    local_mtime INTEGER NOT NULL DEFAULT 0,   -- cur/ mtime at the last scan: unchanged = nothing to scan
+    local_mtime INTEGER NOT NULL DEFAULT 0,   -- cur/+new/ mtimes at the last scan: unchanged = nothing to scan
     UNIQUE (account, name)
 ) STRICT;
 CREATE TABLE IF NOT EXISTS messages (
@@ -67,10 +67,12 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE INDEX IF NOT EXISTS messages_by_date ON messages (folder_id, date);
 CREATE INDEX IF NOT EXISTS messages_by_msgid ON messages (message_id);
 -- User intent that must reach the server (delete, move, expunge), journaled before it is sent.
+-- 'append' (a local-only message being uploaded): uid = the folder's UIDNEXT before the APPEND (the
+-- new UID is at least that), target = the file's Maildir unique name.
 CREATE TABLE IF NOT EXISTS ops (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     account TEXT NOT NULL,
-    kind TEXT NOT NULL,                       -- 'delete' | 'move'
+    kind TEXT NOT NULL,                       -- 'delete' | 'move' | 'append'
     folder TEXT NOT NULL,
     uidvalidity INTEGER NOT NULL,
     uid TEXT NOT NULL,
@@ -239,26 +241,37 @@ class Store:
             self._lock_fd = None
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
+        """One write transaction; ``durable``: on disk at COMMIT even across a power cut (WAL fsync'd).
+
+        Needed where a server write follows the commit (the upload journal): with the normal setting a
+        power cut could lose the journal entry of a message the server already has.
+        """
+        if durable:
+            self.db.execute("PRAGMA synchronous=FULL")
         try:
-            self.db.execute("BEGIN IMMEDIATE")
             try:
-                yield self.db
-            except BaseException:
+                self.db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self.db
+                except BaseException:
+                    if self.db.in_transaction:
+                        self.db.execute("ROLLBACK")
+                    raise
+                self.db.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
                 if self.db.in_transaction:
                     self.db.execute("ROLLBACK")
-                raise
-            self.db.execute("COMMIT")
-        except sqlite3.OperationalError as exc:
-            if self.db.in_transaction:
-                self.db.execute("ROLLBACK")
-            full = "full" in str(exc)
-            raise StoreError(
-                f"The mail index {self.data_dir / 'index.sqlite3'} could not be written ({exc})",
-                "the disk is full" if full else "the file is locked by another program or read-only",
-                "free some disk space and sync again; nothing was removed from the server" if full
-                else "close other programs using the mail store and try again",
-            ) from exc
+                full = "full" in str(exc)
+                raise StoreError(
+                    f"The mail index {self.data_dir / 'index.sqlite3'} could not be written ({exc})",
+                    "the disk is full" if full else "the file is locked by another program or read-only",
+                    "free some disk space and sync again; nothing was removed from the server" if full
+                    else "close other programs using the mail store and try again",
+                ) from exc
+        finally:
+            if durable:
+                self.db.execute("PRAGMA synchronous=NORMAL")
 
     # --- folders -------------------------------------------------------------
 
@@ -368,35 +381,72 @@ class Store:
 
     def recover(self, folder: Folder) -> int:
         """Adopt files that reached cur/ but whose index row was never committed (crash)."""
+        return self.recover_unknown(folder)[0]
+
+    def recover_unknown(self, folder: Folder, uidvalidities: set[int] | None = None) -> tuple[int, list[str]]:
+        """:meth:`recover`, and the files in cur/ (new/ moved there first) the index cannot place.
+
+        A file whose name carries a server identity is adopted when its UIDVALIDITY is one of
+        ``uidvalidities`` (None: any). The others are "unknown": foreign files (no identity: put here
+        by mutt, a file manager, an MDA), files with another folder's identity (moved here by hand),
+        and a file claiming the UID of an indexed message of a different size. Unknown files are
+        never removed here; the IMAP sync uploads them, the POP3 sync lists them.
+        """
         md = self.folder_maildir(folder)
         if not md.exists():
-            return 0
+            return 0, []
         md.clean_tmp()
         indexed = {r[0] for r in self.db.execute("SELECT filename FROM messages WHERE folder_id=?", (folder.id,))}
         files = md.files()
         orphans = [n for n in files if n not in indexed]
         if not orphans:
-            return 0
+            return 0, []
         adopted = 0
+        unknown: list[str] = []
         by_unique = {n.partition(":")[0]: n for n in indexed}
         with self.transaction():
             for name in orphans:
                 if name.partition(":")[0] in by_unique:
                     continue  # renamed by another Maildir client (flag change): the scan handles it
                 key = server_key(name)
-                if key is None:
-                    continue  # a foreign file (another program put it here): left alone, not uploaded
+                if key is None or (uidvalidities is not None and key[0] not in uidvalidities):
+                    unknown.append(name)
+                    continue
                 uidvalidity, uid = key
                 dup = self.db.execute(
-                    "SELECT filename FROM messages WHERE folder_id=? AND uidvalidity=? AND uid=?",
+                    "SELECT size FROM messages WHERE folder_id=? AND uidvalidity=? AND uid=?",
                     (folder.id, uidvalidity, uid),
                 ).fetchone()
                 if dup:
-                    md.remove(name)  # a second copy from an interrupted re-download
+                    try:
+                        same = md.path(name).stat().st_size == dup[0]
+                    except OSError:
+                        continue
+                    if same:
+                        md.remove(name)  # a second copy from an interrupted re-download
+                    else:
+                        unknown.append(name)  # another message under a taken identity: not ours to drop
                     continue
                 self.insert_message(md, folder.id, uidvalidity, uid, name, info_to_flags(name))
                 adopted += 1
-        return adopted
+        return adopted, unknown
+
+    def index_local(self, folder: Folder, names: list[str]) -> int:
+        """Index files the server does not know (POP3: never uploaded) so that they are listed and readable."""
+        md = self.folder_maildir(folder)
+        added = 0
+        with self.transaction():
+            for name in names:
+                if md.read_for_upload(name) is None:
+                    continue  # not a message file (dot file, symlink, empty)
+                added += bool(self.insert_message(md, folder.id, 0, "local:" + name.partition(":")[0], name,
+                                                  info_to_flags(name)))
+        return added
+
+    def has_uid(self, folder_id: int, uidvalidity: int, uid: int) -> bool:
+        return self.db.execute(
+            "SELECT 1 FROM messages WHERE folder_id=? AND uidvalidity=? AND uid=?", (folder_id, uidvalidity, str(uid))
+        ).fetchone() is not None
 
     def set_flags(self, row_id: int, filename: str, flags: Iterable[str], synced: Iterable[str] | None = None) -> None:
         text = " ".join(sorted(flags))
@@ -420,12 +470,13 @@ class Store:
     # --- ops journal ---------------------------------------------------------
 
     def add_op(self, account: str, kind: str, folder: str, uidvalidity: int, uid: str, target: str = "",
-               message_id: str = "") -> None:
-        self.db.execute(
+               message_id: str = "") -> int:
+        cur = self.db.execute(
             "INSERT INTO ops (account, kind, folder, uidvalidity, uid, target, message_id, created)"
             " VALUES (?,?,?,?,?,?,?,?)",
             (account, kind, folder, uidvalidity, uid, target, message_id, int(time.time())),
         )
+        return int(cur.lastrowid or 0)
 
     def pending_ops(self, account: str, folder: str) -> list[Op]:
         cur = self.db.execute(
@@ -437,6 +488,20 @@ class Store:
 
     def op_done(self, op_id: int) -> None:
         self.db.execute("DELETE FROM ops WHERE id=?", (op_id,))
+
+    # --- confirmations -------------------------------------------------------
+
+    def confirm_upload(self, account: str, folder: str, confirmed: bool = True) -> None:
+        """The user's yes to uploading many local-only messages of one folder at once (see MASS_UPLOAD)."""
+        key = f"upload-confirmed\t{account}\t{folder}"
+        if confirmed:
+            self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, '1')", (key,))
+        else:
+            self.db.execute("DELETE FROM meta WHERE key=?", (key,))
+
+    def upload_confirmed(self, account: str, folder: str) -> bool:
+        key = f"upload-confirmed\t{account}\t{folder}"
+        return self.db.execute("SELECT 1 FROM meta WHERE key=?", (key,)).fetchone() is not None
 
     # --- reading ---------------------------------------------------------------
 

@@ -31,6 +31,9 @@ LETTER_FLAGS = {v: k for k, v in FLAG_LETTERS.items()}
 
 _counter = itertools.count()
 _HOST = socket.gethostname().replace("/", "\\057").replace(":", "\\072") or "localhost"
+# Names of our own tmp/ files (begin(), add()): the only ones a crash of ours can leave there.
+_OURS = re.compile(r"\d+\.M\d+P\d+Q\d+\." + re.escape(_HOST) + r"(?:,V=\d+,(?:U=\d+|P=[0-9a-f]+))?")
+_LINE_END = re.compile(rb"\r?\n")
 _KEY_RE = re.compile(r",(?:V=(?P<v>\d+),)?(?:U=(?P<u>\d+)|P=(?P<p>[0-9a-f]+))")
 
 
@@ -219,6 +222,41 @@ class Maildir:
         os.rename(self.root / "cur" / name, self.root / "cur" / new)
         return new
 
+    def adopt(self, name: str, uidvalidity: int, uid: int, flags: Iterable[str]) -> str:
+        """Give a file in cur/ that the server did not know its new server identity (after an upload).
+
+        The rename is made durable (cur/ fsync'd) before the caller commits the index row, so a crash
+        leaves either the old name (the upload journal resolves it) or the new one (adopted by
+        :meth:`deskmail.store.Store.recover`), never a row without its file.
+        """
+        base = _KEY_RE.sub("", name.partition(":")[0])  # a key from another folder (mutt move) is replaced
+        new = f"{base},V={uidvalidity},U={uid}:2,{flags_to_info(flags)}"
+        try:
+            os.rename(self.root / "cur" / name, self.root / "cur" / new)
+            _fsync_dir(self.root / "cur")
+        except OSError as exc:
+            raise _store_error(exc, self.root) from exc
+        return new
+
+    def read_for_upload(self, name: str) -> bytes | None:
+        """A message file as it goes on the wire (CRLF line ends, RFC 3501), or None if it is not one.
+
+        Only regular files count: a symlink could point anywhere on this computer, and an empty file
+        is no message. Dot files are editor or desktop leftovers, never mail.
+        """
+        path = self.root / "cur" / name
+        if name.startswith("."):
+            return None
+        try:
+            if not path.is_file() or path.is_symlink():
+                return None
+            data = path.read_bytes()
+        except OSError:
+            return None
+        if not data.strip():
+            return None
+        return _LINE_END.sub(b"\r\n", data)
+
     def set_flags(self, name: str, flags: Iterable[str]) -> str:
         unique = name.partition(":")[0]
         new = f"{unique}:2,{flags_to_info(flags)}"
@@ -239,13 +277,22 @@ class Maildir:
         return self.root / "cur" / name
 
     def clean_tmp(self) -> int:
-        """Remove leftovers of an interrupted write (we hold the store lock, so none is live)."""
+        """Remove leftovers of an interrupted write of ours (we hold the store lock, so none is live).
+
+        Another program (mutt, an MDA) may be writing into tmp/ right now: its files are left alone
+        unless they are older than the 36 hours the Maildir specification allows a delivery.
+        """
         removed = 0
         tmp = self.root / "tmp"
         if tmp.is_dir():
+            old = time.time() - 36 * 3600
             for entry in tmp.iterdir():
-                entry.unlink(missing_ok=True)
-                removed += 1
+                try:
+                    if _OURS.fullmatch(entry.name) or entry.lstat().st_mtime < old:
+                        entry.unlink(missing_ok=True)
+                        removed += 1
+                except OSError:
+                    continue
         return removed
 
     def files(self) -> list[str]:

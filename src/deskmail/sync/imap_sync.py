@@ -6,9 +6,13 @@ disk, vanished ones quarantined, never silently deleted). Then per folder:
 
 1. **Local state.** The index row of each message holds ``synced_flags``
    (what both sides agreed on last time) and ``flags`` (local now). If
-   ``cur/`` changed since the last scan (mtime), file names are re-read so
-   flag changes by mutt & co. are seen. A file that vanished behind our back
-   is *not* a user delete (F-15): it is downloaded again.
+   ``cur/`` or ``new/`` changed since the last scan (mtimes), file names are
+   re-read (after the SELECT, whose UIDVALIDITY says which names are ours) so
+   flag changes by mutt & co. are seen, and files the index cannot place are
+   noted for step 8. A file that vanished behind our back is *not* a user
+   delete (F-15): it is downloaded again. So a file moved by hand from folder
+   A to folder B (mutt, a file manager) becomes a copy: downloaded again in
+   A, uploaded in B. Only journaled user intent ever deletes on the server.
 2. **Safety.** A folder that was synced before but whose Maildir is missing
    or unreadable stops the sync with "local store missing or damaged"; no
    server write follows from an empty or broken store (F-12).
@@ -33,25 +37,50 @@ disk, vanished ones quarantined, never silently deleted). Then per folder:
    directory fsync), then the batch's index rows committed. The index row is
    the sync state, so a crash anywhere leaves either nothing or a file that
    :meth:`deskmail.store.Store.recover` adopts by the identity in its name.
+8. **Messages saved here:** a message file in ``cur/``/``new/`` whose name
+   carries no identity of this folder (mutt saved it, a file manager dropped
+   it, or it was moved here from another folder) is uploaded with
+   ``APPEND`` (flags from its Maildir info letters, CRLF line ends), then
+   adopted: renamed to ``,V=<uidvalidity>,U=<uid>`` (UIDPLUS APPENDUID, else
+   found with ``UID SEARCH``), ``cur/`` fsync'd, index row committed.
+   Crash safety: an ``append`` op is committed durably *before* the APPEND
+   (the file's unique name and the UIDNEXT before it). A run that finds a
+   pending op first looks for the message on the server (UIDs >= that
+   UIDNEXT, not held by a local copy; same Message-ID and size, or, with
+   no Message-ID, same size and same bytes) and adopts it; only if it is not
+   there is it appended again. Never uploaded: ``tmp/`` (partial files), dot
+   files, symlinks, empty files, folders that are not synced (the
+   "Recovered" quarantines included), POP3 accounts. More than
+   ``MASS_UPLOAD`` new files in one folder wait for ``deskmail folders
+   --upload NAME`` (a wrong directory or a restored backup must not flood the
+   server). Nothing is uploaded from a missing store: step 2 stops first.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import os
 import re
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from deskmail.errors import ProtocolError, StoreError
 from deskmail.model import Account
-from deskmail.protocol.imap import ImapSession
+from deskmail.protocol.imap import ImapSession, quote_string
 from deskmail.protocol.imap_stream import FetchItem, compress_uids, parse_uid_set
-from deskmail.store import Folder, Op, Row, Store
+from deskmail.store import Folder, Op, Row, Store, read_header_info
 from deskmail.store.maildir import Maildir, PendingMessage, info_to_flags
 
 BATCH_MESSAGES = 500
 BATCH_BYTES = 32 * 1024 * 1024
+# More local-only messages than this in one folder are uploaded only after `deskmail folders --upload NAME`.
+MASS_UPLOAD = 50
+# Test hook: DESKMAIL_FAULT=crash_after_append SIGKILLs the process right after the server accepted an
+# upload and before the file is adopted (tests/test_sync.py proves the resume). Read only on that path.
+FAULT_ENV = "DESKMAIL_FAULT"
 
 Progress = Callable[[str, str, int, int, int], None]  # (account, folder, done, total, bytes)
 
@@ -81,6 +110,7 @@ class FolderResult:
     moved: int = 0
     refetched: int = 0
     conflicts: int = 0
+    uploaded: int = 0  # local-only messages appended to the server
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
@@ -225,22 +255,22 @@ class ImapSync:
             md.ensure()
         except OSError as exc:
             raise StoreError(f"Cannot create the mail folder {md.root} ({exc.strerror})") from exc
-        # cur/ untouched since our last clean finish: no crash leftovers and no edits by other programs.
-        clean = bool(folder.local_mtime) and _mtime(md) == folder.local_mtime
+        # cur/ and new/ untouched since our last clean finish: no crash leftovers, no edits or new files
+        # from other programs, and no upload left half done.
+        pending = self.store.pending_ops(self.account.name, folder.name)
+        clean = (bool(folder.local_mtime) and _mtime(md) == folder.local_mtime
+                 and not any(op.kind == "append" for op in pending))
         hint = self.status_hint.pop(folder.name, None)  # valid once: right after the LIST that gave it
         if (
             clean and hint and self.condstore and hint.get("UIDVALIDITY") == folder.uidvalidity
             and hint.get("UIDNEXT") == folder.uidnext and hint.get("HIGHESTMODSEQ") == folder.highestmodseq
-            and not self.store.pending_ops(self.account.name, folder.name)
+            and not pending
         ):
             return result  # LIST-STATUS says nothing changed on the server, and nothing changed here
         rows: dict[str, Row] | None = None
         local_flags: dict[str, frozenset[str]] = {}
         missing: set[str] = set()
-        if not clean:
-            self.store.recover(folder)
-            rows = self.store.rows(folder.id)
-            local_flags, missing = self._scan(md, rows)
+        unknown: list[str] = []
 
         params = ""
         if self.qresync and folder.uidvalidity and folder.highestmodseq:
@@ -259,7 +289,13 @@ class ImapSync:
                 "nothing was changed here; ask the provider, or remove the folder's local copy and "
                 "sync with --redownload once the server is consistent",
             )
-        ops = self.store.pending_ops(self.account.name, folder.name)
+        if not clean:
+            # Files named with this folder's identity (now, or before a UIDVALIDITY change: re-matched
+            # below) are adopted; anything else here is a message the server does not know.
+            _adopted, unknown = self.store.recover_unknown(folder, {status.uidvalidity, folder.uidvalidity} - {0})
+            rows = self.store.rows(folder.id)
+            local_flags, missing = self._scan(md, rows)
+        ops = [op for op in self.store.pending_ops(self.account.name, folder.name) if op.kind in ("delete", "move")]
 
         if (
             clean and not ops and params.startswith("(QRESYNC") and not changed and not seen.vanished
@@ -322,6 +358,10 @@ class ImapSync:
 
         current = {u for u, r in rows.items() if r.uidvalidity == status.uidvalidity}
         known_max = self.store.max_uid(folder.id, status.uidvalidity)
+        journaled: dict[str, Op] = {}
+        if unknown or any(op.kind == "append" for op in pending):
+            adopted, journaled, unknown = self._resume_uploads(folder, md, status.uidvalidity, unknown)
+            current |= adopted
         if server is not None:
             wanted = [int(u) for u in server if u not in current]
         else:
@@ -330,13 +370,16 @@ class ImapSync:
         if server is None and status.uidnext != folder.uidnext and status.uidnext > known_max + 1:
             above = known_max
         self._download(folder, md, status.uidvalidity, sorted(set(wanted)), above, current, result)
+        waiting = False
+        if unknown or journaled:
+            waiting = self._upload(folder, md, status.uidvalidity, status.uidnext, unknown, journaled, result)
 
         self.store.update_folder(
             folder.id,
             uidvalidity=status.uidvalidity,
             uidnext=status.uidnext,
             highestmodseq=status.highestmodseq,
-            local_mtime=_mtime(md),
+            local_mtime=0 if waiting else _mtime(md),  # 0: look at the waiting uploads again next time
         )
         return result
 
@@ -493,6 +536,172 @@ class ImapSync:
             self.store.update_folder(folder.id, uidvalidity=uidvalidity, highestmodseq=0)
         result.notes.append(note)
 
+    # --- local-only messages -> server ------------------------------------------
+
+    def _resume_uploads(self, folder: Folder, md: Maildir, uidvalidity: int, unknown: list[str]
+                        ) -> tuple[set[str], dict[str, Op], list[str]]:
+        """Before the download: uploads a crash interrupted are looked for on the server and adopted.
+
+        Returns the adopted UIDs (the download must not fetch them: that would be the second copy),
+        the journal entries whose message is not on the server (appended again after the download),
+        and the unknown files left.
+        """
+        account = self.account.name
+        by_unique = {n.partition(":")[0]: n for n in unknown}
+        journaled: dict[str, Op] = {}
+        with self.store.transaction():
+            for op in self.store.pending_ops(account, folder.name):
+                if op.kind != "append":
+                    continue
+                if op.target in by_unique and op.target not in journaled:
+                    journaled[op.target] = op
+                else:
+                    # Gone (deleted by the user; if the APPEND went through, the server copy is downloaded
+                    # as new mail) or adopted already (a crash after the rename): nothing left to do.
+                    self.store.op_done(op.id)
+        adopted: set[str] = set()
+        for unique, op in list(journaled.items()):
+            name = by_unique[unique]
+            raw = md.read_for_upload(name)
+            if raw is None:
+                with self.store.transaction():
+                    self.store.op_done(op.id)
+                del journaled[unique], by_unique[unique]
+                continue
+            # The new UID is at least the UIDNEXT before the APPEND, unless the folder was reset since.
+            lower = int(op.uid) if op.uidvalidity == uidvalidity and op.uid.isdigit() else 1
+            found = self._find_on_server(folder, uidvalidity, raw, _message_id(md, name, raw), lower)
+            if found is None:
+                continue
+            self._adopt(folder, md, name, uidvalidity, found, tuple(sorted(info_to_flags(name))), len(raw), op.id)
+            with self.store.transaction():
+                self.store.log(account, folder.name,
+                               f"upload of {unique} resumed: UID {found} was already on the server, adopted")
+            adopted.add(str(found))
+            del journaled[unique], by_unique[unique]
+        return adopted, journaled, list(by_unique.values())
+
+    def _upload(self, folder: Folder, md: Maildir, uidvalidity: int, uidnext: int, unknown: list[str],
+                journaled: dict[str, Op], result: FolderResult) -> bool:
+        """APPEND the messages only this side has, then adopt each file under its new UID.
+
+        Journal first: an ``append`` op (durable) names the file and the UIDNEXT before the APPEND,
+        so after a crash anywhere in between, the next run finds the message on the server
+        (:meth:`_resume_uploads`) and adopts it instead of appending a second copy.
+        True if messages are left waiting (refused by the server, or awaiting confirmation).
+        """
+        account = self.account.name
+        fresh = [n for n in unknown if n.partition(":")[0] not in journaled]
+        confirmed = self.store.upload_confirmed(account, folder.name)
+        if len(fresh) > MASS_UPLOAD and not confirmed:
+            note = (f"{len(fresh)} messages in {folder.name} are only here, more than {MASS_UPLOAD} at once: "
+                    f"not uploaded; run `deskmail folders --upload {folder.name!r}` and sync to upload them")
+            result.notes.append(note)
+            with self.store.transaction():
+                self.store.log(account, folder.name, note)
+            fresh = []
+            waiting = True
+        else:
+            waiting = False
+        names = {n.partition(":")[0]: n for n in unknown}
+        for unique, op in journaled.items():
+            waiting |= not self._append_one(folder, md, names[unique], op, uidvalidity, uidnext, result)
+        for name in fresh:
+            waiting |= not self._append_one(folder, md, name, None, uidvalidity, uidnext, result)
+        if confirmed:
+            with self.store.transaction():
+                self.store.confirm_upload(account, folder.name, False)  # a yes counts once
+        return waiting
+
+    def _append_one(self, folder: Folder, md: Maildir, name: str, op: Op | None, uidvalidity: int, uidnext: int,
+                    result: FolderResult) -> bool:
+        """Upload one file; False if the server refused it (it stays, and is tried again next time)."""
+        account = self.account.name
+        raw = md.read_for_upload(name)
+        if raw is None:
+            if op is not None:
+                with self.store.transaction():
+                    self.store.op_done(op.id)
+            return True  # not a message file (dot file, symlink, empty, unreadable): never sent anywhere
+        flags = tuple(sorted(info_to_flags(name)))
+        mid = _message_id(md, name, raw)
+        if op is None:
+            with self.store.transaction(durable=True):
+                op_id = self.store.add_op(account, "append", folder.name, uidvalidity, str(uidnext),
+                                          name.partition(":")[0], mid)
+        else:
+            op_id = op.id  # journaled by a run that crashed, and not on the server: append again
+        try:
+            appended = self.imap.append(folder.name, raw, flags, when=_mtime_of(md, name))
+        except ProtocolError as exc:
+            # Refused (too big, over quota...): the file stays, the journal entry too (checked next time).
+            note = f"a message saved here could not be uploaded to {folder.name}: {exc.what}"
+            result.notes.append(note)
+            with self.store.transaction():
+                self.store.log(account, folder.name, note)
+            return False
+        if os.environ.get(FAULT_ENV) == "crash_after_append":
+            os.kill(os.getpid(), signal.SIGKILL)
+        result.uploaded += 1
+        if appended is not None:
+            self._adopt(folder, md, name, appended[0], appended[1], flags, len(raw), op_id)
+            return True
+        # No UIDPLUS: find the new UID the way a resume does.
+        found = self._find_on_server(folder, uidvalidity, raw, mid, uidnext)
+        if found is not None:
+            self._adopt(folder, md, name, uidvalidity, found, flags, len(raw), op_id)
+            return True
+        # The server took it but it cannot be told apart (it changed the message?): its copy comes down
+        # with the next sync; keeping this file too would make two.
+        with self.store.transaction():
+            md.remove(name)
+            self.store.op_done(op_id)
+            self.store.log(account, folder.name, f"{name} uploaded; the server's copy replaces it at the next sync")
+        return True
+
+    def _adopt(self, folder: Folder, md: Maildir, name: str, uidvalidity: int, uid: int, flags: tuple[str, ...],
+               size: int, op_id: int | None) -> None:
+        with self.store.transaction():
+            new = md.adopt(name, uidvalidity, uid, flags)  # durable before the row commits
+            # The size the server counts (CRLF), so a UIDVALIDITY re-match by Message-ID + size finds it.
+            self.store.insert_message(md, folder.id, uidvalidity, str(uid), new, flags, size=size)
+            if op_id is not None:
+                self.store.op_done(op_id)
+
+    def _find_on_server(self, folder: Folder, uidvalidity: int, raw: bytes, mid: str, lower: int) -> int | None:
+        """The UID (>= ``lower``, not held by a local copy) of a server message that is ``raw``, or None.
+
+        With a Message-ID: same Message-ID and same size (RFC822.SIZE). Without one there is no
+        cheap identity, so the same-size candidates above ``lower`` are fetched and compared byte for
+        byte (SHA-256); ``lower`` (the UIDNEXT before our APPEND) keeps that to the few messages
+        that arrived since.
+        """
+        size = len(raw)
+        criteria = f"HEADER Message-ID {quote_string(mid)}" if mid else f"LARGER {size - 1} SMALLER {size + 1}"
+        seen = self.imap.run(f"UID SEARCH UID {max(lower, 1)}:* {criteria}", parse=frozenset({b"SEARCH"}))
+        uids = sorted({int(v) for _kind, values in seen.data for v in values if isinstance(v, bytes) and v.isdigit()})
+        uids = [u for u in uids if u >= lower and not self.store.has_uid(folder.id, uidvalidity, u)]
+        if not uids:
+            return None
+        if mid:
+            for item in self.imap.command(f"UID FETCH {compress_uids(uids)} "
+                                          "(UID RFC822.SIZE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])"):
+                header = next(iter(item.small.values()), b"")
+                theirs = header.decode("utf-8", "replace").partition(":")[2].strip()
+                if item.uid in uids and item.size == size and theirs == mid:
+                    return item.uid
+            return None
+        want = hashlib.sha256(raw).digest()
+        digests: dict[int, _Digest] = {}
+        found: list[int] = []
+        # The few same-size arrivals since the journal entry, never the whole folder.
+        for item in self.imap.command(f"UID FETCH {compress_uids(uids[:20])} (UID BODY.PEEK[])",
+                                      body_sink=lambda item: digests.setdefault(id(item), _Digest())):
+            digest = digests.pop(id(item), None)
+            if digest is not None and item.uid in uids and digest.hash.digest() == want:
+                found.append(item.uid)
+        return min(found) if found else None
+
     def _download(self, folder: Folder, md: Maildir, uidvalidity: int, uids: list[int], above: int | None,
                   current: set[str], result: FolderResult) -> None:
         if above is not None:
@@ -565,11 +774,40 @@ class _BodySinks:
 _MAILDIR_FLAGS = frozenset({"\\Draft", "\\Flagged", "\\Answered", "\\Seen", "\\Deleted"})
 
 
-def _mtime(md: Maildir) -> int:
+def _mtime_of(md: Maildir, name: str) -> float | None:
+    """When a file saved here was written: the best INTERNALDATE it has (Maildir keeps no other)."""
     try:
-        return (md.root / "cur").stat().st_mtime_ns
+        return md.path(name).stat().st_mtime
     except OSError:
-        return 0
+        return None
+
+
+def _mtime(md: Maildir) -> int:
+    """cur/ and new/ in one number: a flag rename (cur/) and a delivery (new/) both change it."""
+    total = 0
+    for sub in ("cur", "new"):
+        try:
+            total += (md.root / sub).stat().st_mtime_ns
+        except OSError:
+            pass
+    return total
+
+
+def _message_id(md: Maildir, name: str, raw: bytes) -> str:
+    """The Message-ID usable in a SEARCH (ASCII, in angle brackets), or "" (content decides then)."""
+    mid = read_header_info(md.path(name), raw[:256 * 1024]).message_id
+    return mid if mid.isascii() and mid.startswith("<") and mid.endswith(">") else ""
+
+
+class _Digest:
+    """A BODY[] sink that keeps only the SHA-256 of what it was given."""
+
+    def __init__(self) -> None:
+        self.hash = hashlib.sha256()
+
+    def write(self, data: bytes, /) -> int:
+        self.hash.update(data)
+        return len(data)
 
 
 def sync_imap_account(

@@ -15,6 +15,9 @@ downloaded again. A message is durably stored (file fsync'd, index committed) be
 DELE for it is sent, and DELEs only take effect at QUIT (RFC 1939 UPDATE state), so a crash
 or a dropped connection never loses mail. Without UIDL, messages are identified by a hash of
 their headers (TOP n 0), and deleting from the server is refused: the identity is too weak.
+
+POP3 never uploads. Message files other programs put into the Maildir (mutt, a file manager) are
+indexed as local-only messages (UID ``local:<file name>``) so that `deskmail list` shows them.
 """
 
 from __future__ import annotations
@@ -44,7 +47,10 @@ def sync_pop3_account(account: Account, store: Store, pop: Pop3Session, *,
         folder = store.ensure_folder(account.name, "INBOX")
     md = store.folder_maildir(folder)
     md.ensure()
-    store.recover(folder)
+    _adopted, foreign = store.recover_unknown(folder)
+    if foreign:
+        # Files other programs put here: listed and readable, never uploaded (POP3 cannot store mail).
+        store.index_local(folder, foreign)
     leave = _option(account, "leave_on_server", True)
     days = _option(account, "delete_after_days", 0)
 

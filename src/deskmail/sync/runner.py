@@ -36,13 +36,17 @@ class SyncRun:
             changed = sum(r.flags_pulled + r.flags_pushed for r in results)
             removed = sum(r.removed for r in results)
             pushed = sum(r.deleted + r.moved for r in results)
+            uploaded = sum(r.uploaded for r in results)
             lines.append(f"{name}: {new} new, {changed} flag changes, {removed} removed on the server, "
-                         f"{pushed} deletes/moves sent ({len(results)} folders)")
+                         f"{pushed} deletes/moves sent" + (f", {uploaded} saved here uploaded" if uploaded else "")
+                         + f" ({len(results)} folders)")
             for r in results:
-                if r.new or r.removed or r.flags_pulled or r.flags_pushed or r.deleted or r.moved or r.refetched:
+                if (r.new or r.removed or r.flags_pulled or r.flags_pushed or r.deleted or r.moved or r.refetched
+                        or r.uploaded):
                     lines.append(
                         f"  {r.folder}: {r.new} new, {r.flags_pulled} flags here, {r.flags_pushed} flags sent, "
                         f"{r.removed} removed, {r.deleted} deleted, {r.moved} moved"
+                        + (f", {r.uploaded} uploaded" if r.uploaded else "")
                         + (f", {r.refetched} missing files fetched again" if r.refetched else "")
                     )
                 lines.extend(f"  note: {note}" for note in r.notes)
