@@ -15,10 +15,13 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any
 
 from deskmail.errors import ConfigError, NotFoundError, UsageError
 from deskmail.model import Account, PasswordSource, Protocol, ServerSettings, Value
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~2 ms of every sync); mypy reads it as True
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class Paths(Value):

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import base64
 import os
-from typing import TYPE_CHECKING
 
 from deskmail.errors import SecretError
 from deskmail.model import Account, PasswordSource, Value
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~2 ms of every sync); mypy reads it as True
 if TYPE_CHECKING:
     import logging
 

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~2 ms of every sync); mypy reads it as True
+if TYPE_CHECKING:
+    from typing import Any
 
 PROTOCOL_LOGGER = "deskmail.protocol"
 

@@ -28,10 +28,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import NamedTuple
 
 from deskmail.errors import AuthError, ProtocolError, SecurityError, StartTLSUnavailable
-from deskmail.model import Account, Security, ServerSettings
+from deskmail.model import Account, Security, ServerSettings, Value
 from deskmail.net.connect import check_plaintext_policy, translate
 from deskmail.net.log import protocol_log, redact_command
 from deskmail.net.tls import client_context
@@ -40,19 +39,27 @@ from deskmail.protocol.imap_stream import FetchItem, Sink, SocketReader, Untagge
 from deskmail.secrets import Secret
 
 
-class ListedFolder(NamedTuple):
+class ListedFolder(Value):
+    __slots__ = ("name", "delimiter", "flags", "status")
     name: str
     delimiter: str
     flags: tuple[str, ...]
     status: dict[str, int]  # MESSAGES, UIDNEXT, UIDVALIDITY, HIGHESTMODSEQ when LIST-STATUS answered
 
+    def __init__(self, name: str, delimiter: str, flags: tuple[str, ...], status: dict[str, int]) -> None:
+        self._set(name=name, delimiter=delimiter, flags=flags, status=status)
 
-class FolderStatus(NamedTuple):
+
+class FolderStatus(Value):
+    __slots__ = ("name", "uidvalidity", "uidnext", "exists", "highestmodseq")
     name: str
     uidvalidity: int
     uidnext: int
     exists: int
     highestmodseq: int
+
+    def __init__(self, name: str, uidvalidity: int, uidnext: int, exists: int, highestmodseq: int) -> None:
+        self._set(name=name, uidvalidity=uidvalidity, uidnext=uidnext, exists=exists, highestmodseq=highestmodseq)
 
 
 def _auth_error(text: str, server: ServerSettings) -> AuthError:

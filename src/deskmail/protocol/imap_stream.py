@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from typing import Protocol
 
 from deskmail.errors import ProtocolError
 
@@ -31,18 +30,24 @@ CHUNK = 256 * 1024
 _LITERAL_AT_END = re.compile(rb"\{(\d+)\+?\}\r?\n$")
 
 
-class Sink(Protocol):
-    def write(self, data: bytes, /) -> int: ...
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~2 ms of every sync); mypy reads it as True
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    class Sink(Protocol):
+        def write(self, data: bytes, /) -> int: ...
 
 
-class LineReader(Protocol):
-    def readline(self, limit: int = -1, /) -> bytes: ...
+    class LineReader(Protocol):
+        def readline(self, limit: int = -1, /) -> bytes: ...
 
-    def read(self, size: int, /) -> bytes: ...
+        def read(self, size: int, /) -> bytes: ...
 
 
-class _Socket(Protocol):
-    def recv(self, size: int, /) -> bytes: ...
+    class _Socket(Protocol):
+        def recv(self, size: int, /) -> bytes: ...
+else:
+    Sink = LineReader = _Socket = object  # structural types matter to the type checker only
 
 
 class SocketReader:

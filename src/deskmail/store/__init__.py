@@ -18,14 +18,16 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from deskmail.errors import NotFoundError, StoreError, StoreLocked
-from deskmail.model import MessageSummary
+from deskmail.model import MessageSummary, Value
 from deskmail.store.headers import header_fields
 from deskmail.store.maildir import Maildir, folder_path, info_to_flags, server_key
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~2 ms of every sync); mypy reads it as True
+if TYPE_CHECKING:
+    from typing import Any
 
 SCHEMA_VERSION = 1
 
@@ -104,8 +106,11 @@ _FOLDER_COLS = (
 _ROW_COLS = "id, uidvalidity, uid, filename, flags, synced_flags, message_id, size"
 
 
-@dataclass(frozen=True)
-class Folder:
+class Folder(Value):
+    """A folder's index row. (Values, not dataclasses, on the sync path: see deskmail.model.Value.)"""
+
+    __slots__ = ("id", "account", "name", "delimiter", "path", "special_use", "subscribed", "sync", "uidvalidity",
+                 "uidnext", "highestmodseq", "local_mtime")
     id: int
     account: str
     name: str
@@ -119,9 +124,16 @@ class Folder:
     highestmodseq: int
     local_mtime: int
 
+    def __init__(self, id: int, account: str, name: str, delimiter: str, path: str, special_use: str,
+                 subscribed: int, sync: int, uidvalidity: int, uidnext: int, highestmodseq: int,
+                 local_mtime: int) -> None:
+        self._set(id=id, account=account, name=name, delimiter=delimiter, path=path, special_use=special_use,
+                  subscribed=subscribed, sync=sync, uidvalidity=uidvalidity, uidnext=uidnext,
+                  highestmodseq=highestmodseq, local_mtime=local_mtime)
 
-@dataclass(frozen=True)
-class Row:
+
+class Row(Value):
+    __slots__ = ("id", "uidvalidity", "uid", "filename", "flags", "synced_flags", "message_id", "size")
     id: int
     uidvalidity: int
     uid: str
@@ -131,9 +143,14 @@ class Row:
     message_id: str
     size: int
 
+    def __init__(self, id: int, uidvalidity: int, uid: str, filename: str, flags: str, synced_flags: str,
+                 message_id: str, size: int) -> None:
+        self._set(id=id, uidvalidity=uidvalidity, uid=uid, filename=filename, flags=flags, synced_flags=synced_flags,
+                  message_id=message_id, size=size)
 
-@dataclass(frozen=True)
-class Op:
+
+class Op(Value):
+    __slots__ = ("id", "kind", "folder", "uidvalidity", "uid", "target", "message_id")
     id: int
     kind: str
     folder: str
@@ -142,14 +159,22 @@ class Op:
     target: str
     message_id: str
 
+    def __init__(self, id: int, kind: str, folder: str, uidvalidity: int, uid: str, target: str,
+                 message_id: str) -> None:
+        self._set(id=id, kind=kind, folder=folder, uidvalidity=uidvalidity, uid=uid, target=target,
+                  message_id=message_id)
 
-@dataclass(frozen=True)
-class HeaderInfo:
+
+class HeaderInfo(Value):
+    __slots__ = ("date", "sender", "recipients", "subject", "message_id")
     date: str
     sender: str
     recipients: str
     subject: str
     message_id: str
+
+    def __init__(self, date: str, sender: str, recipients: str, subject: str, message_id: str) -> None:
+        self._set(date=date, sender=sender, recipients=recipients, subject=subject, message_id=message_id)
 
 
 def read_header_info(path: Path, head: bytes | None = None) -> HeaderInfo:

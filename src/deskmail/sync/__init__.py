@@ -7,12 +7,11 @@ counts as synced only when its file is durable and its index row committed.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from deskmail.model import Account, Protocol
 
 # Imported where used: `deskmail.sync.early` must start its thread before the
 # store and the engine are imported (that is the whole point of it).
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~2 ms of every sync); mypy reads it as True
 if TYPE_CHECKING:
     from deskmail.secrets import Secret
     from deskmail.store import Store

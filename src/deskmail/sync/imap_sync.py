@@ -58,14 +58,12 @@ disk, vanished ones quarantined, never silently deleted). Then per folder:
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import os
 import re
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from deskmail.errors import ProtocolError, StoreError
 from deskmail.model import Account
@@ -97,21 +95,26 @@ NAME_HINTS = {
 _COPYUID = re.compile(rb"\[COPYUID (\d+) ([\d:,]+) ([\d:,]+)\]", re.I)
 
 
-@dataclass
 class FolderResult:
-    account: str
-    folder: str
-    new: int = 0
-    bytes: int = 0
-    flags_pushed: int = 0
-    flags_pulled: int = 0
-    removed: int = 0  # expunged on the server, removed here
-    deleted: int = 0  # deleted here, pushed to the server
-    moved: int = 0
-    refetched: int = 0
-    conflicts: int = 0
-    uploaded: int = 0  # local-only messages appended to the server
-    notes: list[str] = field(default_factory=list)
+    """What one folder's sync did (a plain class, not a dataclass: see deskmail.model.Value for why)."""
+
+    def __init__(self, account: str, folder: str, *, notes: list[str] | None = None) -> None:
+        self.account = account
+        self.folder = folder
+        self.new = 0
+        self.bytes = 0
+        self.flags_pushed = 0
+        self.flags_pulled = 0
+        self.removed = 0  # expunged on the server, removed here
+        self.deleted = 0  # deleted here, pushed to the server
+        self.moved = 0
+        self.refetched = 0
+        self.conflicts = 0
+        self.uploaded = 0  # local-only messages appended to the server
+        self.notes: list[str] = notes if notes is not None else []
+
+    def __repr__(self) -> str:
+        return f"FolderResult({self.__dict__!r})"
 
     def to_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
@@ -397,7 +400,7 @@ class ImapSync:
                 elif current != r.filename:
                     now = frozenset(info_to_flags(current)) | (_fs(r.flags) - _MAILDIR_FLAGS)
                     self.store.set_flags(r.id, current, now)
-                    rows[uid] = dataclasses.replace(r, filename=current, flags=" ".join(sorted(now)))
+                    rows[uid] = r.clone(filename=current, flags=" ".join(sorted(now)))
                     flags[uid] = now
         return flags, missing
 
