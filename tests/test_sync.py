@@ -410,20 +410,39 @@ def test_sigkill_at_100_random_moments(sandbox: Any, acct: Home) -> None:
     assert len(server(sandbox, email)) == 2000
 
 
+def _wipe(data: Path) -> None:
+    for entry in data.iterdir():  # start the next round from nothing
+        shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+
+
+def _wait_for_first_file(proc: subprocess.Popen[bytes], cur: Path) -> None:
+    deadline = time.monotonic() + 10
+    while proc.poll() is None and time.monotonic() < deadline and not (
+        cur.is_dir() and any(True for _ in cur.iterdir())
+    ):
+        time.sleep(0.002)
+
+
 def _kill_rounds(acct: Home, data: Path, expected: set[str], rng: random.Random) -> None:
     kills = mid_download = 0
     cur = data / "mail" / "a" / "cur"
+    # Calibrate on this machine: how long a whole sync takes, and when the first message lands,
+    # so that the kill moments spread over the run however fast or slow it is here.
+    started = time.monotonic()
+    proc = acct.popen("sync", "--quiet")
+    _wait_for_first_file(proc, cur)
+    first_file = time.monotonic() - started
+    proc.wait()
+    whole = time.monotonic() - started
+    assert proc.returncode == 0
+    _wipe(data)
     for round_no in range(100):
         proc = acct.popen("sync", "--quiet")
         if round_no % 2:
-            time.sleep(rng.uniform(0.02, 0.3))  # anywhere: start-up, login, listing, download
+            time.sleep(rng.uniform(0.01, 0.9 * whole))  # anywhere: start-up, login, listing, download
         else:
-            deadline = time.monotonic() + 10  # once messages are arriving, a random moment later
-            while proc.poll() is None and time.monotonic() < deadline and not (
-                cur.is_dir() and any(True for _ in cur.iterdir())
-            ):
-                time.sleep(0.002)
-            time.sleep(rng.uniform(0.0, 0.12))
+            _wait_for_first_file(proc, cur)  # once messages are arriving, a random moment later
+            time.sleep(rng.uniform(0.0, 0.8 * max(0.01, whole - first_file)))
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             kills += 1
@@ -436,8 +455,7 @@ def _kill_rounds(acct: Home, data: Path, expected: set[str], rng: random.Random)
         names = maildir_files(acct)
         assert len(names) == 2000
         assert not list((data / "mail" / "a" / "tmp").iterdir())
-        for entry in data.iterdir():  # start the next round from nothing
-            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+        _wipe(data)
     assert kills >= 80, f"only {kills} of 100 runs were killed before they finished"
     assert mid_download >= 35, f"only {mid_download} kills landed while messages were being stored"
 
@@ -465,6 +483,43 @@ def test_pop3_leave_on_server_and_delete_after_days(sandbox: Any, mail_user: Any
     assert report["p"]["folders"][0]["deleted"] == 3
     assert len(server(sandbox, mail_user.email)) == 2
     assert len(maildir_files_pop(home)) == 4  # the local copies stay
+
+
+# Peak RSS of a child, read by a tiny intermediate Python: ru_maxrss of children starts at the forking
+# process's own size, so measuring straight from pytest (far larger than deskmail) would hide it.
+_PEAK_RSS = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL);"
+             " print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+
+
+def peak_rss_kib(home: Home, *args: str) -> int:
+    proc = subprocess.run([sys.executable, "-c", _PEAK_RSS, sys.executable, "-m", "deskmail", *args],
+                          env={**os.environ, "DESKMAIL_HOME": str(home.root), **home.env},
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    return int(proc.stdout)
+
+
+def test_pop3_sync_memory_does_not_grow_with_the_listing(sandbox: Any, tmp_path: Path) -> None:
+    """Issue 5: the UIDL listing names every message, so nothing may be held per listed message.
+
+    10,000 messages are enough for SQLite's page cache (bounded, 2 MB) to be full; three times as
+    many must then cost no more. Before the fix, that was about +7 MB (first sync) and +8 MB (no change).
+    """
+    peaks: dict[int, tuple[int, int]] = {}
+    for count in (10_000, 30_000):
+        user = sandbox.create_user(hint=f"popmem{count}")
+        sandbox.fill_maildir(user.email, (
+            (f"From: Sender {i} <s{i}@example.test>\r\nTo: {user.email}\r\nSubject: message {i} {'x' * 150}\r\n"
+             f"Message-ID: <mem{i}@example.test>\r\nDate: Mon, 02 Jan 2023 10:00:00 +0000\r\n\r\nbody {i}\r\n"
+             ).encode() for i in range(count)))
+        home = pop_account(sandbox, user, tmp_path / str(count))
+        first = peak_rss_kib(home, "sync", "--quiet")  # downloads every message
+        again = peak_rss_kib(home, "sync", "--quiet")  # nothing new: the whole listing is still compared
+        assert len(maildir_files_pop(home)) == count
+        peaks[count] = (first, again)
+    (small_first, small_again), (large_first, large_again) = peaks[10_000], peaks[30_000]
+    assert large_first <= small_first + 1024, peaks  # KiB
+    assert large_again <= small_again + 1024, peaks
 
 
 def pop_account(sandbox: Any, user: Any, tmp_path: Path) -> Home:

@@ -71,6 +71,27 @@ def test_recover_adopts_orphan_and_drops_duplicate(tmp_path: Path) -> None:
     assert row.subject == "Grüße" and row.sender == "a@example.com"
 
 
+def test_recover_finds_one_orphan_among_many_and_leaves_renamed_and_foreign_files(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    folder = store.ensure_folder("acct", "INBOX")
+    md = store.folder_maildir(folder)
+    md.ensure()
+    for uid in range(1, 301):
+        md.add([RAW], uidvalidity=5, uid=str(uid), flags=())
+    assert store.recover(folder) == 300
+    assert store.recover(folder) == 0  # index and cur/ agree: the fast path
+    orphan = md.add([RAW], uidvalidity=5, uid="301", flags=())
+    (renamed_row,) = [r for r in store.db.execute("SELECT filename FROM messages WHERE uid='7'")]
+    md.set_flags(renamed_row[0], ("\\Seen",))  # another Maildir client marked it read
+    (tmp_path / "mail" / "acct" / "cur" / "1234.foreign.host:2,S").write_bytes(RAW)
+    (tmp_path / "mail" / "acct" / "new" / "5678.new.host").write_bytes(RAW)  # moved to cur/, foreign too
+    assert store.recover(folder) == 1
+    assert {r[0] for r in store.db.execute("SELECT uid FROM messages")} == {str(u) for u in range(1, 302)}
+    assert orphan in {r[0] for r in store.db.execute("SELECT filename FROM messages")}
+    assert len(md.files()) == 303 and "5678.new.host:2," in md.files()
+    assert store.recover(folder) == 0
+
+
 @given(st.text(max_size=300))
 def test_safe_filename_never_escapes(name: str) -> None:
     safe = safe_filename(name)

@@ -43,6 +43,8 @@ def _run_lean_sync(name: str | None, quiet: bool) -> int:
             if account.incoming.security.value != "none" and EarlyConnection.wanted(account):
                 # Log in and list the folders while the rest is imported (see sync.early).
                 early[account.name] = EarlyConnection(account)
+        for connection in early.values():
+            connection.let_it_start()
         from deskmail.net.connect import plaintext_warnings
         from deskmail.store import Store
         from deskmail.sync.runner import sync_accounts

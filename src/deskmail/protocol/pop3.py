@@ -8,7 +8,8 @@ refuses STLS when CAPA does not list it. We never turn on its debugging
 from __future__ import annotations
 
 import poplib
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -61,27 +62,48 @@ class Pop3Session:
         except OSError as exc:
             raise translate(exc, self.server) from exc
 
-    def uidl(self) -> dict[int, str] | None:
-        """Message number -> unique id, or None when the server has no UIDL."""
+    def uidl_listing(self) -> Iterator[tuple[int, str]] | None:
+        """(message number, unique id) of every message, read as it is consumed; None without UIDL.
+
+        poplib's uidl() keeps the whole listing, one line per message, which grows with the
+        mailbox; this reads it line by line from the socket file, as :meth:`retrieve_stream`
+        reads messages. Consume it completely before sending the next command.
+        """
         try:
-            _resp, lines, _octets = self._p.uidl()
+            self._p._putcmd("UIDL")  # type: ignore[attr-defined]
+            self._p._getresp()  # type: ignore[attr-defined]
         except poplib.error_proto:
             return None
         except OSError as exc:
             raise translate(exc, self.server) from exc
-        out: dict[int, str] = {}
-        for line in lines:
-            num, _, uid = line.decode("ascii", "replace").partition(" ")
-            out[int(num)] = uid.strip()
-        return out
+        return self._uidl_lines()
 
-    def sizes(self) -> dict[int, int]:
-        _resp, lines, _octets = self._call(self._p.list)
-        out: dict[int, int] = {}
-        for line in lines:
-            num, _, size = line.decode("ascii", "replace").partition(" ")
-            out[int(num)] = int(size.split()[0]) if size.strip() else 0
-        return out
+    def _uidl_lines(self) -> Iterator[tuple[int, str]]:
+        reader = self._p.file
+        try:
+            while True:
+                line = reader.readline(_MAX_LINE)
+                if not line:
+                    raise ConnectionResetError("the POP3 server closed the connection mid-listing")
+                if line in (b".\r\n", b".\n"):
+                    return
+                num, _, uid = line.decode("ascii", "replace").partition(" ")
+                try:
+                    number = int(num)
+                except ValueError:
+                    raise ProtocolError(
+                        f"The POP3 server {self.server.host} sent an unreadable UIDL line: {line[:80]!r}",
+                        "the server does not follow RFC 1939, or the connection is garbling data",
+                        "sync again; if it persists, report it to your provider",
+                    ) from None
+                yield number, uid.strip()
+        except OSError as exc:
+            raise translate(exc, self.server) from exc
+
+    def message_count(self) -> int:
+        """STAT: the number of messages, numbered 1..count at the start of a session (RFC 1939)."""
+        count, _octets = self._call(self._p.stat)
+        return int(count)
 
     def capabilities(self) -> set[str]:
         try:
@@ -90,25 +112,28 @@ class Pop3Session:
             return set()
 
     def retrieve_stream(
-        self, numbers: list[int], open_sink: Callable[[int], Sink], *, pipelining: bool
+        self, numbers: Iterable[int], open_sink: Callable[[int], Sink], *, pipelining: bool
     ) -> Iterator[int]:
         """RETR each message straight into ``open_sink(number)``; yields the number when it is complete.
 
         poplib reads a whole message into a list of lines; this reads line by line
         from the same buffered socket file, un-stuffs dots, and with PIPELINING
         (RFC 2449) keeps up to WINDOW commands in flight, which is most of the
-        speed on a real network.
+        speed on a real network. ``numbers`` is consumed lazily, at most WINDOW
+        ahead of the message being read, so it can be a cursor over any number of messages.
         """
         window = 32 if pipelining else 1
-        sent = 0
-        done = 0
+        todo = iter(numbers)
+        in_flight: deque[int] = deque()
         reader = self._p.file
         try:
-            while done < len(numbers):
-                while sent < len(numbers) and sent - done < window:
-                    self._p._putline(f"RETR {numbers[sent]}".encode())  # type: ignore[attr-defined]
-                    sent += 1
-                number = numbers[done]
+            while True:
+                while len(in_flight) < window and (number := next(todo, None)) is not None:
+                    self._p._putline(f"RETR {number}".encode())  # type: ignore[attr-defined]
+                    in_flight.append(number)
+                if not in_flight:
+                    return
+                number = in_flight.popleft()
                 status = reader.readline(_MAX_LINE)
                 if not status.startswith(b"+OK"):
                     raise ProtocolError(
@@ -125,7 +150,6 @@ class Pop3Session:
                     if line in (b".\r\n", b".\n"):
                         break
                     sink.write(line[1:] if line.startswith(b"..") else line)
-                done += 1
                 yield number
         except OSError as exc:
             raise translate(exc, self.server) from exc

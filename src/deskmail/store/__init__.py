@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 SCHEMA_VERSION = 1
+TEMP_CACHE_KIB = 256
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
@@ -106,6 +107,16 @@ _FOLDER_COLS = (
 _ROW_COLS = "id, uidvalidity, uid, filename, flags, synced_flags, message_id, size"
 
 
+def _fingerprint(names: Iterable[str]) -> tuple[int, int]:
+    """Count and sum of the names' 64-bit keyed hashes (SipHash, random key per process): two
+    different sets of names give the same pair by chance about once in 2**64 comparisons."""
+    count = total = 0
+    for name in names:
+        count += 1
+        total += hash(name)
+    return count, total & 0xFFFF_FFFF_FFFF_FFFF
+
+
 class Folder(Value):
     """A folder's index row. (Values, not dataclasses, on the sync path: see deskmail.model.Value.)"""
 
@@ -177,9 +188,10 @@ class HeaderInfo(Value):
         self._set(date=date, sender=sender, recipients=recipients, subject=subject, message_id=message_id)
 
 
-def read_header_info(path: Path, head: bytes | None = None) -> HeaderInfo:
-    """Parse only the header block (bounded read), never the whole body."""
+def read_header_info(path: Path | None, head: bytes | None = None) -> HeaderInfo:
+    """Parse only the header block (bounded read of ``path`` unless ``head`` is given), never the whole body."""
     if head is None:
+        assert path is not None, "read_header_info needs a path or a head"
         buf = bytearray()
         with open(path, "rb") as fh:
             for line in fh:
@@ -234,6 +246,9 @@ class Store:
             # rows lost that way are re-adopted from the message files' names.
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA foreign_keys=ON")
+            # TEMP tables hold one row per listed message (POP3 UIDL, recover): a small cache keeps the
+            # process's memory the same for any mailbox size; the rest goes to a temporary file.
+            db.execute(f"PRAGMA temp.cache_size=-{TEMP_CACHE_KIB}")
             db.executescript(_SCHEMA)
             db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         except sqlite3.DatabaseError:
@@ -266,17 +281,19 @@ class Store:
             self._lock_fd = None
 
     @contextmanager
-    def transaction(self, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
-        """One write transaction; ``durable``: on disk at COMMIT even across a power cut (WAL fsync'd).
+    def transaction(self, *, durable: bool = False, immediate: bool = True) -> Iterator[sqlite3.Connection]:
+        """One write transaction.
 
-        Needed where a server write follows the commit (the upload journal): with the normal setting a
-        power cut could lose the journal entry of a message the server already has.
+        ``durable``: on disk at COMMIT even across a power cut (WAL fsync'd). Needed where a server
+        write follows the commit (the upload journal): with the normal setting a power cut could lose
+        the journal entry of a message the server already has. ``immediate=False`` for a transaction
+        that writes only TEMP tables: it never locks the index.
         """
         if durable:
             self.db.execute("PRAGMA synchronous=FULL")
         try:
             try:
-                self.db.execute("BEGIN IMMEDIATE")
+                self.db.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
                 try:
                     yield self.db
                 except BaseException:
@@ -389,10 +406,10 @@ class Store:
         self, md: Maildir, folder_id: int, uidvalidity: int, uid: str, filename: str, flags: Iterable[str],
         head: bytes | None = None, size: int | None = None,
     ) -> int:
-        path = md.path(filename)
-        info = read_header_info(path, head)
+        # The Path only when the file must be read: see PendingMessage on pathlib's interning.
+        info = read_header_info(md.path(filename) if head is None else None, head)
         if size is None:
-            size = path.stat().st_size
+            size = md.path(filename).stat().st_size
         flag_text = " ".join(sorted(flags))
         cur = self.db.execute(
             "INSERT OR IGNORE INTO messages (folder_id, uidvalidity, uid, filename, flags, synced_flags, size,"
@@ -416,44 +433,54 @@ class Store:
         by mutt, a file manager, an MDA), files with another folder's identity (moved here by hand),
         and a file claiming the UID of an indexed message of a different size. Unknown files are
         never removed here; the IMAP sync uploads them, the POP3 sync lists them.
+
+        Runs before every sync, so it is cheap and its memory flat at any folder size: a
+        fingerprint of cur/'s names is compared with one of the index's; only when they
+        differ does SQL look for the orphans.
         """
         md = self.folder_maildir(folder)
         if not md.exists():
             return 0, []
         md.clean_tmp()
-        indexed = {r[0] for r in self.db.execute("SELECT filename FROM messages WHERE folder_id=?", (folder.id,))}
-        files = md.files()
-        orphans = [n for n in files if n not in indexed]
-        if not orphans:
+        indexed = (r[0] for r in self.db.execute("SELECT filename FROM messages WHERE folder_id=?", (folder.id,)))
+        if _fingerprint(md.iter_files()) == _fingerprint(indexed):
             return 0, []
+        db = self.db
         adopted = 0
         unknown: list[str] = []
-        by_unique = {n.partition(":")[0]: n for n in indexed}
-        with self.transaction():
-            for name in orphans:
-                if name.partition(":")[0] in by_unique:
-                    continue  # renamed by another Maildir client (flag change): the scan handles it
-                key = server_key(name)
-                if key is None or (uidvalidities is not None and key[0] not in uidvalidities):
-                    unknown.append(name)
-                    continue
-                uidvalidity, uid = key
-                dup = self.db.execute(
-                    "SELECT size FROM messages WHERE folder_id=? AND uidvalidity=? AND uid=?",
-                    (folder.id, uidvalidity, uid),
-                ).fetchone()
-                if dup:
-                    try:
-                        same = md.path(name).stat().st_size == dup[0]
-                    except OSError:
-                        continue
-                    if same:
-                        md.remove(name)  # a second copy from an interrupted re-download
-                    else:
-                        unknown.append(name)  # another message under a taken identity: not ours to drop
-                    continue
-                self.insert_message(md, folder.id, uidvalidity, uid, name, info_to_flags(name))
-                adopted += 1
+        try:
+            with self.transaction():
+                db.execute("DROP TABLE IF EXISTS temp.recover_files")
+                db.execute("CREATE TEMP TABLE recover_files (name TEXT NOT NULL)")
+                db.executemany("INSERT INTO temp.recover_files (name) VALUES (?)",
+                               ((n,) for n in md.iter_files()))
+                # Orphans: names whose unique part (before ":") no row has. A file whose unique part is
+                # indexed under another name was renamed by another Maildir client (a flag change): the
+                # folder scan handles it. Materialised once, as the adoption below adds rows.
+                db.execute("DROP TABLE IF EXISTS temp.recover_orphans")
+                db.execute(
+                    "CREATE TEMP TABLE recover_orphans AS SELECT name FROM temp.recover_files"
+                    " WHERE substr(name, 1, instr(name || ':', ':') - 1) NOT IN"
+                    " (SELECT substr(filename, 1, instr(filename || ':', ':') - 1) FROM messages WHERE folder_id=?)",
+                    (folder.id,),
+                )
+                db.execute("DROP TABLE temp.recover_files")
+                after = 0
+                while True:
+                    page = db.execute("SELECT rowid, name FROM temp.recover_orphans WHERE rowid > ?"
+                                      " ORDER BY rowid LIMIT 256", (after,)).fetchall()
+                    for _rowid, name in page:
+                        outcome = self._adopt(md, folder, name, uidvalidities)
+                        if outcome is None:
+                            unknown.append(name)
+                        else:
+                            adopted += outcome
+                    if len(page) < 256:
+                        break
+                    after = page[-1][0]
+        finally:
+            db.execute("DROP TABLE IF EXISTS temp.recover_files")
+            db.execute("DROP TABLE IF EXISTS temp.recover_orphans")
         return adopted, unknown
 
     def index_local(self, folder: Folder, names: list[str]) -> int:
@@ -472,6 +499,28 @@ class Store:
         return self.db.execute(
             "SELECT 1 FROM messages WHERE folder_id=? AND uidvalidity=? AND uid=?", (folder_id, uidvalidity, str(uid))
         ).fetchone() is not None
+
+    def _adopt(self, md: Maildir, folder: Folder, name: str, uidvalidities: set[int] | None) -> int | None:
+        """1 if adopted, 0 if it was a duplicate (removed), None if the file is unknown (see recover_unknown)."""
+        key = server_key(name)
+        if key is None or (uidvalidities is not None and key[0] not in uidvalidities):
+            return None
+        uidvalidity, uid = key
+        dup = self.db.execute(
+            "SELECT size FROM messages WHERE folder_id=? AND uidvalidity=? AND uid=?",
+            (folder.id, uidvalidity, uid),
+        ).fetchone()
+        if dup:
+            try:
+                same = md.path(name).stat().st_size == dup[0]
+            except OSError:
+                return 0
+            if same:
+                md.remove(name)  # a second copy from an interrupted re-download
+                return 0
+            return None  # another message under a taken identity: not ours to drop
+        self.insert_message(md, folder.id, uidvalidity, uid, name, info_to_flags(name))
+        return 1
 
     def set_flags(self, row_id: int, filename: str, flags: Iterable[str], synced: Iterable[str] | None = None) -> None:
         text = " ".join(sorted(flags))

@@ -20,7 +20,7 @@ import os
 import re
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from deskmail.errors import StoreError
@@ -106,7 +106,11 @@ class PendingMessage:
 
     def __init__(self, md: Maildir, unique: str) -> None:
         self.unique = unique
-        self.path = md.root / "tmp" / unique
+        # A str, not a Path: Python 3.11's pathlib interns every name it parses, and one unique name per
+        # message keeps resizing the interpreter's table of interned strings (a peak that grows with
+        # the number of messages stored in one run).
+        self.path = os.path.join(md.root, "tmp", unique)
+        self._root = md.root
         self.head = bytearray()
         self._want_head = True
         self.size = 0
@@ -122,20 +126,20 @@ class PendingMessage:
         try:
             return self._fh.write(data)
         except OSError as exc:  # a local failure (disk full), not a network one: say so
-            raise _store_error(exc, self.path.parent.parent) from exc
+            raise _store_error(exc, self._root) from exc
 
     def close(self) -> None:
         try:
             self._fh.close()  # flushes the last buffered bytes: the disk may be full right here
         except OSError as exc:
-            raise _store_error(exc, self.path.parent.parent) from exc
+            raise _store_error(exc, self._root) from exc
 
     def discard(self) -> None:
         try:
             self._fh.close()
         except OSError:
             pass  # the flush of a file we are throwing away failed (disk full): nothing to keep
-        self.path.unlink(missing_ok=True)
+        _unlink(self.path)
 
 
 class Maildir:
@@ -202,15 +206,16 @@ class Maildir:
                             os.fsync(fh.fileno())
             finally:
                 os.close(fd)
+            cur = os.path.join(self.root, "cur")
             for pending, uidvalidity, uid, flags, pop in batch:
                 key = f"P={uid.encode().hex()}" if pop else f"U={int(uid)}"
                 name = f"{pending.unique},V={uidvalidity},{key}:2,{flags_to_info(flags)}"
-                os.rename(pending.path, self.root / "cur" / name)
+                os.rename(pending.path, os.path.join(cur, name))
                 names.append(name)
             _fsync_dir(self.root / "cur")
         except OSError as exc:
             for pending, *_ in batch:
-                pending.path.unlink(missing_ok=True)
+                _unlink(pending.path)
             raise _store_error(exc, self.root) from exc
         return names
 
@@ -297,11 +302,25 @@ class Maildir:
 
     def files(self) -> list[str]:
         """Names in cur/ (files in new/ are moved to cur/ first, as a Maildir reader does)."""
+        return list(self.iter_files())
+
+    def iter_files(self) -> Iterator[str]:
+        """:meth:`files`, one name at a time: nothing that grows with the folder is held."""
         new, cur = self.root / "new", self.root / "cur"
         if new.is_dir():
             for entry in new.iterdir():
                 os.rename(entry, cur / (entry.name if ":2," in entry.name else entry.name + ":2,"))
-        return [e.name for e in cur.iterdir()] if cur.is_dir() else []
+        if cur.is_dir():
+            with os.scandir(cur) as it:
+                for found in it:
+                    yield found.name
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def _store_error(exc: OSError, root: Path) -> StoreError:

@@ -29,8 +29,18 @@ class EarlyConnection:
         self._cm: AbstractContextManager[ImapSession] | None = None
         self._session: ImapSession | None = None
         self._error: BaseException | None = None
+        self.waiting = threading.Event()  # set once the thread has imported what it needs and starts waiting
         self._thread = threading.Thread(target=self._open, name=f"connect-{account.name}", daemon=True)
         self._thread.start()
+
+    def let_it_start(self) -> None:
+        """Block until the thread is on the network: its imports are on the critical path, the caller's are not.
+
+        Both threads import modules, which needs the GIL; run side by side they would
+        slow each other down. In turn, the caller's imports fill the time the thread
+        spends waiting for the server.
+        """
+        self.waiting.wait(timeout=2.0)
 
     @staticmethod
     def wanted(account: Account) -> bool:
@@ -41,12 +51,16 @@ class EarlyConnection:
             from deskmail.protocol.imap import open_imap
             from deskmail.secrets import get_password
 
-            cm = open_imap(self.account, get_password(self.account), timeout=self._timeout)
+            password = get_password(self.account)
+            self.waiting.set()
+            cm = open_imap(self.account, password, timeout=self._timeout)
             session = cm.__enter__()
             self._cm, self._session = cm, session
             session.warm_up()
         except BaseException as exc:
             self._error = exc
+        finally:
+            self.waiting.set()
 
     @contextmanager
     def session(self) -> Iterator[ImapSession]:

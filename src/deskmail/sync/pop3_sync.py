@@ -18,13 +18,20 @@ their headers (TOP n 0), and deleting from the server is refused: the identity i
 
 POP3 never uploads. Message files other programs put into the Maildir (mutt, a file manager) are
 indexed as local-only messages (UID ``local:<file name>``) so that `deskmail list` shows them.
+
+Memory stays flat however large the mailbox: the listing (UIDL, one line per message) is
+streamed into a TEMP table, and SQL picks the new messages (anti-join with ``pop_seen``) and
+the ones to delete, read page by page or through a cursor; nothing here holds one entry per
+message in Python.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from typing import Any
+from collections.abc import Iterable, Iterator
+from contextlib import closing
+from typing import Any, NamedTuple
 
 from deskmail.model import Account
 from deskmail.protocol.pop3 import Pop3Session
@@ -33,12 +40,104 @@ from deskmail.store.maildir import Maildir, PendingMessage
 from deskmail.sync.imap_sync import FolderResult, Progress
 
 BATCH_MESSAGES = 200
+PAGE = 256  # new messages fetched from SQL at a time (each page is read whole: no statement stays open)
+
+
+class NewMessage(NamedTuple):
+    number: int  # this session's message number
+    uidl: str
+    partial_id: int | None  # the header-only copy here, replaced by the whole message
+    partial_name: str | None
 
 
 def _option(account: Account, key: str, default: Any) -> Any:
     value = account.options.get(key, default)
     return value if isinstance(value, type(default)) else default
 
+
+# --- the listing in SQL ---------------------------------------------------------------------------
+
+def load_listing(store: Store, entries: Iterable[tuple[int, str]]) -> None:
+    """Replace the TEMP table ``pop_listing`` with (message number, identity) as ``entries`` yields them."""
+    db = store.db
+    # One transaction (a commit per row costs ~15x the whole load), deferred: it writes only TEMP, so
+    # the index is not locked while the listing arrives (one TOP per message without UIDL).
+    with store.transaction(immediate=False):
+        db.execute("DROP TABLE IF EXISTS temp.pop_listing")
+        db.execute("CREATE TEMP TABLE pop_listing (num INTEGER PRIMARY KEY, uidl TEXT NOT NULL)")
+        # A number listed twice (a broken server) keeps its last identity, as a dict would.
+        db.executemany("INSERT OR REPLACE INTO temp.pop_listing (num, uidl) VALUES (?, ?)", entries)
+
+
+def drop_listing(store: Store) -> None:
+    store.db.execute("DROP TABLE IF EXISTS temp.pop_listing")
+
+
+_NEW_SQL = """
+SELECT u.num, u.uidl, m.id, m.filename FROM temp.pop_listing u
+LEFT JOIN messages m ON m.folder_id = :folder AND m.uidvalidity = 0 AND m.uid = u.uidl AND m.partial = 1
+WHERE u.num > :after
+  AND NOT EXISTS (SELECT 1 FROM pop_seen s WHERE s.account = :account AND s.uidl = u.uidl)
+  {extra}
+ORDER BY u.num LIMIT :limit
+"""
+
+
+def new_messages(store: Store, account: str, folder_id: int, *, headers_only: bool = False,
+                 page: int = PAGE) -> Iterator[NewMessage]:
+    """Listed messages never downloaded whole, by number; with ``headers_only``, also not yet here as headers.
+
+    Read a page at a time by number (keyset), so the caller may write between pages: rows it
+    adds to ``pop_seen`` or ``messages`` are below the next page and cannot change it.
+    """
+    sql = _NEW_SQL.format(extra="AND m.id IS NULL" if headers_only else "")
+    after = 0
+    while True:
+        rows = store.db.execute(sql, {"folder": folder_id, "account": account, "after": after,
+                                      "limit": page}).fetchall()
+        for row in rows:
+            yield NewMessage(int(row[0]), str(row[1]), row[2], row[3])
+        if len(rows) < page:
+            return
+        after = int(rows[-1][0])
+
+
+def count_new(store: Store, account: str) -> int:
+    row = store.db.execute(
+        "SELECT COUNT(*) FROM temp.pop_listing u"
+        " WHERE NOT EXISTS (SELECT 1 FROM pop_seen s WHERE s.account = ? AND s.uidl = u.uidl)", (account,),
+    ).fetchone()
+    return int(row[0])
+
+
+def doomed_messages(store: Store, account: str, *, leave: bool, days: int, now: float) -> Iterator[int]:
+    """Message numbers to DELE, ascending: stored here (in ``pop_seen``, i.e. committed) and due by
+    ``leave_on_server``/``delete_after_days``, or deleted here with a pending delete op.
+
+    A UIDL listed twice is never deleted: which of the two messages is stored here is unknowable.
+    """
+    db = store.db
+    has_ops = db.execute("SELECT 1 FROM ops WHERE account = ? AND folder = 'INBOX' AND kind = 'delete' LIMIT 1",
+                         (account,)).fetchone() is not None
+    if leave and not days and not has_ops:
+        return  # the default: nothing can be due, skip the pass over the listing
+    with closing(db.execute(
+        """
+        SELECT u.num FROM temp.pop_listing u
+        WHERE (EXISTS (SELECT 1 FROM pop_seen s WHERE s.account = :account AND s.uidl = u.uidl
+                       AND (:leave = 0 OR (:days != 0 AND :now - s.first_seen > :days * 86400)))
+               OR u.uidl IN (SELECT o.uid FROM ops o
+                             WHERE o.account = :account AND o.folder = 'INBOX' AND o.kind = 'delete'))
+          AND u.uidl NOT IN (SELECT d.uidl FROM temp.pop_listing d GROUP BY d.uidl HAVING COUNT(*) > 1)
+        ORDER BY u.num
+        """,
+        {"account": account, "leave": int(leave), "days": days, "now": now},
+    )) as cursor:
+        for (number,) in cursor:
+            yield int(number)
+
+
+# --- the sync ---------------------------------------------------------------------------------------
 
 def sync_pop3_account(account: Account, store: Store, pop: Pop3Session, *,
                       progress: Progress | None = None, headers_only: bool = False) -> FolderResult:
@@ -54,54 +153,75 @@ def sync_pop3_account(account: Account, store: Store, pop: Pop3Session, *,
     leave = _option(account, "leave_on_server", True)
     days = _option(account, "delete_after_days", 0)
 
-    uidl = pop.uidl()
-    strong_ids = uidl is not None
-    if uidl is None:
+    listing = pop.uidl_listing()
+    strong_ids = listing is not None
+    if listing is None:
         # No UIDL: a hash of the header block is the best identity there is (F-18 c).
-        uidl = {n: "hdr-" + hashlib.sha256(pop.top_headers(n)).hexdigest()[:32] for n in sorted(pop.sizes())}
+        listing = ((n, "hdr-" + hashlib.sha256(pop.top_headers(n)).hexdigest()[:32])
+                   for n in range(1, pop.message_count() + 1))
         result.notes.append("the server has no UIDL: messages are matched by their headers and are never "
                             "deleted from the server")
-    seen = {r[0]: int(r[1]) for r in store.db.execute(
-        "SELECT uidl, first_seen FROM pop_seen WHERE account=?", (account.name,))}
-    new = [(n, u) for n, u in sorted(uidl.items()) if u not in seen]
-
-    partial = {str(r[0]): (int(r[1]), str(r[2])) for r in store.db.execute(
-        "SELECT uid, id, filename FROM messages WHERE folder_id=? AND partial=1", (folder.id,))}
-    if headers_only:
-        _fetch_headers(store, md, folder.id, pop, [(n, u) for n, u in new if u not in partial], result)
+    try:
+        load_listing(store, listing)
+        if headers_only:
+            _fetch_headers(store, md, folder.id, pop, new_messages(store, account.name, folder.id,
+                                                                   headers_only=True), result)
+            return result
+        _download(account, store, md, folder.id, pop, progress, result)
+        if not strong_ids:
+            return result
+        # Deletes: only for messages whose copy here is durable (they are in pop_seen only after commit).
+        for number in doomed_messages(store, account.name, leave=leave, days=days, now=time.time()):
+            pop.delete(number)
+            result.deleted += 1
+        # The DELEs take effect at QUIT; forget the ops only then (the caller's `with` sends QUIT).
         return result
-    numbers = [n for n, _ in new]
-    by_number = dict(new)
+    finally:
+        drop_listing(store)
+
+
+def _download(account: Account, store: Store, md: Maildir, folder_id: int, pop: Pop3Session,
+              progress: Progress | None, result: FolderResult) -> None:
+    total = count_new(store, account.name) if progress else 0
+    # Only the messages between RETR and commit are held: at most the pipelining window plus a batch.
+    wanted: dict[int, NewMessage] = {}
     pending: dict[int, PendingMessage] = {}
     batch: list[tuple[PendingMessage, int, str, tuple[str, ...], bool]] = []
+    replaces: list[NewMessage] = []
+
+    def numbers() -> Iterator[int]:
+        for new in new_messages(store, account.name, folder_id):
+            wanted[new.number] = new
+            yield new.number
 
     def open_sink(number: int) -> PendingMessage:
         pending[number] = md.begin()
         return pending[number]
 
     def flush() -> None:
-        nonlocal batch
+        nonlocal batch, replaces
         names = md.publish(batch)
         now = int(time.time())
         with store.transaction():
-            for (p, _v, uid, _f, _pop), name in zip(batch, names, strict=True):
-                if uid in partial:  # the whole message replaces its header-only copy
-                    row_id, old_name = partial.pop(uid)
-                    md.remove(old_name)
-                    store.delete_row(row_id)
-                store.insert_message(md, folder.id, 0, uid, name, (), bytes(p.head), p.size)
+            for (p, _v, uid, _f, _pop), name, new in zip(batch, names, replaces, strict=True):
+                if new.partial_id is not None and new.partial_name is not None:
+                    # the whole message replaces its header-only copy
+                    md.remove(new.partial_name)
+                    store.delete_row(new.partial_id)
+                store.insert_message(md, folder_id, 0, uid, name, (), bytes(p.head), p.size)
                 store.db.execute("INSERT OR IGNORE INTO pop_seen (account, uidl, first_seen) VALUES (?,?,?)",
                                  (account.name, uid, now))
-                seen[uid] = now
         result.new += len(batch)
         if progress:
-            progress(account.name, "INBOX", result.new, len(numbers), result.bytes)
-        batch = []
+            progress(account.name, "INBOX", result.new, total, result.bytes)
+        batch, replaces = [], []
 
     try:
-        for number in pop.retrieve_stream(numbers, open_sink, pipelining="PIPELINING" in pop.capabilities()):
+        for number in pop.retrieve_stream(numbers(), open_sink, pipelining="PIPELINING" in pop.capabilities()):
             p = pending.pop(number)
-            batch.append((p, 0, by_number[number], (), True))
+            new = wanted.pop(number)
+            batch.append((p, 0, new.uidl, (), True))
+            replaces.append(new)
             result.bytes += p.size
             if len(batch) >= BATCH_MESSAGES:
                 flush()
@@ -112,41 +232,35 @@ def sync_pop3_account(account: Account, store: Store, pop: Pop3Session, *,
         for p, *_ in batch:
             p.discard()
 
-    if not strong_ids:
-        return result
-    # Deletes: only for messages whose copy here is durable (they are in pop_seen only after commit).
-    doomed: set[int] = set()
-    by_uid = {u: n for n, u in uidl.items()}
-    now = time.time()
-    for uid, first in seen.items():
-        if uid not in by_uid:
-            continue
-        if not leave or (days and now - first > days * 86400):
-            doomed.add(by_uid[uid])
-    for op in store.pending_ops(account.name, "INBOX"):
-        if op.kind == "delete" and op.uid in by_uid:
-            doomed.add(by_uid[op.uid])
-    for number in sorted(doomed):
-        pop.delete(number)
-        result.deleted += 1
-    # The DELEs take effect at QUIT; forget the ops only then (the caller's `with` sends QUIT).
-    return result
 
-
-def _fetch_headers(store: Store, md: Maildir, folder_id: int, pop: Pop3Session, new: list[tuple[int, str]],
+def _fetch_headers(store: Store, md: Maildir, folder_id: int, pop: Pop3Session, new: Iterable[NewMessage],
                    result: FolderResult) -> None:
     batch: list[tuple[PendingMessage, int, str, tuple[str, ...], bool]] = []
-    for number, uid in new:
-        p = md.begin()
-        p.write(pop.top_headers(number))
-        batch.append((p, 0, uid, (), True))
-    names = md.publish(batch)
-    with store.transaction():
-        for (p, _v, uid, _f, _pop), name in zip(batch, names, strict=True):
-            row = store.insert_message(md, folder_id, 0, uid, name, (), bytes(p.head), p.size)
-            store.db.execute("UPDATE messages SET partial=1 WHERE id=?", (row,))
-    result.new += len(batch)
-    result.notes.append(f"{len(batch)} message(s): headers only; the next sync downloads the rest")
+    fetched = 0
+
+    def flush() -> None:
+        nonlocal batch, fetched
+        names = md.publish(batch)
+        with store.transaction():
+            for (p, _v, uid, _f, _pop), name in zip(batch, names, strict=True):
+                row = store.insert_message(md, folder_id, 0, uid, name, (), bytes(p.head), p.size)
+                store.db.execute("UPDATE messages SET partial=1 WHERE id=?", (row,))
+        fetched += len(batch)
+        batch = []
+
+    try:
+        for msg in new:
+            p = md.begin()
+            batch.append((p, 0, msg.uidl, (), True))
+            p.write(pop.top_headers(msg.number))
+            if len(batch) >= BATCH_MESSAGES:  # a file is open per pending message: publish in batches
+                flush()
+        flush()
+    finally:
+        for p, *_ in batch:
+            p.discard()
+    result.new += fetched
+    result.notes.append(f"{fetched} message(s): headers only; the next sync downloads the rest")
 
 
 def forget_done_ops(store: Store, account: Account) -> None:
