@@ -9,6 +9,7 @@ else goes to :func:`deskmail.cli.main.main`.
 
 from __future__ import annotations
 
+import os
 import sys
 
 
@@ -86,7 +87,14 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     lean = _lean_sync(args)
     if lean is not None:
-        return _run_lean_sync(*lean)
+        code = _run_lean_sync(*lean)
+        if argv is None:
+            # The console command: everything is written, closed and committed by now, so skip the
+            # interpreter's tear-down of every module and object (~4 ms of a ~50 ms no-change sync).
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        return code
     from deskmail.cli.main import main as full
 
     return full(args)

@@ -69,6 +69,8 @@ CREATE TABLE IF NOT EXISTS messages (
 ) STRICT;
 CREATE INDEX IF NOT EXISTS messages_by_date ON messages (folder_id, date);
 CREATE INDEX IF NOT EXISTS messages_by_msgid ON messages (message_id);
+-- rows_for(): the changed UIDs of a folder, whatever their UIDVALIDITY (the UNIQUE index needs it first).
+CREATE INDEX IF NOT EXISTS messages_by_uid ON messages (folder_id, uid);
 -- User intent that must reach the server (delete, move, expunge), journaled before it is sent.
 -- 'append' (a local-only message being uploaded): uid = the folder's UIDNEXT before the APPEND (the
 -- new UID is at least that), target = the file's Maildir unique name.
