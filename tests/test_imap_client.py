@@ -244,3 +244,46 @@ def test_early_connection_hands_over_its_folder_list_once(sandbox: Any, mail_use
             pass
     finally:
         del os.environ["DM_EARLY_PW"]
+
+
+@pytest.mark.servers
+def test_prefetched_inbox_select_is_used_only_while_it_still_answers_the_question(
+        sandbox: Any, mail_user: Any) -> None:
+    """warm_up(inbox=...) SELECTs INBOX early; the engine gets that answer only for the same
+    command while INBOX is still the selected folder, else the server is asked again."""
+    from deskmail.protocol.imap import qresync_params
+
+    account = _account(sandbox.host, sandbox.imaps_port, Security.SSL, mail_user.email, str(sandbox.ca_file))
+    sandbox.deliver(mail_user.email, b"From: a@example.test\r\nSubject: one\r\n\r\nbody\r\n")
+    with open_imap(account, Secret(mail_user.password)) as imap:
+        imap.enable("QRESYNC")
+        status = imap.select("INBOX")
+        known = (status.uidvalidity, status.highestmodseq)
+    sandbox.deliver(mail_user.email, b"From: a@example.test\r\nSubject: two\r\n\r\nbody\r\n")
+
+    with open_imap(account, Secret(mail_user.password)) as imap:
+        imap.warm_up(inbox=known)
+        listed = {f.name: f.status for f in imap.list_status() or []}
+        assert listed["INBOX"] == {}, "no STATUS for INBOX: its SELECT was asked instead"
+        assert "UIDNEXT" in listed["Sent"]
+        first = imap.select_raw("INBOX", qresync_params(*known))
+        assert [i.uid for i in first[1]] == [2]  # the message that arrived since
+        sandbox.deliver(mail_user.email, b"From: a@example.test\r\nSubject: three\r\n\r\nbody\r\n")
+        again = imap.select_raw("INBOX", qresync_params(*known))  # asked twice: the server answers
+        assert sorted(i.uid for i in again[1]) == [2, 3]
+
+    with open_imap(account, Secret(mail_user.password)) as imap:
+        imap.warm_up(inbox=known)
+        imap.select_raw("Sent")  # another folder selected since: the early INBOX answer is stale
+        sandbox.deliver(mail_user.email, b"From: a@example.test\r\nSubject: four\r\n\r\nbody\r\n")
+        fresh = imap.select_raw("INBOX", qresync_params(*known))
+        assert sorted(i.uid for i in fresh[1]) == [2, 3, 4]
+        assert imap.selected is not None and imap.selected.name == "INBOX"
+
+    with open_imap(account, Secret(mail_user.password)) as imap:
+        imap.enable("QRESYNC")
+        latest = imap.select("INBOX").highestmodseq
+    with open_imap(account, Secret(mail_user.password)) as imap:
+        imap.warm_up(inbox=known)  # prefetches the changes since `known`: messages 2, 3 and 4
+        other = imap.select_raw("INBOX", qresync_params(known[0], latest))  # a different question
+        assert [i.uid for i in other[1]] == [], "nothing changed since `latest`: not the prefetched answer"

@@ -43,7 +43,7 @@ def _run_lean_sync(name: str | None, quiet: bool) -> int:
         for account in targets:
             if account.incoming.security.value != "none" and EarlyConnection.wanted(account):
                 # Log in and list the folders while the rest is imported (see sync.early).
-                early[account.name] = EarlyConnection(account)
+                early[account.name] = EarlyConnection(account, config.paths().data_dir)
         for connection in early.values():
             connection.let_it_start()
         from deskmail.net.connect import plaintext_warnings

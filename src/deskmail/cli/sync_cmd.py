@@ -16,7 +16,11 @@ from deskmail.errors import UsageError
 from deskmail.model import Account, Protocol
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from deskmail.store import Store
+    from deskmail.sync.early import EarlyConnection
+    from deskmail.sync.runner import SyncRun
 
 
 FLAG_NAMES = {"seen": "\\Seen", "read": "\\Seen", "flagged": "\\Flagged", "starred": "\\Flagged",
@@ -77,7 +81,6 @@ def register(app: typer.Typer) -> None:
         ] = False,
     ) -> None:
         """Sync mail: IMAP all folders both ways (flags, moves, deletes); POP3 new messages."""
-        from deskmail.cli.main import _warn_plaintext
 
         accounts = config.load_accounts()
         if account_name:
@@ -85,30 +88,22 @@ def register(app: typer.Typer) -> None:
         else:
             targets = list(accounts.values()) or [config.resolve_account(None, accounts)]
         paths = config.paths()
-        lock = _store(paths.data_dir)
-        lock.lock()
-        if lock.rebuilt_from is not None:
-            err.print(f"[yellow]The mail index was damaged; it was moved to {lock.rebuilt_from} and is rebuilt "
-                      "from the mail files (nothing is downloaded again).[/]", highlight=False)
-        try:
-            for account in targets:
-                _warn_plaintext(account)
-            if watch:
-                _watch(targets, paths.data_dir, folder, interval, notify_command)
-                return
-            bar, update = _progress_display(not (quiet or json_out) and sys.stderr.isatty())
-            if bar:
-                bar.start()
-            try:
-                from deskmail.sync.runner import sync_accounts
+        from deskmail.sync.early import EarlyConnection
 
-                run = sync_accounts(targets, paths.data_dir, folders=folder, redownload=redownload,
-                                    headers_only=headers_only, progress=update)
-            finally:
-                if bar:
-                    bar.stop()
+        # Log in and list the folders while the store is opened (see sync.early); not for --watch,
+        # which keeps connections of its own.
+        early = {} if watch else {
+            a.name: EarlyConnection(a, paths.data_dir) for a in targets
+            if a.incoming.security.value != "none" and EarlyConnection.wanted(a)
+        }
+        try:
+            run = _sync_locked(targets, paths.data_dir, early, folder, json_out, quiet, watch, interval,
+                               notify_command, redownload, headers_only)
         finally:
-            lock.close()
+            for connection in early.values():
+                connection.close()
+        if run is None:
+            return
         if json_out:
             sys.stdout.write(__import__("json").dumps(run.to_dict(), indent=2) + "\n")
         elif not quiet:
@@ -119,6 +114,36 @@ def register(app: typer.Typer) -> None:
             err.print(f"[bold red]Error:[/] {prefix}{failure}", highlight=False)
         if run.failures:
             raise typer.Exit(next(iter(run.failures.values())).exit_code)
+
+    def _sync_locked(targets: list[Account], data_dir: Path, early: dict[str, EarlyConnection],
+                     folder: list[str] | None, json_out: bool, quiet: bool, watch: bool, interval: float,
+                     notify_command: str, redownload: bool, headers_only: bool) -> SyncRun | None:
+        from deskmail.cli.main import _warn_plaintext
+
+        lock = _store(data_dir)
+        lock.lock()
+        if lock.rebuilt_from is not None:
+            err.print(f"[yellow]The mail index was damaged; it was moved to {lock.rebuilt_from} and is rebuilt "
+                      "from the mail files (nothing is downloaded again).[/]", highlight=False)
+        try:
+            for account in targets:
+                _warn_plaintext(account)
+            if watch:
+                _watch(targets, data_dir, folder, interval, notify_command)
+                return None
+            bar, update = _progress_display(not (quiet or json_out) and sys.stderr.isatty())
+            if bar:
+                bar.start()
+            try:
+                from deskmail.sync.runner import sync_accounts
+
+                return sync_accounts(targets, data_dir, folders=folder, redownload=redownload,
+                                     headers_only=headers_only, progress=update, early=early)
+            finally:
+                if bar:
+                    bar.stop()
+        finally:
+            lock.close()
 
     @app.command()
     def folders(

@@ -108,6 +108,8 @@ class ImapSession:
         self._tags = 0
         self._enabled: dict[tuple[str, ...], set[str]] = {}
         self._listed: list[ListedFolder] | None = None
+        self._selects = 0  # SELECT/EXAMINE commands so far: a prefetched SELECT is valid only while it is the last
+        self._prefetched: tuple[str, str, int, tuple[FolderStatus, list[FetchItem], Untagged]] | None = None
 
     # --- the wire ------------------------------------------------------------
 
@@ -269,6 +271,10 @@ class ImapSession:
         self, folder: str, params: str = "", *, verb: str = "SELECT"
     ) -> tuple[FolderStatus, list[FetchItem], Untagged]:
         """SELECT with CONDSTORE/QRESYNC parameters; returns status, changed messages and VANISHED UIDs."""
+        prefetched, self._prefetched = self._prefetched, None
+        if prefetched is not None and prefetched[:3] == (folder, params, self._selects) and verb == "SELECT":
+            return prefetched[3]  # the same command, and the folder is still the selected one
+        self._selects += 1
         seen = Untagged()
         self.selected = None
         items = list(self.command(f"{verb} {self.quote(folder)}{' ' + params if params else ''}", untagged=seen))
@@ -323,15 +329,24 @@ class ImapSession:
             raise translate(exc, self.server) from exc
         return changed
 
-    def warm_up(self) -> None:
-        """Ask now what a sync asks first (ENABLE QRESYNC, LIST-STATUS); the answers wait for it.
+    def warm_up(self, inbox: tuple[int, int] | None = None) -> None:
+        """Ask now what a sync asks first; the answers wait for it.
 
-        Used by :mod:`deskmail.sync.early` to do the server's slowest work while the
-        process is still importing. The folder list is handed out once, then asked afresh.
+        Used by :mod:`deskmail.sync.early` to do the server's slowest work while the process
+        is still importing: ENABLE QRESYNC, the folder list with every folder's STATUS, and,
+        when ``inbox`` gives the (UIDVALIDITY, HIGHESTMODSEQ) the index holds for INBOX, the
+        engine's own ``SELECT INBOX (QRESYNC ...)`` instead of INBOX's STATUS: opening a large
+        INBOX is the server's most expensive step (Dovecot: ~20 ms at 50,000 messages, ~80 ms
+        when new mail arrived), and a STATUS followed by a SELECT would pay it twice. Each
+        answer is handed out once; a later question goes to the server.
         """
-        if "QRESYNC" in self._caps:
-            self.enable("QRESYNC")
-        self._listed = self.list_status()
+        qresync = "QRESYNC" in self._caps and "QRESYNC" in self.enable("QRESYNC")
+        prefetch_inbox = inbox is not None and qresync and all(inbox)
+        self._listed = self.list_status(inbox_status=not prefetch_inbox)
+        if prefetch_inbox and inbox is not None and self._listed is not None:
+            params = qresync_params(*inbox)
+            result = self.select_raw("INBOX", params)
+            self._prefetched = ("INBOX", params, self._selects, result)
 
     def enable(self, *capabilities: str) -> set[str]:
         if "ENABLE" not in self._caps:
@@ -361,24 +376,35 @@ class ImapSession:
         """(flags, delimiter, decoded name) for every folder on the server."""
         return self._list('LIST "" "*"', b"LIST")
 
-    def list_status(self) -> list[ListedFolder] | None:
-        """Every folder with its flags and STATUS in one round trip (RFC 5819), or None if unsupported."""
+    def list_status(self, *, inbox_status: bool = True) -> list[ListedFolder] | None:
+        """Every folder with its flags and STATUS, or None if the server lacks LIST-STATUS (RFC 5819).
+
+        One round trip with LIST-STATUS; with ``inbox_status=False`` INBOX gets no STATUS (its
+        SELECT follows anyway): a plain LIST, then the other folders' STATUS commands pipelined.
+        """
         if self._listed is not None:
             listed, self._listed = self._listed, None
             return listed
         if not (self.has_capability("LIST-STATUS") and self.has_capability("LIST-EXTENDED")):
             return None
         items = "MESSAGES UIDNEXT UIDVALIDITY" + (" HIGHESTMODSEQ" if self.has_capability("CONDSTORE") else "")
-        seen = self.run(f'LIST "" "*" RETURN (SUBSCRIBED SPECIAL-USE STATUS ({items}))',
-                        parse=frozenset({b"LIST", b"STATUS"}))
+        status = f" STATUS ({items})" if inbox_status else ""
+        seen = self.run(f'LIST "" "*" RETURN (SUBSCRIBED SPECIAL-USE{status})', parse=frozenset({b"LIST", b"STATUS"}))
         folders: dict[str, ListedFolder] = {}
-        for kind, values in seen.data:
+        data = list(seen.data)
+        for kind, values in data:
             if kind == b"LIST" and len(values) >= 3 and isinstance(values[0], list):
                 raw = values[2]
                 name = utf7.decode(raw if isinstance(raw, bytes) else str(raw).encode())
                 delim = _text(values[1]) if values[1] is not None else "/"
                 folders[name] = ListedFolder(name, delim, tuple(_text(f) for f in values[0]), {})
-            elif kind == b"STATUS" and len(values) >= 2 and isinstance(values[1], list):
+        if not inbox_status:
+            wanted = [f.name for f in folders.values() if f.name.upper() != "INBOX"
+                      and not {"\\NOSELECT", "\\NONEXISTENT"} & {x.upper() for x in f.flags}]
+            for answer in self._pipeline([f"STATUS {self.quote(n)} ({items})" for n in wanted], b"STATUS"):
+                data.extend(answer.data)
+        for kind, values in data:
+            if kind == b"STATUS" and len(values) >= 2 and isinstance(values[1], list):
                 raw = values[0]
                 name = utf7.decode(raw if isinstance(raw, bytes) else str(raw).encode())
                 if name in folders:
@@ -387,6 +413,27 @@ class ImapSession:
                         if isinstance(value, bytes) and value.isdigit():
                             folders[name].status[_text(key).upper()] = int(value)
         return list(folders.values())
+
+    def _pipeline(self, commands: list[str], kind: bytes) -> list[Untagged]:
+        """Send ``commands`` at once, then read their answers in order (one round trip for all).
+
+        A command the server refuses (e.g. STATUS of a folder deleted meanwhile) just has no data.
+        """
+        tags = [self._tag() for _ in commands]
+        for tag, text in zip(tags, commands, strict=True):
+            protocol_log.debug("C: %s %s", tag.decode(), text)
+        self._send(b"".join(tag + b" " + text.encode("utf-8") + b"\r\n" for tag, text in zip(tags, commands,
+                                                                                             strict=True)))
+        answers = []
+        try:
+            for tag in tags:
+                seen = Untagged()
+                for _ in read_responses(self._reader, tag, untagged=seen, parse=frozenset({kind}), check=False):
+                    pass
+                answers.append(seen)
+        except OSError as exc:
+            raise translate(exc, self.server) from exc
+        return answers
 
     def subscribed(self) -> set[str]:
         return {name for _f, _d, name in self._list('LSUB "" "*"', b"LSUB")}
@@ -450,6 +497,11 @@ class ImapSession:
                 self._sock.close()
             except OSError:
                 pass
+
+
+def qresync_params(uidvalidity: int, highestmodseq: int) -> str:
+    """SELECT parameters asking for what changed since the last sync (RFC 7162)."""
+    return f"(QRESYNC ({uidvalidity} {highestmodseq}))"
 
 
 def decode_utf7(raw: bytes) -> str:

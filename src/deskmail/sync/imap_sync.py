@@ -67,7 +67,7 @@ from collections.abc import Callable
 
 from deskmail.errors import ProtocolError, StoreError
 from deskmail.model import Account
-from deskmail.protocol.imap import ImapSession, quote_string
+from deskmail.protocol.imap import ImapSession, qresync_params, quote_string
 from deskmail.protocol.imap_stream import FetchItem, compress_uids, parse_uid_set
 from deskmail.store import Folder, Op, Row, Store, read_header_info
 from deskmail.store.maildir import Maildir, PendingMessage, info_to_flags
@@ -204,10 +204,12 @@ class ImapSync:
                 self.store.ensure_folder(name, folder_name, delim, use, sub)
             for folder in gone:
                 self._quarantine_folder(folder)
-        return [
+        wanted = [
             f for f in self.store.folders(name)
             if f.name in server and f.sync and (self.only is None or f.name in self.only)
         ]
+        # INBOX first: it is where new mail is, and its SELECT may already be answered (see sync.early).
+        return sorted(wanted, key=lambda f: f.name.upper() != "INBOX")
 
     def _find_renamed(self, new_name: str, gone: list[Folder]) -> Folder | None:
         if not gone:
@@ -277,7 +279,7 @@ class ImapSync:
 
         params = ""
         if self.qresync and folder.uidvalidity and folder.highestmodseq:
-            params = f"(QRESYNC ({folder.uidvalidity} {folder.highestmodseq}))"
+            params = qresync_params(folder.uidvalidity, folder.highestmodseq)
         elif self.condstore:
             params = "(CONDSTORE)"
         status, changed, seen = self.imap.select_raw(folder.name, params)
