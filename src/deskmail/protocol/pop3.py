@@ -79,14 +79,8 @@ class Pop3Session:
         return self._uidl_lines()
 
     def _uidl_lines(self) -> Iterator[tuple[int, str]]:
-        reader = self._p.file
         try:
-            while True:
-                line = reader.readline(_MAX_LINE)
-                if not line:
-                    raise ConnectionResetError("the POP3 server closed the connection mid-listing")
-                if line in (b".\r\n", b".\n"):
-                    return
+            for line in _multiline(self._p.file, "listing"):
                 num, _, uid = line.decode("ascii", "replace").partition(" ")
                 try:
                     number = int(num)
@@ -143,13 +137,8 @@ class Pop3Session:
                         "sync again",
                     )
                 sink = open_sink(number)
-                while True:
-                    line = reader.readline(_MAX_LINE)
-                    if not line:
-                        raise ConnectionResetError("the POP3 server closed the connection mid-message")
-                    if line in (b".\r\n", b".\n"):
-                        break
-                    sink.write(line[1:] if line.startswith(b"..") else line)
+                for line in _multiline(reader, "message"):
+                    sink.write(line)
                 yield number
         except OSError as exc:
             raise translate(exc, self.server) from exc
@@ -216,3 +205,14 @@ def open_pop3(account: Account, password: Secret, *, timeout: float = 30.0) -> I
         yield session
     finally:
         session.quit()
+
+
+def _multiline(reader: Any, what: str) -> Iterator[bytes]:
+    """The lines of a multi-line POP3 answer (RFC 1939 §3), dot-unstuffed, up to the final ".\r\n"."""
+    while True:
+        line = reader.readline(_MAX_LINE)
+        if not line:
+            raise ConnectionResetError(f"the POP3 server closed the connection mid-{what}")
+        if line in (b".\r\n", b".\n"):
+            return
+        yield line[1:] if line.startswith(b"..") else line
