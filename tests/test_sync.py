@@ -485,6 +485,33 @@ def test_pop3_leave_on_server_and_delete_after_days(sandbox: Any, mail_user: Any
     assert len(maildir_files_pop(home)) == 4  # the local copies stay
 
 
+def test_pop3_delete_when_deleted_here_waits_for_a_sync_that_can_delete(
+        sandbox: Any, mail_user: Any, tmp_path: Path) -> None:
+    """`deskmail delete` with delete_when_deleted_here: the DELE goes out at the next full sync, and a
+    headers-only sync in between neither sends it nor forgets it."""
+    home = pop_account(sandbox, mail_user, tmp_path)
+    cfg = home.root / "config" / "accounts.toml"
+    cfg.write_text(cfg.read_text() + "\n[accounts.p.options]\ndelete_when_deleted_here = true\n")
+    sandbox.fill_maildir(mail_user.email, [msg(i, mail_user.email) for i in range(1, 4)])
+    sync(home)
+    rid, mid = db(home).execute("SELECT id, message_id FROM messages ORDER BY message_id LIMIT 1").fetchone()
+    assert home.run("delete", str(rid)).returncode == 0
+    assert db(home).execute("SELECT COUNT(*) FROM ops WHERE kind='delete'").fetchone()[0] == 1
+
+    report = sync(home, "--headers-only")
+    assert report["p"]["folders"][0]["deleted"] == 0
+    assert mid in server(sandbox, mail_user.email), "a headers-only sync sends no DELE"
+    assert db(home).execute("SELECT COUNT(*) FROM ops WHERE kind='delete'").fetchone()[0] == 1, \
+        "and it keeps the user's delete for the next sync"
+
+    report = sync(home)
+    assert report["p"]["folders"][0]["deleted"] == 1
+    assert mid not in server(sandbox, mail_user.email) and len(server(sandbox, mail_user.email)) == 2
+    assert db(home).execute("SELECT COUNT(*) FROM ops").fetchone()[0] == 0
+    assert sync(home)["p"]["folders"][0]["deleted"] == 0  # nothing left to do, nothing downloaded again
+    assert len(maildir_files_pop(home)) == 2
+
+
 # Peak RSS of a child, read by a tiny intermediate Python: ru_maxrss of children starts at the forking
 # process's own size, so measuring straight from pytest (far larger than deskmail) would hide it.
 _PEAK_RSS = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL);"

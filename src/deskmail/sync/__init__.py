@@ -24,11 +24,13 @@ def sync_account(
 ) -> list[FolderResult]:
     if account.incoming.protocol is Protocol.POP3:
         from deskmail.protocol.pop3 import open_pop3
-        from deskmail.sync.pop3_sync import forget_done_ops, sync_pop3_account
+        from deskmail.sync.pop3_sync import forget_ops, sync_pop3_account
 
+        settled: list[int] = []
         with open_pop3(account, password, timeout=timeout) as pop:
-            result = sync_pop3_account(account, store, pop, progress=progress, headers_only=headers_only)
-        forget_done_ops(store, account)  # QUIT went through: the DELEs happened
+            result = sync_pop3_account(account, store, pop, progress=progress, headers_only=headers_only,
+                                       settled=settled)
+        forget_ops(store, settled)  # QUIT went through: the DELEs happened
         return [result]
     from deskmail.protocol.imap import open_imap
     from deskmail.sync.imap_sync import sync_imap_account

@@ -140,7 +140,13 @@ def doomed_messages(store: Store, account: str, *, leave: bool, days: int, now: 
 # --- the sync ---------------------------------------------------------------------------------------
 
 def sync_pop3_account(account: Account, store: Store, pop: Pop3Session, *,
-                      progress: Progress | None = None, headers_only: bool = False) -> FolderResult:
+                      progress: Progress | None = None, headers_only: bool = False,
+                      settled: list[int] | None = None) -> FolderResult:
+    """Download new mail and send the DELEs that are due.
+
+    ``settled`` receives the ids of the journaled ops that need nothing more once the
+    session ends with QUIT (when the DELEs take effect); the caller forgets them only then.
+    """
     result = FolderResult(account.name, "INBOX")
     with store.transaction():
         folder = store.ensure_folder(account.name, "INBOX")
@@ -166,18 +172,43 @@ def sync_pop3_account(account: Account, store: Store, pop: Pop3Session, *,
         if headers_only:
             _fetch_headers(store, md, folder.id, pop, new_messages(store, account.name, folder.id,
                                                                    headers_only=True), result)
+            _settled_ops(store, account.name, deleting=False, into=settled)
             return result
         _download(account, store, md, folder.id, pop, progress, result)
         if not strong_ids:
+            _settled_ops(store, account.name, deleting=False, into=settled)
             return result
+        # Read before the DELEs: the ops these DELEs carry out (duplicated UIDLs are never deleted).
+        _settled_ops(store, account.name, deleting=True, into=settled)
         # Deletes: only for messages whose copy here is durable (they are in pop_seen only after commit).
         for number in doomed_messages(store, account.name, leave=leave, days=days, now=time.time()):
             pop.delete(number)
             result.deleted += 1
-        # The DELEs take effect at QUIT; forget the ops only then (the caller's `with` sends QUIT).
+        # The DELEs take effect at QUIT; the caller forgets the settled ops only then.
         return result
     finally:
         drop_listing(store)
+
+
+def _settled_ops(store: Store, account: str, *, deleting: bool, into: list[int] | None) -> None:
+    """Ops nothing is left to do for after this session: every op that is not a delete (POP3 cannot
+    move or flag), a delete whose message the server no longer lists, and, when this session sends
+    the due DELEs, a delete whose UIDL is listed once. A delete that waits (``--headers-only``, or
+    a listing without UIDL) stays journaled for a later sync."""
+    if into is None:
+        return
+    rows = store.db.execute(
+        """
+        SELECT o.id FROM ops o
+        WHERE o.account = :account AND o.folder = 'INBOX' AND (
+            o.kind != 'delete'
+            OR o.uid NOT IN (SELECT uidl FROM temp.pop_listing)
+            OR (:deleting AND o.uid NOT IN (SELECT d.uidl FROM temp.pop_listing d GROUP BY d.uidl
+                                            HAVING COUNT(*) > 1)))
+        """,
+        {"account": account, "deleting": int(deleting)},
+    )
+    into.extend(int(r[0]) for r in rows)
 
 
 def _download(account: Account, store: Store, md: Maildir, folder_id: int, pop: Pop3Session,
@@ -263,7 +294,8 @@ def _fetch_headers(store: Store, md: Maildir, folder_id: int, pop: Pop3Session, 
     result.notes.append(f"{fetched} message(s): headers only; the next sync downloads the rest")
 
 
-def forget_done_ops(store: Store, account: Account) -> None:
+def forget_ops(store: Store, op_ids: list[int]) -> None:
+    """Forget journaled ops once the session that settled them has ended with QUIT."""
     with store.transaction():
-        for op in store.pending_ops(account.name, "INBOX"):
-            store.op_done(op.id)
+        for op_id in op_ids:
+            store.op_done(op_id)
