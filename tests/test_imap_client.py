@@ -287,3 +287,22 @@ def test_prefetched_inbox_select_is_used_only_while_it_still_answers_the_questio
         imap.warm_up(inbox=known)  # prefetches the changes since `known`: messages 2, 3 and 4
         other = imap.select_raw("INBOX", qresync_params(known[0], latest))  # a different question
         assert [i.uid for i in other[1]] == [], "nothing changed since `latest`: not the prefetched answer"
+
+
+def test_inbox_state_is_read_from_an_index_in_any_folder_name(tmp_path: Any) -> None:
+    """The early connection reads INBOX's sync state itself (read-only, by URI): odd folder names must work."""
+    from deskmail.store import Store
+    from deskmail.sync.early import inbox_state
+
+    data = tmp_path / "odd #name 50%?"
+    store = Store(data)
+    with store.transaction():
+        folder = store.ensure_folder("a", "INBOX")
+        store.update_folder(folder.id, uidvalidity=7, highestmodseq=9)
+    store.close()
+    assert inbox_state(data, "a") == (7, 9)
+    assert inbox_state(data, "other account") is None
+    assert inbox_state(tmp_path / "no index here", "a") is None
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "index.sqlite3").write_bytes(b"not a database")
+    assert inbox_state(tmp_path / "broken", "a") is None

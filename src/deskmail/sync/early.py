@@ -69,28 +69,7 @@ class EarlyConnection:
             self.waiting.set()
 
     def _inbox_state(self) -> tuple[int, int] | None:
-        """INBOX's (UIDVALIDITY, HIGHESTMODSEQ) in the index, read without the store lock.
-
-        Only used to ask the server early; the engine builds its SELECT from the row it reads
-        under the lock, and a prefetched answer to a different question is thrown away.
-        """
-        if self._data_dir is None:
-            return None
-        import sqlite3
-
-        path = self._data_dir / "index.sqlite3"
-        if not path.exists():
-            return None
-        try:
-            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1)
-            try:
-                row = db.execute("SELECT uidvalidity, highestmodseq FROM folders WHERE account=? AND name='INBOX'",
-                                 (self.account.name,)).fetchone()
-            finally:
-                db.close()
-        except sqlite3.Error:
-            return None
-        return (int(row[0]), int(row[1])) if row else None
+        return inbox_state(self._data_dir, self.account.name) if self._data_dir is not None else None
 
     @contextmanager
     def session(self) -> Iterator[ImapSession]:
@@ -109,3 +88,27 @@ class EarlyConnection:
         cm, self._cm = self._cm, None
         if cm is not None:
             cm.__exit__(None, None, None)
+
+
+def inbox_state(data_dir: Path, account: str) -> tuple[int, int] | None:
+    """INBOX's (UIDVALIDITY, HIGHESTMODSEQ) in the index, read without the store lock.
+
+    Only used to ask the server early; the engine builds its SELECT from the row it reads
+    under the lock, and a prefetched answer to a different question is thrown away.
+    """
+    import sqlite3
+
+    path = data_dir / "index.sqlite3"
+    if not path.exists():
+        return None
+    try:
+        # as_uri() percent-encodes: a folder named "a#b" or "50%" must not change the URI's meaning.
+        db = sqlite3.connect(path.absolute().as_uri() + "?mode=ro", uri=True, timeout=1)
+        try:
+            row = db.execute("SELECT uidvalidity, highestmodseq FROM folders WHERE account=? AND name='INBOX'",
+                             (account,)).fetchone()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return None
+    return (int(row[0]), int(row[1])) if row else None
