@@ -10,6 +10,7 @@ import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 @dataclass
@@ -49,6 +50,16 @@ class Home:
             if p.is_file():
                 blob += p.read_bytes()
         return bytes(blob)
+
+
+def add_imaps_account(home: Home, sandbox: Any, user: Any, *, name: str = "a", imap_port: int | None = None) -> None:
+    """Add an IMAPS (+ 587 STARTTLS) account for ``user`` of the sandbox, unverified; ``imap_port`` e.g. a proxy's."""
+    port = sandbox.imaps_port if imap_port is None else imap_port
+    proc = home.run("account", "add", "--email", user.email, "--name", name, "--imap-host", sandbox.host,
+                    "--imap-port", str(port), "--imap-security", "ssl", "--smtp-host", sandbox.host,
+                    "--smtp-port", str(sandbox.submission_port), "--smtp-security", "starttls",
+                    "--ca-file", str(sandbox.ca_file), "--password-env", "DM_PW", "--no-verify")
+    assert proc.returncode == 0, proc.stderr
 
 
 def closed_port() -> int:

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from deskmail.errors import AuthError, SecurityError
+from deskmail.errors import AuthError, ProtocolError, SecretError, SecurityError
 from deskmail.model import Account, PasswordSource, Protocol, Security, ServerSettings
 from deskmail.protocol import utf7
 from deskmail.protocol.imap import open_imap, quote_string
@@ -57,7 +57,7 @@ def test_utf7_broken_shift_kept_as_text() -> None:
 
 def test_quote_string_escapes_and_refuses_line_breaks() -> None:
     assert quote_string('a"b\\c') == '"a\\"b\\\\c"'
-    with pytest.raises(Exception, match="line break"):
+    with pytest.raises(ProtocolError, match="line break"):
         quote_string("a\r\nb")
 
 
@@ -240,7 +240,7 @@ def test_early_connection_hands_over_its_folder_list_once(sandbox: Any, mail_use
         assert second["INBOX"] == 1, "the second answer comes from the server again"
         assert imap.enable("QRESYNC") == {"QRESYNC"}  # remembered: ENABLE is per session
         bad = EarlyConnection(account.clone(password=PasswordSource("env", env="DM_EARLY_MISSING")))
-        with pytest.raises(Exception, match="DM_EARLY_MISSING"), bad.session():
+        with pytest.raises(SecretError, match="DM_EARLY_MISSING"), bad.session():
             pass
     finally:
         del os.environ["DM_EARLY_PW"]

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from helpers import Home, RewritingProxy
+from helpers import Home, RewritingProxy, add_imaps_account
 
 pytestmark = pytest.mark.servers
 
@@ -34,11 +34,7 @@ def msg(i: int, to: str, size: int = 2000, subject: str | None = None) -> bytes:
 def acct(sandbox: Any, mail_user: Any, tmp_path: Path) -> Home:
     home = Home(tmp_path / "home", env={"DM_PW": mail_user.password})
     home.user = mail_user  # type: ignore[attr-defined]
-    proc = home.run("account", "add", "--email", mail_user.email, "--name", "a", "--imap-host", sandbox.host,
-                    "--imap-port", str(sandbox.imaps_port), "--imap-security", "ssl", "--smtp-host", sandbox.host,
-                    "--smtp-port", str(sandbox.submission_port), "--smtp-security", "starttls",
-                    "--ca-file", str(sandbox.ca_file), "--password-env", "DM_PW", "--no-verify")
-    assert proc.returncode == 0, proc.stderr
+    add_imaps_account(home, sandbox, mail_user)
     return home
 
 

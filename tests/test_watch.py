@@ -32,7 +32,7 @@ from typing import Any
 
 import pytest
 
-from helpers import Home
+from helpers import Home, add_imaps_account
 
 pytestmark = pytest.mark.servers
 
@@ -161,11 +161,7 @@ def proxy(sandbox: Any) -> Iterator[CutProxy]:
 def home(sandbox: Any, mail_user: Any, proxy: CutProxy, tmp_path: Path) -> Home:
     """An account "a" whose IMAP goes through the proxy (the certificate still names 127.0.0.1)."""
     h = Home(tmp_path / "home", env={"DM_PW": mail_user.password})
-    proc = h.run("account", "add", "--email", mail_user.email, "--name", "a", "--imap-host", sandbox.host,
-                 "--imap-port", str(proxy.port), "--imap-security", "ssl", "--smtp-host", sandbox.host,
-                 "--smtp-port", str(sandbox.submission_port), "--smtp-security", "starttls",
-                 "--ca-file", str(sandbox.ca_file), "--password-env", "DM_PW", "--no-verify")
-    assert proc.returncode == 0, proc.stderr
+    add_imaps_account(h, sandbox, mail_user, imap_port=proxy.port)
     return h
 
 

@@ -40,10 +40,8 @@ def _run_lean_sync(name: str | None, quiet: bool) -> int:
         accounts = config.load_accounts()
         targets = [config.resolve_account(name, accounts)] if name else (
             list(accounts.values()) or [config.resolve_account(None, accounts)])
-        for account in targets:
-            if account.incoming.security.value != "none" and EarlyConnection.wanted(account):
-                # Log in and list the folders while the rest is imported (see sync.early).
-                early[account.name] = EarlyConnection(account, config.paths().data_dir)
+        # Log in and list the folders while the rest is imported (see sync.early).
+        early = EarlyConnection.start_for(targets, config.paths().data_dir)
         for connection in early.values():
             connection.let_it_start()
         from deskmail.net.connect import plaintext_warnings

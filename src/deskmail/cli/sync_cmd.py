@@ -92,10 +92,7 @@ def register(app: typer.Typer) -> None:
 
         # Log in and list the folders while the store is opened (see sync.early); not for --watch,
         # which keeps connections of its own.
-        early = {} if watch else {
-            a.name: EarlyConnection(a, paths.data_dir) for a in targets
-            if a.incoming.security.value != "none" and EarlyConnection.wanted(a)
-        }
+        early = {} if watch else EarlyConnection.start_for(targets, paths.data_dir)
         try:
             run = _sync_locked(targets, paths.data_dir, early, folder, json_out, quiet, watch, interval,
                                notify_command, redownload, headers_only)

@@ -362,15 +362,7 @@ class ImapSession:
 
     def _list(self, command: str, kind: bytes) -> list[tuple[tuple[str, ...], str, str]]:
         seen = self.run(command, parse=frozenset({kind}))
-        out = []
-        for _kind, values in seen.data:
-            if len(values) < 3 or not isinstance(values[0], list):
-                continue
-            flags = tuple(_text(f) for f in values[0])
-            delim = _text(values[1]) if values[1] is not None else "/"
-            raw = values[2]
-            out.append((flags, delim, utf7.decode(raw if isinstance(raw, bytes) else str(raw).encode())))
-        return out
+        return [entry for _kind, values in seen.data if (entry := _list_entry(values)) is not None]
 
     def list_folders(self) -> list[tuple[tuple[str, ...], str, str]]:
         """(flags, delimiter, decoded name) for every folder on the server."""
@@ -393,25 +385,17 @@ class ImapSession:
         folders: dict[str, ListedFolder] = {}
         data = list(seen.data)
         for kind, values in data:
-            if kind == b"LIST" and len(values) >= 3 and isinstance(values[0], list):
-                raw = values[2]
-                name = utf7.decode(raw if isinstance(raw, bytes) else str(raw).encode())
-                delim = _text(values[1]) if values[1] is not None else "/"
-                folders[name] = ListedFolder(name, delim, tuple(_text(f) for f in values[0]), {})
+            if kind == b"LIST" and (entry := _list_entry(values)) is not None:
+                flags, delim, name = entry
+                folders[name] = ListedFolder(name, delim, flags, {})
         if not inbox_status:
             wanted = [f.name for f in folders.values() if f.name.upper() != "INBOX"
                       and not {"\\NOSELECT", "\\NONEXISTENT"} & {x.upper() for x in f.flags}]
-            for answer in self._pipeline([f"STATUS {self.quote(n)} ({items})" for n in wanted], b"STATUS"):
-                data.extend(answer.data)
+            for reply in self._pipeline([f"STATUS {self.quote(n)} ({items})" for n in wanted], b"STATUS"):
+                data.extend(reply.data)
         for kind, values in data:
-            if kind == b"STATUS" and len(values) >= 2 and isinstance(values[1], list):
-                raw = values[0]
-                name = utf7.decode(raw if isinstance(raw, bytes) else str(raw).encode())
-                if name in folders:
-                    it = iter(values[1])
-                    for key, value in zip(it, it, strict=False):
-                        if isinstance(value, bytes) and value.isdigit():
-                            folders[name].status[_text(key).upper()] = int(value)
+            if kind == b"STATUS" and (answer := _status_entry(values)) is not None and answer[0] in folders:
+                folders[answer[0]].status.update(answer[1])
         return list(folders.values())
 
     def _pipeline(self, commands: list[str], kind: bytes) -> list[Untagged]:
@@ -441,11 +425,8 @@ class ImapSession:
     def status_uidvalidity(self, folder: str) -> int:
         seen = self.run(f"STATUS {self.quote(folder)} (UIDVALIDITY)", parse=frozenset({b"STATUS"}))
         for _kind, values in seen.data:
-            if len(values) >= 2 and isinstance(values[1], list):
-                it = iter(values[1])
-                for key, value in zip(it, it, strict=False):
-                    if _text(key).upper() == "UIDVALIDITY" and isinstance(value, bytes) and value.isdigit():
-                        return int(value)
+            if (answer := _status_entry(values)) is not None and "UIDVALIDITY" in answer[1]:
+                return answer[1]["UIDVALIDITY"]
         return 0
 
     def create_folder(self, folder: str) -> None:
@@ -497,6 +478,28 @@ class ImapSession:
                 self._sock.close()
             except OSError:
                 pass
+
+
+def _folder_name(raw: object) -> str:
+    return utf7.decode(raw if isinstance(raw, bytes) else str(raw).encode())
+
+
+def _list_entry(values: list[object]) -> tuple[tuple[str, ...], str, str] | None:
+    """(flags, delimiter, decoded name) of a parsed ``* LIST``/``* LSUB`` response."""
+    if len(values) < 3 or not isinstance(values[0], list):
+        return None
+    delim = _text(values[1]) if values[1] is not None else "/"
+    return tuple(_text(f) for f in values[0]), delim, _folder_name(values[2])
+
+
+def _status_entry(values: list[object]) -> tuple[str, dict[str, int]] | None:
+    """(decoded name, {item: number}) of a parsed ``* STATUS`` response."""
+    if len(values) < 2 or not isinstance(values[1], list):
+        return None
+    it = iter(values[1])
+    items = {_text(key).upper(): int(value) for key, value in zip(it, it, strict=False)
+             if isinstance(value, bytes) and value.isdigit()}
+    return _folder_name(values[0]), items
 
 
 def qresync_params(uidvalidity: int, highestmodseq: int) -> str:

@@ -300,7 +300,7 @@ class ImapSync:
             _adopted, unknown = self.store.recover_unknown(folder, {status.uidvalidity, folder.uidvalidity} - {0})
             rows = self.store.rows(folder.id)
             local_flags, missing = self._scan(md, rows)
-        ops = [op for op in self.store.pending_ops(self.account.name, folder.name) if op.kind in ("delete", "move")]
+        ops = [op for op in pending if op.kind in ("delete", "move")]
 
         if (
             clean and not ops and params.startswith("(QRESYNC") and not changed and not seen.vanished
