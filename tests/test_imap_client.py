@@ -21,6 +21,7 @@ from deskmail.protocol import utf7
 from deskmail.protocol.imap import open_imap, quote_string
 from deskmail.protocol.imap_stream import SocketReader, Untagged, read_responses
 from deskmail.secrets import Secret
+from helpers import closed_port
 
 # --- modified UTF-7 ----------------------------------------------------------
 
@@ -306,3 +307,110 @@ def test_inbox_state_is_read_from_an_index_in_any_folder_name(tmp_path: Any) -> 
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "index.sqlite3").write_bytes(b"not a database")
     assert inbox_state(tmp_path / "broken", "a") is None
+
+
+
+# --- the connection dialed before the configuration is read ------------------
+
+
+def _cached_home(tmp_path: Any, monkeypatch: pytest.MonkeyPatch, accounts: dict[str, Account]) -> None:
+    """A DESKMAIL_HOME whose accounts file was read once with the data folder present (so its parse is cached)."""
+    from deskmail import config
+
+    monkeypatch.setenv("DESKMAIL_HOME", str(tmp_path))
+    config.save_accounts(accounts)
+    config.paths().data_dir.mkdir(exist_ok=True)
+    config.load_accounts()
+
+
+def test_dial_early_follows_the_cached_accounts_and_nothing_else(tmp_path: Any,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from deskmail import config
+    from deskmail.sync.early import dial_early
+
+    port = closed_port()
+    imaps = _account("127.0.0.1", port, Security.SSL, "a@example.test", "/ca.pem").clone(name="imaps")
+    starttls = _account("localhost", port, Security.STARTTLS, "b@example.test").clone(name="plain143")
+    pop = imaps.clone(name="pop", incoming=imaps.incoming.clone(protocol=Protocol.POP3))
+    clear = imaps.clone(name="clear", incoming=imaps.incoming.clone(security=Security.NONE),
+                        allow_plaintext_password=True)
+    monkeypatch.setenv("DESKMAIL_HOME", str(tmp_path))
+    config.save_accounts({a.name: a for a in (imaps, starttls, pop, clear)})
+    assert dial_early(None) == {}, "no cache yet: nothing is guessed from the TOML text"
+    _cached_home(tmp_path, monkeypatch, {a.name: a for a in (imaps, starttls, pop, clear)})
+    dials = dial_early(None)
+    try:
+        assert {name: d.key for name, d in dials.items()} == {
+            "imaps": ("127.0.0.1", port, True, "/ca.pem"),
+            "plain143": ("localhost", port, False, ""),
+        }, "IMAP over SSL/TLS or STARTTLS only: never POP3, never an unencrypted server"
+    finally:
+        for dial in dials.values():
+            dial.close()
+    only = dial_early("plain143")
+    assert list(only) == ["plain143"]
+    only["plain143"].close()
+    assert dial_early("b@example.test") == {}, "an account named by its address is not guessed at"
+    accounts_file = config.paths().accounts_file
+    accounts_file.write_text(accounts_file.read_text() + "\n")
+    assert dial_early(None) == {}, "the file changed since the cache was made"
+
+
+def test_dial_errors_are_the_usual_errors_and_closing_never_waits(scripted: Any) -> None:
+    """A dialed connection that fails reports exactly what a direct one would, in the caller's thread;
+    closing one still waiting for its server returns at once."""
+    import time
+
+    from deskmail.errors import NetworkError
+    from deskmail.net.dial import Dial
+
+    refused = _account("127.0.0.1", closed_port(), Security.SSL, "u@example.test")
+    dial = Dial("127.0.0.1", refused.incoming.port, True, "")
+    with pytest.raises(NetworkError, match="refused the connection"), open_imap(refused, Secret("pw"),
+                                                                                dial=dial):
+        pass
+
+    silent = threading.Event()
+    port = scripted(lambda conn: silent.wait(10))  # accepts, then never answers the TLS hello
+    try:
+        dial = Dial("127.0.0.1", port, True, "")
+        dial.let_it_start()
+        started = time.monotonic()
+        dial.close()
+        assert time.monotonic() - started < 0.5
+    finally:
+        silent.set()
+
+
+@pytest.mark.servers
+def test_dialed_connection_is_used_only_for_the_accounts_own_server(sandbox: Any, mail_user: Any,
+                                                                    tmp_path: Any,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from deskmail.errors import CertificateError
+    from deskmail.net.dial import Dial
+    from deskmail.sync.early import EarlyConnection
+
+    account = _account(sandbox.host, sandbox.imaps_port, Security.SSL, mail_user.email, str(sandbox.ca_file))
+    account = account.clone(password=PasswordSource("env", env="DM_DIAL_PW"))
+    monkeypatch.setenv("DM_DIAL_PW", mail_user.password)
+
+    dial = Dial(sandbox.host, sandbox.imaps_port, True, str(sandbox.ca_file))
+    early = EarlyConnection.start_for([account], tmp_path, {account.name: dial})
+    with early[account.name].session() as imap:
+        assert any(f.name == "INBOX" for f in imap.list_status() or [])
+    with pytest.raises(RuntimeError, match="already taken"):
+        dial.take()
+
+    # Dialed with other settings than the account's (here: without its CA file): closed, not used.
+    stale = Dial(sandbox.host, sandbox.imaps_port, True, "")
+    early = EarlyConnection.start_for([account], tmp_path, {account.name: stale})
+    with early[account.name].session() as imap:
+        assert imap.has_capability("IMAP4REV1")
+    system_cas_only = account.clone(ca_file="")
+    with pytest.raises(CertificateError), open_imap(system_cas_only, Secret(mail_user.password),
+                                                    dial=Dial(sandbox.host, sandbox.imaps_port, True, "")):
+        pass
+    left_over = Dial(sandbox.host, sandbox.imaps_port, True, str(sandbox.ca_file))
+    assert EarlyConnection.start_for([], tmp_path, {"gone": left_over}) == {}
+    with pytest.raises(RuntimeError, match="already taken"):
+        left_over.take()  # closed by start_for, since no account wanted it

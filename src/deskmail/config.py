@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 from pathlib import Path
 
+from deskmail import dirs
 from deskmail.errors import ConfigError, NotFoundError, UsageError
 from deskmail.model import Account, PasswordSource, Protocol, ServerSettings, Value
 
@@ -34,7 +34,7 @@ class Paths(Value):
 
     @property
     def accounts_file(self) -> Path:
-        return self.config_dir / "accounts.toml"
+        return self.config_dir / dirs.ACCOUNTS_FILE
 
     @property
     def mail_dir(self) -> Path:
@@ -50,18 +50,9 @@ class Paths(Value):
 
 
 def paths() -> Paths:
-    home = os.environ.get("DESKMAIL_HOME")
-    if home:
-        root = Path(home).expanduser().absolute()
-        return Paths(config_dir=root / "config", data_dir=root / "data")
-    if sys.platform.startswith("linux"):
-        # The XDG base directories, as platformdirs computes them on Linux; importing
-        # platformdirs costs ~8 ms, a fifth of a no-change sync.
-        def xdg(var: str, default: str) -> Path:
-            value = os.environ.get(var, "").strip()
-            return Path(value if value else os.path.expanduser(default)) / "deskmail"
-
-        return Paths(config_dir=xdg("XDG_CONFIG_HOME", "~/.config"), data_dir=xdg("XDG_DATA_HOME", "~/.local/share"))
+    where = dirs.dirs()
+    if where is not None:
+        return Paths(config_dir=Path(where[0]), data_dir=Path(where[1]))
     import platformdirs
 
     return Paths(
@@ -202,7 +193,7 @@ def load_accounts(p: Paths | None = None) -> dict[str, Account]:
             "the file's permissions or encoding are wrong",
             f"make {file} readable UTF-8 text",
         ) from exc
-    doc = _parse_cached(file, text, (p or paths()).data_dir / "cache" / "accounts.marshal")
+    doc = _parse_cached(file, text, (p or paths()).data_dir / dirs.ACCOUNTS_CACHE)
     accounts = doc.get("accounts", {})
     if not isinstance(accounts, dict):
         raise ConfigError(f"{file}: 'accounts' must be a table", "", "use [accounts.NAME] tables")
@@ -218,17 +209,14 @@ def _parse_cached(file: Path, text: str, cache: Path) -> dict[str, Any]:
     A cache that cannot be read or written is ignored; it is only made once the data
     folder exists (reading the accounts never creates it).
     """
-    import marshal
-
-    try:
-        cached_text, cached_doc = marshal.loads(cache.read_bytes())
-        if cached_text == text and isinstance(cached_doc, dict):
-            return cached_doc
-    except (OSError, ValueError, EOFError, TypeError):
-        pass
+    cached = dirs.cached_document(text, str(cache))
+    if cached is not None:
+        return cached
     doc = _parse(file, text)
     if not cache.parent.parent.is_dir():
         return doc
+    import marshal
+
     try:
         blob = marshal.dumps((text, doc))  # ValueError for TOML dates: then no cache
         cache.parent.mkdir(mode=0o700, exist_ok=True)

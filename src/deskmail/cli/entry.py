@@ -31,17 +31,24 @@ def _lean_sync(args: list[str]) -> tuple[str | None, bool] | None:
 
 
 def _run_lean_sync(name: str | None, quiet: bool) -> int:
+    from deskmail.sync.early import EarlyConnection, dial_early
+
+    # Connect first, from the cached settings: the configuration, the store and the sync
+    # engine are imported while the server answers (see sync.early).
+    dials = dial_early(name)
+    for dial in dials.values():
+        dial.let_it_start()
     from deskmail import config
     from deskmail.errors import DeskmailError
-    from deskmail.sync.early import EarlyConnection
 
     early: dict[str, EarlyConnection] = {}
     try:
         accounts = config.load_accounts()
         targets = [config.resolve_account(name, accounts)] if name else (
             list(accounts.values()) or [config.resolve_account(None, accounts)])
-        # Log in and list the folders while the rest is imported (see sync.early).
-        early = EarlyConnection.start_for(targets, config.paths().data_dir)
+        # Log in and list the folders while the rest is imported.
+        early = EarlyConnection.start_for(targets, config.paths().data_dir, dials)
+        dials = {}
         for connection in early.values():
             connection.let_it_start()
         from deskmail.net.connect import plaintext_warnings
@@ -68,6 +75,8 @@ def _run_lean_sync(name: str | None, quiet: bool) -> int:
         sys.stderr.write("Interrupted.\n")
         return 130
     finally:
+        for dial in dials.values():
+            dial.close()  # the configuration could not be read: nothing took them
         for connection in early.values():
             try:
                 connection.close()

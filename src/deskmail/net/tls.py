@@ -13,9 +13,12 @@ from __future__ import annotations
 import os
 import ssl
 import sys
-from pathlib import Path
 
 from deskmail.errors import CertificateError, ConfigError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing; mypy reads it as True
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def _load_system_trust(ctx: ssl.SSLContext) -> None:
@@ -52,15 +55,16 @@ def client_context(ca_file: str | Path | None = None) -> ssl.SSLContext:
     _load_system_trust(ctx)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     if ca_file:
-        path = Path(ca_file).expanduser()
-        if not path.is_file():
+        # os.path, not pathlib: this runs in the early connection thread before pathlib is imported.
+        path = os.path.expanduser(ca_file)
+        if not os.path.isfile(path):
             raise ConfigError(
                 f"The CA file {path} does not exist",
                 "the account's ca_file setting points to a missing file",
                 "fix the path with `deskmail account add --ca-file PATH`, or remove ca_file",
             )
         try:
-            ctx.load_verify_locations(cafile=str(path))
+            ctx.load_verify_locations(cafile=path)
         except (ssl.SSLError, OSError) as exc:
             raise ConfigError(
                 f"The CA file {path} could not be read as PEM certificates ({exc})",

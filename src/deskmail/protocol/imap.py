@@ -32,6 +32,7 @@ from contextlib import contextmanager
 from deskmail.errors import AuthError, ProtocolError, SecurityError, StartTLSUnavailable
 from deskmail.model import Account, Security, ServerSettings, Value
 from deskmail.net.connect import check_plaintext_policy, translate
+from deskmail.net.dial import Dial
 from deskmail.net.log import protocol_log, redact_command
 from deskmail.net.tls import client_context
 from deskmail.protocol import utf7
@@ -538,17 +539,26 @@ _APPENDUID = re.compile(rb"\[APPENDUID (\d+) (\d+)\]", re.I)
 
 
 @contextmanager
-def open_imap(account: Account, password: Secret, *, timeout: float = 30.0) -> Iterator[ImapSession]:
+def open_imap(account: Account, password: Secret, *, timeout: float = 30.0,
+              dial: Dial | None = None) -> Iterator[ImapSession]:
+    """A logged-in session; ``dial`` is a connection to the account's server already being opened."""
     server = account.incoming
     check_plaintext_policy(account, server)
-    ctx = client_context(account.ca_file)
+    tls = server.security is Security.SSL
+    ctx = None if dial is not None and tls else client_context(account.ca_file)
     try:
-        sock = socket.create_connection((server.host, server.port), timeout=timeout)
+        if dial is not None:
+            if dial.key != (server.host, server.port, tls, account.ca_file):
+                raise ValueError(f"dialed {dial.key}, not the account's server")
+            sock = dial.take()
+            sock.settimeout(timeout)
+        else:
+            sock = socket.create_connection((server.host, server.port), timeout=timeout)
     except OSError as exc:
         raise translate(exc, server) from exc
     session: ImapSession | None = None
     try:
-        if server.security is Security.SSL:
+        if tls and ctx is not None:
             try:
                 sock = ctx.wrap_socket(sock, server_hostname=server.host)
             except OSError as exc:
@@ -564,6 +574,7 @@ def open_imap(account: Account, password: Secret, *, timeout: float = 30.0) -> I
         if not session._caps:
             session._refresh_caps()
         if server.security is Security.STARTTLS:
+            assert ctx is not None  # only an SSL/TLS dial comes without a context
             session._starttls(ctx)
         if not greeting.startswith(b"* PREAUTH"):
             session._login(password)

@@ -14,23 +14,26 @@ dropped.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-
-from deskmail.model import Account, Protocol, Security
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~2 ms of every sync); mypy reads it as True
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from deskmail.model import Account
+    from deskmail.net.dial import Dial
     from deskmail.protocol.imap import ImapSession
 
 
 class EarlyConnection:
-    def __init__(self, account: Account, data_dir: Path | None = None, timeout: float = 60.0) -> None:
+    def __init__(self, account: Account, data_dir: Path | None = None, timeout: float = 60.0,
+                 dial: Dial | None = None) -> None:
         self.account = account
         self._data_dir = data_dir
+        self._dial = dial
         self._timeout = timeout
         self._cm: AbstractContextManager[ImapSession] | None = None
         self._session: ImapSession | None = None
@@ -49,14 +52,32 @@ class EarlyConnection:
         self.waiting.wait(timeout=2.0)
 
     @classmethod
-    def start_for(cls, accounts: list[Account], data_dir: Path) -> dict[str, EarlyConnection]:
+    def start_for(cls, accounts: list[Account], data_dir: Path,
+                  dials: dict[str, Dial] | None = None) -> dict[str, EarlyConnection]:
         """Early connections for the IMAP accounts among ``accounts``, by account name.
 
         Not for accounts without encryption: their plaintext warning must come before anything
-        is sent, and they gain nothing worth that.
+        is sent, and they gain nothing worth that. ``dials`` (from :func:`dial_early`) are
+        taken over when they go to the account's server, and closed otherwise.
         """
-        return {a.name: cls(a, data_dir) for a in accounts
-                if a.incoming.protocol is Protocol.IMAP and a.incoming.security is not Security.NONE}
+        from deskmail.model import Protocol, Security
+
+        dials = dict(dials or {})
+        early = {}
+        for a in accounts:
+            dial = dials.pop(a.name, None)
+            server = a.incoming
+            if dial is not None and dial.key != (server.host, server.port, server.security is Security.SSL,
+                                                 a.ca_file):
+                dial.close()  # the cached settings were not the ones the configuration gives now
+                dial = None
+            if server.protocol is Protocol.IMAP and server.security is not Security.NONE:
+                early[a.name] = cls(a, data_dir, dial=dial)
+            elif dial is not None:
+                dial.close()
+        for dial in dials.values():
+            dial.close()
+        return early
 
     def _open(self) -> None:
         try:
@@ -65,7 +86,7 @@ class EarlyConnection:
 
             password = get_password(self.account)
             self.waiting.set()
-            cm = open_imap(self.account, password, timeout=self._timeout)
+            cm = open_imap(self.account, password, timeout=self._timeout, dial=self._dial)
             session = cm.__enter__()
             self._cm, self._session = cm, session
             session.warm_up(inbox=self._inbox_state())
@@ -91,6 +112,8 @@ class EarlyConnection:
 
     def close(self) -> None:
         self._thread.join()
+        if self._dial is not None:
+            self._dial.close()  # only if open_imap never took it (an error came first)
         cm, self._cm = self._cm, None
         if cm is not None:
             cm.__exit__(None, None, None)
@@ -118,3 +141,45 @@ def inbox_state(data_dir: Path, account: str) -> tuple[int, int] | None:
     except sqlite3.Error:
         return None
     return (int(row[0]), int(row[1])) if row else None
+
+
+def dial_early(name: str | None) -> dict[str, Dial]:
+    """Connections to the IMAP servers `deskmail sync [name]` will sync, opened before the configuration is read.
+
+    The servers come from the cached parse of the accounts file (:mod:`deskmail.dirs`), so
+    this needs neither the TOML parser nor the configuration module. Those settings are
+    only a guess until :func:`deskmail.config.load_accounts` has checked them:
+    :meth:`EarlyConnection.start_for` takes a connection over only if it goes to the
+    account's server with the account's CA file. Anything unexpected here means no early
+    connection, never an error.
+    """
+    from deskmail import dirs
+
+    where = dirs.dirs()
+    if where is None:
+        return {}
+    config_dir, data_dir = where
+    try:
+        with open(os.path.join(config_dir, dirs.ACCOUNTS_FILE), encoding="utf-8") as fh:
+            text = fh.read()
+    except (OSError, UnicodeDecodeError):
+        return {}
+    doc = dirs.cached_document(text, os.path.join(data_dir, dirs.ACCOUNTS_CACHE))
+    accounts = doc.get("accounts") if doc is not None else None
+    if not isinstance(accounts, dict):
+        return {}
+    from deskmail.net.dial import Dial
+
+    dials = {}
+    for account_name, table in accounts.items():
+        if name is not None and account_name != name:
+            continue  # (an account named by its address is not guessed at: it simply connects later)
+        incoming = table.get("incoming") if isinstance(table, dict) else None
+        if not isinstance(incoming, dict):
+            continue
+        host, port, security = incoming.get("host"), incoming.get("port"), incoming.get("security")
+        ca_file = table.get("ca_file", "")
+        if (incoming.get("protocol") == "imap" and security in ("ssl", "starttls") and isinstance(host, str)
+                and host and type(port) is int and 0 < port < 65536 and isinstance(ca_file, str)):
+            dials[account_name] = Dial(host, port, security == "ssl", ca_file)
+    return dials
