@@ -53,7 +53,7 @@ class Dial:
             sock = socket.create_connection((address, port), timeout=self._timeout)  # type: ignore[arg-type]
             try:
                 if ctx is not None:
-                    sock = ctx.wrap_socket(sock, server_hostname=host)
+                    sock = ctx.wrap_socket(sock, server_hostname=address)  # (bytes: no idna codec either)
             except BaseException:
                 sock.close()
                 raise

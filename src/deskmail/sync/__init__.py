@@ -7,12 +7,11 @@ counts as synced only when its file is durable and its index row committed.
 
 from __future__ import annotations
 
-from deskmail.model import Account, Protocol
-
-# Imported where used: `deskmail.sync.early` must start its thread before the
-# store and the engine are imported (that is the whole point of it).
+# Imported where used: `deskmail.sync.early` must start its threads before the
+# model, the store and the engine are imported (that is the whole point of it).
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~2 ms of every sync); mypy reads it as True
 if TYPE_CHECKING:
+    from deskmail.model import Account
     from deskmail.secrets import Secret
     from deskmail.store import Store
     from deskmail.sync.imap_sync import FolderResult, Progress
@@ -22,6 +21,8 @@ def sync_account(
     account: Account, password: Secret, store: Store, *, progress: Progress | None = None,
     folders: list[str] | None = None, timeout: float = 60.0, redownload: bool = False, headers_only: bool = False,
 ) -> list[FolderResult]:
+    from deskmail.model import Protocol
+
     if account.incoming.protocol is Protocol.POP3:
         from deskmail.protocol.pop3 import open_pop3
         from deskmail.sync.pop3_sync import forget_ops, sync_pop3_account

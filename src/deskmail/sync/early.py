@@ -39,6 +39,8 @@ class EarlyConnection:
         self._session: ImapSession | None = None
         self._error: BaseException | None = None
         self.waiting = threading.Event()  # set once the thread has imported what it needs and starts waiting
+        self._inbox_known = threading.Event()
+        self._inbox: tuple[int, int] | None = None
         self._thread = threading.Thread(target=self._open, name=f"connect-{account.name}", daemon=True)
         self._thread.start()
 
@@ -50,6 +52,14 @@ class EarlyConnection:
         spends waiting for the server.
         """
         self.waiting.wait(timeout=2.0)
+        # The thread now waits for its login; reading INBOX's state for it here keeps the
+        # sqlite3 import and the query out of its way.
+        self._read_inbox_state()
+
+    def _read_inbox_state(self) -> None:
+        if not self._inbox_known.is_set():
+            self._inbox = inbox_state(self._data_dir, self.account.name) if self._data_dir is not None else None
+            self._inbox_known.set()
 
     @classmethod
     def start_for(cls, accounts: list[Account], data_dir: Path,
@@ -89,14 +99,13 @@ class EarlyConnection:
             cm = open_imap(self.account, password, timeout=self._timeout, dial=self._dial)
             session = cm.__enter__()
             self._cm, self._session = cm, session
-            session.warm_up(inbox=self._inbox_state())
+            if not self._inbox_known.wait(timeout=1.0):
+                self._read_inbox_state()  # nobody called let_it_start()
+            session.warm_up(inbox=self._inbox)
         except BaseException as exc:
             self._error = exc
         finally:
             self.waiting.set()
-
-    def _inbox_state(self) -> tuple[int, int] | None:
-        return inbox_state(self._data_dir, self.account.name) if self._data_dir is not None else None
 
     @contextmanager
     def session(self) -> Iterator[ImapSession]:
