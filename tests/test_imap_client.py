@@ -383,6 +383,22 @@ def test_dial_errors_are_the_usual_errors_and_closing_never_waits(scripted: Any)
 
 
 @pytest.mark.servers
+def test_sessions_ask_the_kernel_to_notice_a_dead_network(sandbox: Any, mail_user: Any) -> None:
+    """IDLE is silent for up to half an hour: TCP keepalive is what notices a peer gone without a word."""
+    import socket as s
+
+    from deskmail.protocol import imap as imap_module
+
+    account = _account(sandbox.host, sandbox.imaps_port, Security.SSL, mail_user.email, str(sandbox.ca_file))
+    with open_imap(account, Secret(mail_user.password)) as imap:
+        sock = imap._sock
+        assert sock.getsockopt(s.SOL_SOCKET, s.SO_KEEPALIVE) == 1
+        assert sock.getsockopt(s.IPPROTO_TCP, s.TCP_KEEPIDLE) == imap_module.KEEPALIVE_IDLE
+        assert sock.getsockopt(s.IPPROTO_TCP, s.TCP_KEEPINTVL) == imap_module.KEEPALIVE_INTERVAL
+        assert sock.getsockopt(s.IPPROTO_TCP, s.TCP_KEEPCNT) == imap_module.KEEPALIVE_COUNT
+
+
+@pytest.mark.servers
 def test_dialed_connection_is_used_only_for_the_accounts_own_server(sandbox: Any, mail_user: Any,
                                                                     tmp_path: Any,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:

@@ -437,6 +437,20 @@ def test_password_changed_during_watch_stops_with_the_auth_error(
     assert proxy.connections == 2  # exactly one attempt with the wrong password
 
 
+def test_missing_password_variable_stops_the_watch_at_once(home: Home, tmp_path: Path) -> None:
+    """A password from an environment variable that is not set cannot appear later: exit 5, no retries."""
+    log = tmp_path / "stderr"
+    env = {k: v for k, v in os.environ.items() if k != "DM_PW"} | {"DESKMAIL_HOME": str(home.root)}
+    with log.open("wb") as f:
+        proc = subprocess.Popen([sys.executable, "-c", CLI, "sync", "--watch"], env=env,
+                                stdout=subprocess.DEVNULL, stderr=f)
+    code = _stopped(proc, 15)
+    text = log.read_text()
+    assert code == 5, text
+    assert "DM_PW" in text and "(not retrying)" in text
+    assert "reconnecting" not in text and "Traceback" not in text
+
+
 def test_untrusted_certificate_on_reconnect_stops_with_the_certificate_error(
         sandbox: Any, home: Home, proxy: CutProxy, tmp_path: Path) -> None:
     from deskmail.sandbox import issue_cert, make_ca

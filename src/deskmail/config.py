@@ -159,7 +159,7 @@ def _account(file: Path, text: str, name: str, data: Any) -> Account:
     r = _Reader(file, text, ["accounts", name], data)
     inc = _Reader(file, text, ["accounts", name, "incoming"], r.get("incoming", dict, required=True))
     out = _Reader(file, text, ["accounts", name, "outgoing"], r.get("outgoing", dict, required=True))
-    options = r.get("options", dict, {})
+    options = _options(_Reader(file, text, ["accounts", name, "options"], r.get("options", dict, {})))
     try:
         return Account(
             name=name,
@@ -179,6 +179,24 @@ def _account(file: Path, text: str, name: str, data: Any) -> Account:
     except ValueError as exc:
         r.fail(_guess_key(str(exc)), str(exc))
         raise
+
+
+# The account options there are, with their types (POP3 only, so far: see deskmail.sync.pop3_sync).
+OPTIONS: dict[str, type] = {"leave_on_server": bool, "delete_after_days": int, "delete_when_deleted_here": bool}
+
+
+def _options(reader: _Reader) -> dict[str, Any]:
+    """The options table, checked: a misspelt name or a wrong type would silently fall back to a
+    default, and a negative ``delete_after_days`` would make every downloaded message due."""
+    for key in reader.data:
+        if key not in OPTIONS:
+            reader.fail(key, f"unknown option '{key}' (the options are: {', '.join(OPTIONS)})")
+        reader.get(key, OPTIONS[key])
+    days = reader.data.get("delete_after_days", 0)
+    if days < 0:
+        reader.fail("delete_after_days",
+                    f"'delete_after_days' must be 0 (never) or a number of days, not {days}")
+    return dict(reader.data)
 
 
 def load_accounts(p: Paths | None = None) -> dict[str, Account]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -81,6 +82,29 @@ def test_missing_setting_is_reported(home: config.Paths) -> None:
     home.accounts_file.write_text(text)
     with pytest.raises(ConfigError, match="missing setting 'host'"):
         config.load_accounts()
+
+
+@pytest.mark.parametrize(("line", "problem"), [
+    ("delete_after_days = -7", "must be 0 (never) or a number of days, not -7"),
+    ('delete_after_days = "7"', "'delete_after_days' must be int"),
+    ('leave_on_server = "false"', "'leave_on_server' must be bool"),
+    ("leave_on_sever = false", "unknown option 'leave_on_sever'"),
+])
+def test_account_options_are_checked(home: config.Paths, line: str, problem: str) -> None:
+    """A wrong option would fall back to a default without a word; a negative age would make
+    every downloaded POP3 message due for deletion from the server."""
+    config.save_accounts({"me": _account()})
+    text = home.accounts_file.read_text() + f"\n[accounts.me.options]\n{line}\n"
+    home.accounts_file.write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(problem)) as info:
+        config.load_accounts()
+    assert f"line {len(text.splitlines())}" in str(info.value)
+
+
+def test_account_options_round_trip(home: config.Paths) -> None:
+    options = {"leave_on_server": False, "delete_after_days": 0, "delete_when_deleted_here": True}
+    config.save_accounts({"me": _account().clone(options=options)})
+    assert config.load_accounts()["me"].options == options
 
 
 def test_password_never_in_file(home: config.Paths) -> None:

@@ -538,6 +538,21 @@ _CAPS = re.compile(rb"\[CAPABILITY ([^\]]*)\]", re.I)
 _APPENDUID = re.compile(rb"\[APPENDUID (\d+) (\d+)\]", re.I)
 
 
+# TCP keepalive: a session waiting in IDLE sends nothing for up to half an hour, so a network that
+# died without a FIN or RST (a laptop's Wi-Fi gone, a NAT entry dropped) would only be noticed at the
+# next renewal. With probes after 60 s of silence, every 15 s, the kernel gives up after ~2 minutes
+# and the watch reconnects.
+KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT = 60, 15, 4
+
+
+def keep_alive(sock: socket.socket) -> None:
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for option, value in (("TCP_KEEPIDLE", KEEPALIVE_IDLE), ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL),
+                          ("TCP_KEEPCNT", KEEPALIVE_COUNT)):
+        if hasattr(socket, option):  # Linux names; macOS has TCP_KEEPALIVE instead of TCP_KEEPIDLE
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
+
+
 @contextmanager
 def open_imap(account: Account, password: Secret, *, timeout: float = 30.0,
               dial: Dial | None = None) -> Iterator[ImapSession]:
@@ -554,6 +569,7 @@ def open_imap(account: Account, password: Secret, *, timeout: float = 30.0,
             sock.settimeout(timeout)
         else:
             sock = socket.create_connection((server.host, server.port), timeout=timeout)
+        keep_alive(sock)
     except OSError as exc:
         raise translate(exc, server) from exc
     session: ImapSession | None = None

@@ -2,14 +2,19 @@
 
 A no-change sync is mostly waiting: for the TLS handshake, the login, and the
 server opening folders (Dovecot needs ~20 ms to open a 50,000-message INBOX,
-~80 ms when new mail arrived). Started right after the configuration is read,
-:class:`EarlyConnection` does that waiting in a thread while the main thread
-imports the store and the sync engine and takes the store lock: it logs in,
-lists the folders with their STATUS, and SELECTs INBOX the way the engine will
-(:meth:`deskmail.protocol.imap.ImapSession.warm_up`). Nothing is written,
-locally or on the server; the engine then uses the connection exactly as if it
-had opened it itself, and any prefetched answer it does not ask for again is
-dropped.
+~80 ms when new mail arrived). Two threads do that waiting while the main thread
+imports the configuration, the store and the sync engine and takes the store lock:
+
+- :func:`dial_early` opens the TCP and TLS connection first thing, from the cached
+  parse of the accounts file, before even the configuration module is imported
+  (:mod:`deskmail.net.dial`);
+- :class:`EarlyConnection`, started once the configuration is read, takes that
+  connection over, logs in, lists the folders with their STATUS, and SELECTs INBOX
+  the way the engine will (:meth:`deskmail.protocol.imap.ImapSession.warm_up`).
+
+Nothing is written, locally or on the server; the engine then uses the connection
+exactly as if it had opened it itself, and any prefetched answer it does not ask
+for again is dropped.
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ from deskmail.errors import (
     CertificateError,
     DeskmailError,
     PlaintextRefused,
+    SecretError,
     SecurityError,
     StartTLSUnavailable,
 )
@@ -65,10 +66,14 @@ def notify(account: Account, result: FolderResult, command: str) -> None:
                        env=env, timeout=10, check=False)
 
 
-def _fatal(exc: DeskmailError, connected_before: bool) -> bool:
+def _fatal(exc: DeskmailError, connected_before: bool, account: Account) -> bool:
     """True when reconnecting cannot help, so the watch of this account must stop."""
     if isinstance(exc, AuthError | CertificateError | StartTLSUnavailable | PlaintextRefused):
         return True
+    if isinstance(exc, SecretError):
+        # An environment variable cannot appear in a running process; a keyring may be unlocked
+        # and a password command may work later (an agent started), so those are retried.
+        return account.password.kind == "env"
     # Any other TLS failure (a handshake cut short, "EOF occurred in violation of protocol" when the
     # network drops mid-session) is only a settings problem if this account never connected; once
     # it has, it is network trouble like any other and must be retried, not end the watch.
@@ -126,7 +131,7 @@ def watch_folder(account: Account, data_dir: Path, folder_name: str, options: Wa
         except DeskmailError as exc:
             if stop.is_set():
                 break  # the connection failed because we are shutting down: nothing to report
-            if _fatal(exc, connected):
+            if _fatal(exc, connected, account):
                 report(f"{account.name}: {exc.what} (not retrying)")
                 return exc
             report(f"{account.name}/{folder_name}: {exc.what}; reconnecting in {backoff:g} s")
@@ -187,7 +192,7 @@ def _poll_pop3(account: Account, data_dir: Path, options: WatchOptions, stop: th
                 notify(account, r, options.notify_command)
             connected = True
         except DeskmailError as exc:
-            if _fatal(exc, connected):  # a wrong password would be retried every interval, forever
+            if _fatal(exc, connected, account):  # a wrong password would be retried every interval, forever
                 report(f"{account.name}: {exc.what} (not retrying)")
                 return exc
             report(f"{account.name}: {exc.what}")
