@@ -341,6 +341,26 @@ def test_50mb_message_memory_stays_flat(sandbox: Any, acct: Home) -> None:
     assert sizes[-1] == size
 
 
+def test_50mb_message_saved_here_is_uploaded_with_memory_flat(sandbox: Any, acct: Home) -> None:
+    """An upload streams a copy made for it (LF turned into CRLF on the way); nothing holds the message."""
+    email = acct.user.email  # type: ignore[attr-defined]
+    sandbox.fill_maildir(email, [msg(0, email)])
+    baseline = _peak_rss_kb(acct, "sync", "--quiet")
+    line = b"y" * 76 + b"\n"
+    path = acct.root / "data" / "mail" / "a" / "cur" / "1700000090.M1P1.mutt:2,S"
+    with path.open("wb") as fh:
+        fh.write(b"From: me@example.test\nSubject: big one\nMessage-ID: <big-upload@example.test>\n\n")
+        for _ in range(50 * 1024 * 1024 // len(line)):
+            fh.write(line)
+    wire = path.stat().st_size + path.read_bytes().count(b"\n")  # each LF goes out as CRLF
+    peak = _peak_rss_kb(acct, "sync", "--quiet")
+    assert peak - baseline < 20 * 1024, f"baseline {baseline} kB, uploading a 50 MB message {peak} kB"
+    listed = {mid: size for _s, mid, _f, size in server_list(sandbox, email)}
+    assert listed["<big-upload@example.test>"] == wire
+    assert not list((acct.root / "data" / "mail" / "a" / "tmp").iterdir()), "the upload copy is gone"
+    assert_quiet(acct)
+
+
 def test_idle_delivers_new_mail_within_seconds(sandbox: Any, acct: Home, tmp_path: Path) -> None:
     email = acct.user.email  # type: ignore[attr-defined]
     marker = tmp_path / "notified"
@@ -865,9 +885,9 @@ def test_upload_without_uidplus_finds_the_new_uid(sandbox: Any, acct: Home, mess
     drop(acct, raw, "1700000020.R1.mutt:2,F")
     original = ImapSession.append
 
-    def append_without_uidplus(self: ImapSession, folder: str, data: bytes,
-                               flags: tuple[str, ...] = (), when: float | None = None) -> tuple[int, int] | None:
-        original(self, folder, data, flags, when)
+    def append_without_uidplus(self: ImapSession, folder: str, data: Any, flags: tuple[str, ...] = (),
+                               when: float | None = None, *, size: int | None = None) -> tuple[int, int] | None:
+        original(self, folder, data, flags, when, size=size)
         return None  # what a server without UIDPLUS answers: no APPENDUID
 
     monkeypatch.setattr(ImapSession, "append", append_without_uidplus)
@@ -898,3 +918,62 @@ def test_pop3_never_uploads_but_lists_files_saved_here(sandbox: Any, mail_user: 
     sync(home)
     assert len(json.loads(home.run("list", "--json").stdout)) == 2
     assert len(server_list(sandbox, mail_user.email)) == 1
+
+
+def _make_local_folder(home: Home, path: str) -> Path:
+    """A Maildir++ folder made by another program (mutt's `c` + save, a file manager)."""
+    root = home.root / "data" / "mail" / "a" / path
+    for sub in ("cur", "new", "tmp"):
+        (root / sub).mkdir(parents=True)
+    return root
+
+
+def test_folder_made_here_is_created_on_the_server_with_its_mail(sandbox: Any, acct: Home) -> None:
+    email = acct.user.email  # type: ignore[attr-defined]
+    sync(acct)
+    _make_local_folder(acct, ".Projects")
+    drop(acct, msg(70, email, subject="plan"), "1700000070.M1P1.mutt:2,S", path=".Projects")
+    drop(acct, msg(71, email, subject="notes"), "1700000071.M1P1.mutt", sub="new", path=".Projects")
+    _make_local_folder(acct, ".Ärger")  # mutt writes UTF-8 directory names as they are
+    drop(acct, msg(72, email, subject="quarrel"), "1700000072.M1P1.mutt:2,", path=".Ärger")
+    _make_local_folder(acct, ".not-a-folder-yet").joinpath("cur").rmdir()  # no cur/: not a Maildir, left alone
+
+    report = sync(acct)
+    assert per_folder(report, "uploaded", "Projects") == 2 and per_folder(report, "uploaded", "Ärger") == 1
+    notes = {f["folder"]: f["notes"] for f in report["a"]["folders"]}
+    assert any("created on the server" in n for n in notes["Projects"])
+    assert set(server(sandbox, email, "Projects")) == {"<m70-2000@example.test>", "<m71-2000@example.test>"}
+    assert server(sandbox, email, "Projects")["<m70-2000@example.test>"] == "\\Seen"
+    assert set(server(sandbox, email, "Ärger")) == {"<m72-2000@example.test>"}
+    listed = sandbox.doveadm("mailbox", "list", "-u", email).stdout.split()
+    assert "Projects" in listed and "Ärger" in listed and "not-a-folder-yet" not in listed
+    subscribed = sandbox.doveadm("mailbox", "list", "-s", "-u", email).stdout.split()
+    assert "Projects" in subscribed
+    # The folder keeps the directory it was made in, and the next syncs move nothing.
+    paths = dict(db(acct).execute("SELECT name, path FROM folders").fetchall())
+    assert paths["Projects"] == ".Projects" and paths["Ärger"] == ".Ärger"
+    assert len(maildir_files(acct, ".Projects")) == 2 and len(maildir_files(acct, ".Ärger")) == 1
+    assert_quiet(acct)
+    assert len(server_list(sandbox, email, "Projects")) == 2
+
+
+def test_folders_never_recreated_or_created_against_the_servers_rules(sandbox: Any, acct: Home) -> None:
+    """A directory whose mail came from the server is a folder deleted there, not one made here; a name
+    the server refuses leaves the folder here, untouched, with a note."""
+    email = acct.user.email  # type: ignore[attr-defined]
+    sandbox.doveadm("mailbox", "create", "-u", email, "Old")
+    sandbox.fill_maildir(email, [msg(80, email)], folder="Old")
+    sync(acct)
+    assert len(maildir_files(acct, ".Old")) == 1
+    # The index is lost, and meanwhile "Old" is deleted on the server (webmail).
+    (acct.root / "data" / "index.sqlite3").unlink()
+    sandbox.doveadm("mailbox", "delete", "-u", email, "Old")
+    _make_local_folder(acct, ".a%2Eb")  # "a.b": Dovecot's Maildir++ layout refuses dots in names
+    drop(acct, msg(81, email), "1700000081.M1P1.mutt:2,S", path=".a%2Eb")
+    report = sync(acct)
+    listed = sandbox.doveadm("mailbox", "list", "-u", email).stdout.split()
+    assert "Old" not in listed, "a folder deleted on the server came back"
+    assert "a.b" not in listed
+    notes = {f["folder"]: f["notes"] for f in report["a"]["folders"]}
+    assert any("refused to create it" in n for n in notes["a.b"]), notes
+    assert len(maildir_files(acct, ".Old")) == 1 and len(maildir_files(acct, ".a%2Eb")) == 1

@@ -1,14 +1,17 @@
 from __future__ import annotations
 
+import hashlib
 import mailbox
+import re
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from deskmail.render import safe_filename
 from deskmail.store import Store
-from deskmail.store.maildir import Maildir, flags_to_info, info_to_flags, server_key
+from deskmail.store.maildir import Maildir, flags_to_info, folder_name, folder_path, info_to_flags, server_key
 
 RAW = b"From: a@example.com\r\nTo: b@example.com\r\nSubject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\n" \
       b"Message-ID: <1@x>\r\nDate: Mon, 02 Jan 2023 10:00:00 +0000\r\n\r\nbody\r\n"
@@ -144,10 +147,63 @@ def test_upload_reads_only_message_files_with_crlf(tmp_path: Path) -> None:
     (cur / "empty:2,").write_bytes(b"\n")
     (tmp_path / "secret").write_bytes(b"Subject: x\n\n")
     (cur / "link:2,").symlink_to(tmp_path / "secret")
-    assert md.read_for_upload("a:2,") == b"Subject: x\r\n\r\nline\r\n"
-    assert md.read_for_upload(".a.swp") is md.read_for_upload("empty:2,") is md.read_for_upload("link:2,") is None
+    upload = md.prepare_upload("a:2,")
+    assert upload is not None
+    with upload.open() as fh:
+        assert fh.read() == b"Subject: x\r\n\r\nline\r\n"
+    wire = b"Subject: x\r\n\r\nline\r\n"
+    assert upload.size == len(wire) and upload.sha256 == hashlib.sha256(wire).digest()
+    upload.discard()
+    assert md.prepare_upload(".a.swp") is md.prepare_upload("empty:2,") is md.prepare_upload("link:2,") is None
+    assert not list((tmp_path / "m" / "tmp").iterdir()), "no copy left behind"
     name = md.adopt("a:2,", 7, 3, ("\\Seen",))
     assert name == "a,V=7,U=3:2,S" and server_key(name) == (7, "3")
     moved = md.adopt(md.add([RAW], uidvalidity=9, uid="4", flags=()), 7, 5, ())
     assert server_key(moved) == (7, "5") and ",V=9" not in moved  # another folder's identity replaced
 
+
+
+_LEVEL = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1).filter(
+    lambda t: t.isprintable() and "/" not in t)
+
+
+@given(st.lists(_LEVEL, min_size=1, max_size=4))
+def test_folder_name_inverts_folder_path(levels: list[str]) -> None:
+    name = "/".join(levels)
+    if name.upper() == "INBOX":
+        return
+    path = folder_path(name, "/")
+    assert folder_name(path, "/") == name
+    assert folder_name(path, ".") == (name.replace("/", ".") if not any("." in lv for lv in levels) else None)
+
+
+def test_folder_name_of_directories_other_programs_make() -> None:
+    assert folder_name(".Projects", "/") == "Projects"
+    assert folder_name(".Ärger.2024", "/") == "Ärger/2024"  # mutt: plain UTF-8, "." between levels
+    assert folder_name(".a%2Eb", "/") == "a.b"
+    for not_a_folder in ("Projects", ".", "..", ".a..b", ".%", ".a.%", ".%FF", ".bell\x07", ".inbox", ".a%2Fb"):
+        assert folder_name(not_a_folder, "/") is None, not_a_folder
+
+
+@given(st.binary(min_size=1, max_size=3000), st.integers(min_value=1, max_value=64))
+def test_upload_copy_is_the_crlf_form_whatever_the_chunking(tmp_path_factory: pytest.TempPathFactory,
+                                                            body: bytes, chunk: int) -> None:
+    """Streamed in chunks (a CR at a chunk's end may begin a CRLF), the copy equals the whole-file rewrite."""
+    import deskmail.store.maildir as maildir
+
+    md = Maildir(tmp_path_factory.mktemp("m"))
+    md.ensure()
+    raw = b"Subject: x\n\n" + body
+    (md.root / "cur" / "m:2,").write_bytes(raw)
+    want = re.sub(rb"\r?\n", b"\r\n", raw)
+    saved = maildir.UPLOAD_CHUNK
+    maildir.UPLOAD_CHUNK = chunk
+    try:
+        upload = md.prepare_upload("m:2,")
+    finally:
+        maildir.UPLOAD_CHUNK = saved
+    assert upload is not None
+    with upload.open() as fh:
+        assert fh.read() == want
+    assert (upload.size, upload.sha256, upload.head) == (len(want), hashlib.sha256(want).digest(), want[:256 * 1024])
+    upload.discard()

@@ -39,6 +39,10 @@ from deskmail.protocol import utf7
 from deskmail.protocol.imap_stream import FetchItem, Sink, SocketReader, Untagged, read_line, read_responses
 from deskmail.secrets import Secret
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~2 ms of every sync); mypy reads it as True
+if TYPE_CHECKING:
+    from typing import BinaryIO
+
 
 class ListedFolder(Value):
     __slots__ = ("name", "delimiter", "flags", "status")
@@ -433,17 +437,26 @@ class ImapSession:
     def create_folder(self, folder: str) -> None:
         self.run(f"CREATE {self.quote(folder)}")
 
-    def append(self, folder: str, raw: bytes, flags: tuple[str, ...] = (),
-               when: float | None = None) -> tuple[int, int] | None:
+    def subscribe(self, folder: str) -> None:
+        self.run(f"SUBSCRIBE {self.quote(folder)}")
+
+    def append(self, folder: str, message: bytes | BinaryIO, flags: tuple[str, ...] = (),
+               when: float | None = None, *, size: int | None = None) -> tuple[int, int] | None:
         """APPEND a message; returns (UIDVALIDITY, UID) when the server says (UIDPLUS), else None.
 
-        ``when`` (a POSIX time) becomes the message's INTERNALDATE, the date mail
-        programs sort by; without it the server uses the time of the upload.
+        ``message`` is the bytes, or a file read in chunks (``size`` bytes, the wire form: CRLF)
+        so that a large message is never held in memory. ``when`` (a POSIX time) becomes the
+        message's INTERNALDATE, the date mail programs sort by; without it the server uses the
+        time of the upload.
         """
+        if isinstance(message, bytes):
+            size = len(message)
+        elif size is None:
+            raise ValueError("append() from a file needs its size")
         tag = self._tag()
         plus = "LITERAL+" in self._caps
         date = f' "{_internaldate(when)}"' if when is not None else ""
-        head = f"APPEND {self.quote(folder)} ({' '.join(flags)}){date} {{{len(raw)}{'+' if plus else ''}}}"
+        head = f"APPEND {self.quote(folder)} ({' '.join(flags)}){date} {{{size}{'+' if plus else ''}}}"
         protocol_log.debug("C: %s %s", tag.decode(), head)
         seen = Untagged()
         try:
@@ -456,13 +469,30 @@ class ImapSession:
                     raise ProtocolError(f"The IMAP server {self.server.host} refused to store a message in "
                                         f"{folder} ({_text(line).strip()})")
                 seen.other.append(line[:1000])  # untagged news (EXISTS ...) may come before the go-ahead
-            self._send(raw + b"\r\n")
+            if isinstance(message, bytes):
+                self._send(message + b"\r\n")
+            else:
+                self._send_file(message, size)
             for _ in read_responses(self._reader, tag, untagged=seen):
                 pass
         except OSError as exc:
             raise translate(exc, self.server) from exc
         m = _APPENDUID.search(seen.tagged)
         return (int(m.group(1)), int(m.group(2))) if m else None
+
+    def _send_file(self, source: BinaryIO, size: int) -> None:
+        """Exactly ``size`` bytes of ``source`` and the CRLF ending the command, a chunk at a time."""
+        left = size
+        while left:
+            chunk = source.read(min(left, 1024 * 1024))
+            if not chunk:
+                # The literal's size is announced: the connection cannot carry on from here.
+                self._sock.close()
+                raise ProtocolError(f"A message being uploaded to {self.server.host} was {size - left} bytes, "
+                                    f"not the {size} announced; the connection was closed")
+            self._send(chunk)
+            left -= len(chunk)
+        self._send(b"\r\n")
 
     def logout(self) -> None:
         # Every command before this one has had its tagged answer, so nothing is left in

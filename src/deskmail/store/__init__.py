@@ -336,8 +336,10 @@ class Store:
         return Folder(*row) if row else None
 
     def ensure_folder(
-        self, account: str, name: str, delimiter: str = "/", special_use: str = "", subscribed: bool = True
+        self, account: str, name: str, delimiter: str = "/", special_use: str = "", subscribed: bool = True,
+        *, path: str | None = None,
     ) -> Folder:
+        """The folder's row, made if needed; ``path`` keeps a directory made by another program."""
         existing = self.folder(account, name)
         if existing is not None:
             if (existing.special_use, existing.subscribed, existing.delimiter) != (special_use, subscribed, delimiter):
@@ -347,7 +349,7 @@ class Store:
                 )
                 return self.folder(account, name) or existing
             return existing
-        path = self._free_path(account, folder_path(name, delimiter))
+        path = self._free_path(account, folder_path(name, delimiter) if path is None else path)
         self.db.execute(
             "INSERT INTO folders (account, name, delimiter, path, special_use, subscribed) VALUES (?,?,?,?,?,?)",
             (account, name, delimiter, path, special_use, int(subscribed)),
@@ -491,7 +493,7 @@ class Store:
         added = 0
         with self.transaction():
             for name in names:
-                if md.read_for_upload(name) is None:
+                if not md.is_message(name):
                     continue  # not a message file (dot file, symlink, empty)
                 added += bool(self.insert_message(md, folder.id, 0, "local:" + name.partition(":")[0], name,
                                                   info_to_flags(name)))

@@ -25,6 +25,10 @@ from pathlib import Path
 
 from deskmail.errors import StoreError
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing; mypy reads it as True
+if TYPE_CHECKING:
+    from typing import BinaryIO
+
 # IMAP system flag <-> Maildir info letter (letters must be kept sorted in names).
 FLAG_LETTERS = {"\\Draft": "D", "\\Flagged": "F", "\\Answered": "R", "\\Seen": "S", "\\Deleted": "T"}
 LETTER_FLAGS = {v: k for k, v in FLAG_LETTERS.items()}
@@ -79,6 +83,32 @@ def folder_path(name: str, delimiter: str = "/") -> str:
     return "." + ".".join(encoded)
 
 
+def folder_name(path: str, delimiter: str) -> str | None:
+    """The IMAP folder name for a Maildir++ directory, the inverse of :func:`folder_path`.
+
+    Accepts what other programs write too (mutt, notmuch: plain UTF-8 levels). None when the
+    directory cannot be a folder name: not Maildir++ (no leading dot), an empty level, a level
+    holding the server's delimiter (it would become hierarchy), or undecodable bytes.
+    """
+    from urllib.parse import unquote_to_bytes  # only when a folder made here is looked at
+
+    if not path.startswith(".") or path in (".", ".."):
+        return None
+    levels = []
+    for level in path[1:].split("."):
+        if level == "%":
+            return None  # folder_path's spelling of an empty level
+        try:
+            text = unquote_to_bytes(level).decode("utf-8") if "%" in level else level
+        except UnicodeDecodeError:
+            return None
+        if not text or (delimiter and delimiter in text) or not text.isprintable():
+            return None
+        levels.append(text)
+    name = (delimiter or "/").join(levels)
+    return None if name.upper() == "INBOX" else name
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -99,6 +129,25 @@ def _syncfs(fd: int) -> bool:
         return bool(libc.syncfs(fd) == 0)
     except (OSError, AttributeError):
         return False
+
+
+UPLOAD_CHUNK = 1024 * 1024
+UPLOAD_HEAD = 256 * 1024  # where the Message-ID is looked for
+
+
+class Upload:
+    """A message file's copy made for an APPEND (see :meth:`Maildir.prepare_upload`)."""
+
+    __slots__ = ("head", "path", "sha256", "size")
+
+    def __init__(self, path: str, size: int, sha256: bytes, head: bytes) -> None:
+        self.path, self.size, self.sha256, self.head = path, size, sha256, head
+
+    def open(self) -> BinaryIO:
+        return open(self.path, "rb")
+
+    def discard(self) -> None:
+        _unlink(self.path)
 
 
 class PendingMessage:
@@ -152,6 +201,17 @@ class Maildir:
 
     def exists(self) -> bool:
         return all((self.root / sub).is_dir() for sub in ("cur", "new", "tmp"))
+
+    def has_server_names(self) -> bool:
+        """Whether any message here is named with a server identity (it came from a server once)."""
+        for sub in ("cur", "new"):
+            try:
+                with os.scandir(self.root / sub) as entries:
+                    if any(server_key(e.name) is not None for e in entries):
+                        return True
+            except OSError:
+                continue
+        return False
 
     def _unique(self, uidvalidity: int, uid: str, pop: bool) -> str:
         now = time.time()
@@ -243,24 +303,62 @@ class Maildir:
             raise _store_error(exc, self.root) from exc
         return new
 
-    def read_for_upload(self, name: str) -> bytes | None:
-        """A message file as it goes on the wire (CRLF line ends, RFC 3501), or None if it is not one.
-
-        Only regular files count: a symlink could point anywhere on this computer, and an empty file
-        is no message. Dot files are editor or desktop leftovers, never mail.
-        """
+    def is_message(self, name: str) -> bool:
+        """Whether a file in cur/ can be a message: a regular file (a symlink could point anywhere on
+        this computer), not a dot file (editor or desktop leftovers), not empty or blank."""
         path = self.root / "cur" / name
         if name.startswith("."):
-            return None
+            return False
         try:
             if not path.is_file() or path.is_symlink():
-                return None
-            data = path.read_bytes()
+                return False
+            with open(path, "rb") as fh:
+                while chunk := fh.read(64 * 1024):
+                    if chunk.strip():
+                        return True
         except OSError:
+            return False
+        return False
+
+    def prepare_upload(self, name: str) -> Upload | None:
+        """A copy of a message file as it goes on the wire (CRLF line ends, RFC 3501), or None if it is not
+        one (:meth:`is_message`) or cannot be read. The copy is streamed
+        into tmp/ (memory stays the same for a 50 MB file), and it is what gets sent: a file another
+        program rewrites during the upload cannot make the size announced to the server wrong.
+        Leftovers of an interrupted upload are removed with the other tmp/ files of ours.
+        """
+        import hashlib
+
+        if not self.is_message(name):
             return None
-        if not data.strip():
+        now = time.time()
+        unique = f"{int(now)}.M{int(now % 1 * 1e6)}P{os.getpid()}Q{next(_counter)}.{_HOST}"  # see _OURS
+        copy = os.path.join(self.root, "tmp", unique)
+        digest, size, head, content = hashlib.sha256(), 0, bytearray(), False
+        try:
+            with open(self.root / "cur" / name, "rb") as src, open(copy, "xb") as dst:
+                carry = b""
+                while True:
+                    chunk = src.read(UPLOAD_CHUNK)
+                    data = carry + chunk
+                    # A CR at a chunk's end may begin a CRLF split across two reads: decided with the next.
+                    carry = b"\r" if chunk and data.endswith(b"\r") else b""
+                    out = _LINE_END.sub(b"\r\n", data[:len(data) - len(carry)])
+                    content = content or bool(out.strip())
+                    dst.write(out)
+                    digest.update(out)
+                    size += len(out)
+                    if len(head) < UPLOAD_HEAD:
+                        head += out[:UPLOAD_HEAD - len(head)]
+                    if not chunk:
+                        break
+        except OSError:
+            _unlink(copy)
             return None
-        return _LINE_END.sub(b"\r\n", data)
+        if not content:
+            _unlink(copy)
+            return None
+        return Upload(copy, size, digest.digest(), bytes(head))
 
     def set_flags(self, name: str, flags: Iterable[str]) -> str:
         unique = name.partition(":")[0]

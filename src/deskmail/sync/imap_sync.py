@@ -2,7 +2,11 @@
 
 Per account: LIST the server's folders and reconcile them with the index
 (new folders created, renamed ones recognised by UIDVALIDITY and moved on
-disk, vanished ones quarantined, never silently deleted). Then per folder:
+disk, vanished ones quarantined, never silently deleted). A Maildir++
+directory made here by another program (mutt) is CREATEd and SUBSCRIBEd on
+the server, then synced like any folder (its messages uploaded, step 8);
+only one the index never knew and whose files carry no server identity: a
+folder deleted on the server is never brought back. Then per folder:
 
 1. **Local state.** The index row of each message holds ``synced_flags``
    (what both sides agreed on last time) and ``flags`` (local now). If
@@ -68,7 +72,7 @@ from deskmail.model import Account
 from deskmail.protocol.imap import ImapSession, qresync_params, quote_string
 from deskmail.protocol.imap_stream import FetchItem, compress_uids, parse_uid_set
 from deskmail.store import Folder, Op, Row, Store, read_header_info
-from deskmail.store.maildir import Maildir, PendingMessage, info_to_flags
+from deskmail.store.maildir import Maildir, PendingMessage, Upload, info_to_flags
 
 BATCH_MESSAGES = 500
 BATCH_BYTES = 32 * 1024 * 1024
@@ -164,6 +168,8 @@ class ImapSync:
         self.condstore = self.qresync or "CONDSTORE" in caps
         self.move = "MOVE" in caps
         self.uidplus = "UIDPLUS" in caps
+        self.folder_notes: dict[str, list[str]] = {}  # said by reconcile_folders, shown with the folder's result
+        self.unsynced: list[FolderResult] = []  # folders made here that the server refused to create
 
     # --- folders -------------------------------------------------------------
 
@@ -183,6 +189,8 @@ class ImapSync:
                 subscribed = set(server)
         known = {f.name: f for f in self.store.folders(name)}
         gone = [f for n, f in known.items() if n not in server and f.sync and f.uidvalidity]
+        if self.only is None:
+            server.update(self._create_local_folders(server, known))
         with self.store.transaction():
             for folder_name, (flags, delim) in server.items():
                 if "\\Noselect" in flags or "\\NonExistent" in flags:
@@ -208,6 +216,62 @@ class ImapSync:
         ]
         # INBOX first: it is where new mail is, and its SELECT may already be answered (see sync.early).
         return sorted(wanted, key=lambda f: f.name.upper() != "INBOX")
+
+    def _create_local_folders(self, server: dict[str, tuple[tuple[str, ...], str]],
+                              known: dict[str, Folder]) -> dict[str, tuple[tuple[str, ...], str]]:
+        """Create on the server the folders made here (a Maildir++ directory another program created).
+
+        Only a directory the index has never known and whose files carry no server identity counts:
+        one that was synced before and is gone from the server is the server's deletion, and is
+        never brought back. Its messages are then uploaded like any message saved here.
+        """
+        from deskmail.store.maildir import folder_name
+
+        account = self.account.name
+        root = self.store.maildir(account).root
+        known_paths = {f.path for f in known.values()}
+        delimiter = next((d for n, (_f, d) in server.items() if n.upper() == "INBOX" and d), None) or next(
+            (d for _f, d in server.values() if d), "/")
+        others = [n for n in server if n.upper() != "INBOX"]
+        # Servers with the Courier/Cyrus layout keep every folder below INBOX ("INBOX.Sent").
+        below = f"INBOX{delimiter}"
+        prefix = below if others and all(n.upper().startswith(below) for n in others) else ""
+        try:
+            with os.scandir(root) as found:
+                entries = sorted(e.name for e in found if e.name.startswith(".") and e.is_dir(follow_symlinks=False))
+        except OSError:
+            return {}
+        made: dict[str, tuple[tuple[str, ...], str]] = {}
+        taken = {n.casefold() for n in server}
+        for path in entries:
+            decoded = folder_name(path, delimiter)
+            if path in known_paths or decoded is None:
+                continue
+            md = self.store.maildir(account, path)
+            if not (md.root / "cur").is_dir() or not (md.root / "new").is_dir() or md.has_server_names():
+                continue
+            folder = prefix + decoded
+            if folder.casefold() in taken:
+                continue  # on the server under this name already (another directory is its copy here)
+            try:
+                self.imap.create_folder(folder)
+            except ProtocolError as exc:
+                note = f"exists only here: the server refused to create it ({exc.what}); nothing was uploaded"
+                self.unsynced.append(FolderResult(account, folder, notes=[note]))
+                with self.store.transaction():
+                    self.store.log(account, folder, note)
+                continue
+            try:
+                self.imap.subscribe(folder)
+            except ProtocolError:
+                pass  # created, only not subscribed: it is synced all the same
+            with self.store.transaction():
+                self.store.ensure_folder(account, folder, delimiter, special_use_of((), folder), True, path=path)
+                self.store.log(account, folder, f"folder made here ({path}) created on the server")
+            self.folder_notes.setdefault(folder, []).append("created on the server (the folder was made here)")
+            made[folder] = (("\\Subscribed",), delimiter)
+            taken.add(folder.casefold())
+        return made
 
     def _find_renamed(self, new_name: str, gone: list[Folder]) -> Folder | None:
         if not gone:
@@ -239,7 +303,7 @@ class ImapSync:
     # --- one folder ----------------------------------------------------------
 
     def sync_folder(self, folder: Folder) -> FolderResult:
-        result = FolderResult(self.account.name, folder.name)
+        result = FolderResult(self.account.name, folder.name, notes=self.folder_notes.pop(folder.name, None))
         md = self.store.folder_maildir(folder)
         if folder.uidvalidity and not md.exists() and self.redownload:
             with self.store.transaction():
@@ -565,18 +629,22 @@ class ImapSync:
         adopted: set[str] = set()
         for unique, op in list(journaled.items()):
             name = by_unique[unique]
-            raw = md.read_for_upload(name)
-            if raw is None:
+            upload = md.prepare_upload(name)
+            if upload is None:
                 with self.store.transaction():
                     self.store.op_done(op.id)
                 del journaled[unique], by_unique[unique]
                 continue
-            # The new UID is at least the UIDNEXT before the APPEND, unless the folder was reset since.
-            lower = int(op.uid) if op.uidvalidity == uidvalidity and op.uid.isdigit() else 1
-            found = self._find_on_server(folder, uidvalidity, raw, _message_id(md, name, raw), lower)
+            try:
+                # The new UID is at least the UIDNEXT before the APPEND, unless the folder was reset since.
+                lower = int(op.uid) if op.uidvalidity == uidvalidity and op.uid.isdigit() else 1
+                found = self._find_on_server(folder, uidvalidity, upload, _message_id(md, name, upload), lower)
+            finally:
+                upload.discard()
             if found is None:
                 continue
-            self._adopt(folder, md, name, uidvalidity, found, tuple(sorted(info_to_flags(name))), len(raw), op.id)
+            self._adopt(folder, md, name, uidvalidity, found, tuple(sorted(info_to_flags(name))), upload.size,
+                        op.id)
             with self.store.transaction():
                 self.store.log(account, folder.name,
                                f"upload of {unique} resumed: UID {found} was already on the server, adopted")
@@ -619,15 +687,22 @@ class ImapSync:
     def _append_one(self, folder: Folder, md: Maildir, name: str, op: Op | None, uidvalidity: int, uidnext: int,
                     result: FolderResult) -> bool:
         """Upload one file; False if the server refused it (it stays, and is tried again next time)."""
-        account = self.account.name
-        raw = md.read_for_upload(name)
-        if raw is None:
+        upload = md.prepare_upload(name)
+        if upload is None:
             if op is not None:
                 with self.store.transaction():
                     self.store.op_done(op.id)
             return True  # not a message file (dot file, symlink, empty, unreadable): never sent anywhere
+        try:
+            return self._append_copy(folder, md, name, upload, op, uidvalidity, uidnext, result)
+        finally:
+            upload.discard()
+
+    def _append_copy(self, folder: Folder, md: Maildir, name: str, upload: Upload, op: Op | None,
+                     uidvalidity: int, uidnext: int, result: FolderResult) -> bool:
+        account = self.account.name
         flags = tuple(sorted(info_to_flags(name)))
-        mid = _message_id(md, name, raw)
+        mid = _message_id(md, name, upload)
         if op is None:
             with self.store.transaction(durable=True):
                 op_id = self.store.add_op(account, "append", folder.name, uidvalidity, str(uidnext),
@@ -635,7 +710,8 @@ class ImapSync:
         else:
             op_id = op.id  # journaled by a run that crashed, and not on the server: append again
         try:
-            appended = self.imap.append(folder.name, raw, flags, when=_mtime_of(md, name))
+            with upload.open() as message:
+                appended = self.imap.append(folder.name, message, flags, when=_mtime_of(md, name), size=upload.size)
         except ProtocolError as exc:
             # Refused (too big, over quota...): the file stays, the journal entry too (checked next time).
             note = f"a message saved here could not be uploaded to {folder.name}: {exc.what}"
@@ -643,18 +719,20 @@ class ImapSync:
             with self.store.transaction():
                 self.store.log(account, folder.name, note)
             return False
+        except OSError as exc:
+            raise StoreError(f"The copy of {name} made for its upload cannot be read ({exc.strerror})") from exc
         if os.environ.get(FAULT_ENV) == "crash_after_append":
             import signal
 
             os.kill(os.getpid(), signal.SIGKILL)
         result.uploaded += 1
         if appended is not None:
-            self._adopt(folder, md, name, appended[0], appended[1], flags, len(raw), op_id)
+            self._adopt(folder, md, name, appended[0], appended[1], flags, upload.size, op_id)
             return True
         # No UIDPLUS: find the new UID the way a resume does.
-        found = self._find_on_server(folder, uidvalidity, raw, mid, uidnext)
+        found = self._find_on_server(folder, uidvalidity, upload, mid, uidnext)
         if found is not None:
-            self._adopt(folder, md, name, uidvalidity, found, flags, len(raw), op_id)
+            self._adopt(folder, md, name, uidvalidity, found, flags, upload.size, op_id)
             return True
         # The server took it but it cannot be told apart (it changed the message?): its copy comes down
         # with the next sync; keeping this file too would make two.
@@ -673,15 +751,16 @@ class ImapSync:
             if op_id is not None:
                 self.store.op_done(op_id)
 
-    def _find_on_server(self, folder: Folder, uidvalidity: int, raw: bytes, mid: str, lower: int) -> int | None:
-        """The UID (>= ``lower``, not held by a local copy) of a server message that is ``raw``, or None.
+    def _find_on_server(self, folder: Folder, uidvalidity: int, upload: Upload, mid: str,
+                        lower: int) -> int | None:
+        """The UID (>= ``lower``, not held by a local copy) of a server message that is ``upload``, or None.
 
         With a Message-ID: same Message-ID and same size (RFC822.SIZE). Without one there is no
         cheap identity, so the same-size candidates above ``lower`` are fetched and compared byte for
         byte (SHA-256); ``lower`` (the UIDNEXT before our APPEND) keeps that to the few messages
         that arrived since.
         """
-        size = len(raw)
+        size = upload.size
         criteria = f"HEADER Message-ID {quote_string(mid)}" if mid else f"LARGER {size - 1} SMALLER {size + 1}"
         seen = self.imap.run(f"UID SEARCH UID {max(lower, 1)}:* {criteria}", parse=frozenset({b"SEARCH"}))
         uids = sorted({int(v) for _kind, values in seen.data for v in values if isinstance(v, bytes) and v.isdigit()})
@@ -696,9 +775,7 @@ class ImapSync:
                 if item.uid in uids and item.size == size and theirs == mid:
                     return item.uid
             return None
-        import hashlib  # only here, after an interrupted upload: ~1 ms of every sync otherwise
-
-        want = hashlib.sha256(raw).digest()
+        want = upload.sha256
         digests: dict[int, _Digest] = {}
         found: list[int] = []
         # The few same-size arrivals since the journal entry, never the whole folder.
@@ -800,9 +877,9 @@ def _mtime(md: Maildir) -> int:
     return total
 
 
-def _message_id(md: Maildir, name: str, raw: bytes) -> str:
+def _message_id(md: Maildir, name: str, upload: Upload) -> str:
     """The Message-ID usable in a SEARCH (ASCII, in angle brackets), or "" (content decides then)."""
-    mid = read_header_info(md.path(name), raw[:256 * 1024]).message_id
+    mid = read_header_info(md.path(name), upload.head).message_id
     return mid if mid.isascii() and mid.startswith("<") and mid.endswith(">") else ""
 
 
@@ -834,6 +911,10 @@ def sync_imap_account(
             # others; network and store errors do stop the account, the connection or disk is gone.
             r = FolderResult(account.name, folder.name, notes=[f"not synced: {exc}"])
             store.log(account.name, folder.name, f"not synced: {exc.what}")
+        results.append(r)
+        if on_folder:
+            on_folder(r)
+    for r in engine.unsynced:
         results.append(r)
         if on_folder:
             on_folder(r)
