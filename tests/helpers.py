@@ -75,14 +75,17 @@ class RewritingProxy:
     """TCP proxy on 127.0.0.1 that rewrites server->client lines and records client->server bytes.
 
     Used to strip the STARTTLS offer from a real server (a downgrade attack)
-    and to prove afterwards what the client sent.
+    and to prove afterwards what the client sent; ``rewrite_up`` changes what the
+    client sends (to make a real server refuse one command, e.g. POP3 UIDL).
     """
 
     def __init__(self, upstream: tuple[str, int], drop_line: re.Pattern[bytes] | None = None,
-                 rewrite: tuple[re.Pattern[bytes], bytes] | None = None) -> None:
+                 rewrite: tuple[re.Pattern[bytes], bytes] | None = None,
+                 rewrite_up: tuple[re.Pattern[bytes], bytes] | None = None) -> None:
         self.upstream = upstream
         self.drop_line = drop_line
         self.rewrite = rewrite
+        self.rewrite_up = rewrite_up  # applied to each chunk the client sends (commands are short)
         self.client_bytes = bytearray()
         self._listener = socket.socket()
         self._listener.bind(("127.0.0.1", 0))
@@ -105,6 +108,8 @@ class RewritingProxy:
         try:
             while data := client.recv(65536):
                 self.client_bytes += data
+                if self.rewrite_up is not None:
+                    data = self.rewrite_up[0].sub(self.rewrite_up[1], data)
                 server.sendall(data)
         except OSError:
             pass

@@ -576,6 +576,38 @@ def pop_account(sandbox: Any, user: Any, tmp_path: Path) -> Home:
     return home
 
 
+def test_pop3_without_uidl_matches_by_headers_and_never_deletes(sandbox: Any, mail_user: Any,
+                                                                tmp_path: Path) -> None:
+    """A server without UIDL (Dovecot made to refuse it by a proxy): messages are told apart by a hash
+    of their headers (TOP), downloaded once, and never deleted from the server, whatever the options."""
+    email = mail_user.email
+    proxy = RewritingProxy((sandbox.host, sandbox.pop3_port), drop_line=re.compile(rb"^UIDL\r?$"),
+                           rewrite_up=(re.compile(rb"^UIDL\r\n", re.M), b"XUIDL\r\n"))
+    try:
+        home = Home(tmp_path / "pop", env={"DM_PW": mail_user.password})
+        proc = home.run("account", "add", "--email", email, "--name", "p", "--protocol", "pop3",
+                        "--pop-host", "127.0.0.1", "--pop-port", str(proxy.port), "--pop-security", "none",
+                        "--allow-plaintext-password", "--smtp-host", sandbox.host,
+                        "--smtp-port", str(sandbox.submission_port), "--ca-file", str(sandbox.ca_file),
+                        "--password-env", "DM_PW", "--no-verify")
+        assert proc.returncode == 0, proc.stderr
+        cfg = home.root / "config" / "accounts.toml"
+        cfg.write_text(cfg.read_text() + "\n[accounts.p.options]\nleave_on_server = false\n")
+        sandbox.fill_maildir(email, [msg(i, email) for i in range(1, 4)])
+        report = sync(home)
+        assert report["p"]["folders"][0]["new"] == 3
+        assert any("no UIDL" in n for n in report["p"]["folders"][0]["notes"])
+        assert b"UIDL\r\n" in bytes(proxy.client_bytes)  # asked for, and refused (the proxy made it XUIDL)
+        sandbox.fill_maildir(email, [msg(4, email)])
+        report = sync(home)
+        assert report["p"]["folders"][0]["new"] == 1 and report["p"]["folders"][0]["deleted"] == 0
+        assert len(maildir_files_pop(home)) == 4
+        assert len(server(sandbox, email)) == 4, "leave_on_server = false, but without UIDL nothing is deleted"
+        assert b"DELE" not in bytes(proxy.client_bytes)
+    finally:
+        proxy.close()
+
+
 def maildir_files_pop(home: Home) -> list[str]:
     return sorted(p.name for p in (home.root / "data" / "mail" / "p" / "cur").iterdir())
 
