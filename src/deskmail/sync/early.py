@@ -44,7 +44,8 @@ class EarlyConnection:
         self._session: ImapSession | None = None
         self._error: BaseException | None = None
         self.waiting = threading.Event()  # set once the thread has imported what it needs and starts waiting
-        self._inbox_known = threading.Event()
+        self._inbox_lock = threading.Lock()
+        self._inbox_known = False
         self._inbox: tuple[int, int] | None = None
         self._thread = threading.Thread(target=self._open, name=f"connect-{account.name}", daemon=True)
         self._thread.start()
@@ -62,9 +63,11 @@ class EarlyConnection:
         self._read_inbox_state()
 
     def _read_inbox_state(self) -> None:
-        if not self._inbox_known.is_set():
-            self._inbox = inbox_state(self._data_dir, self.account.name) if self._data_dir is not None else None
-            self._inbox_known.set()
+        """Once, by whichever thread comes first: the caller in let_it_start(), else the connection thread."""
+        with self._inbox_lock:
+            if not self._inbox_known:
+                self._inbox = inbox_state(self._data_dir, self.account.name) if self._data_dir is not None else None
+                self._inbox_known = True
 
     @classmethod
     def start_for(cls, accounts: list[Account], data_dir: Path,
@@ -104,8 +107,7 @@ class EarlyConnection:
             cm = open_imap(self.account, password, timeout=self._timeout, dial=self._dial)
             session = cm.__enter__()
             self._cm, self._session = cm, session
-            if not self._inbox_known.wait(timeout=1.0):
-                self._read_inbox_state()  # nobody called let_it_start()
+            self._read_inbox_state()  # already done, or being done, by let_it_start() when it was called
             session.warm_up(inbox=self._inbox)
         except BaseException as exc:
             self._error = exc
