@@ -214,9 +214,8 @@ class Maildir:
         return False
 
     def _unique(self, uidvalidity: int, uid: str, pop: bool) -> str:
-        now = time.time()
         key = f"P={uid.encode().hex()}" if pop else f"U={int(uid)}"
-        return f"{int(now)}.M{int(now % 1 * 1e6)}P{os.getpid()}Q{next(_counter)}.{_HOST},V={uidvalidity},{key}"
+        return f"{_unique_base()},V={uidvalidity},{key}"
 
     def add(
         self, chunks: Iterable[bytes], *, uidvalidity: int, uid: str, flags: Iterable[str], pop: bool = False
@@ -321,19 +320,18 @@ class Maildir:
         return False
 
     def prepare_upload(self, name: str) -> Upload | None:
-        """A copy of a message file as it goes on the wire (CRLF line ends, RFC 3501), or None if it is not
-        one (:meth:`is_message`) or cannot be read. The copy is streamed
-        into tmp/ (memory stays the same for a 50 MB file), and it is what gets sent: a file another
-        program rewrites during the upload cannot make the size announced to the server wrong.
-        Leftovers of an interrupted upload are removed with the other tmp/ files of ours.
+        """A copy of a message file as it goes on the wire (CRLF line ends, RFC 3501), or None if it
+        is not one (:meth:`is_message`) or cannot be read.
+
+        The copy is streamed into tmp/ (memory stays the same for a 50 MB file), and it is what
+        gets sent: a file another program rewrites during the upload cannot make the size announced
+        to the server wrong. Leftovers of an interrupted upload are removed with our other tmp/ files.
         """
         import hashlib
 
         if not self.is_message(name):
             return None
-        now = time.time()
-        unique = f"{int(now)}.M{int(now % 1 * 1e6)}P{os.getpid()}Q{next(_counter)}.{_HOST}"  # see _OURS
-        copy = os.path.join(self.root, "tmp", unique)
+        copy = os.path.join(self.root, "tmp", _unique_base())
         digest, size, head, content = hashlib.sha256(), 0, bytearray(), False
         try:
             with open(self.root / "cur" / name, "rb") as src, open(copy, "xb") as dst:
@@ -412,6 +410,12 @@ class Maildir:
             with os.scandir(cur) as it:
                 for found in it:
                     yield found.name
+
+
+def _unique_base() -> str:
+    """A Maildir unique name of ours (time, microseconds, process, counter, host: matched by ``_OURS``)."""
+    now = time.time()
+    return f"{int(now)}.M{int(now % 1 * 1e6)}P{os.getpid()}Q{next(_counter)}.{_HOST}"
 
 
 def _unlink(path: str) -> None:
