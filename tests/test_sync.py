@@ -232,6 +232,32 @@ def test_files_deleted_behind_our_back_are_fetched_again(sandbox: Any, acct: Hom
     assert len(maildir_files(acct)) == 10 and len(server(sandbox, email)) == 10
 
 
+def test_quiet_sync_dials_the_server_before_reading_the_configuration(
+        sandbox: Any, acct: Home, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`deskmail sync -q` (the lean path timers run) takes over the connection it opened from the
+    cached accounts, and syncs through it."""
+    from deskmail.cli import entry
+    from deskmail.net.dial import Dial
+
+    email = acct.user.email  # type: ignore[attr-defined]
+    sync(acct)
+    sync(acct)  # reads the accounts with the data folder present: their parse is cached now
+    taken: list[tuple[str, int, bool, str]] = []
+    original = Dial.take
+
+    def take(self: Dial) -> Any:
+        taken.append(self.key)
+        return original(self)
+
+    monkeypatch.setattr(Dial, "take", take)
+    monkeypatch.setenv("DESKMAIL_HOME", str(acct.root))
+    monkeypatch.setenv("DM_PW", acct.env["DM_PW"])
+    sandbox.fill_maildir(email, [msg(5, email)])
+    assert entry.main(["sync", "-q"]) == 0
+    assert taken == [(sandbox.host, sandbox.imaps_port, True, str(sandbox.ca_file))]
+    assert set(local(acct)) == {"<m5-2000@example.test>"}
+
+
 def test_concurrent_second_client(sandbox: Any, acct: Home) -> None:
     """doveadm keeps flagging, expunging and adding while deskmail syncs; then both sides agree."""
     email = acct.user.email  # type: ignore[attr-defined]
