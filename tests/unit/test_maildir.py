@@ -207,3 +207,19 @@ def test_upload_copy_is_the_crlf_form_whatever_the_chunking(tmp_path_factory: py
         assert fh.read() == want
     assert (upload.size, upload.sha256, upload.head) == (len(want), hashlib.sha256(want).digest(), want[:256 * 1024])
     upload.discard()
+
+
+@given(st.integers(min_value=1, max_value=50), st.sampled_from([b"\r\n", b"\n"]))
+def test_pending_message_keeps_only_the_header_block(tmp_path_factory: pytest.TempPathFactory, cut: int,
+                                                      eol: bytes) -> None:
+    """However the stream is cut, the head kept for the index is the header block, not the body with it."""
+    md = Maildir(tmp_path_factory.mktemp("m"))
+    md.ensure()
+    header = b"Subject: hello" + eol + b"Message-ID: <h@x>" + eol + eol
+    raw = header + b"body line" + eol + b"y" * 5000
+    pending = md.begin()
+    for i in range(0, len(raw), cut):
+        pending.write(raw[i:i + cut])
+    pending.close()
+    assert bytes(pending.head) == header and pending.size == len(raw)
+    pending.discard()
