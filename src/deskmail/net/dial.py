@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     import _socket
     import socket
 
+    from deskmail.model import Account
+
 
 class Dial:
     """One connection being opened; :meth:`take` hands it over (or raises what went wrong)."""
@@ -33,6 +35,11 @@ class Dial:
         self.on_network = threading.Event()  # set once the thread waits for the server (or has finished)
         self._thread = threading.Thread(target=self._run, name=f"dial-{host}", daemon=True)
         self._thread.start()
+
+    def serves(self, account: Account) -> bool:
+        """Whether this connection goes where ``account`` connects to, checked as ``account`` would."""
+        server = account.incoming
+        return self.key == (server.host, server.port, server.security.value == "ssl", account.ca_file)
 
     def let_it_start(self) -> None:
         """Wait until the thread's imports are done: they are on the critical path, the caller's are not."""

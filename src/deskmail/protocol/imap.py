@@ -593,7 +593,7 @@ def open_imap(account: Account, password: Secret, *, timeout: float = 30.0,
     ctx = None if dial is not None and tls else client_context(account.ca_file)
     try:
         if dial is not None:
-            if dial.key != (server.host, server.port, tls, account.ca_file):
+            if not dial.serves(account):
                 raise ValueError(f"dialed {dial.key}, not the account's server")
             sock = dial.take()
             sock.settimeout(timeout)

@@ -15,12 +15,13 @@ run adopts the file instead of downloading it again.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import re
 import socket
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from deskmail.errors import StoreError
@@ -120,15 +121,35 @@ def _fsync_dir(path: Path) -> None:
 HEAD_BYTES = 64 * 1024  # enough for any sane header block; the index parses only this
 
 
-def _syncfs(fd: int) -> bool:
-    """Flush the whole file system of ``fd`` in one call (Linux syncfs); False if unavailable."""
+@functools.cache
+def _libc_function(name: str) -> Callable[[int], int] | None:
+    """A C library function by name (loaded once), or None where the C library lacks it."""
     try:
         import ctypes
 
-        libc = ctypes.CDLL(None, use_errno=True)
-        return bool(libc.syncfs(fd) == 0)
+        return getattr(ctypes.CDLL(None, use_errno=True), name)  # type: ignore[no-any-return]
     except (OSError, AttributeError):
-        return False
+        return None
+
+
+def _syncfs(fd: int) -> bool:
+    """Flush the whole file system of ``fd`` in one call (Linux syncfs); False if unavailable."""
+    syncfs = _libc_function("syncfs")
+    return syncfs is not None and syncfs(fd) == 0
+
+
+def release_freed_memory() -> None:
+    """Hand the memory a batch freed back to the system (glibc's malloc_trim; elsewhere nothing).
+
+    Reading TLS records, SQLite pages and message chunks of every size leaves free holes in
+    malloc's heap, which it keeps: a first sync's RSS crept up with the mailbox (+0.6 to +1.6 MB
+    from 10,000 to 50,000 messages), all of it free memory kept (in use: ~2.8 MB at both sizes).
+    Trimming after each batch (500 messages or 32 MB) costs well under a millisecond; measured
+    peaks went from 28.5-29.7 / 28.8-29.7 MB to 28.0-28.6 / 28.3-28.5 MB (10,000 / 50,000).
+    """
+    trim = _libc_function("malloc_trim")  # glibc only: elsewhere nothing to do
+    if trim is not None:
+        trim(0)
 
 
 UPLOAD_CHUNK = 1024 * 1024
@@ -304,16 +325,21 @@ class Maildir:
             raise _store_error(exc, self.root) from exc
         return new
 
-    def is_message(self, name: str) -> bool:
-        """Whether a file in cur/ can be a message: a regular file (a symlink could point anywhere on
-        this computer), not a dot file (editor or desktop leftovers), not empty or blank."""
+    def _plain_file(self, name: str) -> bool:
+        """A regular file in cur/ (a symlink could point anywhere on this computer), not a dot file
+        (editor or desktop leftovers)."""
         path = self.root / "cur" / name
-        if name.startswith("."):
+        try:
+            return not name.startswith(".") and path.is_file() and not path.is_symlink()
+        except OSError:
+            return False
+
+    def is_message(self, name: str) -> bool:
+        """Whether a file in cur/ can be a message: a plain file (:meth:`_plain_file`), not empty or blank."""
+        if not self._plain_file(name):
             return False
         try:
-            if not path.is_file() or path.is_symlink():
-                return False
-            with open(path, "rb") as fh:
+            with open(self.root / "cur" / name, "rb") as fh:
                 while chunk := fh.read(64 * 1024):
                     if chunk.strip():
                         return True
@@ -331,7 +357,7 @@ class Maildir:
         """
         import hashlib
 
-        if not self.is_message(name):
+        if not self._plain_file(name):
             return None
         copy = os.path.join(self.root, "tmp", _unique_base())
         digest, size, head, content = hashlib.sha256(), 0, bytearray(), False

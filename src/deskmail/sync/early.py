@@ -85,8 +85,7 @@ class EarlyConnection:
         for a in accounts:
             dial = dials.pop(a.name, None)
             server = a.incoming
-            if dial is not None and dial.key != (server.host, server.port, server.security is Security.SSL,
-                                                 a.ca_file):
+            if dial is not None and not dial.serves(a):
                 dial.close()  # the cached settings were not the ones the configuration gives now
                 dial = None
             if server.protocol is Protocol.IMAP and server.security is not Security.NONE:

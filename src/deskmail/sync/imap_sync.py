@@ -62,7 +62,6 @@ folder deleted on the server is never brought back. Then per folder:
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 import time
@@ -73,7 +72,7 @@ from deskmail.model import Account
 from deskmail.protocol.imap import ImapSession, qresync_params, quote_string
 from deskmail.protocol.imap_stream import FetchItem, compress_uids, parse_uid_set
 from deskmail.store import Folder, Op, Row, Store, read_header_info
-from deskmail.store.maildir import Maildir, PendingMessage, Upload, info_to_flags
+from deskmail.store.maildir import Maildir, PendingMessage, Upload, info_to_flags, release_freed_memory
 
 BATCH_MESSAGES = 500
 BATCH_BYTES = 32 * 1024 * 1024
@@ -812,7 +811,7 @@ class ImapSync:
             if self.progress:
                 self.progress(self.account.name, folder.name, result.new, max(total, result.new), result.bytes)
             batch, batch_bytes = [], 0
-            _release_freed_memory()
+            release_freed_memory()
 
         try:
             for item in self.imap.command(f"UID FETCH {uid_set} (UID FLAGS BODY.PEEK[])", body_sink=sink.open):
@@ -858,30 +857,6 @@ class _BodySinks:
 
 
 _MAILDIR_FLAGS = frozenset({"\\Draft", "\\Flagged", "\\Answered", "\\Seen", "\\Deleted"})
-
-
-def _release_freed_memory() -> None:
-    """Hand the memory a batch freed back to the system (glibc's malloc_trim; elsewhere nothing).
-
-    Reading TLS records, SQLite pages and message chunks of every size leaves free holes in
-    malloc's heap, which it keeps: a first sync's RSS crept up with the mailbox (+0.6 to +1.6 MB
-    from 10,000 to 50,000 messages), all of it free memory kept (in use: ~2.8 MB at both sizes).
-    Trimming after each batch (500 messages or 32 MB) costs well under a millisecond; measured
-    peaks went from 28.5-29.7 / 28.8-29.7 MB to 28.0-28.6 / 28.3-28.5 MB (10,000 / 50,000).
-    """
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
-
-
-@functools.cache
-def _malloc_trim() -> Callable[[int], int] | None:
-    try:
-        import ctypes
-
-        return ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):
-        return None  # not glibc (musl, macOS)
 
 
 def _mtime_of(md: Maildir, name: str) -> float | None:
