@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import mailbox
 import re
 from pathlib import Path
@@ -10,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from deskmail.render import safe_filename
-from deskmail.store import Store
+from deskmail.store import Store, maildir
 from deskmail.store.maildir import Maildir, flags_to_info, folder_name, folder_path, info_to_flags, server_key
 
 RAW = b"From: a@example.com\r\nTo: b@example.com\r\nSubject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\n" \
@@ -189,8 +190,6 @@ def test_folder_name_of_directories_other_programs_make() -> None:
 def test_upload_copy_is_the_crlf_form_whatever_the_chunking(tmp_path_factory: pytest.TempPathFactory,
                                                             body: bytes, chunk: int) -> None:
     """Streamed in chunks (a CR at a chunk's end may begin a CRLF), the copy equals the whole-file rewrite."""
-    import deskmail.store.maildir as maildir
-
     md = Maildir(tmp_path_factory.mktemp("m"))
     md.ensure()
     raw = b"Subject: x\n\n" + body
@@ -209,17 +208,31 @@ def test_upload_copy_is_the_crlf_form_whatever_the_chunking(tmp_path_factory: py
     upload.discard()
 
 
-@given(st.integers(min_value=1, max_value=50), st.sampled_from([b"\r\n", b"\n"]))
-def test_pending_message_keeps_only_the_header_block(tmp_path_factory: pytest.TempPathFactory, cut: int,
-                                                      eol: bytes) -> None:
+@given(st.lists(st.integers(min_value=0, max_value=120), max_size=12), st.sampled_from([b"\r\n", b"\n"]),
+       st.sampled_from([b"", b"\r\n", b"\n", b"\r\n\r\n", b"\n\n"]))
+def test_pending_message_keeps_only_the_header_block(tmp_path_factory: pytest.TempPathFactory, cuts: list[int],
+                                                      eol: bytes, body_start: bytes) -> None:
     """However the stream is cut, the head kept for the index is the header block, not the body with it."""
     md = Maildir(tmp_path_factory.mktemp("m"))
     md.ensure()
     header = b"Subject: hello" + eol + b"Message-ID: <h@x>" + eol + eol
-    raw = header + b"body line" + eol + b"y" * 5000
+    raw = header + body_start + b"body line" + eol + b"y" * 5000
     pending = md.begin()
-    for i in range(0, len(raw), cut):
-        pending.write(raw[i:i + cut])
+    edges = [0, *sorted(set(cuts)), len(raw)]
+    for start, stop in itertools.pairwise(edges):
+        pending.write(raw[start:stop])
     pending.close()
     assert bytes(pending.head) == header and pending.size == len(raw)
+    pending.discard()
+
+
+def test_pending_message_head_without_blank_line_stops_at_the_cap(tmp_path: Path) -> None:
+    md = Maildir(tmp_path)
+    md.ensure()
+    raw = b"X-Long: " + b"a" * (maildir.HEAD_BYTES + 1000) + b"\r\n\r\nbody"
+    pending = md.begin()
+    for i in range(0, len(raw), 7000):
+        pending.write(raw[i:i + 7000])
+    pending.close()
+    assert bytes(pending.head) == raw[:maildir.HEAD_BYTES] and pending.size == len(raw)
     pending.discard()

@@ -188,13 +188,16 @@ class PendingMessage:
 
     def write(self, data: bytes) -> int:
         if self._want_head:
-            self.head += data[: HEAD_BYTES - len(self.head)]
-            # Only the header block is indexed: stop collecting at its end (or at the cap), and drop
-            # the body bytes that came in the same chunk. A download batch holds 500 of these until
-            # it commits; with the bodies' first chunks in them that was ~3 MB of passing peak.
-            end = _header_end(self.head)
-            if end >= 0:
-                del self.head[end:]
+            # Only the header block is indexed, and a download batch holds 500 of these until it
+            # commits: copy header bytes only, never the body that came in the same chunk (copying
+            # the chunk and cutting it afterwards left a 64 KiB hole in the C heap per message).
+            room = HEAD_BYTES - len(self.head)
+            end = _header_end(data, room)
+            if self.head:  # a blank line split between two chunks comes first
+                seam = bytes(self.head[-3:])
+                if (at := _header_end(seam + data[:3], len(seam) + min(3, room))) > len(seam):
+                    end = at - len(seam)
+            self.head += data[:end] if end >= 0 else data[:room]
             self._want_head = end < 0 and len(self.head) < HEAD_BYTES
         self.size += len(data)
         try:
@@ -440,9 +443,9 @@ class Maildir:
                     yield found.name
 
 
-def _header_end(head: bytearray) -> int:
-    """Where the header block ends (after its blank line, CRLF or LF), or -1 if it has not yet."""
-    ends = [at + len(blank) for blank in (b"\r\n\r\n", b"\n\n") if (at := head.find(blank)) >= 0]
+def _header_end(data: bytes, limit: int) -> int:
+    """Where a header block in ``data[:limit]`` ends (after its blank line, CRLF or LF), or -1."""
+    ends = [at + len(blank) for blank in (b"\r\n\r\n", b"\n\n") if (at := data.find(blank, 0, limit)) >= 0]
     return min(ends) if ends else -1
 
 

@@ -253,6 +253,7 @@ def _download(account: Account, store: Store, md: Maildir, folder_id: int, pop: 
             new = wanted.pop(number)
             batch.append((p, 0, new.uidl, (), True))
             replaces.append(new)
+            p.close()  # now, not at publish: its write buffer is not kept with the batch
             result.bytes += p.size
             if len(batch) >= BATCH_MESSAGES:
                 flush()
@@ -284,7 +285,8 @@ def _fetch_headers(store: Store, md: Maildir, folder_id: int, pop: Pop3Session, 
             p = md.begin()
             batch.append((p, 0, msg.uidl, (), True))
             p.write(pop.top_headers(msg.number))
-            if len(batch) >= BATCH_MESSAGES:  # a file is open per pending message: publish in batches
+            p.close()
+            if len(batch) >= BATCH_MESSAGES:
                 flush()
         flush()
     finally:
