@@ -6,6 +6,7 @@ what those do not reach: odd passwords, STARTTLS response injection, and the pur
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -103,6 +104,29 @@ def test_reader_limit_and_counted_reads() -> None:
     assert reader.read(2) == b"xy"
     assert reader.read(10) == b"z"  # what is buffered first, never more than asked
     assert reader.read(10) == b"123\n"
+
+
+def test_reader_never_asks_the_socket_for_more_than_recv() -> None:
+    """A big literal is read in asks of at most RECV bytes: CPython allocates the whole ask per TLS record."""
+    asked: list[int] = []
+
+    class Recording(_Chunks):
+        def recv(self, size: int) -> bytes:
+            asked.append(size)
+            return super().recv(size)
+
+    body = b"x" * (3 * SocketReader.RECV + 5)
+    wire = b"* 1 FETCH (UID 7 BODY[] {%d}\r\n" % len(body) + body + b")\r\nD1 OK done\r\n"
+    reader = SocketReader(Recording([wire[i:i + 16384] for i in range(0, len(wire), 16384)]))
+    got = bytearray()
+
+    class Sink:
+        def write(self, data: bytes) -> int:
+            got.extend(data)
+            return len(data)
+
+    assert [i.body_size for i in read_responses(reader, b"D1", lambda _item: Sink())] == [len(body)]
+    assert bytes(got) == body and max(asked) <= SocketReader.RECV
 
 
 def test_literal_split_across_chunks_streams_to_sink() -> None:
@@ -249,7 +273,7 @@ def test_early_connection_hands_over_its_folder_list_once(sandbox: Any, mail_use
 
 @pytest.mark.servers
 def test_prefetched_inbox_select_is_used_only_while_it_still_answers_the_question(
-        sandbox: Any, mail_user: Any) -> None:
+        sandbox: Any, mail_user: Any, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     """warm_up(inbox=...) SELECTs INBOX early; the engine gets that answer only for the same
     command while INBOX is still the selected folder, else the server is asked again."""
     from deskmail.protocol.imap import qresync_params
@@ -262,8 +286,13 @@ def test_prefetched_inbox_select_is_used_only_while_it_still_answers_the_questio
         known = (status.uidvalidity, status.highestmodseq)
     sandbox.deliver(mail_user.email, b"From: a@example.test\r\nSubject: two\r\n\r\nbody\r\n")
 
-    with open_imap(account, Secret(mail_user.password)) as imap:
+    from deskmail.net.log import PROTOCOL_LOGGER, protocol_log
+
+    monkeypatch.setattr(protocol_log, "enabled", True)
+    with open_imap(account, Secret(mail_user.password)) as imap, caplog.at_level(logging.DEBUG, PROTOCOL_LOGGER):
         imap.warm_up(inbox=known)
+        sent = [r.getMessage().split()[2] for r in caplog.records if r.getMessage().startswith("C: ")]
+        assert sent[:3] == ["ENABLE", "SELECT", "LIST"], "INBOX opened before any other folder is named"
         listed = {f.name: f.status for f in imap.list_status() or []}
         assert listed["INBOX"] == {}, "no STATUS for INBOX: its SELECT was asked instead"
         assert "UIDNEXT" in listed["Sent"]

@@ -104,7 +104,10 @@ class SocketReader:
             out = self._buf[self._pos:self._pos + size]
             self._pos += len(out)
             return out
-        return self._sock.recv(size)
+        # Never ask for more than RECV: a TLS read returns one record (<= 16 KiB) however much is
+        # asked, but CPython allocates the whole size first and shrinks it after. A 256 KiB ask is
+        # above glibc's mmap threshold: mmap + mremap + munmap and fresh zero pages for every record.
+        return self._sock.recv(min(size, self.RECV))
 
 
 class FetchItem:
