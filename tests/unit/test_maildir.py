@@ -236,3 +236,25 @@ def test_pending_message_head_without_blank_line_stops_at_the_cap(tmp_path: Path
     pending.close()
     assert bytes(pending.head) == raw[:maildir.HEAD_BYTES] and pending.size == len(raw)
     pending.discard()
+
+
+def test_unbuffered_pending_message_survives_short_writes(tmp_path: Path) -> None:
+    """An unbuffered file may take part of a write (a signal, a nearly full disk): the rest is written."""
+    md = Maildir(tmp_path)
+    md.ensure()
+    pending = md.begin(buffered=False)
+    real = pending._fh
+
+    class Short:
+        def write(self, data: bytes | memoryview) -> int | None:
+            return real.write(data[:7])
+
+        def close(self) -> None:
+            real.close()
+
+    pending._fh = Short()  # type: ignore[assignment]
+    raw = b"Subject: s\r\n\r\n" + bytes(range(256)) * 3
+    assert pending.write(raw) == len(raw)
+    pending.close()
+    assert Path(pending.path).read_bytes() == raw and bytes(pending.head) == b"Subject: s\r\n\r\n"
+    pending.discard()

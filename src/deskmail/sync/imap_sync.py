@@ -844,7 +844,7 @@ class _BodySinks:
         self._open: dict[int, PendingMessage] = {}
 
     def open(self, item: FetchItem) -> PendingMessage:
-        pending = self.md.begin()
+        pending = self.md.begin(buffered=False)  # the stream parser writes whole TLS records
         self._open[id(item)] = pending
         return pending
 
