@@ -824,7 +824,7 @@ class ImapSync:
                     pending.discard()  # "n:*" returns the last message when nothing is new
                     continue
                 batch.append((pending, uidvalidity, str(item.uid), item.flags or (), False))
-                pending.close()  # now, not at publish: 500 open files held 500 write buffers
+                pending.close()  # now, not at publish: a batch kept up to 500 files (and their buffers) open
                 batch_bytes += pending.size
                 result.bytes += pending.size
                 if len(batch) >= BATCH_MESSAGES or batch_bytes >= BATCH_BYTES:
