@@ -20,7 +20,7 @@ from deskmail.errors import AuthError, ProtocolError, SecretError, SecurityError
 from deskmail.model import Account, PasswordSource, Protocol, Security, ServerSettings
 from deskmail.protocol import utf7
 from deskmail.protocol.imap import open_imap, quote_string
-from deskmail.protocol.imap_stream import SocketReader, Untagged, read_responses
+from deskmail.protocol.imap_stream import FetchItem, SocketReader, Untagged, read_responses
 from deskmail.secrets import Secret
 from helpers import closed_port
 
@@ -117,7 +117,13 @@ def test_reader_never_asks_the_socket_for_more_than_recv() -> None:
 
     body = b"x" * (3 * SocketReader.RECV + 5)
     wire = b"* 1 FETCH (UID 7 BODY[] {%d}\r\n" % len(body) + body + b")\r\nD1 OK done\r\n"
-    reader = SocketReader(Recording([wire[i:i + 16384] for i in range(0, len(wire), 16384)]))
+    items, got = _read_streamed(SocketReader(Recording([wire[i:i + 16384] for i in range(0, len(wire), 16384)])))
+    assert [i.body_size for i in items] == [len(body)]
+    assert got == body and max(asked) <= SocketReader.RECV
+
+
+def _read_streamed(reader: SocketReader) -> tuple[list[FetchItem], bytes]:
+    """The FETCH items of a response tagged D1, and the bytes their literals streamed to a sink."""
     got = bytearray()
 
     class Sink:
@@ -125,24 +131,15 @@ def test_reader_never_asks_the_socket_for_more_than_recv() -> None:
             got.extend(data)
             return len(data)
 
-    assert [i.body_size for i in read_responses(reader, b"D1", lambda _item: Sink())] == [len(body)]
-    assert bytes(got) == body and max(asked) <= SocketReader.RECV
+    return list(read_responses(reader, b"D1", lambda _item: Sink())), bytes(got)
 
 
 def test_literal_split_across_chunks_streams_to_sink() -> None:
     body = b"Subject: x\r\n\r\n" + b"b" * 5000
     wire = b"* 1 FETCH (UID 7 FLAGS (\\Seen) BODY[] {%d}\r\n" % len(body) + body + b")\r\nD1 OK done\r\n"
-    reader = SocketReader(_Chunks([wire[i:i + 333] for i in range(0, len(wire), 333)]))
-    got = bytearray()
-
-    class Sink:
-        def write(self, data: bytes) -> int:
-            got.extend(data)
-            return len(data)
-
-    items = list(read_responses(reader, b"D1", lambda _item: Sink()))
+    items, got = _read_streamed(SocketReader(_Chunks([wire[i:i + 333] for i in range(0, len(wire), 333)])))
     assert [(i.uid, i.flags, i.body_size) for i in items] == [(7, ("\\Seen",), len(body))]
-    assert bytes(got) == body
+    assert got == body
 
 
 def test_untagged_lists_parsed_with_literal_names() -> None:
