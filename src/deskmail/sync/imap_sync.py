@@ -261,14 +261,16 @@ class ImapSync:
                 with self.store.transaction():
                     self.store.log(account, folder, note)
                 continue
+            notes = ["created on the server (the folder was made here)"]
             try:
                 self.imap.subscribe(folder)
-            except ProtocolError:
-                pass  # created, only not subscribed: it is synced all the same
+            except ProtocolError as exc:  # created, only not subscribed: it is synced all the same
+                notes.append(f"the server refused to subscribe it ({exc.what})")
             with self.store.transaction():
                 self.store.ensure_folder(account, folder, delimiter, special_use_of((), folder), True, path=path)
-                self.store.log(account, folder, f"folder made here ({path}) created on the server")
-            self.folder_notes.setdefault(folder, []).append("created on the server (the folder was made here)")
+                for note in notes:
+                    self.store.log(account, folder, f"{note}: {path}")
+            self.folder_notes.setdefault(folder, []).extend(notes)
             made[folder] = (("\\Subscribed",), delimiter)
             taken.add(folder.casefold())
         return made
@@ -904,7 +906,13 @@ def sync_imap_account(
     redownload: bool = False,
 ) -> list[FolderResult]:
     engine = ImapSync(account, store, session, progress=progress, folders=folders, redownload=redownload)
-    results = []
+    results: list[FolderResult] = []
+
+    def report(r: FolderResult) -> None:
+        results.append(r)
+        if on_folder:
+            on_folder(r)
+
     for folder in engine.reconcile_folders():
         try:
             r = engine.sync_folder(folder)
@@ -913,13 +921,9 @@ def sync_imap_account(
             # others; network and store errors do stop the account, the connection or disk is gone.
             r = FolderResult(account.name, folder.name, notes=[f"not synced: {exc}"])
             store.log(account.name, folder.name, f"not synced: {exc.what}")
-        results.append(r)
-        if on_folder:
-            on_folder(r)
+        report(r)
     for r in engine.unsynced:
-        results.append(r)
-        if on_folder:
-            on_folder(r)
+        report(r)
     return results
 
 
