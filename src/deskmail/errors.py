@@ -21,7 +21,11 @@ the *remedy*. Interfaces (CLI, GUI) print those and never a traceback.
         └── StoreLocked            another deskmail process holds the store
 
 ``retryable`` says whether trying again later can help (network trouble) or
-not (a wrong password will stay wrong).
+not (a wrong password will stay wrong). Beside the text, an error carries
+structured fields an interface can act on without parsing words: ``code`` (a
+stable identifier, shared with the doctor's findings), ``account``, ``host``,
+``port`` and ``folder``. Texts below the façade never name a CLI command: the CLI
+adds "run `deskmail doctor`" where it fits, the GUI a button.
 """
 
 from __future__ import annotations
@@ -33,11 +37,19 @@ class DeskmailError(Exception):
     exit_code = 1
     retryable = False
 
-    def __init__(self, what: str, cause: str = "", remedy: str = "") -> None:
+    def __init__(self, what: str, cause: str = "", remedy: str = "", *, code: str = "", account: str = "",
+                 host: str = "", port: int = 0, folder: str = "") -> None:
         super().__init__(what)
         self.what = what
         self.cause = cause
         self.remedy = remedy
+        self.code = code or type(self).default_code
+        self.account = account
+        self.host = host
+        self.port = port
+        self.folder = folder
+
+    default_code = "error"
 
     def __str__(self) -> str:
         parts = [self.what.rstrip(".") + "."]
@@ -47,13 +59,18 @@ class DeskmailError(Exception):
             parts.append("What to do: " + self.remedy.rstrip(".") + ".")
         return " ".join(parts)
 
-    def to_dict(self) -> dict[str, str]:
-        return {
+    def to_dict(self) -> dict[str, str | int]:
+        d: dict[str, str | int] = {
             "error": type(self).__name__,
+            "code": self.code,
             "what": self.what,
             "cause": self.cause,
             "remedy": self.remedy,
         }
+        for key in ("account", "host", "port", "folder"):
+            if getattr(self, key):
+                d[key] = getattr(self, key)
+        return d
 
 
 class UsageError(DeskmailError):
@@ -112,8 +129,13 @@ class SendError(ProtocolError):
         cause: str = "",
         remedy: str = "",
         refused: dict[str, str] | None = None,
+        *,
+        code: str = "",
+        account: str = "",
+        host: str = "",
+        port: int = 0,
     ) -> None:
-        super().__init__(what, cause, remedy)
+        super().__init__(what, cause, remedy, code=code, account=account, host=host, port=port)
         self.refused = refused or {}
 
 
@@ -123,3 +145,9 @@ class StoreError(DeskmailError):
 
 class StoreLocked(StoreError):
     retryable = True
+
+
+class Cancelled(DeskmailError):
+    """The caller's CancelToken stopped the work at a safe point; everything finished is kept."""
+
+    exit_code = 130
