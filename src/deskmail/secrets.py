@@ -88,16 +88,22 @@ _NO_KEYRING_REMEDY = (
 )
 
 
-def store_in_keyring(account_name: str, password: str) -> None:
-    import keyring
-    from keyring.errors import KeyringError
-
+def check_keyring() -> None:
+    """Raise a clear SecretError when no usable keyring can hold a password."""
     if not _keyring_backend_usable():
         raise SecretError(
             "No usable system keyring was found to store the password",
             "this machine has no keyring service (common on servers and minimal desktops)",
             _NO_KEYRING_REMEDY,
+            code="no-keyring",
         )
+
+
+def store_in_keyring(account_name: str, password: str) -> None:
+    import keyring
+    from keyring.errors import KeyringError
+
+    check_keyring()
     try:
         keyring.set_password(KEYRING_SERVICE, account_name, password)
     except KeyringError as exc:

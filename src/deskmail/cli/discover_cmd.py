@@ -8,14 +8,8 @@ from typing import Annotated
 
 import typer
 
-from deskmail import config
-from deskmail.cli.ui import out
-
-
-def provider_dirs() -> tuple[str, ...]:
-    """Drop-in clientConfig files of the user (`<config>/providers/*.xml`), after the bundled ones."""
-    d = config.paths().config_dir / "providers"
-    return (str(d),) if d.is_dir() else ()
+from deskmail.app import Deskmail
+from deskmail.cli.ui import out, safe
 
 
 def register(app: typer.Typer) -> None:
@@ -28,23 +22,20 @@ def register(app: typer.Typer) -> None:
         deadline: Annotated[float, typer.Option(help="Give up on the network after N seconds.")] = 8.0,
     ) -> None:
         """Find the server settings for an address (no password needed, nothing is sent to any server)."""
-        from deskmail.discovery import DiscoveryOptions, Origin, describe_candidate, discover
+        from deskmail.discovery import describe_candidate
 
-        options = DiscoveryOptions(deadline=deadline, provider_dirs=provider_dirs())
-        if offline:
-            options = options.clone(sources=frozenset({Origin.DATABASE}))
-        result = discover(email, options=options)
+        result = Deskmail().discover(email, offline=offline, deadline=deadline)
         if json_out:
             sys.stdout.write(json.dumps(result.to_json(), indent=2, ensure_ascii=False) + "\n")
         else:
             if not result.candidates:
-                out.print(f"No settings found for {email}. Ask your provider for the server names, then use "
+                out.print(f"No settings found for {safe(email)}. Ask your provider for the server names, then use "
                           "`deskmail account add --imap-host ... --smtp-host ...`.")
             for n, candidate in enumerate(result.candidates, 1):
                 lines = describe_candidate(candidate)
-                out.print(f"{n}. {lines[0]}", highlight=False)
+                out.print(f"{n}. {safe(lines[0])}", highlight=False)
                 for line in lines[1:]:
-                    out.print(f"   {line}", highlight=False)
+                    out.print(f"   {safe(line)}", highlight=False)
             out.print(f"[dim]({result.elapsed:.1f} s)[/]")
         if not result.candidates:
             raise typer.Exit(4)

@@ -7,27 +7,25 @@ from typing import Annotated
 
 import typer
 
-from deskmail import config
+from deskmail.app import Deskmail
 from deskmail.cli import options as opt
-from deskmail.cli.ui import err, out
+from deskmail.cli.ui import err, out, safe
 from deskmail.errors import SecretError, UsageError
 from deskmail.model import Account
-from deskmail.secrets import Secret, get_password
+from deskmail.secrets import Secret
 
 
-def show_doctor(account: Account, password: Secret | None, *, send_test: bool = False, round_trip: bool = False,
-                json_out: bool = False) -> bool:
+def show_doctor(app_: Deskmail, account: Account, password: Secret | None, *, send_test: bool = False,
+                round_trip: bool = False, json_out: bool = False) -> bool:
     """Run the doctor with live output (or JSON); True when everything needed works."""
-    from deskmail.doctor import run_doctor
-
     if json_out:
-        report = run_doctor(account, password, send_test=send_test, round_trip=round_trip)
+        report = app_.doctor(account, password, send_test=send_test, round_trip=round_trip)
         sys.stdout.write(report.to_json() + "\n")
         return bool(report.ok)
     from deskmail.doctor.render import DoctorPrinter
 
     printer = DoctorPrinter(console=out._console_now())
-    report = run_doctor(account, password, send_test=send_test, round_trip=round_trip, on_step=printer)
+    report = app_.doctor(account, password, send_test=send_test, round_trip=round_trip, on_step=printer)
     printer.summary(report)
     return bool(report.ok)
 
@@ -35,7 +33,7 @@ def show_doctor(account: Account, password: Secret | None, *, send_test: bool = 
 def register(app: typer.Typer) -> None:
     @app.command()
     def doctor(
-        account_name: Annotated[str | None, typer.Argument(metavar="ACCOUNT")] = None,
+        account_name: opt.AccountArg = None,
         email: opt.Email = None,
         protocol: opt.ProtocolOpt = "imap",
         imap_host: opt.ImapHost = None,
@@ -60,32 +58,31 @@ def register(app: typer.Typer) -> None:
         json_out: opt.JsonOut = False,
     ) -> None:
         """Diagnose an account (or raw settings) step by step: DNS, ports, TLS, login, sending."""
-        from deskmail.cli.main import build_account
+        from deskmail.cli.main import manual_settings
 
+        app_ = Deskmail()
         if email:
             if account_name:
                 raise UsageError("Give either an account name or --email with settings, not both")
-            pop = protocol.lower() == "pop3"
-            account = build_account(
-                email=email, name=None, display_name="", protocol=protocol,
-                in_host=pop_host if pop else imap_host, in_port=pop_port if pop else imap_port,
-                in_security=pop_security if pop else imap_security, smtp_host=smtp_host, smtp_port=smtp_port,
-                smtp_security=smtp_security, smtp_auth=smtp_auth, username=username, ca_file=ca_file,
-                password_env=password_env, password_command=password_command,
+            account = app_.build_account(manual_settings(
+                email=email, protocol=protocol, imap_host=imap_host, imap_port=imap_port,
+                imap_security=imap_security, pop_host=pop_host, pop_port=pop_port, pop_security=pop_security,
+                smtp_host=smtp_host, smtp_port=smtp_port, smtp_security=smtp_security, smtp_auth=smtp_auth,
+                username=username, ca_file=ca_file, password_env=password_env, password_command=password_command,
                 allow_plaintext=allow_plaintext_password,
-            )
+            ))
         else:
-            account = config.resolve_account(account_name, config.load_accounts())
+            account = app_.account(account_name)
         password: Secret | None = None
         if account.password.kind == "keyring" and email:
             if sys.stdin.isatty():
                 password = Secret(typer.prompt(f"Password for {account.email}", hide_input=True))
         else:
             try:
-                password = get_password(account)
+                password = app_.password(account)
             except SecretError as exc:
-                err.print(f"[yellow]No password:[/] {exc} The login checks are skipped.", highlight=False)
+                err.print(f"[yellow]No password:[/] {safe(exc)} The login checks are skipped.", highlight=False)
         if password is None and not json_out:
             err.print("[yellow]Without a password the login and sending checks are skipped.[/]")
-        if not show_doctor(account, password, send_test=send_test, round_trip=round_trip, json_out=json_out):
+        if not show_doctor(app_, account, password, send_test=send_test, round_trip=round_trip, json_out=json_out):
             raise typer.Exit(1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,11 +17,13 @@ import click
 import typer
 
 from deskmail import config
+from deskmail.app import Deskmail
 from deskmail.cli import options as opt
-from deskmail.cli.ui import err, out
+from deskmail.cli.ui import cell, err, out, safe, visible
 from deskmail.errors import AuthError, DeskmailError, UsageError
-from deskmail.model import Account, PasswordSource, Protocol, Security, ServerSettings, default_port, email_domain
-from deskmail.secrets import Secret, get_password, remember_secret
+from deskmail.model import Account, PasswordSource, email_domain
+from deskmail.secrets import Secret
+from deskmail.setup import Candidate, DidNotWork, ManualSettings, SetupEvent, Skipped, Trying
 
 app = typer.Typer(
     help="deskmail: your mailbox on your desktop. Set up, send, receive, diagnose.",
@@ -31,6 +34,31 @@ app = typer.Typer(
 account_app = typer.Typer(help="Add, list, show and remove accounts.", no_args_is_help=True)
 app.add_typer(account_app, name="account")
 
+# What a person at the terminal can do about an error the engine raised, by the error's code: the
+# engine's remedies speak of settings, these name the command-line options and commands.
+CLI_HINTS = {
+    "servers-unknown": "give --imap-host (or --pop-host) and --smtp-host, or try `deskmail discover`",
+    "protocol-not-offered": "try the other --protocol, or give the servers by hand (--imap-host / --pop-host)",
+    "two-sources": "give either --password-env or --password-command",
+    "account-exists": "remove it first (`deskmail account remove NAME`) or choose another --name",
+    "mass-delete": "add --yes if that is what you want",
+    "no-such-folder": "see `deskmail folders` for the names",
+    "no-such-account": "see `deskmail account list` for the names",
+    "no-accounts": "add one with `deskmail account add` (or try `deskmail sandbox demo`)",
+    "several-accounts": "name it with --account",
+    "no-such-message": "see `deskmail list` for the ids",
+    "no-keyring": "or re-add the account with --password-command 'pass show mail' or --password-env VARIABLE",
+    "store-missing": "run `deskmail sync --redownload` to fetch the folder again",
+    "no-password-stored": "run `deskmail account password` to store it again",
+}
+
+
+def print_error(exc: DeskmailError, prefix: str = "") -> None:
+    """The error's paragraph, then what to type about it, if the terminal has something to offer."""
+    err.print(f"[bold red]Error:[/] {safe(prefix)}{safe(exc)}", highlight=False)
+    hint = CLI_HINTS.get(exc.code)
+    if hint:
+        err.print(f"At the command line: {safe(hint)}.", highlight=False)
 
 
 def _print_version(value: bool) -> None:
@@ -57,152 +85,45 @@ def _global(
 
 
 def _emit_json(data: Any) -> None:
-
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
-
-
-def _load() -> dict[str, Account]:
-    return config.load_accounts()
 
 
 def _warn_plaintext(account: Account) -> None:
     from deskmail.net.connect import plaintext_warnings
 
     for warning in plaintext_warnings(account):
-        err.print(f"[bold yellow]{warning}[/]", highlight=False)
+        err.print(f"[bold yellow]{safe(warning)}[/]", highlight=False)
 
 
 # --- account ----------------------------------------------------------------
 
-def provider_defaults(email: str, protocol: Protocol) -> tuple[ServerSettings, ServerSettings] | None:
-    """The provider database's first recommended settings for this protocol, if the domain is known.
-
-    For the Spectrum family these are the founding document's (imap.spectrum.net:993 SSL/TLS,
-    smtp.spectrum.net:587 STARTTLS), which the database lists before the public alternatives.
-    """
-    from deskmail.cli.discover_cmd import provider_dirs
-    from deskmail.discovery import lookup_provider
-
-    provider = lookup_provider(email_domain(email), provider_dirs=provider_dirs())
-    if provider is None:
-        return None
-    for incoming, outgoing in provider.recommended(email):
-        if incoming.protocol is protocol:
-            return incoming, outgoing
-    return None
+def dm() -> Deskmail:
+    """The façade, for the user's configuration (``$DESKMAIL_HOME`` or the platform's folders)."""
+    return Deskmail()
 
 
-def build_account(
-    *,
-    email: str,
-    name: str | None,
-    display_name: str,
-    protocol: str,
-    in_host: str | None,
-    in_port: int | None,
-    in_security: str | None,
-    smtp_host: str | None,
-    smtp_port: int | None,
-    smtp_security: str | None,
-    smtp_auth: bool,
-    username: str | None,
-    ca_file: str | None,
-    password_env: str | None,
-    password_command: str | None,
-    allow_plaintext: bool = False,
-    interactive: bool = False,
-) -> Account:
-    """An Account from command-line settings, filling gaps from the provider database."""
-    try:
-        proto = Protocol(protocol.lower())
-        if proto is Protocol.SMTP:
-            raise ValueError
-    except ValueError:
-        raise UsageError(f"--protocol must be imap or pop3, not {protocol!r}") from None
-    if "@" not in email:
-        raise UsageError(f"{email!r} is not an e-mail address", "", "give the full address, like you@example.com")
-    preset = provider_defaults(email, proto)
-    user = username or email
-
-    def security(value: str | None, fallback: Security, what: str) -> Security:
-        if value is None:
-            return fallback
-        v = value.lower().replace("/", "").replace("-", "")
-        v = {"tls": "ssl", "ssltls": "ssl", "plain": "none"}.get(v, v)
-        try:
-            return Security(v)
-        except ValueError:
-            raise UsageError(f"{what} must be ssl, starttls or none, not {value!r}") from None
-
-    if preset:
-        p_in, p_out = preset
-        in_sec = security(in_security, p_in.security, "incoming security")
-        out_sec = security(smtp_security, p_out.security, "--smtp-security")
-        in_host = in_host or p_in.host
-        smtp_host = smtp_host or p_out.host
-        in_port = in_port or (p_in.port if in_sec is p_in.security else default_port(proto, in_sec))
-        smtp_port = smtp_port or (p_out.port if out_sec is p_out.security else default_port(Protocol.SMTP, out_sec))
-    else:
-        in_sec = security(in_security, Security.SSL, "incoming security")
-        out_sec = security(smtp_security, Security.STARTTLS, "--smtp-security")
-        if interactive:
-            in_host = in_host or typer.prompt(f"Incoming ({proto.value.upper()}) server")
-            smtp_host = smtp_host or typer.prompt("Outgoing (SMTP) server")
-        if not in_host or not smtp_host:
-            raise UsageError(
-                f"deskmail does not know the servers for {email_domain(email)}",
-                "the domain is not in the provider database",
-                f"give --{'imap' if proto is Protocol.IMAP else 'pop'}-host and --smtp-host (your provider's help "
-                "pages list them), or try `deskmail discover`",
-            )
-        in_port = in_port or default_port(proto, in_sec)
-        smtp_port = smtp_port or default_port(Protocol.SMTP, out_sec)
-    if password_env and password_command:
-        raise UsageError("Give either --password-env or --password-command, not both")
-    source = (
-        PasswordSource("env", env=password_env)
-        if password_env
-        else PasswordSource("command", command=password_command)
-        if password_command
-        else PasswordSource("keyring")
+def manual_settings(
+    *, email: str, protocol: str | None, imap_host: str | None, imap_port: int | None, imap_security: str | None,
+    pop_host: str | None, pop_port: int | None, pop_security: str | None, smtp_host: str | None,
+    smtp_port: int | None, smtp_security: str | None, smtp_auth: bool, username: str | None, ca_file: str | None,
+    password_env: str | None, password_command: str | None, allow_plaintext: bool, name: str | None = None,
+    display_name: str = "",
+) -> ManualSettings:
+    """The settings of `account add` and `doctor --email` (the same options, the same meaning)."""
+    pop = (protocol or "").lower() == "pop3"
+    return ManualSettings(
+        email=email, name=name, display_name=display_name, protocol=protocol,
+        in_host=pop_host if pop else imap_host, in_port=pop_port if pop else imap_port,
+        in_security=pop_security if pop else imap_security, smtp_host=smtp_host, smtp_port=smtp_port,
+        smtp_security=smtp_security, smtp_auth=smtp_auth, username=username, ca_file=ca_file,
+        password_env=password_env, password_command=password_command, allow_plaintext=allow_plaintext,
     )
-    try:
-        return Account(
-            name=name or email,
-            email=email,
-            display_name=display_name,
-            incoming=ServerSettings(proto, in_host, in_port, in_sec, user),
-            outgoing=ServerSettings(Protocol.SMTP, smtp_host, smtp_port, out_sec, user, auth_required=smtp_auth),
-            password=source,
-            ca_file=str(Path(ca_file).expanduser().absolute()) if ca_file else "",
-            allow_plaintext_password=allow_plaintext,
-        )
-    except ValueError as exc:
-        raise UsageError(f"Invalid account settings: {exc}") from None
-
-
-def verify_account(account: Account, password: Secret, *, timeout: float = 30.0) -> None:
-    """Log in to both servers; raises the first failure."""
-    from deskmail.protocol.smtp import open_smtp
-
-    if account.incoming.protocol is Protocol.IMAP:
-        from deskmail.protocol.imap import open_imap
-
-        with open_imap(account, password, timeout=timeout):
-            pass
-    else:
-        from deskmail.protocol.pop3 import open_pop3
-
-        with open_pop3(account, password, timeout=timeout):
-            pass
-    with open_smtp(account, password, timeout=timeout):
-        pass
 
 
 @account_app.command("add")
 def account_add(
-    email_arg: Annotated[str | None, typer.Argument(metavar="EMAIL", help="The e-mail address.")] = None,
-    email: opt.Email = None,
+    email: Annotated[str | None, typer.Argument(metavar="EMAIL", show_default=False)] = None,
+    email_opt: opt.Email = None,
     name: Annotated[str | None, typer.Option(help="Account name (default: the address).")] = None,
     display_name: Annotated[str, typer.Option("--display-name", help="Your name, as recipients see it.")] = "",
     protocol: Annotated[str | None, typer.Option("--protocol", help="imap or pop3 (default: imap).")] = None,
@@ -228,111 +149,56 @@ def account_add(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Accept servers found by probing or plain HTTP.")] = False,
     json_out: opt.JsonOut = False,
 ) -> None:
-    """Add an account. Known providers (e.g. Spectrum) need only the address and password."""
+    """Add the account of EMAIL. Known providers (e.g. Spectrum) need only the address and password."""
     interactive = sys.stdin.isatty()
-    address = email or email_arg or (typer.prompt("E-mail address") if interactive else None)
+    address = email_opt or email or (typer.prompt("E-mail address") if interactive else None)
     if not address:
         raise UsageError("No e-mail address given", "", "pass it as `deskmail account add you@example.com`")
-    pop = (protocol or "").lower() == "pop3"
-    settings: dict[str, Any] = dict(
-        email=address, name=name, display_name=display_name, smtp_auth=smtp_auth, username=username,
-        ca_file=ca_file, password_env=password_env, password_command=password_command,
-        allow_plaintext=allow_plaintext_password,
+    settings = manual_settings(
+        email=address, name=name, display_name=display_name, protocol=protocol, imap_host=imap_host,
+        imap_port=imap_port, imap_security=imap_security, pop_host=pop_host, pop_port=pop_port,
+        pop_security=pop_security, smtp_host=smtp_host, smtp_port=smtp_port, smtp_security=smtp_security,
+        smtp_auth=smtp_auth, username=username, ca_file=ca_file, password_env=password_env,
+        password_command=password_command, allow_plaintext=allow_plaintext_password,
     )
-    manual = any(v is not None for v in (imap_host, imap_port, imap_security, pop_host, pop_port, pop_security,
-                                         smtp_host, smtp_port, smtp_security))
-    if manual:
-        candidates = [(build_account(
-            **settings, protocol=protocol or "imap", in_host=pop_host if pop else imap_host,
-            in_port=pop_port if pop else imap_port, in_security=pop_security if pop else imap_security,
-            smtp_host=smtp_host, smtp_port=smtp_port, smtp_security=smtp_security, interactive=interactive,
-        ), "the settings you gave", False)]
-    else:
-        candidates = _discovered_accounts(address, protocol, settings, interactive)
-    account = candidates[0][0]
-    accounts = _load()
-    if account.name in accounts:
-        raise UsageError(
-            f"An account named {account.name!r} exists already",
-            "",
-            f"remove it first (`deskmail account remove {account.name}`) or choose another --name",
-        )
-    secret = _obtain_password(account, password_stdin, interactive)
-    if verify:
-        account = _verify_candidates(candidates, secret, interactive, yes)
-    else:
-        account = next((a for a, _src, confirm in candidates if not confirm), account)
-    _warn_plaintext(account)
-    if account.password.kind == "keyring":
-        from deskmail.secrets import store_in_keyring
+    app_ = dm()
 
-        store_in_keyring(account.name, secret.reveal())
-    accounts[account.name] = account
-    config.save_accounts(accounts)
+    def choose_protocol(found: frozenset[str]) -> str:
+        return str(typer.prompt("Keep mail on the server (IMAP, recommended) or download it (POP3)?",
+                                default="imap", type=click.Choice(sorted(found))))
+
+    try:
+        candidates = app_.candidates(
+            settings, choose_protocol=choose_protocol if interactive else None,
+            on_network=lambda: err.print(f"Looking up the settings for {safe(email_domain(address))} ..."))
+    except UsageError as exc:
+        if not (exc.code == "servers-unknown" and interactive and settings.has_servers):
+            raise
+        # Some servers were given by hand but not all, and nothing is known about the domain: ask.
+        kind = "POP3" if (protocol or "").lower() == "pop3" else "IMAP"
+        settings = replace(settings, in_host=settings.in_host or typer.prompt(f"Incoming ({kind}) server"),
+                           smtp_host=settings.smtp_host or typer.prompt("Outgoing (SMTP) server"))
+        candidates = app_.candidates(settings)
+    for note in candidates[0].notes[:1] if not settings.has_servers else ():
+        err.print(f"[dim]Note: {safe(note)}[/]", highlight=False)
+    account = candidates[0].account
+    secret = _obtain_password(app_, account, password_stdin, interactive)
+    if verify:
+        account = _verify_candidates(app_, candidates, secret, interactive, yes)
+    else:
+        account = next((c.account for c in candidates if not c.needs_confirmation), account)
+    _warn_plaintext(account)
+    app_.add_account(account, secret)
     if json_out:
         _emit_json(_account_dict(account))
     else:
-        out.print(f"Account [bold]{account.name}[/] saved.")
+        out.print(f"Account [bold]{safe(account.name)}[/] saved.")
 
 
-def _discovered_accounts(
-    address: str, protocol: str | None, settings: dict[str, Any], interactive: bool
-) -> list[tuple[Account, str, bool]]:
-    """Accounts built from discovery candidates, best first: (account, where it came from, needs confirmation).
-
-    A provider-database hit is used alone (instant, offline, vouched for); otherwise the whole
-    chain runs (autoconfig, SRV, MX, probing) under its deadline.
-    """
-    from deskmail.cli.discover_cmd import provider_dirs
-    from deskmail.discovery import DiscoveryOptions, Origin, discover
-
-    options = DiscoveryOptions(provider_dirs=provider_dirs(), ca_file=settings.get("ca_file") or "")
-    result = discover(address, options=options.clone(sources=frozenset({Origin.DATABASE})))
-    if not result.candidates:
-        err.print(f"Looking up the settings for {email_domain(address)} ...")
-        result = discover(address, options=options)
-    if not result.candidates:
-        raise UsageError(
-            f"deskmail could not find the servers for {email_domain(address)}",
-            "the domain is not in the provider database and publishes no autoconfig, SRV or MX hints",
-            "give --imap-host (or --pop-host) and --smtp-host from your provider's help pages",
-        )
-    protocols = {c.incoming.protocol.value for c in result.candidates}
-    chosen = (protocol or "").lower()
-    if not chosen:
-        chosen = "imap" if "imap" in protocols else "pop3"
-        if interactive and protocols == {"imap", "pop3"}:
-            chosen = typer.prompt("Keep mail on the server (IMAP, recommended) or download it (POP3)?",
-                                  default="imap", type=click.Choice(["imap", "pop3"]))
-    picked = [c for c in result.candidates if c.incoming.protocol.value == chosen]
-    if not picked:
-        raise UsageError(f"No {chosen.upper()} server was found for {email_domain(address)}",
-                         "", f"try --protocol {'pop3' if chosen == 'imap' else 'imap'}, or give the servers by hand")
-    accounts = []
-    for c in picked:
-        inc, outg = c.incoming_settings(), c.outgoing_settings()
-        a = build_account(
-            **settings, protocol=chosen, in_host=inc.host, in_port=inc.port, in_security=inc.security.value,
-            smtp_host=outg.host, smtp_port=outg.port, smtp_security=outg.security.value,
-        )
-        user = settings.get("username")
-        a = a.clone(incoming=a.incoming.clone(username=user or inc.username, auth=inc.auth),
-                    outgoing=a.outgoing.clone(username=user or outg.username, auth=outg.auth,
-                                              auth_required=settings["smtp_auth"] and outg.auth_required))
-        label = f"{c.provider.display_name}: {c.source}" if c.provider is not None else c.source
-        accounts.append((a, label, c.needs_confirmation))
-        for note in c.notes[:1] if len(accounts) == 1 else ():
-            err.print(f"[dim]Note: {note}[/]", highlight=False)
-    return accounts
-
-
-def _obtain_password(account: Account, password_stdin: bool, interactive: bool) -> Secret:
+def _obtain_password(app_: Deskmail, account: Account, password_stdin: bool, interactive: bool) -> Secret:
     if account.password.kind != "keyring":
-        return get_password(account)
-    from deskmail.secrets import _keyring_backend_usable, store_in_keyring
-
-    if not _keyring_backend_usable():
-        store_in_keyring(account.name, "")  # raises the clear "no keyring" error before any prompt
+        return app_.password(account)
+    app_.check_keyring()  # the clear "no keyring" error before any prompt
     if password_stdin:
         value = sys.stdin.readline().rstrip("\r\n")
     elif interactive:
@@ -345,52 +211,54 @@ def _obtain_password(account: Account, password_stdin: bool, interactive: bool) 
         )
     if not value:
         raise UsageError("The password is empty")
-    remember_secret(value, account.email, account.incoming.username)
     return Secret(value)
 
 
-def _verify_candidates(
-    candidates: list[tuple[Account, str, bool]], secret: Secret, interactive: bool, yes: bool
-) -> Account:
-    """Log in with each candidate in turn; the first that works is the account.
+def _where(c: Candidate) -> str:
+    return f"{c.account.incoming.describe()} and {c.account.outgoing.describe()}"
 
-    A server that answered and rejected the password proves the settings right: then the
-    password is the problem, and trying other servers would only spread it further.
-    """
-    failures: list[tuple[Account, DeskmailError]] = []
-    for account, source, needs_confirmation in candidates:
-        where = f"{account.incoming.describe()} and {account.outgoing.describe()}"
-        if needs_confirmation and not yes:
-            question = (f"{where} ({source}) cannot be vouched for by deskmail. "
-                        "Send your password there?")
-            if not (interactive and typer.confirm(question, default=False)):
-                err.print(f"Skipped {where}: {source}, not confirmed (use --yes to accept such servers).")
-                continue
-        err.print(f"Checking {where} ({source}) ...")
-        try:
-            verify_account(account, secret)
-        except AuthError as exc:
-            err.print(f"[bold red]Error:[/] {exc}", highlight=False)
-            err.print("The server answered, so these settings are right, but it refused the login. "
-                      "The account was not saved.")
-            raise typer.Exit(exc.exit_code) from None
-        except DeskmailError as exc:
-            err.print(f"[yellow]Did not work:[/] {exc}", highlight=False)
-            failures.append((account, exc))
-            continue
-        if failures:
-            err.print(f"[green]Using {where}[/] ({source}); the settings tried before did not work.")
+
+def _verify_candidates(app_: Deskmail, candidates: list[Candidate], secret: Secret, interactive: bool,
+                       yes: bool) -> Account:
+    """Log in with each candidate in turn (the façade decides the order and when to stop); say what happens."""
+
+    def confirm(c: Candidate) -> bool:
+        question = f"{_where(c)} ({c.source}) cannot be vouched for by deskmail. Send your password there?"
+        return yes or (interactive and typer.confirm(question, default=False))
+
+    def show(event: SetupEvent) -> None:
+        c = event.candidate
+        if isinstance(event, Skipped):
+            err.print(f"Skipped {safe(_where(c))}: {safe(c.source)}, not confirmed (use --yes to accept such "
+                      "servers).", highlight=False)
+        elif isinstance(event, Trying):
+            err.print(f"Checking {safe(_where(c))} ({safe(c.source)}) ...", highlight=False)
+        elif isinstance(event, DidNotWork):
+            if isinstance(event.error, AuthError):
+                err.print(f"[bold red]Error:[/] {safe(event.error)}", highlight=False)
+            else:
+                err.print(f"[yellow]Did not work:[/] {safe(event.error)}", highlight=False)
+        elif event.after_failures:
+            err.print(f"[green]Using {safe(_where(c))}[/] ({safe(c.source)}); the settings tried before did not "
+                      "work.", highlight=False)
         else:
-            err.print(f"[green]Both servers accepted the login[/] ({source}).")
-        return account
-    if not failures:
+            err.print(f"[green]Both servers accepted the login[/] ({safe(c.source)}).", highlight=False)
+
+    outcome = app_.verify_candidates(candidates, secret, confirm=confirm, on_event=show)
+    if outcome.account is not None:
+        return outcome.account
+    if outcome.rejected is not None:
+        err.print("The server answered, so these settings are right, but it refused the login. "
+                  "The account was not saved.")
+        raise typer.Exit(outcome.rejected.exit_code)
+    if not outcome.failures:
         raise UsageError("No settings were confirmed, so nothing was checked and nothing saved",
                          "", "confirm a server, pass --yes, or give the servers by hand")
-    account, first = failures[0]
+    candidate, first = outcome.failures[0]
     err.print("\nThe account was not saved. Running the connection doctor to find out why:\n")
     from deskmail.cli.doctor_cmd import show_doctor
 
-    show_doctor(account, secret)
+    show_doctor(app_, candidate.account, secret)
     raise typer.Exit(first.exit_code)
 
 
@@ -407,9 +275,9 @@ def _account_dict(a: Account) -> dict[str, Any]:
 
 
 @account_app.command("list")
-def account_list(json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
+def account_list(json_out: opt.JsonOut = False) -> None:
     """List the accounts."""
-    accounts = _load()
+    accounts = dm().accounts()
     if json_out:
         _emit_json([_account_dict(a) for a in accounts.values()])
         return
@@ -420,62 +288,48 @@ def account_list(json_out: Annotated[bool, typer.Option("--json")] = False) -> N
 
     table = Table("name", "address", "incoming", "outgoing")
     for a in accounts.values():
-        table.add_row(a.name, a.email, a.incoming.describe(), a.outgoing.describe())
+        table.add_row(cell(a.name), cell(a.email), cell(a.incoming.describe()), cell(a.outgoing.describe()))
     out.print(table)
 
 
 @account_app.command("show")
-def account_show(
-    name: Annotated[str | None, typer.Argument()] = None, json_out: Annotated[bool, typer.Option("--json")] = False
-) -> None:
-    """Show one account's settings (never the password)."""
-    a = config.resolve_account(name, _load())
+def account_show(account: opt.AccountArg = None, json_out: opt.JsonOut = False) -> None:
+    """Show the settings of ACCOUNT (never the password)."""
+    a = dm().account(account)
     if json_out:
         _emit_json(_account_dict(a))
         return
-    out.print(f"[bold]{a.name}[/] <{a.email}> {a.display_name}")
-    out.print(f"  incoming: {a.incoming.describe()} as {a.incoming.username}")
+    out.print(f"[bold]{safe(a.name)}[/] <{safe(a.email)}> {safe(a.display_name)}", highlight=False)
+    out.print(f"  incoming: {safe(a.incoming.describe())} as {safe(a.incoming.username)}", highlight=False)
     auth = "authentication required" if a.outgoing.auth_required else "no authentication"
-    out.print(f"  outgoing: {a.outgoing.describe()} as {a.outgoing.username}, {auth}")
-    out.print(f"  password: from {a.password.kind}" + (f" ({a.password.env or a.password.command})"
-                                                        if a.password.kind != "keyring" else ""))
+    out.print(f"  outgoing: {safe(a.outgoing.describe())} as {safe(a.outgoing.username)}, {auth}", highlight=False)
+    source = f" ({a.password.env or a.password.command})" if a.password.kind != "keyring" else ""
+    out.print(f"  password: from {a.password.kind}{safe(source)}", highlight=False)
     if a.ca_file:
-        out.print(f"  extra CA: {a.ca_file}")
+        out.print(f"  extra CA: {safe(a.ca_file)}", highlight=False)
 
 
 @account_app.command("password")
 def account_password(
-    name: Annotated[str | None, typer.Argument()] = None,
+    account: opt.AccountArg = None,
     password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read it from standard input.")] = False,
     verify: Annotated[bool, typer.Option("--verify/--no-verify", help="Log in with it before storing it.")] = True,
 ) -> None:
-    """Store a new password (or app password) for an account in the system keyring."""
-    accounts = _load()
-    account = config.resolve_account(name, accounts)
-    secret = _obtain_password(account.clone(password=PasswordSource("keyring")), password_stdin, sys.stdin.isatty())
-    if verify:
-        verify_account(account, secret)
-    from deskmail.secrets import store_in_keyring
-
-    store_in_keyring(account.name, secret.reveal())
-    if account.password.kind != "keyring":
-        accounts[account.name] = account.clone(password=PasswordSource("keyring"))
-        config.save_accounts(accounts)
-    out.print(f"Password of [bold]{account.name}[/] stored in the system keyring.")
+    """Store a new password (or app password) for ACCOUNT in the system keyring."""
+    app_ = dm()
+    a = app_.account(account)
+    secret = _obtain_password(app_, a.clone(password=PasswordSource("keyring")), password_stdin, sys.stdin.isatty())
+    a = app_.set_password(a.name, secret, verify=verify)
+    out.print(f"Password of [bold]{safe(a.name)}[/] stored in the system keyring.")
 
 
 @account_app.command("remove")
-def account_remove(name: Annotated[str, typer.Argument()]) -> None:
-    """Remove an account (its downloaded mail stays on disk)."""
-    accounts = _load()
-    a = config.resolve_account(name, accounts)
-    del accounts[a.name]
-    config.save_accounts(accounts)
-    if a.password.kind == "keyring":
-        from deskmail.secrets import delete_from_keyring
-
-        delete_from_keyring(a.name)
-    out.print(f"Account [bold]{a.name}[/] removed. Its mail stays in {config.paths().mail_dir / a.name}.")
+def account_remove(account: Annotated[str, typer.Argument(metavar="ACCOUNT", show_default=False)]) -> None:
+    """Remove ACCOUNT and its stored password (its downloaded mail stays on disk)."""
+    removed = dm().remove_account(account)
+    where = (f" Its mail stays in {safe(removed.mail_dir)}." if removed.mail_dir is not None
+             else " Nothing had been downloaded for it.")
+    out.print(f"Account [bold]{safe(removed.account.name)}[/] removed.{where}")
 
 
 # --- mail -------------------------------------------------------------------
@@ -484,11 +338,11 @@ def account_remove(name: Annotated[str, typer.Argument()]) -> None:
 @app.command()
 def send(
     to: Annotated[list[str], typer.Option("--to", help="Recipient (repeat for more).")],
-    account_name: Annotated[str | None, typer.Option("--account", "-a")] = None,
-    cc: Annotated[list[str] | None, typer.Option("--cc")] = None,
-    bcc: Annotated[list[str] | None, typer.Option("--bcc")] = None,
-    subject: Annotated[str, typer.Option("--subject", "-s")] = "",
-    body: Annotated[str | None, typer.Option("--body")] = None,
+    account: opt.AccountOpt = None,
+    cc: Annotated[list[str] | None, typer.Option("--cc", help="Copy to (repeat for more).")] = None,
+    bcc: Annotated[list[str] | None, typer.Option("--bcc", help="Blind copy to (repeat for more).")] = None,
+    subject: Annotated[str, typer.Option("--subject", "-s", help="The subject line.")] = "",
+    body: Annotated[str | None, typer.Option("--body", help="The message text.")] = None,
     body_file: Annotated[
         Path | None, typer.Option("--body-file", help="Read the body from a file (- = stdin).")
     ] = None,
@@ -496,9 +350,7 @@ def send(
 ) -> None:
     """Send a message."""
     from deskmail.outbox.compose import Draft
-    from deskmail.outbox.compose import send as send_message
 
-    account = config.resolve_account(account_name, _load())
     if body is not None and body_file is not None:
         raise UsageError("Give either --body or --body-file, not both")
     text = body or ""
@@ -507,41 +359,27 @@ def send(
             text = sys.stdin.read() if str(body_file) == "-" else body_file.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise UsageError(f"Cannot read the body file {body_file} ({exc})") from None
-    _warn_plaintext(account)
-    password = get_password(account) if account.outgoing.auth_required else None
-    msg = send_message(
-        account, password, Draft(to=to, cc=cc or [], bcc=bcc or [], subject=subject, body=text,
-                                 attachments=attach or []),
-    )
-    out.print(f"Sent {msg['Message-ID']} to {', '.join(to + (cc or []) + (bcc or []))}.")
-    if account.incoming.protocol is Protocol.IMAP:
-        from deskmail.outbox.compose import copy_to_sent
-
-        try:
-            folder = copy_to_sent(account, password or get_password(account), msg)
-        except DeskmailError as exc:
-            err.print(f"[yellow]The message was sent, but the copy in Sent could not be saved:[/] {exc}",
-                      highlight=False)
-        else:
-            out.print(f"A copy is in {folder}.")
+    app_ = dm()
+    _warn_plaintext(app_.account(account))
+    sent = app_.send(Draft(to=to, cc=cc or [], bcc=bcc or [], subject=subject, body=text,
+                           attachments=attach or []), account)
+    out.print(f"Sent {safe(sent.message['Message-ID'])} to {safe(', '.join(sent.recipients))}.", highlight=False)
+    if sent.copy_error is not None:
+        err.print(f"[yellow]The message was sent, but the copy in Sent could not be saved:[/] {safe(sent.copy_error)}",
+                  highlight=False)
+    elif sent.sent_folder:
+        out.print(f"A copy is in {safe(sent.sent_folder)}.", highlight=False)
 
 
 @app.command("list")
 def list_messages(
-    account_name: Annotated[str | None, typer.Option("--account", "-a")] = None,
-    folder: Annotated[str | None, typer.Option("--folder", "-f")] = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1)] = 50,
-    json_out: Annotated[bool, typer.Option("--json")] = False,
+    account: opt.AccountOpt = None,
+    folder: Annotated[str | None, typer.Option("--folder", "-f", help="Only this folder (e.g. Sent).")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Show at most N messages.")] = 50,
+    json_out: opt.JsonOut = False,
 ) -> None:
     """List stored messages, newest first."""
-    from deskmail.store import Store
-
-    name = config.resolve_account(account_name, _load()).name if account_name else None
-    store = Store(config.paths().data_dir)
-    try:
-        rows = store.list_messages(name, folder, limit)
-    finally:
-        store.close()
+    rows = dm().list_messages(account=account, folder=folder, limit=limit)
     if json_out:
         _emit_json([r.to_dict() for r in rows])
         return
@@ -556,31 +394,25 @@ def list_messages(
         flags = r.flags.split()
         marks = ("" if "\\Seen" in flags else "new ") + ("★" if "\\Flagged" in flags else "") + (
             "↩" if "\\Answered" in flags else "") + (" partial" if r.partial else "")
-        where = ([r.folder] if account_name else [f"{r.account}/{r.folder}"]) if several else []
-        table.add_row(str(r.id), r.date[:16].replace("T", " "), r.sender, r.subject, marks.strip(), *where)
+        where = ([r.folder] if account else [f"{r.account}/{r.folder}"]) if several else []
+        table.add_row(str(r.id), r.date[:16].replace("T", " "), cell(r.sender), cell(r.subject), marks.strip(),
+                      *map(cell, where))
     out.print(table)
 
 
 @app.command()
 def read(
-    message_id: Annotated[int, typer.Argument(metavar="ID")],
-    json_out: Annotated[bool, typer.Option("--json")] = False,
+    message_id: Annotated[int, typer.Argument(metavar="ID", show_default=False)],
+    json_out: opt.JsonOut = False,
     raw: Annotated[bool, typer.Option("--raw", help="Print the message exactly as stored.")] = False,
 ) -> None:
-    """Show one message: headers, text and attachment names."""
-    from deskmail.render import read_message
-    from deskmail.store import Store
-
-    store = Store(config.paths().data_dir)
-    try:
-        summary = store.get(message_id)
-    finally:
-        store.close()
-    path = Path(summary.path)
+    """Show message ID: headers, text and attachment names."""
+    app_ = dm()
     if raw:
-        sys.stdout.buffer.write(path.read_bytes())
+        sys.stdout.buffer.write(app_.raw_message(message_id))
         return
-    reading = read_message(path)
+    view = app_.read_message(message_id)
+    summary, reading = view.summary, view.reading
     if summary.partial:
         err.print("[yellow]Only the headers of this message are downloaded; `deskmail sync` fetches the rest.[/]")
     if json_out:
@@ -588,13 +420,14 @@ def read(
                     "partial": summary.partial, **reading.to_dict()})
         return
     for key, value in reading.headers.items():
-        out.print(f"[bold]{key}:[/] {value}", highlight=False, markup=True)
+        out.print(f"[bold]{safe(key, newlines=False)}:[/] {safe(value, newlines=False)}", highlight=False)
     out.print()
-    out.print(reading.text, markup=False, highlight=False)
+    out.print(visible(reading.text), markup=False, highlight=False)
     if reading.attachments:
         out.print("[bold]Attachments:[/]")
         for a in reading.attachments:
-            out.print(f"  {a.filename} ({a.content_type}, {a.size} bytes)", markup=False)
+            out.print(visible(f"  {a.filename} ({a.content_type}, {a.size} bytes)", newlines=False), markup=False,
+                      highlight=False)
 
 
 def _register_optional() -> None:
@@ -623,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
     except DeskmailError as exc:
         if "--json" in args:
             _emit_json(exc.to_dict())
-        err.print(f"[bold red]Error:[/] {exc}", highlight=False)
+        print_error(exc)
         return exc.exit_code
     except click.exceptions.Exit as exc:
         return int(exc.exit_code or 0)

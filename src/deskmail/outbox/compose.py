@@ -80,10 +80,16 @@ def build_message(account: Account, draft: Draft) -> tuple[EmailMessage, list[st
     return msg, to + cc + bcc
 
 
+def deliver(account: Account, password: Secret | None, msg: EmailMessage, recipients: Sequence[str], *,
+            timeout: float = 60.0) -> None:
+    """Hand a built message to the account's SMTP submission server."""
+    with open_smtp(account, password, timeout=timeout) as smtp:
+        smtp.send(msg, account.email, list(recipients))
+
+
 def send(account: Account, password: Secret | None, draft: Draft, *, timeout: float = 60.0) -> EmailMessage:
     msg, recipients = build_message(account, draft)
-    with open_smtp(account, password, timeout=timeout) as smtp:
-        smtp.send(msg, account.email, recipients)
+    deliver(account, password, msg, recipients, timeout=timeout)
     return msg
 
 

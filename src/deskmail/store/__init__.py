@@ -329,6 +329,12 @@ class Store:
         rows = self.db.execute(f"SELECT {_FOLDER_COLS} FROM folders WHERE account=? ORDER BY name", (account,))
         return [Folder(*r) for r in rows]
 
+    def message_counts(self, account: str) -> dict[int, int]:
+        """Messages per folder id of one account."""
+        rows = self.db.execute("SELECT m.folder_id, COUNT(*) FROM messages m JOIN folders f ON f.id = m.folder_id"
+                               " WHERE f.account=? GROUP BY m.folder_id", (account,))
+        return {int(fid): int(n) for fid, n in rows}
+
     def folder(self, account: str, name: str) -> Folder | None:
         row = self.db.execute(
             f"SELECT {_FOLDER_COLS} FROM folders WHERE account=? AND name=?", (account, name)

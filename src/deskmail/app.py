@@ -1,0 +1,337 @@
+"""The engine's façade: the one API the CLI and the desktop application call.
+
+Everything a front-end does goes through :class:`Deskmail`: accounts (discover, verify, add,
+remove, update, passwords), sync and watch, the local mailbox (list, read, flag, move, delete,
+folders), sending and the doctor. It asks nothing and prints nothing: a decision a person must
+make arrives as a callback the caller passed (``confirm``, ``choose_protocol``), progress as
+typed events (:mod:`deskmail.events`), failures as :class:`deskmail.errors.DeskmailError` with
+structured fields. Long operations take a :class:`deskmail.events.CancelToken`.
+
+Calls are safe from any thread; each opens its own store handle (SQLite connections are not
+shared between threads).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from email.message import EmailMessage
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from deskmail import config, mailbox, setup
+from deskmail.errors import ConfigError, DeskmailError, UsageError
+from deskmail.model import Account, MessageSummary, PasswordSource, Protocol
+from deskmail.secrets import Secret
+
+if TYPE_CHECKING:
+    from deskmail.discovery import DiscoveryResult
+    from deskmail.doctor.report import Finding, Report
+    from deskmail.outbox.compose import Draft
+    from deskmail.render import Reading
+    from deskmail.store import Store
+    from deskmail.sync.early import EarlyConnection
+    from deskmail.sync.imap_sync import Progress
+    from deskmail.sync.runner import SyncRun
+    from deskmail.sync.watch import Report as WatchReport
+
+
+@dataclass(frozen=True, slots=True)
+class RemovedAccount:
+    account: Account
+    mail_dir: Path | None  # where its downloaded mail stays, if anything was downloaded
+
+
+@dataclass(frozen=True, slots=True)
+class SentMessage:
+    message: EmailMessage
+    recipients: tuple[str, ...]
+    sent_folder: str  # where the copy was saved ("" for POP3 accounts, or when saving it failed)
+    copy_error: DeskmailError | None = None  # the message went out, but its copy in Sent could not be saved
+
+
+@dataclass(frozen=True, slots=True)
+class MessageView:
+    summary: MessageSummary
+    reading: Reading
+
+
+class Deskmail:
+    """One user's deskmail: their accounts, their local mail store, their servers."""
+
+    def __init__(self, paths: config.Paths | None = None) -> None:
+        self.paths = paths or config.paths()
+        self._lock = threading.Lock()
+
+    # --- accounts -----------------------------------------------------------------------------
+
+    def accounts(self) -> dict[str, Account]:
+        return config.load_accounts(self.paths)
+
+    def account(self, name: str | None = None) -> Account:
+        """The named account (by name or address), or the only one."""
+        return config.resolve_account(name, self.accounts())
+
+    def provider_dirs(self) -> tuple[str, ...]:
+        """Drop-in clientConfig files of the user (``<config>/providers/*.xml``), after the bundled ones."""
+        d = self.paths.config_dir / "providers"
+        return (str(d),) if d.is_dir() else ()
+
+    def discover(self, address: str, *, offline: bool = False, deadline: float = 8.0) -> DiscoveryResult:
+        """Every settings candidate for ``address``, best first; nothing is sent to any mail server."""
+        from deskmail.discovery import DiscoveryOptions, Origin, discover
+
+        options = DiscoveryOptions(deadline=deadline, provider_dirs=self.provider_dirs())
+        if offline:
+            options = options.clone(sources=frozenset({Origin.DATABASE}))
+        return discover(address, options=options)
+
+    def build_account(self, settings: setup.ManualSettings) -> Account:
+        """An account from hand-given settings, the gaps filled from the provider database; not saved."""
+        return setup.build_account(settings, self.provider_dirs())
+
+    def candidates(self, settings: setup.ManualSettings, *,
+                   choose_protocol: Callable[[frozenset[str]], str] | None = None,
+                   on_network: Callable[[], None] | None = None) -> list[setup.Candidate]:
+        """The settings to try for a new account: the hand-given ones, else what discovery finds."""
+        found = setup.candidates_for(settings, self.provider_dirs(), choose_protocol=choose_protocol,
+                                     on_network=on_network)
+        existing = self.accounts()
+        name = found[0].account.name
+        if name in existing:
+            raise UsageError(f"An account named {name!r} exists already", "",
+                             "remove it first or choose another name", code="account-exists", account=name)
+        return found
+
+    def check_keyring(self) -> None:
+        """Raise the clear "no usable keyring" error now, before a person types a password for nothing."""
+        from deskmail.secrets import check_keyring
+
+        check_keyring()
+
+    def verify(self, account: Account, password: Secret, *, timeout: float = 30.0) -> None:
+        """Log in to the incoming and the outgoing server; raises the first failure."""
+        setup.verify_account(account, password, timeout=timeout)
+
+    def verify_candidates(self, candidates: Sequence[setup.Candidate], password: Secret, *,
+                          confirm: Callable[[setup.Candidate], bool],
+                          on_event: Callable[[setup.SetupEvent], None] = lambda event: None) -> setup.Verification:
+        return setup.verify_candidates(candidates, password, confirm=confirm, on_event=on_event)
+
+    def add_account(self, account: Account, password: Secret | None = None) -> Account:
+        """Save ``account`` (its password into the keyring when that is its source)."""
+        with self._lock:
+            accounts = self.accounts()
+            if account.name in accounts:
+                raise UsageError(f"An account named {account.name!r} exists already", "",
+                                 "remove it first or choose another name", code="account-exists",
+                                 account=account.name)
+            if account.password.kind == "keyring":
+                if password is None:
+                    raise UsageError("No password given for the keyring", code="no-password", account=account.name)
+                from deskmail.secrets import store_in_keyring
+
+                store_in_keyring(account.name, password.reveal())
+            accounts[account.name] = account
+            config.save_accounts(accounts, self.paths)
+        return account
+
+    def update_account(self, account: Account) -> Account:
+        """Replace the saved settings of the account of the same name."""
+        with self._lock:
+            accounts = self.accounts()
+            if account.name not in accounts:
+                config.resolve_account(account.name, accounts)  # raises the NotFoundError
+            accounts[account.name] = account
+            config.save_accounts(accounts, self.paths)
+        return account
+
+    def remove_account(self, name: str) -> RemovedAccount:
+        """Forget an account and its stored password; its downloaded mail stays on disk."""
+        with self._lock:
+            accounts = self.accounts()
+            a = config.resolve_account(name, accounts)
+            del accounts[a.name]
+            config.save_accounts(accounts, self.paths)
+        if a.password.kind == "keyring":
+            from deskmail.secrets import delete_from_keyring
+
+            delete_from_keyring(a.name)
+        mail = self.paths.mail_dir / a.name
+        return RemovedAccount(a, mail if mail.is_dir() else None)
+
+    def password(self, account: Account) -> Secret:
+        """The account's password from its source (keyring, command, environment variable)."""
+        from deskmail.secrets import get_password
+
+        return get_password(account)
+
+    def set_password(self, name: str | None, password: Secret, *, verify: bool = True) -> Account:
+        """Keep a new password (or app password) in the keyring; the account then reads it from there."""
+        account = self.account(name)
+        if verify:
+            self.verify(account, password)
+        from deskmail.secrets import store_in_keyring
+
+        store_in_keyring(account.name, password.reveal())
+        if account.password.kind != "keyring":
+            account = self.update_account(account.clone(password=PasswordSource("keyring")))
+        return account
+
+    # --- sync ------------------------------------------------------------------------------------
+
+    def sync(self, names: Sequence[str] | None = None, *, folders: list[str] | None = None,
+             redownload: bool = False, headers_only: bool = False, progress: Progress | None = None,
+             early: dict[str, EarlyConnection] | None = None,
+             on_index_rebuilt: Callable[[Path], None] | None = None) -> SyncRun:
+        """Sync the named accounts (default: all) with their servers; failures are in the result."""
+        from deskmail.sync.runner import sync_accounts
+
+        targets = self._targets(names)
+        with self._writer() as store:
+            if store.rebuilt_from is not None and on_index_rebuilt is not None:
+                on_index_rebuilt(store.rebuilt_from)
+            return sync_accounts(targets, self.paths.data_dir, folders=folders, redownload=redownload,
+                                 headers_only=headers_only, progress=progress, early=early)
+
+    def watch(self, names: Sequence[str] | None, stop: threading.Event, report: WatchReport, *,
+              folders: Sequence[str] = ("INBOX",), interval: float = 300.0,
+              notify_command: str = "") -> dict[str, DeskmailError]:
+        """Stay in sync until ``stop`` is set (IDLE push); returns the accounts stopped by a fatal error."""
+        from deskmail.sync.watch import WatchOptions, watch
+
+        targets = self._targets(names)
+        options = WatchOptions(folders=tuple(folders), interval=interval, notify_command=notify_command)
+        with self._writer():
+            return watch(targets, self.paths.data_dir, options, stop, report)
+
+    def _targets(self, names: Sequence[str] | None) -> list[Account]:
+        accounts = self.accounts()
+        if names:
+            return [config.resolve_account(n, accounts) for n in names]
+        return list(accounts.values()) or [config.resolve_account(None, accounts)]
+
+    @contextmanager
+    def _writer(self) -> Iterator[Store]:
+        """The store, locked against a second syncing process for as long as the work runs."""
+        store = self._store()
+        try:
+            store.lock()
+            yield store
+        finally:
+            store.close()
+
+    def _store(self) -> Store:
+        from deskmail.store import Store
+
+        return Store(self.paths.data_dir)
+
+    # --- the local mailbox -------------------------------------------------------------------
+
+    def list_messages(self, *, account: str | None = None, folder: str | None = None,
+                      limit: int = 50) -> list[MessageSummary]:
+        """Stored messages, newest first."""
+        name = self.account(account).name if account else None
+        store = self._store()
+        try:
+            return store.list_messages(name, folder, limit)
+        finally:
+            store.close()
+
+    def message(self, message_id: int) -> MessageSummary:
+        store = self._store()
+        try:
+            return store.get(message_id)
+        finally:
+            store.close()
+
+    def read_message(self, message_id: int) -> MessageView:
+        """One message's headers, text and attachment list."""
+        from deskmail.render import read_message
+
+        summary = self.message(message_id)
+        return MessageView(summary, read_message(Path(summary.path)))
+
+    def raw_message(self, message_id: int) -> bytes:
+        """The message exactly as stored."""
+        return Path(self.message(message_id).path).read_bytes()
+
+    def set_flags(self, ids: Sequence[int], *, add: Sequence[str] = (), remove: Sequence[str] = ()) -> int:
+        """Change flags here (names like ``seen`` or keywords); the next sync sends the change."""
+        plus = {mailbox.flag_name(n) for n in add}
+        minus = {mailbox.flag_name(n) for n in remove}
+        if not plus and not minus:
+            raise UsageError("Nothing to change", "", "name a flag to set or to clear", code="no-change")
+        store = self._store()
+        try:
+            return mailbox.set_flags(store, ids, plus, minus)
+        finally:
+            store.close()
+
+    def mark_read(self, ids: Sequence[int], read: bool = True) -> int:
+        return self.set_flags(ids, add=["seen"] if read else [], remove=[] if read else ["seen"])
+
+    def move(self, ids: Sequence[int], target: str) -> int:
+        store = self._store()
+        try:
+            return mailbox.move(store, list(ids), target)
+        finally:
+            store.close()
+
+    def delete(self, ids: Sequence[int], *, expunge: bool = False, confirmed: bool = False) -> int:
+        store = self._store()
+        try:
+            return mailbox.delete(store, self.accounts(), list(ids), expunge=expunge, confirmed=confirmed)
+        finally:
+            store.close()
+
+    def folders(self, account: str | None = None) -> list[mailbox.FolderInfo]:
+        """The account's folders as of the last sync, with message counts."""
+        a = self.account(account)
+        store = self._store()
+        try:
+            return mailbox.folders(store, a.name)
+        finally:
+            store.close()
+
+    def choose_folders(self, account: str | None = None, *, enable: Sequence[str] = (),
+                       disable: Sequence[str] = (), upload: Sequence[str] = ()) -> None:
+        a = self.account(account)
+        store = self._store()
+        try:
+            mailbox.choose_folders(store, a, enable=enable, disable=disable, upload=upload)
+        finally:
+            store.close()
+
+    # --- sending -----------------------------------------------------------------------------
+
+    def send(self, draft: Draft, account: str | None = None) -> SentMessage:
+        """Send ``draft``; then, for IMAP accounts, save a copy into Sent (a failure there is reported,
+        not raised: the message went out)."""
+        from deskmail.outbox.compose import build_message, copy_to_sent, deliver
+
+        a = self.account(account)
+        message, recipients = build_message(a, draft)
+        password = self.password(a) if a.outgoing.auth_required else None
+        deliver(a, password, message, recipients)
+        if a.incoming.protocol is not Protocol.IMAP:
+            return SentMessage(message, tuple(recipients), "")
+        try:
+            folder = copy_to_sent(a, password or self.password(a), message)
+        except DeskmailError as exc:
+            return SentMessage(message, tuple(recipients), "", exc)
+        return SentMessage(message, tuple(recipients), folder)
+
+    # --- troubleshooting ---------------------------------------------------------------------
+
+    def doctor(self, account: Account, password: Secret | None, *, send_test: bool = False,
+               round_trip: bool = False, on_step: Callable[[Finding], None] | None = None) -> Report:
+        """Test every layer of the account's connections; the report names the cause and the fix."""
+        from deskmail.doctor import run_doctor
+
+        return run_doctor(account, password, send_test=send_test, round_trip=round_trip, on_step=on_step)
+
+
+__all__ = ["ConfigError", "Deskmail", "MessageView", "RemovedAccount", "SentMessage"]
