@@ -33,7 +33,7 @@ def show_doctor(app_: Deskmail, account: Account, password: Secret | None, *, se
 def register(app: typer.Typer) -> None:
     @app.command()
     def doctor(
-        account_name: opt.AccountArg = None,
+        account: opt.AccountArg = None,
         email: opt.Email = None,
         protocol: opt.ProtocolOpt = "imap",
         imap_host: opt.ImapHost = None,
@@ -57,14 +57,14 @@ def register(app: typer.Typer) -> None:
         ] = False,
         json_out: opt.JsonOut = False,
     ) -> None:
-        """Diagnose an account (or raw settings) step by step: DNS, ports, TLS, login, sending."""
+        """Diagnose ACCOUNT (or settings given with --email) step by step: DNS, ports, TLS, login, sending."""
         from deskmail.cli.main import manual_settings
 
         app_ = Deskmail()
         if email:
-            if account_name:
+            if account:
                 raise UsageError("Give either an account name or --email with settings, not both")
-            account = app_.build_account(manual_settings(
+            target = app_.build_account(manual_settings(
                 email=email, protocol=protocol, imap_host=imap_host, imap_port=imap_port,
                 imap_security=imap_security, pop_host=pop_host, pop_port=pop_port, pop_security=pop_security,
                 smtp_host=smtp_host, smtp_port=smtp_port, smtp_security=smtp_security, smtp_auth=smtp_auth,
@@ -72,17 +72,17 @@ def register(app: typer.Typer) -> None:
                 allow_plaintext=allow_plaintext_password,
             ))
         else:
-            account = app_.account(account_name)
+            target = app_.account(account)
         password: Secret | None = None
-        if account.password.kind == "keyring" and email:
+        if target.password.kind == "keyring" and email:
             if sys.stdin.isatty():
-                password = Secret(typer.prompt(f"Password for {account.email}", hide_input=True))
+                password = Secret(typer.prompt(f"Password for {target.email}", hide_input=True))
         else:
             try:
-                password = app_.password(account)
+                password = app_.password(target)
             except SecretError as exc:
                 err.print(f"[yellow]No password:[/] {safe(exc)} The login checks are skipped.", highlight=False)
         if password is None and not json_out:
             err.print("[yellow]Without a password the login and sending checks are skipped.[/]")
-        if not show_doctor(app_, account, password, send_test=send_test, round_trip=round_trip, json_out=json_out):
+        if not show_doctor(app_, target, password, send_test=send_test, round_trip=round_trip, json_out=json_out):
             raise typer.Exit(1)

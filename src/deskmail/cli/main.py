@@ -402,16 +402,16 @@ def list_messages(
 
 @app.command()
 def read(
-    message_id: Annotated[int, typer.Argument(metavar="ID", show_default=False)],
+    message: Annotated[int, typer.Argument(metavar="ID", show_default=False)],
     json_out: opt.JsonOut = False,
     raw: Annotated[bool, typer.Option("--raw", help="Print the message exactly as stored.")] = False,
 ) -> None:
     """Show message ID: headers, text and attachment names."""
     app_ = dm()
     if raw:
-        sys.stdout.buffer.write(app_.raw_message(message_id))
+        sys.stdout.buffer.write(app_.raw_message(message))
         return
-    view = app_.read_message(message_id)
+    view = app_.read_message(message)
     summary, reading = view.summary, view.reading
     if summary.partial:
         err.print("[yellow]Only the headers of this message are downloaded; `deskmail sync` fetches the rest.[/]")

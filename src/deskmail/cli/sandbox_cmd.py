@@ -23,6 +23,10 @@ DEMO_ACCOUNT = "demo"
 
 
 
+RootOpt = Annotated[Path | None, typer.Option(help="Where the sandbox keeps its servers and mail "
+                                                   "(default: a folder beside deskmail's data).")]
+
+
 def _root(root: Path | None) -> Path:
     """Where the servers live. Dovecot's unprivileged processes must be able to traverse every parent
     folder, so a data folder under a private home (e.g. /root, mode 0700) moves the sandbox to /tmp."""
@@ -101,7 +105,7 @@ def register(app: typer.Typer) -> None:
         out.print(f"Account [bold]{DEMO_ACCOUNT}[/] <{DEMO_EMAIL}> is ready: try `deskmail sync demo`.")
 
     @sandbox_app.command("stop")
-    def stop(root: Annotated[Path | None, typer.Option()] = None) -> None:
+    def stop(root: RootOpt = None) -> None:
         """Stop the servers (mail and settings are kept)."""
         sb = _import_sandbox().load_sandbox(_root(root))
         if sb is None or not sb.is_running():
@@ -111,7 +115,7 @@ def register(app: typer.Typer) -> None:
         out.print("Sandbox stopped.")
 
     @sandbox_app.command("status")
-    def status(root: Annotated[Path | None, typer.Option()] = None) -> None:
+    def status(root: RootOpt = None) -> None:
         """Say whether the servers run, and where."""
         sb = _import_sandbox().load_sandbox(_root(root))
         if sb is None or not sb.is_running():
@@ -121,7 +125,7 @@ def register(app: typer.Typer) -> None:
                   f"submission {sb.submission_port}, SMTPS {sb.smtps_port}; CA {sb.ca_file}")
 
     @sandbox_app.command("demo")
-    def demo(root: Annotated[Path | None, typer.Option()] = None) -> None:
+    def demo(root: RootOpt = None) -> None:
         """Start the sandbox, send a message to yourself, sync, and list the inbox."""
         from deskmail.cli.main import main as cli_main
 

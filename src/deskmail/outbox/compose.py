@@ -34,14 +34,18 @@ class Draft:
 
 def _addresses(values: Sequence[str], field_name: str) -> list[str]:
     out = []
-    for _name, addr in getaddresses(list(values)):
-        if not valid_email(addr):
-            raise UsageError(
-                f"{addr or '(empty)'} in {field_name} is not an e-mail address",
-                "",
-                "write addresses as name@example.com, separated by commas",
-            )
-        out.append(addr)
+    for value in values:
+        # Each value may hold several addresses ("a@x, Bob <b@y>"); getaddresses splits them, but it
+        # also makes "not an address" into the bare word "not": the error must quote what was typed.
+        for _name, addr in getaddresses([value]):
+            if not valid_email(addr):
+                raise UsageError(
+                    f"{value.strip() or '(empty)'!r} in {field_name} is not an e-mail address",
+                    "",
+                    "write addresses as name@example.com or Name <name@example.com>, separated by commas",
+                    code="bad-address",
+                )
+            out.append(addr)
     return out
 
 
@@ -51,7 +55,7 @@ def build_message(account: Account, draft: Draft) -> tuple[EmailMessage, list[st
     cc = _addresses(draft.cc, "Cc")
     bcc = _addresses(draft.bcc, "Bcc")
     if not (to or cc or bcc):
-        raise UsageError("The message has no recipient", "", "give at least one --to address")
+        raise UsageError("The message has no recipient", "", "give at least one recipient")
     msg = EmailMessage()
     local, _, domain = account.email.partition("@")
     msg["From"] = Address(account.display_name or "", local, domain) if account.display_name else account.email
@@ -64,8 +68,13 @@ def build_message(account: Account, draft: Draft) -> tuple[EmailMessage, list[st
     msg["User-Agent"] = "deskmail"
     msg.set_content(draft.body if draft.body.endswith("\n") else draft.body + "\n")
     for path in draft.attachments:
+        if path.is_dir():
+            raise UsageError(f"The attachment {path} is a folder, not a file", "",
+                             "attach the files inside it one by one, or pack it into a zip file first",
+                             code="attachment-is-folder")
         if not path.is_file():
-            raise UsageError(f"The attachment {path} does not exist", "", "check the file name")
+            raise UsageError(f"The attachment {path} does not exist", "", "check the file name",
+                             code="attachment-missing")
         if path.stat().st_size > MAX_ATTACHMENT:
             raise UsageError(
                 f"The attachment {path} is larger than 50 MB",
@@ -85,12 +94,6 @@ def deliver(account: Account, password: Secret | None, msg: EmailMessage, recipi
     """Hand a built message to the account's SMTP submission server."""
     with open_smtp(account, password, timeout=timeout) as smtp:
         smtp.send(msg, account.email, list(recipients))
-
-
-def send(account: Account, password: Secret | None, draft: Draft, *, timeout: float = 60.0) -> EmailMessage:
-    msg, recipients = build_message(account, draft)
-    deliver(account, password, msg, recipients, timeout=timeout)
-    return msg
 
 
 def copy_to_sent(account: Account, password: Secret, msg: EmailMessage, *, timeout: float = 60.0) -> str:
