@@ -12,7 +12,8 @@ from helpers import Home, add_imaps_account
 
 pytestmark = pytest.mark.servers
 
-HOSTILE_SUBJECT = "[/b] [link=https://evil.example/]click[/link] [bold red]alarm[/] \x1b[31mRED\x1b[0m \x07 \u202etxt.exe"
+HOSTILE_SUBJECT = ("[/b] [link=https://evil.example/]click[/link] [bold red]alarm[/] \x1b[31mRED\x1b[0m \x07 "
+                   "\u202etxt.exe")
 HOSTILE_FROM = "[b]Boss[/b] \x1b]8;;https://evil.example/\x1b\\ <boss@example.test>"
 HOSTILE_BODY = "Line [/i] one\n\x1b[2J\x1b[Hcleared?\n[link=https://evil.example/]x[/link]\n"
 
