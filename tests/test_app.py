@@ -1,0 +1,122 @@
+"""The façade (deskmail.app.Deskmail) as a front-end uses it: no prompts, no printing, against the real servers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from deskmail.app import Deskmail
+from deskmail.config import Paths
+from deskmail.errors import AuthError, NotFoundError, UsageError
+from deskmail.outbox.compose import Draft
+from deskmail.secrets import Secret
+from deskmail.setup import Candidate, DidNotWork, ManualSettings, SetupEvent, Trying, Worked
+
+pytestmark = pytest.mark.servers
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Deskmail:
+    return Deskmail(Paths(tmp_path / "config", tmp_path / "data"))
+
+
+def _settings(sandbox: Any, user: Any, *, password_env: str | None = "DM_APP_PW", **changes: Any) -> ManualSettings:
+    values: dict[str, Any] = dict(
+        email=user.email, name="acct", in_host=sandbox.host, in_port=sandbox.imaps_port, in_security="ssl",
+        smtp_host=sandbox.host, smtp_port=sandbox.submission_port, smtp_security="starttls",
+        ca_file=str(sandbox.ca_file), password_env=password_env,
+    )
+    values.update(changes)
+    return ManualSettings(**values)
+
+
+def test_setup_sync_read_flag_move_delete_send_remove(app: Deskmail, sandbox: Any, mail_user: Any,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DM_APP_PW", mail_user.password)
+    candidates = app.candidates(_settings(sandbox, mail_user))
+    assert [c.source for c in candidates] == ["the settings you gave"]
+    seen: list[SetupEvent] = []
+    outcome = app.verify_candidates(candidates, Secret(mail_user.password), confirm=lambda c: False,
+                                    on_event=seen.append)
+    assert outcome.ok and [type(e) for e in seen] == [Trying, Worked]
+    assert outcome.account is not None
+    account = app.add_account(outcome.account)
+    assert app.account().name == "acct" == account.name
+    with pytest.raises(UsageError) as exists:
+        app.candidates(_settings(sandbox, mail_user))
+    assert exists.value.code == "account-exists"
+
+    for n in range(3):
+        sandbox.deliver(mail_user.email, (f"From: a{n}@example.test\r\nTo: {mail_user.email}\r\n"
+                                          f"Subject: app test {n}\r\nMessage-ID: <app{n}@example.test>\r\n\r\n"
+                                          f"body {n}\r\n").encode())
+    run = app.sync()
+    assert not run.failures and sum(r.new for r in run.results["acct"]) == 3
+    listed = app.list_messages(folder="INBOX")
+    assert sorted(m.subject for m in listed) == ["app test 0", "app test 1", "app test 2"]
+    first = next(m for m in listed if m.subject == "app test 0")
+    view = app.read_message(first.id)
+    assert view.reading.headers["Subject"] == "app test 0" and "body 0" in view.reading.text
+    assert b"Message-ID: <app0@example.test>" in app.raw_message(first.id)
+
+    assert app.mark_read([first.id]) == 1
+    assert "\\Seen" in app.message(first.id).flags
+    folders = {f.name: f for f in app.folders()}
+    assert folders["INBOX"].messages == 3 and folders["INBOX"].sync
+    second = next(m for m in listed if m.subject == "app test 1")
+    third = next(m for m in listed if m.subject == "app test 2")
+    assert app.move([second.id], "Archive" if "Archive" in folders else "Trash") == 1
+    assert app.delete([third.id]) == 1
+    with pytest.raises(NotFoundError):
+        app.move([first.id], "No Such Folder")
+    run = app.sync()
+    assert not run.failures
+    inbox = {m.subject: m for m in app.list_messages(folder="INBOX")}
+    assert set(inbox) == {"app test 0"} and "\\Seen" in inbox["app test 0"].flags
+
+    sent = app.send(Draft(to=[mail_user.email], subject="from the façade", body="hello"))
+    assert sent.copy_error is None and sent.sent_folder and sent.recipients == (mail_user.email,)
+    app.sync()
+    assert any(m.subject == "from the façade" for m in app.list_messages(folder="INBOX"))
+
+    report = app.doctor(app.account(), app.password(app.account()))
+    assert report.ok
+
+    removed = app.remove_account("acct")
+    assert removed.mail_dir is not None and removed.mail_dir.is_dir()  # the mail stays
+    assert app.accounts() == {}
+    with pytest.raises(NotFoundError):
+        app.account("acct")
+
+
+def test_wrong_password_stops_at_the_first_server_that_answers(app: Deskmail, sandbox: Any, mail_user: Any) -> None:
+    good = app.candidates(_settings(sandbox, mail_user, password_env=None))[0]
+    unvouched = Candidate(good.account, "found by probing", needs_confirmation=True)
+    asked: list[Candidate] = []
+    events: list[SetupEvent] = []
+
+    def confirm(c: Candidate) -> bool:
+        asked.append(c)
+        return True
+
+    outcome = app.verify_candidates([unvouched, good], Secret("wrong"), confirm=confirm, on_event=events.append)
+    assert not outcome.ok and isinstance(outcome.rejected, AuthError)
+    assert asked == [unvouched]  # asked before the password was sent there
+    assert [type(e) for e in events] == [Trying, DidNotWork]  # and never tried the second candidate
+    assert app.accounts() == {}
+
+
+def test_refused_confirmation_sends_nothing(app: Deskmail, sandbox: Any, mail_user: Any) -> None:
+    good = app.candidates(_settings(sandbox, mail_user, password_env=None))[0]
+    unvouched = Candidate(good.account, "found by probing", needs_confirmation=True)
+    outcome = app.verify_candidates([unvouched], Secret(mail_user.password), confirm=lambda c: False)
+    assert not outcome.ok and outcome.failures == [] and outcome.rejected is None
+
+
+def test_unknown_domain_asks_for_servers_by_code(app: Deskmail) -> None:
+    with pytest.raises(UsageError) as unknown:
+        app.build_account(ManualSettings(email="me@unknown-domain.invalid"))
+    assert unknown.value.code == "servers-unknown"
+    assert "--" not in str(unknown.value)  # no command-line option names below the CLI
