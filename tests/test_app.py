@@ -120,3 +120,28 @@ def test_unknown_domain_asks_for_servers_by_code(app: Deskmail) -> None:
         app.build_account(ManualSettings(email="me@unknown-domain.invalid"))
     assert unknown.value.code == "servers-unknown"
     assert "--" not in str(unknown.value)  # no command-line option names below the CLI
+
+
+def test_kept_sessions_are_reused_and_replaced_when_the_server_dropped_them(
+        tmp_path: Path, sandbox: Any, mail_user: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DM_APP_PW", mail_user.password)
+    def logins() -> int:
+        return sum(1 for line in sandbox.dovecot_log().splitlines()
+                   if "imap-login:" in line and f"Login: user=<{mail_user.email}>" in line)
+
+    with Deskmail(Paths(tmp_path / "config", tmp_path / "data"), keep_connections=True) as app:
+        app.add_account(app.build_account(_settings(sandbox, mail_user)))
+        assert not app.sync().failures
+        assert logins() == 1
+        for _ in range(3):
+            assert not app.sync().failures
+        assert logins() == 1  # the session was kept
+
+        kicked = sandbox.doveadm("kick", mail_user.email)
+        assert kicked.returncode == 0, kicked.stderr
+        sandbox.deliver(mail_user.email, b"From: a@example.test\r\nSubject: after the kick\r\n"
+                                         b"Message-ID: <kick@example.test>\r\n\r\nx\r\n")
+        run = app.sync()
+        assert not run.failures, run.failures  # the dead session was noticed (NOOP) and replaced
+        assert [m.subject for m in app.list_messages()] == ["after the kick"]
+        assert logins() == 2

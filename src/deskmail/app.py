@@ -14,7 +14,7 @@ shared between threads).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from deskmail.store import Store
     from deskmail.sync.early import EarlyConnection
     from deskmail.sync.imap_sync import Progress
-    from deskmail.sync.runner import SyncRun
+    from deskmail.sync.runner import SessionSource, SyncRun
     from deskmail.sync.watch import Report as WatchReport
 
 
@@ -61,9 +61,25 @@ class MessageView:
 class Deskmail:
     """One user's deskmail: their accounts, their local mail store, their servers."""
 
-    def __init__(self, paths: config.Paths | None = None) -> None:
+    def __init__(self, paths: config.Paths | None = None, *, keep_connections: bool = False) -> None:
+        """``keep_connections``: keep IMAP sessions logged in between syncs (a long-running program;
+        call :meth:`close` at the end). A one-shot command leaves it off."""
+        from deskmail.sync.sessions import SessionPool
+
         self.paths = paths or config.paths()
         self._lock = threading.Lock()
+        self._sessions = SessionPool() if keep_connections else None
+
+    def close(self) -> None:
+        """Log out of the kept sessions."""
+        if self._sessions is not None:
+            self._sessions.close()
+
+    def __enter__(self) -> Deskmail:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # --- accounts -----------------------------------------------------------------------------
 
@@ -190,11 +206,14 @@ class Deskmail:
         from deskmail.sync.runner import sync_accounts
 
         targets = self._targets(names)
+        sessions: Mapping[str, SessionSource] | None = early
+        if sessions is None and self._sessions is not None:
+            sessions = self._sessions.for_accounts(targets)
         with self._writer() as store:
             if store.rebuilt_from is not None and on_index_rebuilt is not None:
                 on_index_rebuilt(store.rebuilt_from)
             return sync_accounts(targets, self.paths.data_dir, folders=folders, redownload=redownload,
-                                 headers_only=headers_only, progress=progress, early=early)
+                                 headers_only=headers_only, progress=progress, early=sessions)
 
     def watch(self, names: Sequence[str] | None, stop: threading.Event, report: WatchReport, *,
               folders: Sequence[str] = ("INBOX",), interval: float = 300.0,

@@ -7,12 +7,21 @@ the store lock (:meth:`deskmail.store.Store.lock`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Protocol
 
 from deskmail.errors import DeskmailError
 from deskmail.model import Account
-from deskmail.sync.early import EarlyConnection
+from deskmail.protocol.imap import ImapSession
 from deskmail.sync.imap_sync import FolderResult, Progress
+
+
+class SessionSource(Protocol):
+    """A logged-in IMAP session opened elsewhere: early at start-up (sync.early) or kept (sync.sessions)."""
+
+    def session(self) -> AbstractContextManager[ImapSession]: ...
 
 
 class SyncRun:
@@ -54,7 +63,7 @@ class SyncRun:
 
 
 def _one(account: Account, data_dir: Path, folders: list[str] | None, redownload: bool, headers_only: bool,
-         progress: Progress | None, early: EarlyConnection | None = None) -> list[FolderResult]:
+         progress: Progress | None, early: SessionSource | None = None) -> list[FolderResult]:
     from deskmail.secrets import get_password
     from deskmail.store import Store
     from deskmail.sync import sync_account
@@ -75,9 +84,9 @@ def _one(account: Account, data_dir: Path, folders: list[str] | None, redownload
 
 def sync_accounts(
     accounts: list[Account], data_dir: Path, *, folders: list[str] | None = None, redownload: bool = False,
-    headers_only: bool = False, progress: Progress | None = None, early: dict[str, EarlyConnection] | None = None,
+    headers_only: bool = False, progress: Progress | None = None, early: Mapping[str, SessionSource] | None = None,
 ) -> SyncRun:
-    """Sync ``accounts``; ``early`` holds connections already opened for some of them (see sync.early)."""
+    """Sync ``accounts``; ``early`` holds sessions opened elsewhere for some of them (sync.early, sync.sessions)."""
     run = SyncRun()
     early = early or {}
     if len(accounts) == 1:  # no thread pool for the common case: it costs start-up time
