@@ -46,7 +46,7 @@ def test_setup_sync_read_flag_move_delete_send_remove(app: Deskmail, sandbox: An
     assert app.account().name == "acct" == account.name
     with pytest.raises(UsageError) as exists:
         app.candidates(_settings(sandbox, mail_user))
-    assert exists.value.code == "account-exists"
+    assert exists.value.code == "account_exists"
 
     for n in range(3):
         sandbox.deliver(mail_user.email, (f"From: a{n}@example.test\r\nTo: {mail_user.email}\r\n"
@@ -118,7 +118,7 @@ def test_refused_confirmation_sends_nothing(app: Deskmail, sandbox: Any, mail_us
 def test_unknown_domain_asks_for_servers_by_code(app: Deskmail) -> None:
     with pytest.raises(UsageError) as unknown:
         app.build_account(ManualSettings(email="me@unknown-domain.invalid"))
-    assert unknown.value.code == "servers-unknown"
+    assert unknown.value.code == "servers_unknown"
     assert "--" not in str(unknown.value)  # no command-line option names below the CLI
 
 

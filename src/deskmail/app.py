@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from deskmail import config, mailbox, setup
+from deskmail.codes import Code
 from deskmail.errors import ConfigError, DeskmailError, UsageError
 from deskmail.model import Account, MessageSummary, PasswordSource, Protocol
 from deskmail.secrets import Secret
@@ -118,7 +119,7 @@ class Deskmail:
         name = found[0].account.name
         if name in existing:
             raise UsageError(f"An account named {name!r} exists already", "",
-                             "remove it first or choose another name", code="account-exists", account=name)
+                             "remove it first or choose another name", code=Code.ACCOUNT_EXISTS, account=name)
         return found
 
     def check_keyring(self) -> None:
@@ -142,11 +143,11 @@ class Deskmail:
             accounts = self.accounts()
             if account.name in accounts:
                 raise UsageError(f"An account named {account.name!r} exists already", "",
-                                 "remove it first or choose another name", code="account-exists",
+                                 "remove it first or choose another name", code=Code.ACCOUNT_EXISTS,
                                  account=account.name)
             if account.password.kind == "keyring":
                 if password is None:
-                    raise UsageError("No password given for the keyring", code="no-password", account=account.name)
+                    raise UsageError("No password given for the keyring", code=Code.NO_PASSWORD, account=account.name)
                 from deskmail.secrets import store_in_keyring
 
                 store_in_keyring(account.name, password.reveal())
@@ -282,7 +283,7 @@ class Deskmail:
         plus = {mailbox.flag_name(n) for n in add}
         minus = {mailbox.flag_name(n) for n in remove}
         if not plus and not minus:
-            raise UsageError("Nothing to change", "", "name a flag to set or to clear", code="no-change")
+            raise UsageError("Nothing to change", "", "name a flag to set or to clear", code=Code.NO_CHANGE)
         store = self._store()
         try:
             return mailbox.set_flags(store, ids, plus, minus)

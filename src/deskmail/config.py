@@ -16,6 +16,7 @@ import re
 from pathlib import Path
 
 from deskmail import dirs
+from deskmail.codes import Code
 from deskmail.errors import ConfigError, NotFoundError, UsageError
 from deskmail.model import Account, PasswordSource, Protocol, ServerSettings, Value
 
@@ -117,7 +118,7 @@ class _Reader:
         raise ConfigError(
             f"{where}: {problem}",
             "the accounts file was edited by hand or written by another version",
-            "fix that line, or remove the account with `deskmail account remove` and add it again",
+            "fix that line, or remove the account and add it again",
         )
 
     def get(self, key: str, kind: type, default: Any = None, *, required: bool = False) -> Any:
@@ -333,8 +334,8 @@ def resolve_account(name: str | None, accounts: dict[str, Account]) -> Account:
         raise NotFoundError(
             f"There is no account named {name!r}",
             "the name is misspelt, or the account was never added",
-            "see `deskmail account list` for the names"
-            + (f" ({', '.join(sorted(accounts))})" if accounts else ""),
+            "use one of the account names" + (f" ({', '.join(sorted(accounts))})" if accounts else ""),
+            code=Code.NO_SUCH_ACCOUNT, account=name,
         )
     if len(accounts) == 1:
         return next(iter(accounts.values()))
@@ -342,10 +343,12 @@ def resolve_account(name: str | None, accounts: dict[str, Account]) -> Account:
         raise NotFoundError(
             "No account is set up yet",
             "",
-            "add one with `deskmail account add` (or try `deskmail sandbox demo`)",
+            "add an account first",
+            code=Code.NO_ACCOUNTS,
         )
     raise UsageError(
         "Several accounts exist; this command needs to know which one",
         "",
-        f"name it with --account ({', '.join(sorted(accounts))})",
+        f"name the account ({', '.join(sorted(accounts))})",
+        code=Code.SEVERAL_ACCOUNTS,
     )

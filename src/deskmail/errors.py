@@ -30,6 +30,8 @@ adds "run `deskmail doctor`" where it fits, the GUI a button.
 
 from __future__ import annotations
 
+from deskmail.codes import Code
+
 
 class DeskmailError(Exception):
     """Base of every expected failure. ``str()`` gives the one-paragraph text."""
@@ -49,7 +51,7 @@ class DeskmailError(Exception):
         self.port = port
         self.folder = folder
 
-    default_code = "error"
+    default_code: str = Code.ERROR
 
     def __str__(self) -> str:
         parts = [self.what.rstrip(".") + "."]
@@ -74,22 +76,27 @@ class DeskmailError(Exception):
 
 
 class UsageError(DeskmailError):
+    default_code = Code.USAGE
     exit_code = 2
 
 
 class ConfigError(DeskmailError):
+    default_code = Code.CONFIG_INVALID
     exit_code = 3
 
 
 class NotFoundError(DeskmailError):
+    default_code = Code.ERROR
     exit_code = 4
 
 
 class SecretError(DeskmailError):
+    default_code = Code.NO_PASSWORD
     exit_code = 5
 
 
 class NetworkError(DeskmailError, OSError):
+    default_code = Code.NETWORK
     exit_code = 6
     retryable = True
 
@@ -99,30 +106,38 @@ class ConnectTimeout(NetworkError, TimeoutError):
 
 
 class SecurityError(DeskmailError):
+    default_code = Code.SECURITY
     exit_code = 7
 
 
 class CertificateError(SecurityError):
+    default_code = Code.CERTIFICATE_UNTRUSTED
     pass
 
 
 class StartTLSUnavailable(SecurityError):
+    default_code = Code.STARTTLS_MISSING
     pass
 
 
 class PlaintextRefused(SecurityError):
+    default_code = Code.PLAINTEXT_REFUSED
     pass
 
 
 class AuthError(DeskmailError):
+    default_code = Code.AUTH_FAILED
     exit_code = 8
 
 
 class ProtocolError(DeskmailError):
+    default_code = Code.PROTOCOL_ERROR
     exit_code = 9
 
 
 class SendError(ProtocolError):
+    default_code = Code.SEND_REFUSED
+
     def __init__(
         self,
         what: str,
@@ -140,14 +155,17 @@ class SendError(ProtocolError):
 
 
 class StoreError(DeskmailError):
+    default_code = Code.STORE_ERROR
     exit_code = 10
 
 
 class StoreLocked(StoreError):
+    default_code = Code.STORE_LOCKED
     retryable = True
 
 
 class Cancelled(DeskmailError):
+    default_code = Code.CANCELLED
     """The caller's CancelToken stopped the work at a safe point; everything finished is kept."""
 
     exit_code = 130

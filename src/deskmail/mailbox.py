@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from deskmail.codes import Code
 from deskmail.errors import NotFoundError, UsageError
 from deskmail.model import Account, Protocol
 from deskmail.store import Store
@@ -26,7 +27,7 @@ def flag_name(name: str) -> str:
         return SYSTEM_FLAGS[key]
     if name.startswith("\\") or not name or not name.replace("$", "").replace("_", "").replace("-", "").isalnum():
         raise UsageError(f"Unknown flag {name!r}", "",
-                         "use seen, flagged, answered, draft, or a keyword of letters and digits", code="bad-flag")
+                         "use seen, flagged, answered, draft, or a keyword of letters and digits", code=Code.BAD_FLAG)
     return name  # an IMAP keyword, e.g. $Label1
 
 
@@ -51,13 +52,13 @@ def delete(store: Store, accounts: dict[str, Account], ids: list[int], *, expung
     if len(ids) > MASS_DELETE and not confirmed:
         raise UsageError(f"You are about to delete {len(ids)} messages",
                          "large deletions need confirmation", "confirm that this is what you want",
-                         code="mass-delete")
+                         code=Code.MASS_DELETE)
     with store.transaction():
         for mid in ids:
             folder, row = store.row_by_id(mid)
             account = accounts.get(folder.account)
             if account is None:
-                raise NotFoundError(f"Message {mid} belongs to a removed account", code="account-removed")
+                raise NotFoundError(f"Message {mid} belongs to a removed account", code=Code.ACCOUNT_REMOVED)
             trash = next((f for f in store.folders(folder.account) if f.special_use == "\\Trash"), None)
             md = store.folder_maildir(folder)
             if account.incoming.protocol is Protocol.POP3:
@@ -83,7 +84,7 @@ def move(store: Store, ids: list[int], target: str) -> int:
             if store.folder(folder.account, target) is None:
                 raise NotFoundError(f"There is no folder {target!r} in account {folder.account}",
                                     "", "pick one of the account's folders (they are known after a sync)",
-                                    code="no-such-folder", account=folder.account, folder=target)
+                                    code=Code.NO_SUCH_FOLDER, account=folder.account, folder=target)
             store.add_op(folder.account, "move", folder.name, row.uidvalidity, row.uid, target, row.message_id)
     return len(ids)
 
@@ -116,13 +117,13 @@ def choose_folders(store: Store, account: Account, *, enable: Iterable[str] = ()
         f = store.folder(account.name, name)
         if f is None:
             raise NotFoundError(f"There is no folder {name!r}", "", "the folders are known after a sync",
-                                code="no-such-folder", account=account.name, folder=name)
+                                code=Code.NO_SUCH_FOLDER, account=account.name, folder=name)
         store.update_folder(f.id, sync=value)
     for name in upload:
         f = store.folder(account.name, name)
         if f is None or not f.sync or account.incoming.protocol is Protocol.POP3:
             raise UsageError(f"Messages saved in {name!r} cannot be uploaded",
                              "there is no such folder, it is not synced, or the account is POP3",
-                             "pick a synced folder of an IMAP account", code="no-upload", account=account.name,
+                             "pick a synced folder of an IMAP account", code=Code.NO_UPLOAD, account=account.name,
                              folder=name)
         store.confirm_upload(account.name, name)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import os
 
+from deskmail.codes import Code
 from deskmail.errors import SecretError
 from deskmail.model import Account, PasswordSource, Value
 
@@ -95,7 +96,7 @@ def check_keyring() -> None:
             "No usable system keyring was found to store the password",
             "this machine has no keyring service (common on servers and minimal desktops)",
             _NO_KEYRING_REMEDY,
-            code="no-keyring",
+            code=Code.NO_KEYRING,
         )
 
 
@@ -148,7 +149,8 @@ def _from_keyring(account_name: str) -> str:
         raise SecretError(
             f"No password is stored for account {account_name!r}",
             "the keyring entry was removed, or the account was added on another machine",
-            f"run `deskmail account password {account_name}` to store it again",
+            "store the password again",
+            code=Code.NO_PASSWORD_STORED, account=account_name,
         )
     return value
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from deskmail.codes import Code
 from deskmail.errors import AuthError, DeskmailError, UsageError
 from deskmail.model import Account, PasswordSource, Protocol, Security, ServerSettings, default_port, email_domain
 from deskmail.secrets import Secret
@@ -105,7 +106,7 @@ def parse_security(value: str | None, fallback: Security, what: str) -> Security
     try:
         return Security(v)
     except ValueError:
-        raise UsageError(f"{what} must be ssl, starttls or none, not {value!r}", code="bad-security") from None
+        raise UsageError(f"{what} must be ssl, starttls or none, not {value!r}", code=Code.BAD_SECURITY) from None
 
 
 def parse_protocol(value: str | None) -> Protocol:
@@ -114,14 +115,14 @@ def parse_protocol(value: str | None) -> Protocol:
     except ValueError:
         proto = Protocol.SMTP
     if proto is Protocol.SMTP:
-        raise UsageError(f"The incoming protocol must be imap or pop3, not {value!r}", code="bad-protocol")
+        raise UsageError(f"The incoming protocol must be imap or pop3, not {value!r}", code=Code.BAD_PROTOCOL)
     return proto
 
 
 def check_address(address: str) -> None:
     if "@" not in address:
         raise UsageError(f"{address!r} is not an e-mail address", "", "give the full address, like you@example.com",
-                         code="not-an-address")
+                         code=Code.NOT_AN_ADDRESS)
 
 
 def provider_defaults(email: str, protocol: Protocol, provider_dirs: Sequence[str] = ()
@@ -165,12 +166,13 @@ def build_account(s: ManualSettings, provider_dirs: Sequence[str] = ()) -> Accou
                 f"deskmail does not know the servers for {email_domain(s.email)}",
                 "the domain is not in the provider database",
                 "give the incoming and the outgoing server names (your provider's help pages list them)",
-                code="servers-unknown",
+                code=Code.SERVERS_UNKNOWN,
             )
         in_port = in_port or default_port(proto, in_sec)
         smtp_port = smtp_port or default_port(Protocol.SMTP, out_sec)
     if s.password_env and s.password_command:
-        raise UsageError("Give either a password variable or a password command, not both", code="two-sources")
+        raise UsageError("Give either a password variable or a password command, not both",
+                         code=Code.TWO_PASSWORD_SOURCES)
     source = (
         PasswordSource("env", env=s.password_env) if s.password_env
         else PasswordSource("command", command=s.password_command) if s.password_command
@@ -188,7 +190,7 @@ def build_account(s: ManualSettings, provider_dirs: Sequence[str] = ()) -> Accou
             allow_plaintext_password=s.allow_plaintext,
         )
     except ValueError as exc:
-        raise UsageError(f"Invalid account settings: {exc}", code="bad-settings") from None
+        raise UsageError(f"Invalid account settings: {exc}", code=Code.BAD_SETTINGS) from None
 
 
 def discover_candidates(
@@ -220,7 +222,7 @@ def discover_candidates(
             f"deskmail could not find the servers for {domain}",
             "the domain is not in the provider database and publishes no autoconfig, SRV or MX hints",
             "give the incoming and the outgoing server names from your provider's help pages",
-            code="servers-unknown",
+            code=Code.SERVERS_UNKNOWN,
         )
     found = frozenset(c.incoming.protocol.value for c in result.candidates)
     chosen = (s.protocol or "").lower()
@@ -232,7 +234,7 @@ def discover_candidates(
     if not picked:
         raise UsageError(f"No {chosen.upper()} server was found for {domain}",
                          "", f"try {'POP3' if chosen == 'imap' else 'IMAP'}, or give the servers by hand",
-                         code="protocol-not-offered")
+                         code=Code.PROTOCOL_NOT_OFFERED)
     out: list[Candidate] = []
     for c in picked:
         inc, outg = c.incoming_settings(), c.outgoing_settings()

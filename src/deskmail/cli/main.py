@@ -20,6 +20,7 @@ from deskmail import config
 from deskmail.app import Deskmail
 from deskmail.cli import options as opt
 from deskmail.cli.ui import cell, err, out, safe, visible
+from deskmail.codes import Code
 from deskmail.errors import AuthError, DeskmailError, UsageError
 from deskmail.model import Account, PasswordSource, email_domain
 from deskmail.secrets import Secret
@@ -36,26 +37,37 @@ app.add_typer(account_app, name="account")
 
 # What a person at the terminal can do about an error the engine raised, by the error's code: the
 # engine's remedies speak of settings, these name the command-line options and commands.
-CLI_HINTS = {
-    "servers-unknown": "give --imap-host (or --pop-host) and --smtp-host, or try `deskmail discover`",
-    "protocol-not-offered": "try the other --protocol, or give the servers by hand (--imap-host / --pop-host)",
-    "two-sources": "give either --password-env or --password-command",
-    "account-exists": "remove it first (`deskmail account remove NAME`) or choose another --name",
-    "mass-delete": "add --yes if that is what you want",
-    "no-such-folder": "see `deskmail folders` for the names",
-    "no-such-account": "see `deskmail account list` for the names",
-    "no-accounts": "add one with `deskmail account add` (or try `deskmail sandbox demo`)",
-    "several-accounts": "name it with --account",
-    "no-such-message": "see `deskmail list` for the ids",
-    "no-keyring": "or re-add the account with --password-command 'pass show mail' or --password-env VARIABLE",
-    "store-missing": "run `deskmail sync --redownload` to fetch the folder again",
-    "no-password-stored": "run `deskmail account password` to store it again",
+_DOCTOR = "run `deskmail doctor` for a step-by-step diagnosis"
+CLI_HINTS: dict[str, str] = {
+    Code.SERVERS_UNKNOWN: "give --imap-host (or --pop-host) and --smtp-host, or try `deskmail discover`",
+    Code.PROTOCOL_NOT_OFFERED: "try the other --protocol, or give the servers by hand (--imap-host / --pop-host)",
+    Code.TWO_PASSWORD_SOURCES: "give either --password-env or --password-command",
+    Code.ACCOUNT_EXISTS: "remove it first (`deskmail account remove NAME`) or choose another --name",
+    Code.MASS_DELETE: "add --yes if that is what you want",
+    Code.NO_SUCH_FOLDER: "see `deskmail folders` for the names",
+    Code.NO_SUCH_ACCOUNT: "see `deskmail account list` for the names",
+    Code.NO_ACCOUNTS: "add one with `deskmail account add` (or try `deskmail sandbox demo`)",
+    Code.SEVERAL_ACCOUNTS: "name it with --account",
+    Code.NO_SUCH_MESSAGE: "see `deskmail list` for the ids",
+    Code.NO_KEYRING: "or re-add the account with --password-command 'pass show mail' or --password-env VARIABLE",
+    Code.STORE_MISSING: "run `deskmail sync --redownload` to fetch the folder again",
+    Code.NO_PASSWORD_STORED: "run `deskmail account password ACCOUNT` to store it again",
+    Code.CONFIG_INVALID: "or remove the account with `deskmail account remove` and add it again",
+    Code.CERTIFICATE_UNTRUSTED: "for your own server, add --ca-file PATH to the account; `deskmail doctor` tells more",
+    Code.NETWORK: _DOCTOR,
+    Code.CONNECTION_REFUSED: _DOCTOR,
+    Code.CONNECTION_TIMEOUT: _DOCTOR,
+    Code.NETWORK_UNREACHABLE: _DOCTOR,
+    Code.DNS_NOT_FOUND: _DOCTOR,
+    Code.TLS_HANDSHAKE_FAILED: _DOCTOR,
+    Code.TLS_MODE_MISMATCH: _DOCTOR,
+    Code.AUTH_FAILED: _DOCTOR,
 }
 
 
-def print_error(exc: DeskmailError, prefix: str = "") -> None:
+def print_error(exc: DeskmailError, prefix: str = "", label: str = "[bold red]Error:[/]") -> None:
     """The error's paragraph, then what to type about it, if the terminal has something to offer."""
-    err.print(f"[bold red]Error:[/] {safe(prefix)}{safe(exc)}", highlight=False)
+    err.print(f"{label} {safe(prefix)}{safe(exc)}", highlight=False)
     hint = CLI_HINTS.get(exc.code)
     if hint:
         err.print(f"At the command line: {safe(hint)}.", highlight=False)
@@ -172,7 +184,7 @@ def account_add(
             settings, choose_protocol=choose_protocol if interactive else None,
             on_network=lambda: err.print(f"Looking up the settings for {safe(email_domain(address))} ..."))
     except UsageError as exc:
-        if not (exc.code == "servers-unknown" and interactive and settings.has_servers):
+        if not (exc.code == "servers_unknown" and interactive and settings.has_servers):
             raise
         # Some servers were given by hand but not all, and nothing is known about the domain: ask.
         kind = "POP3" if (protocol or "").lower() == "pop3" else "IMAP"
@@ -234,10 +246,8 @@ def _verify_candidates(app_: Deskmail, candidates: list[Candidate], secret: Secr
         elif isinstance(event, Trying):
             err.print(f"Checking {safe(_where(c))} ({safe(c.source)}) ...", highlight=False)
         elif isinstance(event, DidNotWork):
-            if isinstance(event.error, AuthError):
-                err.print(f"[bold red]Error:[/] {safe(event.error)}", highlight=False)
-            else:
-                err.print(f"[yellow]Did not work:[/] {safe(event.error)}", highlight=False)
+            print_error(event.error, label="[bold red]Error:[/]" if isinstance(event.error, AuthError)
+                        else "[yellow]Did not work:[/]")
         elif event.after_failures:
             err.print(f"[green]Using {safe(_where(c))}[/] ({safe(c.source)}); the settings tried before did not "
                       "work.", highlight=False)

@@ -33,9 +33,10 @@ Public surface::
 Codes and remedies are documented in ``docs/doctor.md``.
 """
 
+from deskmail.codes import MEANINGS, Code
 from deskmail.doctor.context import DEFAULT_ALTERNATIVES, Alternatives, Timeouts
 from deskmail.doctor.providers import ProviderHint, Recommendation
-from deskmail.doctor.report import MEANINGS, Code, Finding, Report, Server, Status, Step
+from deskmail.doctor.report import Finding, Report, Server, Status, Step
 from deskmail.doctor.resolve import DnsResolver, Resolver
 from deskmail.doctor.runner import run_doctor
 

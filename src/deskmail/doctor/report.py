@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from deskmail.codes import Code as Code  # the doctor's modules import it from here
 from deskmail.secrets import redact
 
 
@@ -62,106 +63,6 @@ class Status(StrEnum):
         """Worst-first ordering: failed > warning > skipped > ok."""
         return {"ok": 0, "skipped": 1, "warning": 2, "failed": 3}[self.value]
 
-
-class Code(StrEnum):
-    """Stable machine codes. Meanings are in :data:`MEANINGS` and docs/doctor.md."""
-
-    OK = "ok"
-    NOT_CHECKED = "not_checked"
-    TIME_LIMIT = "time_limit"
-    INTERNAL_ERROR = "internal_error"
-    # dns
-    DNS_NOT_FOUND = "dns_not_found"
-    DNS_NO_ADDRESS = "dns_no_address"
-    DNS_FAILED = "dns_failed"
-    # tcp / ports
-    CONNECTION_REFUSED = "connection_refused"
-    CONNECTION_TIMEOUT = "connection_timeout"
-    NETWORK_UNREACHABLE = "network_unreachable"
-    PORT_BLOCKED = "port_blocked"
-    NO_PORT_REACHABLE = "no_port_reachable"
-    # tls
-    TLS_MODE_MISMATCH = "tls_mode_mismatch"
-    TLS_VERSION = "tls_version"
-    TLS_HANDSHAKE_FAILED = "tls_handshake_failed"
-    CERTIFICATE_UNTRUSTED = "certificate_untrusted"
-    CERTIFICATE_SELF_SIGNED = "certificate_self_signed"
-    CERTIFICATE_HOSTNAME_MISMATCH = "certificate_hostname_mismatch"
-    CERTIFICATE_EXPIRED = "certificate_expired"
-    CERTIFICATE_EXPIRING = "certificate_expiring"
-    TLS_INTERCEPTION = "tls_interception"
-    STARTTLS_INJECTION = "starttls_injection"
-    ENCRYPTION_OFF = "encryption_off"
-    # greeting / capabilities
-    NO_RESPONSE = "no_response"
-    GREETING_REFUSED = "greeting_refused"
-    PROTOCOL_ERROR = "protocol_error"
-    STARTTLS_MISSING = "starttls_missing"
-    PLAINTEXT_LOGIN_DISABLED = "plaintext_login_disabled"
-    PLAINTEXT_REFUSED = "plaintext_refused"
-    # login
-    AUTH_FAILED = "auth_failed"
-    APP_PASSWORD_REQUIRED = "app_password_required"
-    USERNAME_FORM = "username_form"
-    ACCOUNT_DISABLED = "account_disabled"
-    TOO_MANY_CONNECTIONS = "too_many_connections"
-    OAUTH_REQUIRED = "oauth_required"
-    AUTH_NOT_ENABLED = "auth_not_enabled"
-    AUTH_NOT_OFFERED = "auth_not_offered"
-    # send / round trip
-    RELAY_DENIED = "relay_denied"
-    SEND_REFUSED = "send_refused"
-    ROUND_TRIP_TIMEOUT = "round_trip_timeout"
-    # settings
-    SETTINGS_DIFFER = "settings_differ"
-    PROVIDER_UNKNOWN = "provider_unknown"
-
-
-# One line per code: what it means. docs/doctor.md expands each with an example remedy.
-MEANINGS: dict[Code, str] = {
-    Code.OK: "the check passed",
-    Code.NOT_CHECKED: "not checked, because an earlier step failed or there was nothing to check",
-    Code.TIME_LIMIT: "not checked, because the doctor's total time limit was reached",
-    Code.INTERNAL_ERROR: "the doctor itself failed (a bug); the message says where",
-    Code.DNS_NOT_FOUND: "the server name does not exist (NXDOMAIN): usually a typo",
-    Code.DNS_NO_ADDRESS: "the name exists but has no IPv4/IPv6 address",
-    Code.DNS_FAILED: "name lookup failed: no DNS server answered (offline, captive portal)",
-    Code.CONNECTION_REFUSED: "the server actively refused the port (nothing listens, or a firewall rejects)",
-    Code.CONNECTION_TIMEOUT: "no answer to the connection attempt: a firewall or the network drops it",
-    Code.NETWORK_UNREACHABLE: "this computer has no route to the server (offline, VPN, IPv6 only)",
-    Code.PORT_BLOCKED: "the configured port cannot be reached but another standard port works",
-    Code.NO_PORT_REACHABLE: "neither the configured port nor any standard alternative can be reached",
-    Code.TLS_MODE_MISMATCH: "SSL/TLS chosen on a STARTTLS port, or STARTTLS chosen on an SSL/TLS port",
-    Code.TLS_VERSION: "the server only speaks TLS older than 1.2",
-    Code.TLS_HANDSHAKE_FAILED: "the encrypted connection could not be set up for another reason",
-    Code.CERTIFICATE_UNTRUSTED: "the certificate is issued by a CA this computer does not trust",
-    Code.CERTIFICATE_SELF_SIGNED: "the certificate is self-signed",
-    Code.CERTIFICATE_HOSTNAME_MISMATCH: "the certificate is for a different server name",
-    Code.CERTIFICATE_EXPIRED: "the certificate has expired (or is not valid yet: check the clock)",
-    Code.CERTIFICATE_EXPIRING: "the certificate expires within 14 days",
-    Code.TLS_INTERCEPTION: "antivirus or a proxy replaces the server's certificate with its own",
-    Code.STARTTLS_INJECTION: "data arrived between STARTTLS and the handshake: a man-in-the-middle sign",
-    Code.ENCRYPTION_OFF: "the account is set to use no encryption",
-    Code.NO_RESPONSE: "the port accepts connections but the server never says anything",
-    Code.GREETING_REFUSED: "the server answered with a refusal instead of a greeting",
-    Code.PROTOCOL_ERROR: "the server's answers are not the expected mail protocol",
-    Code.STARTTLS_MISSING: "STARTTLS is not offered or refused: the password would travel in clear",
-    Code.PLAINTEXT_LOGIN_DISABLED: "the server refuses logins without encryption (LOGINDISABLED)",
-    Code.PLAINTEXT_REFUSED: "deskmail refuses to send the password without encryption",
-    Code.AUTH_FAILED: "the server rejected the user name or password",
-    Code.APP_PASSWORD_REQUIRED: "the provider wants an app password (two-step verification is on)",
-    Code.USERNAME_FORM: "the login works with another form of the user name (full address vs local part)",
-    Code.ACCOUNT_DISABLED: "the provider has disabled, locked or not enabled this access",
-    Code.TOO_MANY_CONNECTIONS: "too many simultaneous connections or login attempts",
-    Code.OAUTH_REQUIRED: "the provider only accepts OAuth (browser sign-in), not passwords",
-    Code.AUTH_NOT_ENABLED: "the server requires SMTP authentication but the account does not log in",
-    Code.AUTH_NOT_OFFERED: "the account logs in to SMTP but the server offers no authentication",
-    Code.RELAY_DENIED: "the outgoing server refuses to send to outside addresses",
-    Code.SEND_REFUSED: "the test message was refused",
-    Code.ROUND_TRIP_TIMEOUT: "the test message was sent but did not arrive in time",
-    Code.SETTINGS_DIFFER: "the settings differ from the provider's recommended settings",
-    Code.PROVIDER_UNKNOWN: "the provider is not in the database, so the settings were not compared",
-}
 
 # Steps that must have passed for an account to be usable. A skipped one means
 # "not verified", which is not good enough for Report.ok.

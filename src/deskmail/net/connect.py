@@ -6,6 +6,7 @@ import errno
 import socket
 import ssl
 
+from deskmail.codes import Code
 from deskmail.errors import (
     ConnectTimeout,
     DeskmailError,
@@ -25,6 +26,7 @@ def check_plaintext_policy(account: Account, server: ServerSettings) -> None:
             "the account's security setting is 'none'",
             "use SSL/TLS or STARTTLS (ask your provider which); if you really must, set "
             "allow_plaintext_password = true for this account",
+            account=account.name, host=server.host, port=server.port,
         )
 
 
@@ -56,29 +58,34 @@ def translate(exc: BaseException, server: ServerSettings) -> DeskmailError:
                 "(or it is not a mail port at all)",
                 f"set the {kind} security to STARTTLS for port {server.port}, or use the SSL/TLS port "
                 "your provider documents",
+                code=Code.TLS_MODE_MISMATCH, host=server.host, port=server.port,
             )
         if reason in ("UNSUPPORTED_PROTOCOL", "TLSV1_ALERT_PROTOCOL_VERSION", "NO_PROTOCOLS_AVAILABLE"):
             return SecurityError(
                 f"The {kind} server {where} only offers an outdated TLS version",
                 "deskmail requires TLS 1.2 or newer; the server is too old",
                 "ask the provider to enable TLS 1.2; do not lower the security setting",
+                code=Code.TLS_VERSION, host=server.host, port=server.port,
             )
         return SecurityError(
             f"The TLS handshake with {where} failed ({reason})",
             "the server's TLS setup is broken, or something on the network interferes",
-            "check the port and security settings; run `deskmail doctor` for a detailed diagnosis",
+            "check the port and security settings; the connection doctor tells what the server speaks",
+            code=Code.TLS_HANDSHAKE_FAILED, host=server.host, port=server.port,
         )
     if isinstance(exc, socket.gaierror):
         return NetworkError(
             f"The server name {server.host} cannot be found",
             "the name is misspelt, or there is no working internet/DNS connection",
             "check the server name in the account settings and your internet connection",
+            code=Code.DNS_NOT_FOUND, host=server.host, port=server.port,
         )
     if isinstance(exc, ConnectionRefusedError):
         return NetworkError(
             f"The {kind} server {where} refused the connection",
             "nothing is listening on that port: the port number is wrong or the server is down",
             f"check the {kind} port (common: {_common_ports(server)})",
+            code=Code.CONNECTION_REFUSED, host=server.host, port=server.port,
         )
     if isinstance(exc, TimeoutError | socket.timeout):
         cause = "a firewall, antivirus or the network is blocking the port, or the server is overloaded"
@@ -87,14 +94,16 @@ def translate(exc: BaseException, server: ServerSettings) -> DeskmailError:
         return ConnectTimeout(
             f"The {kind} server {where} did not answer in time",
             cause,
-            f"allow outgoing connections to port {server.port} in your firewall/antivirus, "
-            "or run `deskmail doctor` to find which port works",
+            f"allow outgoing connections to port {server.port} in your firewall/antivirus; "
+            "the connection doctor finds which port works",
+            code=Code.CONNECTION_TIMEOUT, host=server.host, port=server.port,
         )
     if isinstance(exc, OSError) and exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
         return NetworkError(
             f"The network to {where} is unreachable",
             "this computer is offline, or has no route to the server (IPv6-only problem, VPN)",
             "check the internet connection",
+            code=Code.NETWORK_UNREACHABLE, host=server.host, port=server.port,
         )
     if isinstance(exc, ConnectionError | EOFError) or (
         isinstance(exc, OSError) and exc.errno in (errno.ECONNRESET, errno.EPIPE)
@@ -102,11 +111,14 @@ def translate(exc: BaseException, server: ServerSettings) -> DeskmailError:
         return NetworkError(
             f"The connection to {where} was closed unexpectedly",
             "the network dropped, or the server closed the session",
-            "try again; if it keeps happening run `deskmail doctor`",
+            "try again; if it keeps happening, the connection doctor looks at each step",
+            host=server.host, port=server.port,
         )
     if isinstance(exc, OSError):
-        return NetworkError(f"Cannot talk to {where} ({exc.strerror or exc})", "", "run `deskmail doctor`")
-    return NetworkError(f"Unexpected failure talking to {where} ({type(exc).__name__})", "", "try again")
+        return NetworkError(f"Cannot talk to {where} ({exc.strerror or exc})", "",
+                            "the connection doctor looks at each step", host=server.host, port=server.port)
+    return NetworkError(f"Unexpected failure talking to {where} ({type(exc).__name__})", "", "try again",
+                        host=server.host, port=server.port)
 
 
 def _common_ports(server: ServerSettings) -> str:

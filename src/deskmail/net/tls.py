@@ -14,6 +14,7 @@ import os
 import ssl
 import sys
 
+from deskmail.codes import Code
 from deskmail.errors import CertificateError, ConfigError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing; mypy reads it as True
@@ -61,7 +62,7 @@ def client_context(ca_file: str | Path | None = None) -> ssl.SSLContext:
             raise ConfigError(
                 f"The CA file {path} does not exist",
                 "the account's ca_file setting points to a missing file",
-                "fix the path with `deskmail account add --ca-file PATH`, or remove ca_file",
+                "fix the ca_file path in the account's settings, or remove it",
             )
         try:
             ctx.load_verify_locations(cafile=path)
@@ -85,6 +86,7 @@ def certificate_error(exc: ssl.SSLError, host: str, port: int) -> CertificateErr
             "the server's certificate is out of date, or this computer's clock is wrong",
             "check the date and time of this computer; if they are right, the provider must renew "
             "its certificate. Do not send your password until it is fixed",
+            code=Code.CERTIFICATE_EXPIRED, host=host, port=port,
         )
     if code == 62 or "hostname mismatch" in detail or "doesn't match" in detail:
         return CertificateError(
@@ -92,11 +94,13 @@ def certificate_error(exc: ssl.SSLError, host: str, port: int) -> CertificateErr
             "the server name in the settings is not the one the certificate was issued for, "
             "or the connection is being intercepted",
             "use the exact server name from your provider's documentation",
+            code=Code.CERTIFICATE_HOSTNAME_MISMATCH, host=host, port=port,
         )
     return CertificateError(
         f"The certificate of {where} is not trusted ({detail})",
         "the server uses a self-signed or private certificate, or antivirus / a proxy "
         "is intercepting encrypted connections",
-        "if this is your own server, give its CA certificate with --ca-file; if an antivirus "
-        "scans mail, turn off its e-mail (SSL) scanning for this program",
+        "if this is your own server, give deskmail its CA certificate (the account's ca_file); if an "
+        "antivirus scans mail, turn off its e-mail (SSL) scanning for this program",
+        code=Code.CERTIFICATE_UNTRUSTED, host=host, port=port,
     )

@@ -14,6 +14,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, getaddresses, make_msgid
 from pathlib import Path
 
+from deskmail.codes import Code
 from deskmail.errors import UsageError
 from deskmail.model import Account, email_domain, valid_email
 from deskmail.protocol.smtp import open_smtp
@@ -43,7 +44,7 @@ def _addresses(values: Sequence[str], field_name: str) -> list[str]:
                     f"{value.strip() or '(empty)'!r} in {field_name} is not an e-mail address",
                     "",
                     "write addresses as name@example.com or Name <name@example.com>, separated by commas",
-                    code="bad-address",
+                    code=Code.BAD_ADDRESS,
                 )
             out.append(addr)
     return out
@@ -71,10 +72,10 @@ def build_message(account: Account, draft: Draft) -> tuple[EmailMessage, list[st
         if path.is_dir():
             raise UsageError(f"The attachment {path} is a folder, not a file", "",
                              "attach the files inside it one by one, or pack it into a zip file first",
-                             code="attachment-is-folder")
+                             code=Code.ATTACHMENT_IS_FOLDER)
         if not path.is_file():
             raise UsageError(f"The attachment {path} does not exist", "", "check the file name",
-                             code="attachment-missing")
+                             code=Code.ATTACHMENT_MISSING)
         if path.stat().st_size > MAX_ATTACHMENT:
             raise UsageError(
                 f"The attachment {path} is larger than 50 MB",

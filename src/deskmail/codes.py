@@ -1,0 +1,235 @@
+"""One catalogue of stable machine codes: the doctor's findings and the engine's errors.
+
+A code names what went wrong independently of the words used to say it: interfaces key on it
+(the CLI adds the command to type, the desktop application a button), scripts read it from
+``--json``, tests assert it. Wording may improve between releases; a code does not change
+meaning. The doctor's codes are documented in docs/doctor.md, the engine's in docs/errors.md;
+a test keeps both in step with :data:`MEANINGS`. Network, TLS and login failures of the engine
+carry the doctor's codes for the same causes (``connection_refused``, ``certificate_untrusted``,
+``auth_failed`` …).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Code(StrEnum):
+    """Stable machine codes. Meanings are in :data:`MEANINGS`."""
+
+    OK = "ok"
+    NOT_CHECKED = "not_checked"
+    TIME_LIMIT = "time_limit"
+    INTERNAL_ERROR = "internal_error"
+    # dns
+    DNS_NOT_FOUND = "dns_not_found"
+    DNS_NO_ADDRESS = "dns_no_address"
+    DNS_FAILED = "dns_failed"
+    # tcp / ports
+    CONNECTION_REFUSED = "connection_refused"
+    CONNECTION_TIMEOUT = "connection_timeout"
+    NETWORK_UNREACHABLE = "network_unreachable"
+    PORT_BLOCKED = "port_blocked"
+    NO_PORT_REACHABLE = "no_port_reachable"
+    # tls
+    TLS_MODE_MISMATCH = "tls_mode_mismatch"
+    TLS_VERSION = "tls_version"
+    TLS_HANDSHAKE_FAILED = "tls_handshake_failed"
+    CERTIFICATE_UNTRUSTED = "certificate_untrusted"
+    CERTIFICATE_SELF_SIGNED = "certificate_self_signed"
+    CERTIFICATE_HOSTNAME_MISMATCH = "certificate_hostname_mismatch"
+    CERTIFICATE_EXPIRED = "certificate_expired"
+    CERTIFICATE_EXPIRING = "certificate_expiring"
+    TLS_INTERCEPTION = "tls_interception"
+    STARTTLS_INJECTION = "starttls_injection"
+    ENCRYPTION_OFF = "encryption_off"
+    # greeting / capabilities
+    NO_RESPONSE = "no_response"
+    GREETING_REFUSED = "greeting_refused"
+    PROTOCOL_ERROR = "protocol_error"
+    STARTTLS_MISSING = "starttls_missing"
+    PLAINTEXT_LOGIN_DISABLED = "plaintext_login_disabled"
+    PLAINTEXT_REFUSED = "plaintext_refused"
+    # login
+    AUTH_FAILED = "auth_failed"
+    APP_PASSWORD_REQUIRED = "app_password_required"
+    USERNAME_FORM = "username_form"
+    ACCOUNT_DISABLED = "account_disabled"
+    TOO_MANY_CONNECTIONS = "too_many_connections"
+    OAUTH_REQUIRED = "oauth_required"
+    AUTH_NOT_ENABLED = "auth_not_enabled"
+    AUTH_NOT_OFFERED = "auth_not_offered"
+    # send / round trip
+    RELAY_DENIED = "relay_denied"
+    SEND_REFUSED = "send_refused"
+    ROUND_TRIP_TIMEOUT = "round_trip_timeout"
+    # settings
+    SETTINGS_DIFFER = "settings_differ"
+    PROVIDER_UNKNOWN = "provider_unknown"
+    # --- the engine's own errors (docs/errors.md) ---
+    ERROR = "error"
+    CANCELLED = "cancelled"
+    # usage: what a person gave
+    USAGE = "usage"
+    NOT_AN_ADDRESS = "not_an_address"
+    BAD_ADDRESS = "bad_address"
+    BAD_SECURITY = "bad_security"
+    BAD_PROTOCOL = "bad_protocol"
+    BAD_SETTINGS = "bad_settings"
+    BAD_FLAG = "bad_flag"
+    TWO_PASSWORD_SOURCES = "two_password_sources"
+    NO_CHANGE = "no_change"
+    MASS_DELETE = "mass_delete"
+    NO_UPLOAD = "no_upload"
+    ATTACHMENT_MISSING = "attachment_missing"
+    ATTACHMENT_IS_FOLDER = "attachment_is_folder"
+    NO_RECIPIENT = "no_recipient"
+    SERVERS_UNKNOWN = "servers_unknown"
+    PROTOCOL_NOT_OFFERED = "protocol_not_offered"
+    # accounts and configuration
+    CONFIG_INVALID = "config_invalid"
+    ACCOUNT_EXISTS = "account_exists"
+    NO_ACCOUNTS = "no_accounts"
+    SEVERAL_ACCOUNTS = "several_accounts"
+    NO_SUCH_ACCOUNT = "no_such_account"
+    ACCOUNT_REMOVED = "account_removed"
+    NO_SUCH_FOLDER = "no_such_folder"
+    NO_SUCH_MESSAGE = "no_such_message"
+    # passwords
+    NO_PASSWORD = "no_password"
+    NO_KEYRING = "no_keyring"
+    NO_PASSWORD_STORED = "no_password_stored"
+    # network and security (the doctor's codes above name the finer causes)
+    NETWORK = "network"
+    SECURITY = "security"
+    # the local store
+    STORE_ERROR = "store_error"
+    STORE_LOCKED = "store_locked"
+    STORE_MISSING = "store_missing"
+
+
+# One line per code: what it means. docs/doctor.md and docs/errors.md expand each.
+MEANINGS: dict[Code, str] = {
+    Code.OK: "the check passed",
+    Code.NOT_CHECKED: "not checked, because an earlier step failed or there was nothing to check",
+    Code.TIME_LIMIT: "not checked, because the doctor's total time limit was reached",
+    Code.INTERNAL_ERROR: "the doctor itself failed (a bug); the message says where",
+    Code.DNS_NOT_FOUND: "the server name does not exist (NXDOMAIN): usually a typo",
+    Code.DNS_NO_ADDRESS: "the name exists but has no IPv4/IPv6 address",
+    Code.DNS_FAILED: "name lookup failed: no DNS server answered (offline, captive portal)",
+    Code.CONNECTION_REFUSED: "the server actively refused the port (nothing listens, or a firewall rejects)",
+    Code.CONNECTION_TIMEOUT: "no answer to the connection attempt: a firewall or the network drops it",
+    Code.NETWORK_UNREACHABLE: "this computer has no route to the server (offline, VPN, IPv6 only)",
+    Code.PORT_BLOCKED: "the configured port cannot be reached but another standard port works",
+    Code.NO_PORT_REACHABLE: "neither the configured port nor any standard alternative can be reached",
+    Code.TLS_MODE_MISMATCH: "SSL/TLS chosen on a STARTTLS port, or STARTTLS chosen on an SSL/TLS port",
+    Code.TLS_VERSION: "the server only speaks TLS older than 1.2",
+    Code.TLS_HANDSHAKE_FAILED: "the encrypted connection could not be set up for another reason",
+    Code.CERTIFICATE_UNTRUSTED: "the certificate is issued by a CA this computer does not trust",
+    Code.CERTIFICATE_SELF_SIGNED: "the certificate is self-signed",
+    Code.CERTIFICATE_HOSTNAME_MISMATCH: "the certificate is for a different server name",
+    Code.CERTIFICATE_EXPIRED: "the certificate has expired (or is not valid yet: check the clock)",
+    Code.CERTIFICATE_EXPIRING: "the certificate expires within 14 days",
+    Code.TLS_INTERCEPTION: "antivirus or a proxy replaces the server's certificate with its own",
+    Code.STARTTLS_INJECTION: "data arrived between STARTTLS and the handshake: a man-in-the-middle sign",
+    Code.ENCRYPTION_OFF: "the account is set to use no encryption",
+    Code.NO_RESPONSE: "the port accepts connections but the server never says anything",
+    Code.GREETING_REFUSED: "the server answered with a refusal instead of a greeting",
+    Code.PROTOCOL_ERROR: "the server's answers are not the expected mail protocol",
+    Code.STARTTLS_MISSING: "STARTTLS is not offered or refused: the password would travel in clear",
+    Code.PLAINTEXT_LOGIN_DISABLED: "the server refuses logins without encryption (LOGINDISABLED)",
+    Code.PLAINTEXT_REFUSED: "deskmail refuses to send the password without encryption",
+    Code.AUTH_FAILED: "the server rejected the user name or password",
+    Code.APP_PASSWORD_REQUIRED: "the provider wants an app password (two-step verification is on)",
+    Code.USERNAME_FORM: "the login works with another form of the user name (full address vs local part)",
+    Code.ACCOUNT_DISABLED: "the provider has disabled, locked or not enabled this access",
+    Code.TOO_MANY_CONNECTIONS: "too many simultaneous connections or login attempts",
+    Code.OAUTH_REQUIRED: "the provider only accepts OAuth (browser sign-in), not passwords",
+    Code.AUTH_NOT_ENABLED: "the server requires SMTP authentication but the account does not log in",
+    Code.AUTH_NOT_OFFERED: "the account logs in to SMTP but the server offers no authentication",
+    Code.RELAY_DENIED: "the outgoing server refuses to send to outside addresses",
+    Code.SEND_REFUSED: "the test message was refused",
+    Code.ROUND_TRIP_TIMEOUT: "the test message was sent but did not arrive in time",
+    Code.SETTINGS_DIFFER: "the settings differ from the provider's recommended settings",
+    Code.PROVIDER_UNKNOWN: "the provider is not in the database, so the settings were not compared",
+    Code.ERROR: "an error without a more precise code",
+    Code.CANCELLED: "the work was stopped on request at a safe point; nothing finished is lost",
+    Code.USAGE: "the request itself is wrong (a missing or contradictory value)",
+    Code.NOT_AN_ADDRESS: "what was given as the account's e-mail address is not one",
+    Code.BAD_ADDRESS: "a recipient is not an e-mail address",
+    Code.BAD_SECURITY: "a security setting is not ssl, starttls or none",
+    Code.BAD_PROTOCOL: "the incoming protocol is not imap or pop3",
+    Code.BAD_SETTINGS: "a server setting is invalid (host name, port)",
+    Code.BAD_FLAG: "a flag name is neither a known flag nor a valid keyword",
+    Code.TWO_PASSWORD_SOURCES: "both a password variable and a password command were given",
+    Code.NO_CHANGE: "a change was asked for without saying what to change",
+    Code.MASS_DELETE: "many messages would be deleted at once: confirmation needed",
+    Code.NO_UPLOAD: "messages saved in this folder cannot be uploaded (unknown, unsynced or POP3)",
+    Code.ATTACHMENT_MISSING: "an attachment file does not exist",
+    Code.ATTACHMENT_IS_FOLDER: "an attachment is a folder, not a file",
+    Code.NO_RECIPIENT: "the message has no recipient",
+    Code.SERVERS_UNKNOWN: "the servers of the domain are not known and were not found: give them by hand",
+    Code.PROTOCOL_NOT_OFFERED: "the provider offers no server for the protocol asked for",
+    Code.CONFIG_INVALID: "the accounts file cannot be read or has an invalid value",
+    Code.ACCOUNT_EXISTS: "an account of that name exists already",
+    Code.NO_ACCOUNTS: "no account is set up yet",
+    Code.SEVERAL_ACCOUNTS: "several accounts exist and none was named",
+    Code.NO_SUCH_ACCOUNT: "no account has that name or address",
+    Code.ACCOUNT_REMOVED: "the message belongs to an account that was removed",
+    Code.NO_SUCH_FOLDER: "the account has no folder of that name (as of the last sync)",
+    Code.NO_SUCH_MESSAGE: "no stored message has that id",
+    Code.NO_PASSWORD: "the account's password source gave no password",
+    Code.NO_KEYRING: "no usable system keyring can hold the password",
+    Code.NO_PASSWORD_STORED: "the keyring holds no password for the account",
+    Code.NETWORK: "the server cannot be reached or the connection broke",
+    Code.SECURITY: "the connection would not be secure enough",
+    Code.STORE_ERROR: "the local mail store cannot be read or written",
+    Code.STORE_LOCKED: "another deskmail process is working on the mail store",
+    Code.STORE_MISSING: "a folder's local copy is missing or unreadable; nothing was deleted on the server",
+}
+
+# The codes the doctor reports (docs/doctor.md); the others are the engine's (docs/errors.md).
+DOCTOR_CODES = frozenset(Code(c) for c in (
+    "ok",
+    "not_checked",
+    "time_limit",
+    "internal_error",
+    "dns_not_found",
+    "dns_no_address",
+    "dns_failed",
+    "connection_refused",
+    "connection_timeout",
+    "network_unreachable",
+    "port_blocked",
+    "no_port_reachable",
+    "tls_mode_mismatch",
+    "tls_version",
+    "tls_handshake_failed",
+    "certificate_untrusted",
+    "certificate_self_signed",
+    "certificate_hostname_mismatch",
+    "certificate_expired",
+    "certificate_expiring",
+    "tls_interception",
+    "starttls_injection",
+    "encryption_off",
+    "no_response",
+    "greeting_refused",
+    "protocol_error",
+    "starttls_missing",
+    "plaintext_login_disabled",
+    "plaintext_refused",
+    "auth_failed",
+    "app_password_required",
+    "username_form",
+    "account_disabled",
+    "too_many_connections",
+    "oauth_required",
+    "auth_not_enabled",
+    "auth_not_offered",
+    "relay_denied",
+    "send_refused",
+    "round_trip_timeout",
+    "settings_differ",
+    "provider_unknown",
+))
