@@ -6,21 +6,19 @@ Debian's dovecot packages (scripts/bootstrap installs them).
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 from types import ModuleType
 from typing import Annotated
 
 import typer
 
-from deskmail import config
+from deskmail.app import Deskmail
 from deskmail.cli.ui import out
 from deskmail.errors import DeskmailError, UsageError
-from deskmail.model import Account, PasswordSource, Protocol, Security, ServerSettings
+from deskmail.model import Account
 
-DEMO_EMAIL = "demo@example.test"
+DEMO_EMAIL = "demo@example.test"  # = deskmail.sandbox.demo's (the sandbox package is imported only when used)
 DEMO_ACCOUNT = "demo"
-
 
 
 RootOpt = Annotated[Path | None, typer.Option(help="Where the sandbox keeps its servers and mail "
@@ -32,7 +30,7 @@ def _root(root: Path | None) -> Path:
     folder, so a data folder under a private home (e.g. /root, mode 0700) moves the sandbox to /tmp."""
     if root is not None:
         return root.absolute()
-    wanted = (config.paths().data_dir / "sandbox").absolute()
+    wanted = (Deskmail().paths.data_dir / "sandbox").absolute()
     if all(p.stat().st_mode & 0o001 for p in wanted.parents if p.exists()):
         return wanted
     import hashlib
@@ -57,37 +55,10 @@ def _import_sandbox() -> ModuleType:
 
 def start_demo(root: Path) -> Account:
     """Start the servers, create the demo user with sample mail, and save the demo account."""
-    sb_mod = _import_sandbox()
-    password_file = root / "demo-password"
-    root.mkdir(parents=True, exist_ok=True)
-    if not password_file.exists():
-        password_file.write_text(secrets.token_urlsafe(18) + "\n")
-        password_file.chmod(0o600)
-    password = password_file.read_text().strip()
-    sb = sb_mod.load_sandbox(root)
-    fresh_user = sb is None or not sb.is_running()
-    if fresh_user:
-        sb = sb_mod.start_sandbox(root, {DEMO_EMAIL: password})
-    accounts = config.load_accounts()
-    demo = Account(
-        name=DEMO_ACCOUNT,
-        email=DEMO_EMAIL,
-        display_name="Demo User",
-        incoming=ServerSettings(Protocol.IMAP, sb.host, sb.imaps_port, Security.SSL, DEMO_EMAIL),
-        outgoing=ServerSettings(Protocol.SMTP, sb.host, sb.submission_port, Security.STARTTLS, DEMO_EMAIL),
-        # A throw-away password for a local test server: read from a 0600 file, like msmtp's passwordeval.
-        password=PasswordSource("command", command=f"cat '{password_file}'"),
-        ca_file=str(sb.ca_file),
-    )
-    if DEMO_ACCOUNT not in accounts or accounts[DEMO_ACCOUNT] != demo:
-        accounts[DEMO_ACCOUNT] = demo
-        config.save_accounts(accounts)
-    marker = root / "samples-delivered"
-    if not marker.exists():
-        for raw in sb_mod.sample_messages(DEMO_EMAIL):
-            sb.deliver(DEMO_EMAIL, raw)
-        marker.touch()
-    return demo
+    _import_sandbox()  # the clear error when the optional packages are missing
+    from deskmail.sandbox.demo import start_demo as start
+
+    return start(Deskmail(), root)
 
 
 def register(app: typer.Typer) -> None:
