@@ -10,6 +10,7 @@ import logging
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -248,7 +249,7 @@ def test_early_connection_hands_over_its_folder_list_once(sandbox: Any, mail_use
     from deskmail.sync.early import EarlyConnection
 
     account = _account(sandbox.host, sandbox.imaps_port, Security.SSL, mail_user.email, str(sandbox.ca_file))
-    account = account.clone(password=PasswordSource("env", env="DM_EARLY_PW"))
+    account = replace(account, password=PasswordSource("env", env="DM_EARLY_PW"))
     import os
 
     os.environ["DM_EARLY_PW"] = mail_user.password
@@ -261,7 +262,7 @@ def test_early_connection_hands_over_its_folder_list_once(sandbox: Any, mail_use
         assert first["INBOX"] == 0, "the first answer is the one asked for before the delivery"
         assert second["INBOX"] == 1, "the second answer comes from the server again"
         assert imap.enable("QRESYNC") == {"QRESYNC"}  # remembered: ENABLE is per session
-        bad = EarlyConnection(account.clone(password=PasswordSource("env", env="DM_EARLY_MISSING")))
+        bad = EarlyConnection(replace(account, password=PasswordSource("env", env="DM_EARLY_MISSING")))
         with pytest.raises(SecretError, match="DM_EARLY_MISSING"), bad.session():
             pass
     finally:
@@ -355,10 +356,10 @@ def test_dial_early_follows_the_cached_accounts_and_nothing_else(tmp_path: Any,
     from deskmail.sync.early import dial_early
 
     port = closed_port()
-    imaps = _account("127.0.0.1", port, Security.SSL, "a@example.test", "/ca.pem").clone(name="imaps")
-    starttls = _account("localhost", port, Security.STARTTLS, "b@example.test").clone(name="plain143")
-    pop = imaps.clone(name="pop", incoming=imaps.incoming.clone(protocol=Protocol.POP3))
-    clear = imaps.clone(name="clear", incoming=imaps.incoming.clone(security=Security.NONE),
+    imaps = replace(_account("127.0.0.1", port, Security.SSL, "a@example.test", "/ca.pem"), name="imaps")
+    starttls = replace(_account("localhost", port, Security.STARTTLS, "b@example.test"), name="plain143")
+    pop = replace(imaps, name="pop", incoming=replace(imaps.incoming, protocol=Protocol.POP3))
+    clear = replace(imaps, name="clear", incoming=replace(imaps.incoming, security=Security.NONE),
                         allow_plaintext_password=True)
     monkeypatch.setenv("DESKMAIL_HOME", str(tmp_path))
     config.save_accounts({a.name: a for a in (imaps, starttls, pop, clear)})
@@ -433,7 +434,7 @@ def test_dialed_connection_is_used_only_for_the_accounts_own_server(sandbox: Any
     from deskmail.sync.early import EarlyConnection
 
     account = _account(sandbox.host, sandbox.imaps_port, Security.SSL, mail_user.email, str(sandbox.ca_file))
-    account = account.clone(password=PasswordSource("env", env="DM_DIAL_PW"))
+    account = replace(account, password=PasswordSource("env", env="DM_DIAL_PW"))
     monkeypatch.setenv("DM_DIAL_PW", mail_user.password)
 
     dial = Dial(sandbox.host, sandbox.imaps_port, True, str(sandbox.ca_file))
@@ -448,7 +449,7 @@ def test_dialed_connection_is_used_only_for_the_accounts_own_server(sandbox: Any
     early = EarlyConnection.start_for([account], tmp_path, {account.name: stale})
     with early[account.name].session() as imap:
         assert imap.has_capability("IMAP4REV1")
-    system_cas_only = account.clone(ca_file="")
+    system_cas_only = replace(account, ca_file="")
     with pytest.raises(CertificateError), open_imap(system_cas_only, Secret(mail_user.password),
                                                     dial=Dial(sandbox.host, sandbox.imaps_port, True, "")):
         pass

@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.message import EmailMessage
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -194,7 +194,7 @@ class Deskmail:
 
         store_in_keyring(account.name, password.reveal())
         if account.password.kind != "keyring":
-            account = self.update_account(account.clone(password=PasswordSource("keyring")))
+            account = self.update_account(replace(account, password=PasswordSource("keyring")))
         return account
 
     # --- sync ------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ the terminal, the desktop application in its wizard.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from deskmail.codes import Code
@@ -244,8 +244,8 @@ def discover_candidates(
             smtp_security=outg.security.value, smtp_auth=s.smtp_auth, username=s.username, ca_file=s.ca_file,
             password_env=s.password_env, password_command=s.password_command, allow_plaintext=s.allow_plaintext,
         ), provider_dirs)
-        a = a.clone(incoming=a.incoming.clone(username=s.username or inc.username, auth=inc.auth),
-                    outgoing=a.outgoing.clone(username=s.username or outg.username, auth=outg.auth,
+        a = replace(a, incoming=replace(a.incoming, username=s.username or inc.username, auth=inc.auth),
+                    outgoing=replace(a.outgoing, username=s.username or outg.username, auth=outg.auth,
                                               auth_required=s.smtp_auth and outg.auth_required))
         label = f"{c.provider.display_name}: {c.source}" if c.provider is not None else c.source
         out.append(Candidate(a, label, c.needs_confirmation, tuple(c.notes)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -103,7 +104,7 @@ def test_account_options_are_checked(home: config.Paths, line: str, problem: str
 
 def test_account_options_round_trip(home: config.Paths) -> None:
     options = {"leave_on_server": False, "delete_after_days": 0, "delete_when_deleted_here": True}
-    config.save_accounts({"me": _account().clone(options=options)})
+    config.save_accounts({"me": replace(_account(), options=options)})
     assert config.load_accounts()["me"].options == options
 
 

@@ -328,7 +328,7 @@ def account_password(
     """Store a new password (or app password) for ACCOUNT in the system keyring."""
     app_ = dm()
     a = app_.account(account)
-    secret = _obtain_password(app_, a.clone(password=PasswordSource("keyring")), password_stdin, sys.stdin.isatty())
+    secret = _obtain_password(app_, replace(a, password=PasswordSource("keyring")), password_stdin, sys.stdin.isatty())
     a = app_.set_password(a.name, secret, verify=verify)
     out.print(f"Password of [bold]{safe(a.name)}[/] stored in the system keyring.")
 
