@@ -20,7 +20,7 @@ from deskmail.cli import options as opt
 from deskmail.cli.ui import err, out
 from deskmail.errors import AuthError, DeskmailError, UsageError
 from deskmail.model import Account, PasswordSource, Protocol, Security, ServerSettings, default_port, email_domain
-from deskmail.secrets import Secret, get_password, remember_secret
+from deskmail.secrets import Secret, get_password
 
 app = typer.Typer(
     help="deskmail: your mailbox on your desktop. Set up, send, receive, diagnose.",
@@ -345,7 +345,6 @@ def _obtain_password(account: Account, password_stdin: bool, interactive: bool) 
         )
     if not value:
         raise UsageError("The password is empty")
-    remember_secret(value, account.email, account.incoming.username)
     return Secret(value)
 
 
