@@ -398,11 +398,11 @@ class ImapResponseReader:
             sink = self.literal_sink(b"".join(self._parts), size) if self.literal_sink is not None else None
             if sink is None and size > self.max_literal:
                 raise FramingError(f"a {size}-byte literal, over the {self.max_literal}-byte limit")
-            self._sink = sink
+            self._remaining = size
+            self._sink = sink if size else None
             if sink is not None:
                 self._literals.append(size)
-            self._remaining = size
-            if not size:  # {0}: nothing to read, the response goes on with the next line
+            elif not size:  # {0}: nothing to read, the response goes on with the next line
                 self._parts.append(b"")
                 self._literals.append(b"")
 
