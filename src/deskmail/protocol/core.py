@@ -129,7 +129,9 @@ def secret_forms(secret: str, *usernames: str) -> tuple[str, ...]:
     return tuple(forms)
 
 
-_TOKEN_SPLIT = re.compile(r"[\s\"'()<>\[\]{},;:=]+")
+# Patterns are compiled on first use (re caches them): compiling at import would cost every sync's
+# start-up about a millisecond per pattern, and most of them serve only the doctor or the log.
+_TOKEN_SPLIT = r"[\s\"'()<>\[\]{},;:=]+"
 
 
 def repeats_secret(answer: str, secret: str, *usernames: str) -> bool:
@@ -143,7 +145,7 @@ def repeats_secret(answer: str, secret: str, *usernames: str) -> bool:
     forms = set(secret_forms(secret, *usernames))
     if not forms:
         return False
-    words = set(_TOKEN_SPLIT.split(answer))
+    words = set(re.split(_TOKEN_SPLIT, answer))
     return bool(words & forms) or any(len(f) >= 8 and f in answer for f in forms)
 
 
@@ -191,8 +193,7 @@ def starttls_outcome(accepted: bool, buffered: int) -> str:
 
 IMAP_OK, IMAP_PREAUTH, IMAP_BYE = "OK", "PREAUTH", "BYE"
 
-_IMAP_CAPS_CODE = re.compile(rb"\[CAPABILITY ([^\]]*)\]", re.I)
-_IMAP_LITERAL = re.compile(rb"\{(\d+)\+?\}\r?\n$")
+_IMAP_LITERAL = rb"\{(\d+)\+?\}\r?\n$"
 
 
 class ImapGreeting:
@@ -224,10 +225,11 @@ def imap_capabilities(line: bytes) -> frozenset[str] | None:
     if len(words) >= 2 and words[0] == b"*" and words[1].upper() == b"CAPABILITY":
         names = words[2] if len(words) > 2 else b""
     else:
-        m = _IMAP_CAPS_CODE.search(line)
-        if m is None:
+        start = line.upper().find(b"[CAPABILITY ")
+        end = line.find(b"]", start)
+        if start < 0 or end < 0:
             return None
-        names = m.group(1)
+        names = line[start + 12:end]
     return frozenset(names.decode("ascii", "replace").upper().split())
 
 
@@ -388,7 +390,7 @@ class ImapResponseReader:
             line = self.buffer.line()
             if line is None:
                 return None
-            m = _IMAP_LITERAL.search(line)
+            m = re.search(_IMAP_LITERAL, line)
             self._parts.append(line.rstrip(b"\r\n"))
             if m is None:
                 response = ImapResponse(b"".join(self._parts), self._literals)
