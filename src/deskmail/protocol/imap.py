@@ -7,7 +7,12 @@ time mbsync takes (~40 ms, issue 5). The hot paths (FETCH streaming, QRESYNC
 SELECT) were already hand-written in :mod:`deskmail.protocol.imap_stream`
 because imaplib holds whole responses in memory; the rest (greeting,
 CAPABILITY, STARTTLS, LOGIN, LIST, STATUS, IDLE, APPEND) is a thin layer on
-the same reader. Callers see :class:`ImapSession` and :mod:`deskmail.errors`.
+the same reader. What a greeting, a capability list, a tagged status or a
+STARTTLS answer means, and what LOGIN sends (and shows in the log), is decided
+by :mod:`deskmail.protocol.core`, shared with the doctor and discovery; the
+FETCH streaming stays in imap_stream's pull parser, which reads straight from
+the socket buffer without a second copy (the first-sync hot loop). Callers see
+:class:`ImapSession` and :mod:`deskmail.errors`.
 
 Security rules enforced here:
 - implicit TLS or STARTTLS with a verified certificate before LOGIN;
@@ -235,6 +240,9 @@ class ImapSession:
             for segment in core.imap_login(tag, user, secret):
                 if segment.after_go_ahead:
                     line = read_line(self._reader)
+                    while line.startswith(b"* "):  # untagged news may come before the go-ahead
+                        seen.other.append(line[:1000])
+                        line = read_line(self._reader)
                     if not line.startswith(b"+"):  # refused (e.g. a literal too long): the answer follows
                         if line.startswith(tag + b" "):
                             seen.tagged = line
