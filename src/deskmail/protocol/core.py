@@ -38,7 +38,7 @@ if TYPE_CHECKING:
         def write(self, data: bytes, /) -> int: ...
 
 
-def b64encode(data: bytes) -> bytes:
+def _b64encode(data: bytes) -> bytes:
     return b2a_base64(data, newline=False)
 
 
@@ -122,10 +122,10 @@ def secret_forms(secret: str, *usernames: str) -> tuple[str, ...]:
     """The forms in which ``secret`` travels: as is, base64, and the AUTH PLAIN blobs with ``usernames``."""
     if not secret:
         return ()
-    forms = [secret, b64encode(secret.encode()).decode()]
+    forms = [secret, _b64encode(secret.encode()).decode()]
     for user in usernames:
-        forms.append(b64encode(f"\0{user}\0{secret}".encode()).decode())
-        forms.append(b64encode(f"{user}\0{user}\0{secret}".encode()).decode())
+        forms.append(_b64encode(f"\0{user}\0{secret}".encode()).decode())
+        forms.append(_b64encode(f"{user}\0{user}\0{secret}".encode()).decode())
     return tuple(forms)
 
 
@@ -283,10 +283,6 @@ class ImapTags:
         return f"{self.prefix}{self.count:0{self.width}d}".encode()
 
 
-def imap_command(tag: bytes, command: str) -> bytes:
-    return tag + b" " + command.encode("utf-8") + b"\r\n"
-
-
 def imap_quotable(value: str) -> bool:
     """Whether ``value`` fits an IMAP quoted string (printable 7-bit only)."""
     return all(0x20 <= ord(c) <= 0x7E for c in value)
@@ -308,14 +304,6 @@ def imap_login(tag: bytes, username: str, password: str) -> list[Segment]:
         Segment(user_b + b" {%d}\r\n" % len(pass_b), f"{username} {{{len(pass_b)}}}", after_go_ahead=True),
         Segment(pass_b + b"\r\n", "****", after_go_ahead=True),
     ]
-
-
-def imap_authenticate_plain(tag: bytes, username: str, password: str) -> list[Segment]:
-    """AUTHENTICATE PLAIN (RFC 4616) with the credentials as the continuation."""
-    blob = b64encode(f"\0{username}\0{password}".encode())
-    t = tag.decode()
-    return [Segment(b"%s AUTHENTICATE PLAIN\r\n" % tag, f"{t} AUTHENTICATE PLAIN"),
-            Segment(blob + b"\r\n", "****", after_go_ahead=True)]
 
 
 class ImapResponse:
@@ -342,9 +330,6 @@ class ImapResponse:
     def untagged(self) -> bool:
         return self.raw.startswith(b"* ")
 
-    @property
-    def continuation(self) -> bool:
-        return self.raw.startswith(b"+")
 
 
 class ImapResponseReader:
@@ -499,16 +484,16 @@ def smtp_server_caps(reply: SmtpReply) -> ServerCaps:
 
 
 def smtp_auth_plain(username: str, password: str) -> list[Segment]:
-    blob = b64encode(f"\0{username}\0{password}".encode())
+    blob = _b64encode(f"\0{username}\0{password}".encode())
     return [Segment(b"AUTH PLAIN " + blob + b"\r\n", "AUTH PLAIN ****")]
 
 
 def smtp_auth_login(username: str, password: str) -> list[Segment]:
     """AUTH LOGIN: the user name and the password each after a 334 go-ahead."""
-    user = b64encode(username.encode())
+    user = _b64encode(username.encode())
     return [Segment(b"AUTH LOGIN\r\n", "AUTH LOGIN"),
             Segment(user + b"\r\n", user.decode(), after_go_ahead=True),
-            Segment(b64encode(password.encode()) + b"\r\n", "****", after_go_ahead=True)]
+            Segment(_b64encode(password.encode()) + b"\r\n", "****", after_go_ahead=True)]
 
 
 def smtp_auth(username: str, password: str, mechanisms: Iterable[str]) -> list[Segment]:
