@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -139,3 +142,43 @@ class RewritingProxy:
     def close(self) -> None:
         self._stop = True
         self._listener.close()
+
+
+@contextlib.contextmanager
+def secret_service(tmp: Path) -> Iterator[dict[str, str]]:
+    """A real freedesktop Secret Service (gnome-keyring) on a private session bus.
+
+    Yields the environment a process needs to use it: the bus address and a HOME whose
+    keyring files stay under ``tmp``. Both daemons are stopped by their PIDs afterwards.
+    """
+    runtime = tmp / "runtime"
+    runtime.mkdir(mode=0o700)
+    env = {**os.environ, "HOME": str(tmp / "home"), "XDG_RUNTIME_DIR": str(runtime)}
+    (tmp / "home").mkdir()
+    bus = subprocess.Popen(["dbus-daemon", "--session", "--nofork", "--print-address=1"],
+                           stdout=subprocess.PIPE, text=True, env=env)
+    daemon: subprocess.Popen[str] | None = None
+    try:
+        assert bus.stdout is not None
+        env["DBUS_SESSION_BUS_ADDRESS"] = bus.stdout.readline().strip()
+        daemon = subprocess.Popen(["gnome-keyring-daemon", "--foreground", "--unlock", "--components=secrets"],
+                                  stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  text=True, env=env)
+        assert daemon.stdin is not None
+        daemon.stdin.write("unlock-pw")
+        daemon.stdin.close()
+        probe = ("import keyring; k = keyring.get_keyring(); "
+                 "print([type(b).__module__ for b in getattr(k, 'backends', [k])][:1])")
+        for _ in range(100):  # the daemon registers its bus name shortly after starting
+            out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=False)
+            if "SecretService" in out.stdout:
+                break
+            time.sleep(0.1)
+        else:
+            raise RuntimeError(f"the Secret Service did not come up: {out.stdout} {out.stderr}")
+        yield {k: env[k] for k in ("HOME", "XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS")}
+    finally:
+        for proc in (daemon, bus):
+            if proc is not None:
+                proc.terminate()
+                proc.wait(timeout=10)

@@ -457,3 +457,43 @@ def test_dialed_connection_is_used_only_for_the_accounts_own_server(sandbox: Any
     assert EarlyConnection.start_for([], tmp_path, {"gone": left_over}) == {}
     with pytest.raises(RuntimeError, match="already taken"):
         left_over.take()  # closed by start_for, since no account wanted it
+
+
+@pytest.mark.parametrize("password", ["e", "pässe"])
+def test_login_is_logged_by_structure_and_an_echo_is_not_shown(
+        scripted: Callable[..., int], caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
+        password: str) -> None:
+    """The LOGIN line is logged in its shown form; a refusal that repeats the password is hidden."""
+    from deskmail.net.log import protocol_log
+
+    def script(conn: socket.socket) -> None:
+        conn.sendall(b"* OK [CAPABILITY IMAP4rev1] ready\r\n")
+        data = b""
+        while True:
+            chunk = conn.recv(4096)
+            if not chunk:
+                return
+            data += chunk
+            if data.endswith(b"}\r\n"):
+                conn.sendall(b"+ go ahead\r\n")
+            elif b"LOGIN" in data and data.endswith(b"\r\n"):
+                break
+        tag = data.split(b" ", 1)[0]
+        echo = b' NO [AUTHENTICATIONFAILED] LOGIN "u@example.test" "%s" refused\r\n' % password.encode()
+        conn.sendall(tag + echo)
+        conn.recv(4096)
+
+    port = scripted(script)
+    account = _account("127.0.0.1", port, Security.NONE, "u@example.test").clone(allow_plaintext_password=True)
+    monkeypatch.setattr(protocol_log, "enabled", True)
+    with caplog.at_level(logging.DEBUG, logger="deskmail.protocol"), pytest.raises(AuthError), \
+            open_imap(account, Secret(password)):
+        pass
+    lines = [r.getMessage() for r in caplog.records if r.name == "deskmail.protocol"]
+    assert lines[0] == "S: * OK [CAPABILITY IMAP4rev1] ready"
+    if password.isascii():
+        assert 'C: D1 LOGIN "u@example.test" ****' in lines
+    else:
+        assert "C: D1 LOGIN {14}" in lines and "C: ****" in lines
+    assert "S: (the server's answer repeats the credentials; not shown)" in lines
+    assert not any(f'"{password}"' in line or password.encode("utf-8").decode() in line.split() for line in lines)

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import signal
 import sqlite3
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from helpers import Home, RewritingProxy
+from helpers import Home, RewritingProxy, secret_service
 
 pytestmark = pytest.mark.servers
 
@@ -168,9 +170,17 @@ def test_plaintext_password_needs_explicit_permission(sandbox: Any, mail_user: A
 
 def test_password_never_stored_or_logged(sandbox: Any, mail_user: Any, home: Home, tmp_path: Path) -> None:
     """Keyring path: the password lives in the keyring only; not in TOML, debug log or store."""
-    keyring_dir = tmp_path / "keyring-data"
-    home.env.update({"PYTHON_KEYRING_BACKEND": "keyrings.alt.file.PlaintextKeyring",
-                     "XDG_DATA_HOME": str(keyring_dir)})
+    with secret_service(tmp_path) as keyring_env:
+        home.env.update(keyring_env)
+        _password_never_stored_or_logged(sandbox, mail_user, home)
+        stored = subprocess.run(
+            [sys.executable, "-c", "import keyring; print(keyring.get_password('deskmail', 'acct'))"],
+            env={**os.environ, **keyring_env}, capture_output=True, text=True, check=True)
+        assert stored.stdout.strip() == mail_user.password  # it went to the Secret Service instead
+    assert not list(tmp_path.rglob("keyring_pass.cfg"))  # and not to a plaintext file
+
+
+def _password_never_stored_or_logged(sandbox: Any, mail_user: Any, home: Home) -> None:
     args = [a for a in add_args(sandbox, mail_user) if a not in ("--password-env", "DM_PW")]
     ok(home.run("--debug", *args, "--password-stdin", input=mail_user.password + "\n"))
     ok(home.run("--debug", "send", "--to", mail_user.email, "--subject", "secret check", "--body", "hi"))
@@ -189,7 +199,17 @@ def test_password_never_stored_or_logged(sandbox: Any, mail_user: Any, home: Hom
              base64.b64encode(mail_user.email.encode() + b"\0" + mail_user.email.encode() + b"\0" + pw)]
     for form in forms:
         assert form not in everything, f"secret form found under DESKMAIL_HOME: {form!r}"
-    assert any(keyring_dir.rglob("*"))  # it went to the keyring instead
+
+
+def test_plaintext_keyring_is_refused(sandbox: Any, mail_user: Any, home: Home, tmp_path: Path) -> None:
+    home.env.update({"PYTHON_KEYRING_BACKEND": "keyrings.alt.file.PlaintextKeyring",
+                     "XDG_DATA_HOME": str(tmp_path / "keyring-data")})
+    args = [a for a in add_args(sandbox, mail_user) if a not in ("--password-env", "DM_PW")]
+    proc = home.run(*args, "--password-stdin", input=mail_user.password + "\n")
+    assert proc.returncode == 5, proc.stderr
+    assert "insecure keyring" in proc.stderr and "plain file" in proc.stderr
+    assert "password_command" in proc.stderr and "password_env" in proc.stderr
+    assert not list((tmp_path / "keyring-data").rglob("*.cfg"))  # nothing was written
 
 
 def test_no_keyring_names_alternatives(sandbox: Any, mail_user: Any, home: Home) -> None:
@@ -251,8 +271,12 @@ def test_sigkill_mid_sync_then_resume_exactly_once(sandbox: Any, mail_user: Any,
 
 
 def test_account_password_replaces_the_keyring_entry(sandbox: Any, mail_user: Any, home: Home, tmp_path: Path) -> None:
-    home.env.update({"PYTHON_KEYRING_BACKEND": "keyrings.alt.file.PlaintextKeyring",
-                     "XDG_DATA_HOME": str(tmp_path / "keyring-data")})
+    with secret_service(tmp_path) as keyring_env:
+        home.env.update(keyring_env)
+        _account_password_replaces_the_keyring_entry(sandbox, mail_user, home)
+
+
+def _account_password_replaces_the_keyring_entry(sandbox: Any, mail_user: Any, home: Home) -> None:
     args = [a for a in add_args(sandbox, mail_user) if a not in ("--password-env", "DM_PW")]
     ok(home.run(*args, "--password-stdin", input=mail_user.password + "\n"))
     bad = home.run("account", "password", "acct", "--password-stdin", input="wrong\n")

@@ -1,29 +1,22 @@
-"""Passwords: where they come from, and making sure they never leak.
+"""Passwords: where they come from.
 
-Secrets live in the OS keyring. Headless machines can use a command whose
-stdout is the password (like msmtp's ``passwordeval``) or an environment
-variable (scripts). Whatever the source, every password that deskmail has
-seen is registered with :func:`remember_secret`; the :class:`RedactingFilter`
-on every log handler replaces it (and its base64 AUTH forms) by ``****``.
+Secrets live in the OS keyring, never in a plaintext one (see
+:func:`store_in_keyring`). Headless machines can use a command whose stdout is
+the password (like msmtp's ``passwordeval``) or an environment variable
+(scripts). Logs and the doctor's output are kept free of passwords by
+structure (:mod:`deskmail.protocol.core`), not by masking text afterwards.
 """
 
 from __future__ import annotations
 
-import base64
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from deskmail.codes import Code
 from deskmail.errors import SecretError
 from deskmail.model import Account, PasswordSource
 
-if TYPE_CHECKING:
-    import logging
-
 KEYRING_SERVICE = "deskmail"
-
-_known_secrets: set[str] = set()
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -41,43 +34,42 @@ class Secret:
         return self.value
 
 
-def remember_secret(value: str, *usernames: str) -> None:
-    """Register a secret (and the base64 forms an AUTH exchange gives it) for redaction."""
-    if not value:
-        return
-    _known_secrets.add(value)
-    _known_secrets.add(base64.b64encode(value.encode()).decode())
-    for user in usernames:
-        for blob in (f"\0{user}\0{value}", f"{user}\0{user}\0{value}"):
-            _known_secrets.add(base64.b64encode(blob.encode()).decode())
-
-
-def redact(text: str) -> str:
-    for s in sorted(_known_secrets, key=len, reverse=True):
-        if s and s in text:
-            text = text.replace(s, "****")
-    return text
-
-
-class RedactingFilter:
-    """A logging filter (any object with ``filter`` will do: logging is imported only for --debug)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a broken format string must not hide the log line
-            message = str(record.msg)
-        record.msg = redact(message)
-        record.args = None
-        return True
-
-
-def _keyring_backend_usable() -> bool:
+def _keyring_readable() -> bool:
     import keyring
     from keyring.backends import fail
 
     backend = keyring.get_keyring()
     return not isinstance(backend, fail.Keyring) and "fail" not in type(backend).__module__
+
+
+def _insecure_backend(backend: object) -> str | None:
+    """Why ``backend`` must not receive a password (it keeps it readable on disk), or None if it is fit."""
+    from keyring.backends import chainer, fail
+
+    if isinstance(backend, chainer.ChainerBackend):
+        # The chainer stores in its first backend (highest priority first): that one decides.
+        first = next(iter(backend.backends), None)
+        return "no keyring" if first is None else _insecure_backend(first)
+    kind = type(backend)
+    name = f"{kind.__module__}.{kind.__qualname__}"
+    if isinstance(backend, fail.Keyring) or "fail" in kind.__module__:
+        return "no keyring"
+    if kind.__module__.startswith("keyrings.alt.file") or kind.__qualname__ == "PlaintextKeyring":
+        return f"the keyring backend {name} keeps passwords in a plain file on disk"
+    try:
+        priority = float(getattr(kind, "priority", 0))
+    except Exception:  # keyring backends compute priority and may raise when unusable
+        priority = 0
+    if priority < 1:
+        return f"the keyring backend {name} is a low-priority fallback, not a system keyring"
+    return None
+
+
+def _keyring_backend_usable() -> bool:
+    """Whether a password may be stored in the keyring now (a real, non-plaintext keyring is active)."""
+    import keyring
+
+    return _insecure_backend(keyring.get_keyring()) is None
 
 
 _NO_KEYRING_REMEDY = (
@@ -86,14 +78,30 @@ _NO_KEYRING_REMEDY = (
     "prints the password) or, for scripts, --password-env VARIABLE"
 )
 
+_PLAINTEXT_REMEDY = (
+    "give the account a password command or an environment variable (password_command / "
+    "password_env) instead, or install and unlock a system keyring (GNOME Keyring / KWallet / "
+    "macOS Keychain / Windows Credential Manager)"
+)
+
 
 def check_keyring() -> None:
-    """Raise a clear SecretError when no usable keyring can hold a password."""
-    if not _keyring_backend_usable():
+    """Raise a clear SecretError now when no keyring can safely hold a password (before anyone types one)."""
+    import keyring
+
+    problem = _insecure_backend(keyring.get_keyring())
+    if problem == "no keyring":
         raise SecretError(
             "No usable system keyring was found to store the password",
             "this machine has no keyring service (common on servers and minimal desktops)",
             _NO_KEYRING_REMEDY,
+            code=Code.NO_KEYRING,
+        )
+    if problem is not None:
+        raise SecretError(
+            "deskmail will not store the password in an insecure keyring",
+            f"{problem}, where anyone who can read your files can read it",
+            _PLAINTEXT_REMEDY,
             code=Code.NO_KEYRING,
         )
 
@@ -118,7 +126,7 @@ def delete_from_keyring(account_name: str) -> None:
         import keyring
         from keyring.errors import KeyringError, PasswordDeleteError
 
-        if _keyring_backend_usable():
+        if _keyring_readable():
             keyring.delete_password(KEYRING_SERVICE, account_name)
     except (PasswordDeleteError, KeyringError):
         pass  # nothing stored, or keyring gone: nothing to clean up
@@ -128,7 +136,7 @@ def _from_keyring(account_name: str) -> str:
     import keyring
     from keyring.errors import KeyringError
 
-    if not _keyring_backend_usable():
+    if not _keyring_readable():
         raise SecretError(
             f"The password of account {account_name!r} should be in the system keyring, "
             "but no usable keyring was found",
@@ -197,5 +205,4 @@ def get_password(account: Account) -> Secret:
         value = _from_command(source)
     else:
         value = _from_keyring(account.name)
-    remember_secret(value, account.incoming.username, account.outgoing.username, account.email)
     return Secret(value)

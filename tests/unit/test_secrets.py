@@ -1,14 +1,16 @@
 from __future__ import annotations
 
-import base64
-import logging
+from collections.abc import Iterator
+from pathlib import Path
 
+import keyring
 import pytest
+from keyring.backend import KeyringBackend
+from keyrings.alt.file import PlaintextKeyring
 
 from deskmail.errors import SecretError
 from deskmail.model import Account, PasswordSource, Protocol, Security, ServerSettings
-from deskmail.net.log import redact_command
-from deskmail.secrets import RedactingFilter, Secret, get_password, redact, remember_secret
+from deskmail.secrets import Secret, get_password, store_in_keyring
 
 
 def _account(source: PasswordSource) -> Account:
@@ -24,41 +26,6 @@ def test_secret_hides_itself() -> None:
     s = Secret("hunter2-Zq9")
     assert "hunter2" not in repr(s) and "hunter2" not in str(s) and "hunter2" not in f"{s}"
     assert s.reveal() == "hunter2-Zq9"
-
-
-def test_redact_covers_auth_plain_blob() -> None:
-    remember_secret("pw-Zq9-secret", "alice")
-    blob = base64.b64encode(b"\0alice\0pw-Zq9-secret").decode()
-    text = redact(f"AUTH PLAIN {blob} and pw-Zq9-secret")
-    assert "pw-Zq9-secret" not in text and blob not in text
-
-
-def test_filter_redacts_log_records(caplog: pytest.LogCaptureFixture) -> None:
-    remember_secret("filtered-Zq9")
-    logger = logging.getLogger("deskmail.test")
-    handler = logging.Handler()
-    records: list[str] = []
-    handler.emit = lambda r: records.append(r.getMessage())  # type: ignore[method-assign]
-    handler.addFilter(RedactingFilter())
-    logger.addHandler(handler)
-    try:
-        logger.warning("password is %s", "filtered-Zq9")
-    finally:
-        logger.removeHandler(handler)
-    assert records == ["password is ****"]
-
-
-@pytest.mark.parametrize(
-    ("line", "expected"),
-    [
-        ("A1 LOGIN alice secret", "A1 LOGIN alice ****"),
-        ("AUTH PLAIN AGFsaWNlAHNlY3JldA==", "AUTH PLAIN ****"),
-        ("PASS secret", "PASS ****"),
-        ("A2 SELECT INBOX", "A2 SELECT INBOX"),
-    ],
-)
-def test_redact_command(line: str, expected: str) -> None:
-    assert redact_command(line) == expected
 
 
 def test_env_source(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -78,10 +45,77 @@ def test_command_source() -> None:
 
 
 def test_no_keyring_names_the_alternatives(monkeypatch: pytest.MonkeyPatch) -> None:
-    import keyring
     from keyring.backends import fail
 
     monkeypatch.setattr(keyring, "get_keyring", lambda: fail.Keyring())
     with pytest.raises(SecretError) as info:
         get_password(_account(PasswordSource("keyring")))
     assert "--password-command" in str(info.value) and "--password-env" in str(info.value)
+
+
+class MemoryKeyring(KeyringBackend):
+    """A test keyring that keeps passwords in this process's memory (never on disk)."""
+
+    priority = 10  # type: ignore[assignment]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entries: dict[tuple[str, str], str] = {}
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return self.entries.get((service, username))
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.entries[(service, username)] = password
+
+    def delete_password(self, service: str, username: str) -> None:
+        self.entries.pop((service, username), None)
+
+
+@pytest.fixture
+def restore_keyring() -> Iterator[None]:
+    before = keyring.get_keyring()
+    yield
+    keyring.set_keyring(before)
+
+
+def test_store_and_read_with_a_real_keyring(restore_keyring: None) -> None:
+    backend = MemoryKeyring()
+    keyring.set_keyring(backend)
+    store_in_keyring("a", "e")
+    assert backend.entries == {("deskmail", "a"): "e"}
+    assert get_password(_account(PasswordSource("keyring"))).reveal() == "e"
+
+
+def test_plaintext_keyring_is_refused(restore_keyring: None, tmp_path: Path) -> None:
+    plain = PlaintextKeyring()
+    plain.file_path = str(tmp_path / "keyring_pass.cfg")  # type: ignore[misc]
+    keyring.set_keyring(plain)
+    with pytest.raises(SecretError) as info:
+        store_in_keyring("a", "password")
+    message = str(info.value)
+    assert "insecure keyring" in message and "PlaintextKeyring" in message and "plain file" in message
+    assert "password_command" in message and "password_env" in message
+    assert not (tmp_path / "keyring_pass.cfg").exists()
+
+
+class _LowPriority(MemoryKeyring):
+    priority = 0.5  # type: ignore[assignment]
+
+
+def test_fallback_and_chained_plaintext_keyrings_are_refused(restore_keyring: None,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from keyring.backends import chainer
+
+    keyring.set_keyring(_LowPriority())
+    with pytest.raises(SecretError, match="low-priority fallback"):
+        store_in_keyring("a", "x")
+    # A chainer stores in its first backend: a plaintext one first is refused, a real one first is fine.
+    monkeypatch.setattr(chainer.ChainerBackend, "backends", [PlaintextKeyring(), MemoryKeyring()])
+    keyring.set_keyring(chainer.ChainerBackend())
+    with pytest.raises(SecretError, match="plain file"):
+        store_in_keyring("a", "x")
+    first = MemoryKeyring()
+    monkeypatch.setattr(chainer.ChainerBackend, "backends", [first, PlaintextKeyring()])
+    store_in_keyring("a", "x")
+    assert first.entries == {("deskmail", "a"): "x"}

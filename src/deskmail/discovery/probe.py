@@ -38,15 +38,18 @@ from __future__ import annotations
 import functools
 import socket
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from deskmail.discovery.candidates import Candidate, Confidence, Origin, Skipped
 from deskmail.discovery.options import run_all
 from deskmail.discovery.transport import Network, StepFailed
 from deskmail.model import Protocol, Security, ServerSettings
+from deskmail.protocol import core
 
 _MAX_LINE = 8 * 1024
+_T = TypeVar("_T")
 _MAX_BYTES = 64 * 1024
 _SECURITY_RANK = {Security.SSL: 0, Security.STARTTLS: 1, Security.NONE: 2}
 _PROTOCOL_RANK = {Protocol.IMAP: 0, Protocol.POP3: 1, Protocol.SMTP: 2}
@@ -243,12 +246,6 @@ def _dialog(net: Network, t: ProbeTarget, ctx: ssl.SSLContext, greeting_wait: fl
             caps = _capabilities(conv, t.protocol, d)
             if _offers_starttls(t.protocol, caps):
                 _starttls_command(conv, t.protocol)
-                if conv.buffered():
-                    # RFC 3207 §6 / CVE-2011-0411 class: bytes after the STARTTLS reply
-                    # would be read as if they had come over TLS.
-                    raise StepFailed(
-                        "the server sent data right after agreeing to STARTTLS (refused: possible command injection)"
-                    )
                 conv = _Conversation(_handshake(conv.sock, ctx, t, d, silent=False), net, t)
                 d.capabilities.clear()
                 d.auth.clear()
@@ -301,17 +298,17 @@ def _certificate_names(cert: dict[str, Any]) -> list[str]:
 def _greeting(conv: _Conversation, protocol: Protocol) -> None:
     if protocol is Protocol.IMAP:
         line = conv.line()
-        if line.upper().startswith(("* OK", "* PREAUTH")):
+        if core.imap_greeting(line.encode()).usable:
             return
         raise StepFailed(_unexpected("IMAP", line))
     if protocol is Protocol.POP3:
         line = conv.line()
-        if line.startswith("+OK"):
+        if core.pop3_ok(line):
             return
         raise StepFailed(_unexpected("POP3", line))
-    code, lines = conv.smtp_reply()
-    if code != 220:
-        raise StepFailed(_unexpected("SMTP", f"{code} {lines[0] if lines else ''}"))
+    reply = conv.smtp_reply()
+    if not core.smtp_greeting_ok(reply):
+        raise StepFailed(_unexpected("SMTP", f"{reply.code} {reply.texts[0] if reply.texts else ''}"))
 
 
 def _unexpected(kind: str, line: str) -> str:
@@ -322,61 +319,65 @@ def _unexpected(kind: str, line: str) -> str:
 def _capabilities(conv: _Conversation, protocol: Protocol, d: _Dialog) -> list[str]:
     if protocol is Protocol.IMAP:
         conv.send("A1 CAPABILITY")
+        names: set[str] = set()
         while True:
-            line = conv.line()
-            upper = line.upper()
-            if upper.startswith("* CAPABILITY "):
-                d.capabilities.extend(upper.split()[2:])
-            elif upper.startswith("A1 "):
-                if not upper.startswith("A1 OK"):
-                    raise StepFailed(f"CAPABILITY failed: {line[:80]!r}")
+            raw = conv.line().encode()
+            status = core.imap_tagged(raw, b"A1")
+            if status is not None:
+                if not status.ok:
+                    raise StepFailed(f"CAPABILITY failed: {raw[:80].decode('utf-8', 'replace')!r}")
                 break
-        d.auth.extend(c[5:] for c in d.capabilities if c.startswith("AUTH="))
+            if raw.startswith(b"* ") and (found := core.imap_capabilities(raw)) is not None:
+                d.capabilities.extend(c for c in sorted(found) if c not in names)
+                names |= found
+        caps = core.imap_server_caps(d.capabilities)
     elif protocol is Protocol.POP3:
         conv.send("CAPA")
-        if conv.line().startswith("+OK"):
-            while (line := conv.line()) != ".":
-                words = line.upper().split()
-                if words:
-                    d.capabilities.append(words[0])
-                    if words[0] == "SASL":
-                        d.auth.extend(words[1:])
+        lines: list[str] = []
+        if core.pop3_ok(conv.line()):
+            while (line := core.pop3_unstuff(conv.line())) is not None:
+                lines.append(line)
+        caps = core.pop3_server_caps(lines)
+        d.capabilities.extend(caps.names)
     else:
         conv.send(f"EHLO {conv.ehlo_name()}")
-        code, texts = conv.smtp_reply()
-        if code == 250:
-            for text in texts[1:]:
-                words = text.upper().replace("AUTH=", "AUTH ").split()
-                if words:
-                    d.capabilities.append(words[0])
-                    if words[0] == "AUTH":
-                        d.auth.extend(w for w in words[1:] if w not in d.auth)
+        caps = core.smtp_server_caps(conv.smtp_reply())
+        d.capabilities.extend(caps.names)
+    d.auth.extend(a for a in caps.auth_mechanisms if a not in d.auth)
     return d.capabilities
 
 
 def _offers_starttls(protocol: Protocol, caps: list[str]) -> bool:
-    return ("STLS" if protocol is Protocol.POP3 else "STARTTLS") in caps
+    if protocol is Protocol.POP3:
+        return core.pop3_server_caps(caps).starttls
+    return core.imap_server_caps(caps).starttls  # SMTP's keyword is the same: STARTTLS
 
 
 def _starttls_command(conv: _Conversation, protocol: Protocol) -> None:
     if protocol is Protocol.IMAP:
         conv.send("A2 STARTTLS")
-        while True:
-            line = conv.line()
-            if line.upper().startswith("A2 "):
-                if line.upper().startswith("A2 OK"):
-                    return
-                raise StepFailed(f"STARTTLS was refused: {line[:80]!r}")
+        while (status := core.imap_tagged(conv.line().encode(), b"A2")) is None:
+            pass
+        accepted, said = status.ok, status.line.decode("utf-8", "replace")
+        refused = f"STARTTLS was refused: {said[:80]!r}"
     elif protocol is Protocol.POP3:
         conv.send("STLS")
-        line = conv.line()
-        if not line.startswith("+OK"):
-            raise StepFailed(f"STLS was refused: {line[:80]!r}")
+        said = conv.line()
+        accepted, refused = core.pop3_ok(said), f"STLS was refused: {said[:80]!r}"
     else:
         conv.send("STARTTLS")
-        code, lines = conv.smtp_reply()
-        if code != 220:
-            raise StepFailed(f"STARTTLS was refused: {code} {(lines[0] if lines else '')[:80]!r}")
+        reply = conv.smtp_reply()
+        accepted = core.smtp_starttls_ok(reply)
+        refused = f"STARTTLS was refused: {reply.code} {(reply.texts[0] if reply.texts else '')[:80]!r}"
+    outcome = core.starttls_outcome(accepted, conv.buffered())
+    if outcome == core.STARTTLS_REFUSED:
+        raise StepFailed(refused)
+    if outcome == core.STARTTLS_INJECTED:
+        # RFC 3207 §6 / CVE-2011-0411 class: bytes after the STARTTLS reply
+        # would be read as if they had come over TLS.
+        raise StepFailed(
+            "the server sent data right after agreeing to STARTTLS (refused: possible command injection)"
+        )
 
 
 class _Conversation:
@@ -386,12 +387,13 @@ class _Conversation:
         self.sock = sock
         self.net = net
         self.target = target
-        self.buf = bytearray()
+        self.buf = core.LineBuffer(_MAX_LINE)
+        self.smtp = core.SmtpReplyReader(self.buf)
         self.total = 0
         self.protocol = target.protocol
 
-    def buffered(self) -> bool:
-        return bool(self.buf)
+    def buffered(self) -> int:
+        return self.buf.buffered()
 
     def wait_for_data(self, wait: float) -> bool:
         """True when the server spoke within ``wait`` seconds, False on silence."""
@@ -407,10 +409,14 @@ class _Conversation:
         self._add(chunk)
         return True
 
-    def line(self) -> str:
-        while b"\n" not in self.buf:
-            if len(self.buf) > _MAX_LINE:
-                raise StepFailed("the server sent an over-long line")
+    def _receive(self, take: Callable[[], _T | None]) -> _T:
+        while True:
+            try:
+                got = take()
+            except core.FramingError:
+                raise StepFailed("the server sent an over-long line") from None
+            if got is not None:
+                return got
             try:
                 self.sock.settimeout(self.net.timeout(self.net.options.read_timeout, "the server's reply"))
                 chunk = self.sock.recv(4096)
@@ -421,20 +427,17 @@ class _Conversation:
             if not chunk:
                 raise StepFailed("the server closed the connection")
             self._add(chunk)
-        raw, _, rest = bytes(self.buf).partition(b"\n")
-        self.buf = bytearray(rest)
-        return raw.rstrip(b"\r").decode("utf-8", "replace")
 
-    def smtp_reply(self) -> tuple[int, list[str]]:
-        """One (possibly multi-line) SMTP reply: the code and the text of each line."""
-        texts: list[str] = []
-        while True:
-            line = self.line()
-            if len(line) < 3 or not line[:3].isdigit() or (len(line) > 3 and line[3] not in " -"):
-                raise StepFailed(f"not an SMTP reply: {line[:80]!r}")
-            texts.append(line[4:])
-            if len(line) == 3 or line[3] == " ":
-                return int(line[:3]), texts
+    def line(self) -> str:
+        return core.text(self._receive(self.buf.line))
+
+    def smtp_reply(self) -> core.SmtpReply:
+        """One (possibly multi-line) SMTP reply."""
+        reply = self._receive(self.smtp.next)
+        if not reply.wellformed:
+            bad = next(x for x in reply.lines if not (x[:3].isdigit() and (len(x) == 3 or x[3] in " -")))
+            raise StepFailed(f"not an SMTP reply: {bad[:80]!r}")
+        return reply
 
     def send(self, command: str) -> None:
         try:
@@ -444,12 +447,10 @@ class _Conversation:
             raise StepFailed(f"the connection failed ({exc})") from None
 
     def ehlo_name(self) -> str:
-        # RFC 5321 §4.1.4: an address literal when we have no meaningful name.
         try:
-            address = self.sock.getsockname()[0]
+            return core.ehlo_name(str(self.sock.getsockname()[0]))
         except OSError:
             return "[127.0.0.1]"
-        return f"[IPv6:{address}]" if ":" in address else f"[{address}]"
 
     def goodbye(self) -> None:
         """LOGOUT / QUIT, and a short wait for the reply so the server sees a clean close."""
@@ -473,4 +474,4 @@ class _Conversation:
         self.total += len(chunk)
         if self.total > _MAX_BYTES:
             raise StepFailed("the server sent far more than a greeting")
-        self.buf += chunk
+        self.buf.feed(chunk)

@@ -17,8 +17,9 @@ what was seen, likely cause, remedy, duration, extra data), streamed through
 ``on_step`` as it completes and collected in a :class:`Report`.
 
 Guarantees: the password is only sent over verified TLS (or in clear when the
-account explicitly says so), it never appears in a finding (every text is
-redacted), every wait is bounded (:class:`Timeouts`), and the doctor never
+account explicitly says so), it never appears in a finding (no check puts what
+it sent into one, and a server's answer that repeats it is kept without its
+words), every wait is bounded (:class:`Timeouts`), and the doctor never
 raises for a network or server problem: problems are findings.
 
 Public surface::

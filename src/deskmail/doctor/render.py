@@ -5,8 +5,8 @@ each check prints as soon as it completes, then call :meth:`DoctorPrinter.summar
 with the report. :func:`render_report` prints a finished report in one go (for
 a report loaded from JSON, or when live output is not wanted).
 
-Every text printed here comes from a :class:`Finding`, which is redacted when
-built; the printer adds nothing that could hold a secret.
+Every text printed here comes from a :class:`Finding`, which never holds a
+password (see :mod:`deskmail.doctor.report`); the printer adds nothing that could.
 """
 
 from __future__ import annotations

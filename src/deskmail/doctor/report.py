@@ -6,9 +6,10 @@ scripts and the tests key on. Wording may improve between releases; codes do
 not change meaning. ``docs/doctor.md`` documents every code; a test keeps the
 two in step.
 
-Every text is passed through :func:`deskmail.secrets.redact` when the finding
-is built, so nothing that leaves this module (JSON, the Rich renderer, the GUI)
-can contain a registered password, whatever a server echoed back.
+No finding is ever given a password: the checks never put what they sent into
+one, and the wire keeps a server's answer to credentials without its words when
+it repeats them (:mod:`deskmail.doctor.wire`). So texts and JSON are written as
+they are, never searched and masked afterwards.
 
 The report aggregates worst-first (like Delta Chat's connectivity view): a
 server's state is its worst finding, and the one-line summary names the first
@@ -26,7 +27,6 @@ from enum import StrEnum
 from typing import Any
 
 from deskmail.codes import Code as Code  # the doctor's modules import it from here
-from deskmail.secrets import redact
 
 
 class Server(StrEnum):
@@ -69,19 +69,9 @@ class Status(StrEnum):
 ESSENTIAL_STEPS = frozenset({Step.DNS, Step.TCP, Step.TLS, Step.GREETING, Step.LOGIN, Step.SEND})
 
 
-def _redact_value(value: Any) -> Any:
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, Mapping):
-        return {str(k): _redact_value(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_redact_value(v) for v in value]
-    return value
-
-
 @dataclass(frozen=True)
 class Finding:
-    """One check's result. Texts are redacted at construction."""
+    """One check's result."""
 
     server: Server
     step: Step
@@ -97,9 +87,7 @@ class Finding:
         for name in ("server", "step", "status", "code"):
             enum_type = {"server": Server, "step": Step, "status": Status, "code": Code}[name]
             object.__setattr__(self, name, enum_type(getattr(self, name)))
-        for name in ("text", "cause", "remedy"):
-            object.__setattr__(self, name, redact(getattr(self, name)))
-        object.__setattr__(self, "data", _redact_value(dict(self.data)))
+        object.__setattr__(self, "data", dict(self.data))
 
     @property
     def line(self) -> str:
@@ -209,7 +197,7 @@ class Report:
         }
 
     def to_json(self, *, indent: int | None = 2) -> str:
-        return redact(json.dumps(self.to_dict(), indent=indent, ensure_ascii=False))
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
 
 
 def _lower_first(text: str) -> str:

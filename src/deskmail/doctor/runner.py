@@ -15,14 +15,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from deskmail.doctor.checks import ServerCheck, username_alternatives
+from deskmail.doctor.checks import ServerCheck
 from deskmail.doctor.context import DEFAULT_ALTERNATIVES, Alternatives, Diagnosis, Run, Timeouts
 from deskmail.doctor.providers import ProviderHint, provider_hint
 from deskmail.doctor.report import Code, Finding, Report, Server, Status, Step
 from deskmail.doctor.resolve import DnsResolver, Resolver
 from deskmail.doctor.wire import ImapSession, Pop3Session, WireError
 from deskmail.model import Account
-from deskmail.secrets import Secret, remember_secret
+from deskmail.secrets import Secret
 
 
 def run_doctor(
@@ -49,11 +49,6 @@ def run_doctor(
     """
     timeouts = timeouts or Timeouts()
     send_test = send_test or round_trip
-    if password is not None:
-        usernames = {account.incoming.username, account.outgoing.username, account.email}
-        for name in list(usernames):
-            usernames.update(username_alternatives(name, account.email))
-        remember_secret(password.reveal(), *sorted(usernames))
     started = time.monotonic()
     run = Run(
         account=account,

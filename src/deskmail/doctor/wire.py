@@ -14,21 +14,34 @@ Security rules that hold for every session in this module:
   caller passes one in); ``start_tls`` refuses to proceed when the server sent
   anything after its STARTTLS reply (response injection, CVE-2020-14954 class).
 * Credentials are sent by :meth:`Wire.send_secret`, which refuses unless the
-  wire is encrypted or the caller explicitly allowed clear text. The transcript
-  records ``****`` instead of the secret.
+  wire is encrypted or the caller explicitly allowed clear text. The bytes and
+  their shown form come from :mod:`deskmail.protocol.core`; the protocol log
+  (``--debug``) records the shown form, ``****`` where the secret is.
+* A server's direct answer to credentials is kept without its text when it
+  repeats them (:func:`deskmail.protocol.core.repeats_secret`), so no finding
+  can carry a password back out.
+
+What greetings, capabilities, tagged replies and STARTTLS answers mean is
+decided by :mod:`deskmail.protocol.core`; this module moves the bytes, with
+a deadline on every wait.
 """
 
 from __future__ import annotations
 
-import base64
 import re
 import socket
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
+
+from deskmail.net.log import protocol_log
+from deskmail.protocol import core
 
 MAX_LINE = 64 * 1024  # a greeting/reply line longer than this is not a mail server
 MAX_LITERAL = 1024 * 1024
+_T = TypeVar("_T")
 
 
 class WireError(Exception):
@@ -52,21 +65,26 @@ class PlaintextSecret(WireError):
 
 
 class Wire:
-    """One TCP connection (possibly upgraded to TLS) with a bounded line reader."""
+    """One TCP connection (possibly upgraded to TLS) with a bounded line reader.
+
+    What is sent and received goes to the protocol log (``--debug``), credentials
+    in their shown form only.
+    """
 
     def __init__(self, sock: socket.socket, host: str, port: int) -> None:
         self._sock: socket.socket = sock
-        self._buf = bytearray()
+        self.buffer = core.LineBuffer(MAX_LINE)
         self.host = host
         self.port = port
         self.tls_version = ""
         self.peer_cert_der: bytes | None = None
-        self.transcript: list[str] = []
+        self._guard: tuple[str, tuple[str, ...]] | None = None  # the secret just sent, and its user names
 
     @classmethod
     def connect(cls, address: str, port: int, host: str, timeout: float) -> Wire:
         """Connect to ``address`` (an IP); ``host`` is the name used for TLS checks."""
         sock = socket.create_connection((address, port), timeout=max(timeout, 0.01))
+        protocol_log.debug("-- doctor: connected to %s:%d (%s)", host, port, address)
         return cls(sock, host, port)
 
     @property
@@ -96,43 +114,45 @@ class Wire:
             raise WireClosed(f"connection lost: {exc}") from exc
         if not chunk:
             raise WireClosed("the server closed the connection")
-        self._buf += chunk
+        self.buffer.feed(chunk)
 
-    def read_line(self, timeout: float) -> str:
+    def receive(self, take: Callable[[], _T | None], timeout: float) -> _T:
+        """Read until ``take()`` (a reader of :attr:`buffer`) has a whole response."""
         deadline = time.monotonic() + timeout
         while True:
-            idx = self._buf.find(b"\n")
-            if idx >= 0:
-                raw = bytes(self._buf[: idx + 1])
-                del self._buf[: idx + 1]
-                line = raw.rstrip(b"\r\n").decode("utf-8", "replace")
-                self.transcript.append("S: " + line)
-                return line
-            if len(self._buf) > MAX_LINE:
-                raise WireClosed("the server sent a line longer than 64 KB")
+            try:
+                got = take()
+            except core.FramingError as exc:
+                raise WireClosed(f"the server sent {exc}") from None
+            if got is not None:
+                return got
             self._fill(deadline)
 
-    def read_exact(self, count: int, timeout: float) -> bytes:
-        deadline = time.monotonic() + timeout
-        while len(self._buf) < count:
-            self._fill(deadline)
-        data = bytes(self._buf[:count])
-        del self._buf[:count]
-        return data
+    def read_line(self, timeout: float) -> str:
+        line = core.text(self.receive(self.buffer.line, timeout))
+        self.log_received(line)
+        return line
+
+    def log_received(self, line: str) -> None:
+        if not protocol_log.enabled:
+            return
+        if self._guard is not None and core.repeats_secret(line, self._guard[0], *self._guard[1]):
+            line = "(the server's answer repeats the credentials; not shown)"
+        protocol_log.debug("S: %s", line[:1000])
 
     def sniff(self, timeout: float) -> bytes:
         """Whatever the server sends within ``timeout`` (b"" if it stays silent)."""
-        if not self._buf:
+        if not self.buffer.buffered():
             try:
                 self._fill(time.monotonic() + timeout)
             except WireTimeout:
                 return b""
-        return bytes(self._buf)
+        return self.buffer.peek()
 
     # -- writing ----------------------------------------------------------------
 
     def send(self, data: bytes, *, shown: str | None = None) -> None:
-        self.transcript.append("C: " + (shown if shown is not None else data.decode("utf-8", "replace").rstrip()))
+        protocol_log.debug("C: %s", shown if shown is not None else data.decode("utf-8", "replace").rstrip())
         try:
             self._sock.sendall(data)
         except OSError as exc:
@@ -141,21 +161,26 @@ class Wire:
     def send_line(self, line: str) -> None:
         self.send(line.encode("utf-8") + b"\r\n")
 
-    def send_secret(self, data: bytes, shown: str, *, allow_plaintext: bool) -> None:
-        """Send bytes containing a credential; ``shown`` is what the transcript records."""
+    def send_secret(self, segment: core.Segment, secret: str, usernames: tuple[str, ...], *,
+                    allow_plaintext: bool) -> None:
+        """Send a segment carrying a credential; until :meth:`forget_secret`, answers repeating it are hidden."""
         if not self.encrypted and not allow_plaintext:
             raise PlaintextSecret("refusing to send a password over an unencrypted connection")
-        self.send(data, shown=shown)
+        self._guard = (secret, usernames)
+        self.send(segment.data, shown=segment.shown)
+
+    def forget_secret(self) -> None:
+        self._guard = None
 
     # -- TLS --------------------------------------------------------------------
 
     def start_tls(self, context: ssl.SSLContext, timeout: float) -> None:
         """Upgrade to TLS. Raises ssl.SSLError / WireTimeout / WireInjection."""
-        if self._buf:
+        if core.starttls_outcome(True, self.buffer.buffered()) == core.STARTTLS_INJECTED:
             # Anything the server sent after its "go ahead" and before the
             # handshake was written by whoever is in the middle (or is a
             # broken server); acting on it is the STARTTLS injection bug.
-            raise WireInjection(f"{len(self._buf)} unexpected bytes after the STARTTLS reply")
+            raise WireInjection(f"{self.buffer.buffered()} unexpected bytes after the STARTTLS reply")
         server_hostname = self.host.strip("[]")
         tls_sock = context.wrap_socket(self._sock, server_hostname=server_hostname, do_handshake_on_connect=False)
         tls_sock.settimeout(max(timeout, 0.01))
@@ -166,7 +191,7 @@ class Wire:
         self._sock = tls_sock
         self.tls_version = tls_sock.version() or ""
         self.peer_cert_der = tls_sock.getpeercert(binary_form=True)
-        self.transcript.append(f"-- TLS established ({self.tls_version})")
+        protocol_log.debug("-- TLS established (%s)", self.tls_version)
 
     def close(self) -> None:
         try:
@@ -196,6 +221,11 @@ class Capabilities:
     auth_advertised: bool = False  # SMTP: an AUTH line was present at all
     raw: list[str] = field(default_factory=list)
 
+    @classmethod
+    def of(cls, caps: core.ServerCaps, raw: list[str]) -> Capabilities:
+        return cls(starttls=caps.starttls, login_disabled=caps.login_disabled,
+                   auth_mechanisms=set(caps.auth_mechanisms), auth_advertised=caps.auth_advertised, raw=raw)
+
 
 def display(text: str, limit: int = 160) -> str:
     """Server text made safe to show: printable, one line, bounded."""
@@ -203,14 +233,36 @@ def display(text: str, limit: int = 160) -> str:
     return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
 
 
+def _login_answer(reply: Reply, secret: str, usernames: tuple[str, ...]) -> Reply:
+    """The answer to credentials, without its words if it repeats them (it ends up in findings)."""
+    if not any(core.repeats_secret(t, secret, *usernames) for t in (reply.text, *reply.lines)):
+        return reply
+    # Its response code ([AUTHENTICATIONFAILED], 5.7.8 ...) still tells what went wrong.
+    code = re.match(r"\s*(\[[A-Z0-9.-]+\]|\d\.\d{1,3}\.\d{1,3})", reply.text)
+    kept = code.group(1) + " " if code and not core.repeats_secret(code.group(1), secret, *usernames) else ""
+    return Reply(ok=reply.ok, text=kept + "(the server's answer repeats the credentials; not shown)", code=reply.code)
+
+
+def _send_segments(session: ImapSession | Pop3Session | SmtpSession, segments: list[core.Segment],
+                   secret: str, usernames: tuple[str, ...], *, allow_plaintext: bool,
+                   go_ahead: Callable[[], Reply | None]) -> Reply | None:
+    """Send a credential exchange; a refused go-ahead ends it with that reply (None: all sent)."""
+    wire = session.wire
+    if not wire.encrypted and not allow_plaintext:
+        raise PlaintextSecret("refusing to send a password over an unencrypted connection")
+    for segment in segments:
+        if segment.after_go_ahead and (refused := go_ahead()) is not None:
+            return refused
+        wire.send_secret(segment, secret, usernames, allow_plaintext=allow_plaintext)
+    return None
+
+
 # -- IMAP -----------------------------------------------------------------------
 
 
 def imap_quote(value: str) -> str | None:
     """A quoted IMAP string, or None when only a literal can carry the value."""
-    if any(ord(c) < 0x20 or ord(c) > 0x7E for c in value):
-        return None
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return core.imap_quote(value) if core.imap_quotable(value) else None
 
 
 class ImapSession:
@@ -219,90 +271,74 @@ class ImapSession:
     def __init__(self, wire: Wire, timeout: float) -> None:
         self.wire = wire
         self.timeout = timeout
-        self._tag = 0
+        self._tags = core.ImapTags("D", 3)
+        self._reader = core.ImapResponseReader(wire.buffer, max_literal=MAX_LITERAL)
 
     def greeting(self, timeout: float) -> Reply:
         line = self.wire.read_line(timeout)
-        upper = line.upper()
-        return Reply(ok=upper.startswith(("* OK", "* PREAUTH")), text=line, lines=(line,))
+        greeting = core.imap_greeting(line.encode())
+        return Reply(ok=greeting.usable, text=line, lines=(line,))
 
-    def _read_response_line(self) -> str:
-        line = self.wire.read_line(self.timeout)
-        # A literal ({n}) continues the response after n raw bytes.
-        while (match := re.search(r"\{(\d+)\}$", line)) is not None:
-            size = int(match.group(1))
-            if size > MAX_LITERAL:
-                raise WireClosed("the server announced an oversized literal")
-            literal = self.wire.read_exact(size, self.timeout)
-            line = line + literal.decode("utf-8", "replace") + self.wire.read_line(self.timeout)
+    def _read_response_line(self, timeout: float | None = None) -> str:
+        """One whole response; a literal ({n}) is inlined (the doctor only reads short ones)."""
+        response = self.wire.receive(self._reader.next, self.timeout if timeout is None else timeout)
+        line = response.text
+        self.wire.log_received(line)
         return line
-
-    def _next_tag(self) -> str:
-        self._tag += 1
-        return f"D{self._tag:03d}"
 
     def _collect(self, tag: str) -> Reply:
         untagged: list[str] = []
         while True:
             line = self._read_response_line()
-            if line.startswith(tag + " "):
-                rest = line[len(tag) + 1 :]
-                status, _, text = rest.partition(" ")
-                return Reply(ok=status.upper() == "OK", text=text, lines=(*untagged, line))
-            if line.upper().startswith("* BYE"):
+            status = core.imap_tagged(line.encode(), tag.encode())
+            if status is not None:
+                return Reply(ok=status.ok, text=line[len(tag) + 1:].partition(" ")[2], lines=(*untagged, line))
+            if core.imap_greeting(line.encode()).kind == core.IMAP_BYE:
                 untagged.append(line)
                 # The server is hanging up; the tagged reply may never come.
                 return Reply(ok=False, text=line[2:], lines=tuple(untagged))
             untagged.append(line)
 
     def command(self, command: str) -> Reply:
-        tag = self._next_tag()
+        tag = self._tags.next().decode()
         self.wire.send_line(f"{tag} {command}")
         return self._collect(tag)
 
     def capabilities(self) -> Capabilities:
         reply = self.command("CAPABILITY")
-        caps = Capabilities(raw=list(reply.lines))
+        names: set[str] = set()
         for line in reply.lines:
-            if line.upper().startswith("* CAPABILITY"):
-                for atom in line.split()[2:]:
-                    upper = atom.upper()
-                    if upper == "STARTTLS":
-                        caps.starttls = True
-                    elif upper == "LOGINDISABLED":
-                        caps.login_disabled = True
-                    elif upper.startswith("AUTH="):
-                        caps.auth_mechanisms.add(upper[5:])
-        caps.auth_advertised = bool(caps.auth_mechanisms)
-        return caps
+            found = core.imap_capabilities(line.encode())
+            if found is not None:
+                names |= found
+        return Capabilities.of(core.imap_server_caps(sorted(names)), list(reply.lines))
 
     def starttls(self) -> Reply:
         return self.command("STARTTLS")
 
     def login(self, username: str, password: str, *, allow_plaintext: bool) -> Reply:
-        tag = self._next_tag()
-        quoted_user = imap_quote(username)
-        quoted_pass = imap_quote(password)
-        if quoted_user is not None and quoted_pass is not None:
-            self.wire.send_secret(
-                f"{tag} LOGIN {quoted_user} {quoted_pass}\r\n".encode(),
-                f"{tag} LOGIN {quoted_user} ****",
-                allow_plaintext=allow_plaintext,
-            )
-            return self._collect(tag)
-        # Non-ASCII or control characters: synchronising literals (RFC 3501 §4.3).
-        user_bytes = username.encode("utf-8")
-        pass_bytes = password.encode("utf-8")
-        if not self.wire.encrypted and not allow_plaintext:
-            raise PlaintextSecret("refusing to send a password over an unencrypted connection")
-        self.wire.send(f"{tag} LOGIN {{{len(user_bytes)}}}\r\n".encode())
-        if not self.wire.read_line(self.timeout).startswith("+"):
-            return self._collect(tag)
-        self.wire.send(user_bytes + f" {{{len(pass_bytes)}}}\r\n".encode())
-        if not self.wire.read_line(self.timeout).startswith("+"):
-            return self._collect(tag)
-        self.wire.send_secret(pass_bytes + b"\r\n", "****", allow_plaintext=allow_plaintext)
-        return self._collect(tag)
+        tag = self._tags.next()
+        users = (username,)
+
+        def go_ahead() -> Reply | None:
+            line = self._read_response_line()
+            return None if line.startswith("+") else self._finish(tag.decode(), line)
+
+        try:
+            refused = _send_segments(self, core.imap_login(tag, username, password), password, users,
+                                     allow_plaintext=allow_plaintext, go_ahead=go_ahead)
+            reply = refused if refused is not None else self._collect(tag.decode())
+        finally:
+            self.wire.forget_secret()
+        return _login_answer(reply, password, users)
+
+    def _finish(self, tag: str, first: str) -> Reply:
+        """The rest of a command's answer when ``first`` (already read) was not a go-ahead."""
+        status = core.imap_tagged(first.encode(), tag.encode())
+        if status is not None:
+            return Reply(ok=status.ok, text=first[len(tag) + 1:].partition(" ")[2], lines=(first,))
+        rest = self._collect(tag)
+        return Reply(ok=rest.ok, text=rest.text, lines=(first, *rest.lines))
 
     def mailbox_count(self) -> int | None:
         reply = self.command("EXAMINE INBOX")
@@ -340,21 +376,17 @@ class Pop3Session:
 
     def greeting(self, timeout: float) -> Reply:
         line = self.wire.read_line(timeout)
-        return Reply(ok=line.startswith("+OK"), text=line, lines=(line,))
+        return Reply(ok=core.pop3_ok(line), text=line, lines=(line,))
 
     def _reply(self) -> Reply:
         line = self.wire.read_line(self.timeout)
-        ok = line.startswith("+OK")
-        text = line[3:].strip() if ok else line[4:].strip()
-        return Reply(ok=ok, text=text, lines=(line,))
+        return Reply(ok=core.pop3_ok(line), text=core.pop3_status_text(line), lines=(line,))
 
     def _multiline(self) -> list[str]:
         lines: list[str] = []
-        while True:
-            line = self.wire.read_line(self.timeout)
-            if line == ".":
-                return lines
-            lines.append(line[1:] if line.startswith("..") else line)
+        while (line := core.pop3_unstuff(self.wire.read_line(self.timeout))) is not None:
+            lines.append(line)
+        return lines
 
     def command(self, command: str) -> Reply:
         self.wire.send_line(command)
@@ -362,20 +394,10 @@ class Pop3Session:
 
     def capabilities(self) -> Capabilities:
         reply = self.command("CAPA")
-        caps = Capabilities()
         if not reply.ok:
-            return caps
-        for line in self._multiline():
-            caps.raw.append(line)
-            words = line.upper().split()
-            if not words:
-                continue
-            if words[0] == "STLS":
-                caps.starttls = True
-            elif words[0] == "SASL":
-                caps.auth_mechanisms.update(words[1:])
-                caps.auth_advertised = True
-        return caps
+            return Capabilities()
+        lines = self._multiline()
+        return Capabilities.of(core.pop3_server_caps(lines), lines)
 
     def starttls(self) -> Reply:
         return self.command("STLS")
@@ -384,8 +406,14 @@ class Pop3Session:
         reply = self.command(f"USER {username}")
         if not reply.ok:
             return reply
-        self.wire.send_secret(f"PASS {password}\r\n".encode(), "PASS ****", allow_plaintext=allow_plaintext)
-        return self._reply()
+        users = (username,)
+        try:
+            _send_segments(self, core.pop3_pass(password), password, users,
+                           allow_plaintext=allow_plaintext, go_ahead=lambda: None)
+            reply = self._reply()
+        finally:
+            self.wire.forget_secret()
+        return _login_answer(reply, password, users)
 
     def mailbox_count(self) -> int | None:
         reply = self.command("STAT")
@@ -421,20 +449,13 @@ class SmtpSession:
     def __init__(self, wire: Wire, timeout: float) -> None:
         self.wire = wire
         self.timeout = timeout
+        self._reader = core.SmtpReplyReader(wire.buffer)
 
     def _reply(self, timeout: float | None = None) -> Reply:
-        lines: list[str] = []
-        while True:
-            line = self.wire.read_line(self.timeout if timeout is None else timeout)
-            lines.append(line)
-            if len(line) < 4 or line[3] != "-":
-                break
-            if len(lines) > 500:
-                raise WireClosed("the server sent a reply of more than 500 lines")
-        first = lines[0]
-        code = int(first[:3]) if first[:3].isdigit() else 0
-        text = " ".join(line[4:] for line in lines).strip()
-        return Reply(ok=200 <= code < 400, text=text, code=code, lines=tuple(lines))
+        reply = self.wire.receive(self._reader.next, self.timeout if timeout is None else timeout)
+        for line in reply.lines:
+            self.wire.log_received(line)
+        return Reply(ok=reply.positive, text=reply.text, code=reply.code, lines=reply.lines)
 
     def greeting(self, timeout: float) -> Reply:
         reply = self._reply(timeout)
@@ -445,24 +466,14 @@ class SmtpSession:
         return self._reply()
 
     def capabilities(self) -> Capabilities:
-        local = self.wire.local_address()
-        helo_name = f"[IPv6:{local}]" if ":" in local else f"[{local}]"
+        helo_name = core.ehlo_name(self.wire.local_address())
         reply = self.command(f"EHLO {helo_name}")
-        caps = Capabilities(raw=list(reply.lines))
         if not reply.ok:
             # An ESMTP-less server: no STARTTLS, no AUTH. HELO keeps the session usable.
             self.command(f"HELO {helo_name}")
-            return caps
-        for line in reply.lines[1:]:
-            words = line[4:].upper().replace("=", " ").split()
-            if not words:
-                continue
-            if words[0] == "STARTTLS":
-                caps.starttls = True
-            elif words[0] == "AUTH":
-                caps.auth_advertised = True
-                caps.auth_mechanisms.update(words[1:])
-        return caps
+            return Capabilities(raw=list(reply.lines))
+        caps = core.smtp_server_caps(core.smtp_reply(reply.lines))
+        return Capabilities.of(caps, list(reply.lines))
 
     def starttls(self) -> Reply:
         reply = self.command("STARTTLS")
@@ -471,22 +482,19 @@ class SmtpSession:
     def login(
         self, username: str, password: str, mechanisms: set[str], *, allow_plaintext: bool
     ) -> Reply:
-        if "PLAIN" in mechanisms or "LOGIN" not in mechanisms:
-            blob = base64.b64encode(f"\0{username}\0{password}".encode()).decode()
-            self.wire.send_secret(
-                f"AUTH PLAIN {blob}\r\n".encode(), "AUTH PLAIN ****", allow_plaintext=allow_plaintext
-            )
-            return self._reply()
-        reply = self.command("AUTH LOGIN")
-        if reply.code != 334:
-            return reply
-        reply = self.command(base64.b64encode(username.encode()).decode())
-        if reply.code != 334:
-            return reply
-        self.wire.send_secret(
-            base64.b64encode(password.encode()) + b"\r\n", "****", allow_plaintext=allow_plaintext
-        )
-        return self._reply()
+        users = (username,)
+
+        def go_ahead() -> Reply | None:
+            reply = self._reply()
+            return None if reply.code == 334 else reply
+
+        try:
+            refused = _send_segments(self, core.smtp_auth(username, password, mechanisms), password, users,
+                                     allow_plaintext=allow_plaintext, go_ahead=go_ahead)
+            reply = refused if refused is not None else self._reply()
+        finally:
+            self.wire.forget_secret()
+        return _login_answer(reply, password, users)
 
     def send_message(self, sender: str, recipient: str, message: bytes) -> Reply:
         for command in (f"MAIL FROM:<{sender}>", f"RCPT TO:<{recipient}>", "DATA"):

@@ -1,10 +1,9 @@
 """The opt-in protocol log (``--debug``).
 
-Every handler gets :class:`deskmail.secrets.RedactingFilter`, so a password
-that slipped into a log line anyway (a server echoing it, a library's own
-debug output) is replaced by ``****`` before it is written. Protocol adapters
-also redact AUTH/LOGIN/PASS lines themselves, which covers passwords this
-process has not seen yet.
+Lines are written as the adapters give them; nothing scans them afterwards.
+Credentials never reach it because the adapters log what they send from
+:class:`deskmail.protocol.core.Segment`'s shown form (``****`` where the secret
+is), and hide a server's answer to credentials when it repeats them.
 """
 
 from __future__ import annotations
@@ -42,8 +41,6 @@ protocol_log = _ProtocolLog()
 def enable_debug_log(file: Path | None, *, to_stderr: bool = True) -> None:
     import logging
 
-    from deskmail.secrets import RedactingFilter
-
     handlers: list[logging.Handler] = []
     if file is not None:
         file.parent.mkdir(parents=True, exist_ok=True)
@@ -53,23 +50,8 @@ def enable_debug_log(file: Path | None, *, to_stderr: bool = True) -> None:
     fmt = logging.Formatter("%(asctime)s %(name)s %(message)s")
     for h in handlers:
         h.setFormatter(fmt)
-        h.addFilter(RedactingFilter())
     logger = logging.getLogger("deskmail")
     logger.setLevel(logging.DEBUG)
     for h in handlers:
         logger.addHandler(h)
     protocol_log.enabled = True
-
-
-def redact_command(line: str) -> str:
-    """Hide the credential part of a client command line (IMAP LOGIN, AUTH, POP3 PASS)."""
-    words = line.split()
-    upper = [w.upper() for w in words]
-    for verb in ("LOGIN", "AUTHENTICATE", "AUTH", "PASS", "APOP"):
-        if verb in upper[:2]:
-            i = upper.index(verb)
-            keep = i + (2 if verb in ("AUTH", "AUTHENTICATE") else 1)
-            if verb == "LOGIN":
-                keep = i + 2  # show the user name, hide the password
-            return " ".join([*words[:keep], "****"]) if len(words) > keep else line
-    return line

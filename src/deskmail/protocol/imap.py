@@ -7,7 +7,12 @@ time mbsync takes (~40 ms, issue 5). The hot paths (FETCH streaming, QRESYNC
 SELECT) were already hand-written in :mod:`deskmail.protocol.imap_stream`
 because imaplib holds whole responses in memory; the rest (greeting,
 CAPABILITY, STARTTLS, LOGIN, LIST, STATUS, IDLE, APPEND) is a thin layer on
-the same reader. Callers see :class:`ImapSession` and :mod:`deskmail.errors`.
+the same reader. What a greeting, a capability list, a tagged status or a
+STARTTLS answer means, and what LOGIN sends (and shows in the log), is decided
+by :mod:`deskmail.protocol.core`, shared with the doctor and discovery; the
+FETCH streaming stays in imap_stream's pull parser, which reads straight from
+the socket buffer without a second copy (the first-sync hot loop). Callers see
+:class:`ImapSession` and :mod:`deskmail.errors`.
 
 Security rules enforced here:
 - implicit TLS or STARTTLS with a verified certificate before LOGIN;
@@ -33,9 +38,9 @@ from deskmail.errors import AuthError, ProtocolError, SecurityError, StartTLSUna
 from deskmail.model import Account, Security, ServerSettings, Value
 from deskmail.net.connect import check_plaintext_policy, translate
 from deskmail.net.dial import Dial
-from deskmail.net.log import protocol_log, redact_command
+from deskmail.net.log import protocol_log
 from deskmail.net.tls import client_context
-from deskmail.protocol import utf7
+from deskmail.protocol import core, utf7
 from deskmail.protocol.imap_stream import FetchItem, Sink, SocketReader, Untagged, read_line, read_responses
 from deskmail.secrets import Secret
 
@@ -97,8 +102,8 @@ def _text(value: object) -> str:
 
 
 def _caps_from(line: bytes) -> set[str] | None:
-    m = _CAPS.search(line)
-    return set(m.group(1).decode("ascii", "replace").upper().split()) if m else None
+    caps = core.imap_capabilities(line)
+    return set(caps) if caps is not None else None
 
 
 class ImapSession:
@@ -139,7 +144,7 @@ class ImapSession:
     ) -> Iterator[FetchItem]:
         """Send one command and stream its FETCH responses (a generator: iterate it to the end)."""
         tag = self._tag()
-        protocol_log.debug("C: %s %s", tag.decode(), redact_command(text))
+        protocol_log.debug("C: %s %s", tag.decode(), text)  # credentials never come this way: see _login
         seen = untagged if untagged is not None else Untagged()
         try:
             self._send(tag + b" " + text.encode("utf-8") + b"\r\n")
@@ -167,20 +172,22 @@ class ImapSession:
 
     # --- session setup -------------------------------------------------------
 
-    def _greeting(self) -> bytes:
+    def _greeting(self) -> core.ImapGreeting:
         try:
             line = read_line(self._reader)
         except OSError as exc:
             raise translate(exc, self.server) from exc
         protocol_log.debug("S: %s", line.decode("utf-8", "replace").rstrip())
-        if not line.startswith((b"* OK", b"* PREAUTH")):
+        greeting = core.imap_greeting(line)
+        if not greeting.usable:
             raise ProtocolError(
                 f"{self.server.describe()} sent an unusable greeting ({_text(line[:200]).strip()})",
                 "this is not an IMAP server, or it is refusing connections (BYE)",
                 "check the port number; run `deskmail doctor` for a detailed diagnosis",
             )
-        self._note_caps(line)
-        return line
+        if greeting.capabilities:
+            self._caps = set(greeting.capabilities)
+        return greeting
 
     def _refresh_caps(self) -> None:
         seen = self.run("CAPABILITY", parse=frozenset({b"CAPABILITY"}))
@@ -196,14 +203,15 @@ class ImapSession:
                 "use SSL/TLS on port 993 if your provider offers it; otherwise ask the provider",
             )
         seen = self.run("STARTTLS", check=False)
-        if _status(seen.tagged) != b"OK":
+        outcome = core.starttls_outcome(_status(seen.tagged) == b"OK", self._reader.buffered())
+        if outcome == core.STARTTLS_REFUSED:
             raise StartTLSUnavailable(
                 f"The IMAP server {self.server.host}:{self.server.port} refused to start encryption "
                 f"({_text(seen.tagged).strip()})",
                 "the server's STARTTLS is broken, or the connection is being tampered with",
                 "use SSL/TLS on port 993 if your provider offers it",
             )
-        if self._reader.buffered():
+        if outcome == core.STARTTLS_INJECTED:
             raise SecurityError(
                 f"The IMAP server {self.server.host}:{self.server.port} sent data in clear after agreeing to "
                 "encrypt",
@@ -226,36 +234,42 @@ class ImapSession:
                 "set the incoming security to STARTTLS or SSL/TLS",
             )
         user, secret = self.server.username, password.reveal()
-        if (user + secret).isascii():
-            seen = self.run(f"LOGIN {quote_string(user)} {quote_string(secret)}", check=False)
-        else:
-            seen = self._login_literal(user, secret)
+        tag = self._tag()
+        seen = Untagged()
+        try:
+            for segment in core.imap_login(tag, user, secret):
+                if segment.after_go_ahead:
+                    line = read_line(self._reader)
+                    while line.startswith(b"* "):  # untagged news may come before the go-ahead
+                        seen.other.append(line[:1000])
+                        line = read_line(self._reader)
+                    if not line.startswith(b"+"):  # refused (e.g. a literal too long): the answer follows
+                        if line.startswith(tag + b" "):
+                            seen.tagged = line
+                        else:
+                            seen.other.append(line[:1000])
+                            for _ in read_responses(self._reader, tag, untagged=seen, check=False):
+                                pass
+                        break
+                protocol_log.debug("C: %s", segment.shown)
+                self._send(segment.data)
+            else:
+                for _ in read_responses(self._reader, tag, untagged=seen, check=False):
+                    pass
+        except OSError as exc:
+            raise translate(exc, self.server) from exc
+        finally:
+            if protocol_log.enabled:
+                for said in (*seen.other, seen.tagged):
+                    shown = _text(said).rstrip()
+                    if core.repeats_secret(shown, secret, user):
+                        shown = "(the server's answer repeats the credentials; not shown)"
+                    protocol_log.debug("S: %s", shown)
         if _status(seen.tagged) != b"OK":
             raise _auth_error(_text(seen.tagged), self.server) from None
         self._note_caps(seen.tagged)
         if not _caps_from(seen.tagged):
             self._refresh_caps()  # RFC 3501: capabilities may change at login
-
-    def _login_literal(self, user: str, secret: str) -> Untagged:
-        """LOGIN with UTF-8 user/password as literals (quoted strings must be 7-bit)."""
-        tag = self._tag()
-        protocol_log.debug("C: %s LOGIN {...} ****", tag.decode())
-        parts = [user.encode("utf-8"), secret.encode("utf-8")]
-        self._send(tag + b" LOGIN {%d}\r\n" % len(parts[0]))
-        seen = Untagged()
-        try:
-            for i, part in enumerate(parts):
-                line = read_line(self._reader)
-                if not line.startswith(b"+"):
-                    seen.tagged = line
-                    return seen
-                tail = b" {%d}\r\n" % len(parts[1]) if i == 0 else b"\r\n"
-                self._send(part + tail)
-            for _ in read_responses(self._reader, tag, untagged=seen, check=False):
-                pass
-        except OSError as exc:
-            raise translate(exc, self.server) from exc
-        return seen
 
     # --- what the sync engine and the outbox use ---------------------------
 
@@ -555,8 +569,8 @@ def _internaldate(when: float) -> str:
 
 def _status(tagged: bytes) -> bytes:
     """OK / NO / BAD of a tagged completion line."""
-    words = tagged.split(None, 2)
-    return words[1].upper() if len(words) > 1 else b""
+    status = core.imap_tagged(tagged, tagged.split(b" ", 1)[0]) if tagged else None
+    return status.status.encode() if status is not None else b""
 
 
 def _is_change(line: bytes) -> bool:
@@ -565,7 +579,6 @@ def _is_change(line: bytes) -> bool:
 
 
 _CODE = re.compile(rb"\[(UIDVALIDITY|UIDNEXT|HIGHESTMODSEQ) (\d+)\]", re.I)
-_CAPS = re.compile(rb"\[CAPABILITY ([^\]]*)\]", re.I)
 _APPENDUID = re.compile(rb"\[APPENDUID (\d+) (\d+)\]", re.I)
 
 
@@ -612,7 +625,7 @@ def open_imap(account: Account, password: Secret, *, timeout: float = 30.0,
                 raise translate(exc, server) from exc
         session = ImapSession(sock, server)
         greeting = session._greeting()
-        if greeting.startswith(b"* PREAUTH") and server.security is not Security.SSL:
+        if greeting.kind == core.IMAP_PREAUTH and server.security is not Security.SSL:
             raise StartTLSUnavailable(
                 f"The IMAP server {server.host}:{server.port} skipped login (PREAUTH) before encryption",
                 "someone on the network may be tampering with the connection",
@@ -623,7 +636,7 @@ def open_imap(account: Account, password: Secret, *, timeout: float = 30.0,
         if server.security is Security.STARTTLS:
             assert ctx is not None  # only an SSL/TLS dial comes without a context
             session._starttls(ctx)
-        if not greeting.startswith(b"* PREAUTH"):
+        if greeting.kind != core.IMAP_PREAUTH:
             session._login(password)
     except BaseException:
         if session is not None:

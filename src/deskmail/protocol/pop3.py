@@ -1,8 +1,9 @@
 """POP3 adapter (stdlib poplib), under deskmail's TLS policy.
 
-poplib handles implicit TLS (POP3_SSL) and STLS with a given context, and
-refuses STLS when CAPA does not list it. We never turn on its debugging
-(it prints PASS lines); this module logs a redacted transcript itself.
+poplib handles implicit TLS (POP3_SSL) and the commands. We never turn on its
+debugging (it prints PASS lines); this module logs the transcript itself, the
+password by structure (:meth:`_LoggedMixin.pass_` marks the one line that carries
+it). Whether STLS is offered and accepted is decided by :mod:`deskmail.protocol.core`.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from typing import Any
 from deskmail.errors import AuthError, ProtocolError, StartTLSUnavailable
 from deskmail.model import Account, Security, ServerSettings
 from deskmail.net.connect import check_plaintext_policy, translate
-from deskmail.net.log import protocol_log, redact_command
+from deskmail.net.log import protocol_log
 from deskmail.net.tls import client_context
+from deskmail.protocol import core
 from deskmail.protocol.imap_stream import Sink
 from deskmail.secrets import Secret
 
@@ -27,13 +29,33 @@ poplib._MAXLINE = _MAX_LINE  # type: ignore[attr-defined]
 
 
 class _LoggedMixin:
+    _secret: tuple[str, str] | None = None  # (password, user) while PASS is on the wire
+
+    def pass_(self, pswd: str) -> bytes:
+        [segment] = core.pop3_pass(pswd)
+        self._secret = (pswd, getattr(self, "_deskmail_user", ""))
+        try:
+            protocol_log.debug("C: %s", segment.shown)
+            self._putline(segment.data[:-2])  # type: ignore[attr-defined]
+            return self._getresp()
+        finally:
+            self._secret = None
+
+    def user(self, user: str) -> bytes:
+        self._deskmail_user = user
+        return super().user(user)  # type: ignore[misc, no-any-return]
+
     def _putcmd(self, line: str) -> None:
-        protocol_log.debug("C: %s", redact_command(line))
+        protocol_log.debug("C: %s", line)  # PASS never comes this way: see pass_
         super()._putcmd(line)  # type: ignore[misc]
 
     def _getresp(self) -> bytes:
         resp = super()._getresp()  # type: ignore[misc]
-        protocol_log.debug("S: %s", resp.decode("utf-8", "replace"))
+        if protocol_log.enabled:
+            said = resp.decode("utf-8", "replace")
+            if self._secret is not None and core.repeats_secret(said, *self._secret):
+                said = "(the server's answer repeats the credentials; not shown)"
+            protocol_log.debug("S: %s", said)
         return resp  # type: ignore[no-any-return]
 
 
@@ -180,15 +202,7 @@ def open_pop3(account: Account, password: Secret, *, timeout: float = 30.0) -> I
     try:
         try:
             if server.security is Security.STARTTLS:
-                try:
-                    pop.stls(ctx)
-                except poplib.error_proto as exc:
-                    raise StartTLSUnavailable(
-                        f"The POP3 server {server.host}:{server.port} did not offer STLS encryption ({exc})",
-                        "the server does not support it, or someone on the network removed the offer "
-                        "(a downgrade attack); deskmail never continues without encryption",
-                        "use SSL/TLS on port 995 if your provider offers it",
-                    ) from None
+                _stls(pop, server, ctx)
             pop.user(server.username)
             pop.pass_(password.reveal())
         except poplib.error_proto as exc:
@@ -205,6 +219,30 @@ def open_pop3(account: Account, password: Secret, *, timeout: float = 30.0) -> I
         yield session
     finally:
         session.quit()
+
+
+def _stls(pop: poplib.POP3, server: ServerSettings, ctx: Any) -> None:
+    """STLS (RFC 2595) when CAPA offers it; poplib's stls() without its second CAPA check."""
+    try:
+        capa = pop.capa()
+    except poplib.error_proto:
+        capa = {}
+    offered = core.pop3_server_caps(" ".join([name, *args]) for name, args in capa.items()).starttls
+    try:
+        if not offered:
+            raise poplib.error_proto("-ERR STLS not supported by server")
+        pop._shortcmd("STLS")  # type: ignore[attr-defined]
+    except poplib.error_proto as exc:
+        raise StartTLSUnavailable(
+            f"The POP3 server {server.host}:{server.port} did not offer STLS encryption ({exc})",
+            "the server does not support it, or someone on the network removed the offer "
+            "(a downgrade attack); deskmail never continues without encryption",
+            "use SSL/TLS on port 995 if your provider offers it",
+        ) from None
+    # Bytes buffered in clear behind the +OK are dropped with the old file, never read as encrypted.
+    pop.sock = ctx.wrap_socket(pop.sock, server_hostname=server.host)
+    pop.file = pop.sock.makefile("rb")
+    pop._tls_established = True  # type: ignore[attr-defined]
 
 
 def _multiline(reader: Any, what: str) -> Iterator[bytes]:

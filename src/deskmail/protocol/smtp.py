@@ -2,8 +2,10 @@
 
 smtplib is well kept, synchronous (easy to run off the GUI thread) and
 supports both 465 implicit TLS and 587 STARTTLS. Its own debug output prints
-AUTH blobs, so it is never enabled; this module logs a redacted transcript
-itself through :data:`deskmail.net.log.protocol_log`.
+AUTH blobs, so it is never enabled; this module logs the transcript itself
+through :data:`deskmail.net.log.protocol_log`, the AUTH exchange by structure
+(while smtplib authenticates, every client line is credentials and is logged as
+``****``). What the EHLO answer offers is read by :mod:`deskmail.protocol.core`.
 """
 
 from __future__ import annotations
@@ -17,40 +19,53 @@ from typing import Any
 from deskmail.errors import AuthError, ProtocolError, SendError, StartTLSUnavailable
 from deskmail.model import Account, Security, ServerSettings
 from deskmail.net.connect import check_plaintext_policy, translate
-from deskmail.net.log import protocol_log, redact_command
+from deskmail.net.log import protocol_log
 from deskmail.net.tls import client_context
+from deskmail.protocol import core
 from deskmail.secrets import Secret
 
 
 class _SMTP(smtplib.SMTP):
-    """Redacted transcript: commands as sent (AUTH data hidden), replies as received.
+    """The transcript: commands as sent, replies as received, credentials never.
 
-    After a 334 (AUTH challenge) every client line is credentials; after a 354
-    (DATA go-ahead) the next send is the message itself, logged by size only.
+    smtplib sends AUTH from :meth:`auth`: while it runs, the first line is logged as
+    ``AUTH <mechanism> ****`` and every further client line as ``****`` (they are the
+    challenge answers), and a reply that repeats the credentials is not shown. After
+    a 354 (DATA go-ahead) the next send is the message itself, logged by size only.
     """
 
-    _in_auth = False
+    _auth: tuple[str, str, str] | None = None  # (mechanism, user, password) while authenticating
+    _auth_lines = 0
     _in_data = False
 
+    def auth(self, mechanism: str, authobject: Any, *, initial_response_ok: bool = True) -> tuple[int, bytes]:
+        self._auth, self._auth_lines = (mechanism, str(getattr(self, "user", "")),
+                                        str(getattr(self, "password", ""))), 0
+        try:
+            return super().auth(mechanism, authobject, initial_response_ok=initial_response_ok)
+        finally:
+            self._auth = None
+
     def send(self, s: Any) -> None:
-        text = s.decode("utf-8", "replace") if isinstance(s, bytes) else str(s)
         if self._in_data:
             protocol_log.debug("C: <message, %d bytes>", len(s))
             self._in_data = False
-        elif self._in_auth:
-            protocol_log.debug("C: ****")
-        elif text.upper().startswith("AUTH"):
-            protocol_log.debug("C: %s", redact_command(text.strip()))
-            self._in_auth = True
-        else:
+        elif self._auth is not None:
+            self._auth_lines += 1
+            protocol_log.debug("C: %s", f"AUTH {self._auth[0]} ****" if self._auth_lines == 1 else "****")
+        elif protocol_log.enabled:
+            text = s.decode("utf-8", "replace") if isinstance(s, bytes) else str(s)
             protocol_log.debug("C: %s", text.strip())
         super().send(s)
 
     def getreply(self) -> tuple[int, bytes]:
         code, msg = super().getreply()
-        self._in_auth = code == 334
         self._in_data = code == 354
-        protocol_log.debug("S: %d %s", code, msg.decode("utf-8", "replace").replace("\n", " | "))
+        if protocol_log.enabled:
+            said = msg.decode("utf-8", "replace").replace("\n", " | ")
+            if self._auth is not None and core.repeats_secret(said, self._auth[2], self._auth[1]):
+                said = "(the server's answer repeats the credentials; not shown)"
+            protocol_log.debug("S: %d %s", code, said)
         return code, msg
 
 
@@ -166,11 +181,17 @@ def open_smtp(account: Account, password: Secret | None, *, timeout: float = 30.
         session.close()
 
 
+def _ehlo(smtp: smtplib.SMTP) -> core.ServerCaps:
+    code, msg = smtp.ehlo()
+    texts = tuple(msg.decode("utf-8", "replace").split("\n"))
+    return core.smtp_server_caps(core.SmtpReply(code, texts, (), True))
+
+
 def _secure_and_login(smtp: smtplib.SMTP, server: ServerSettings, password: Secret | None, ctx: Any) -> None:
     try:
-        smtp.ehlo()
+        caps = _ehlo(smtp)
         if server.security is Security.STARTTLS:
-            if not smtp.has_extn("starttls"):
+            if not caps.starttls:
                 raise StartTLSUnavailable(
                     f"The outgoing server {server.host}:{server.port} did not offer STARTTLS encryption",
                     "the server does not support it, or someone on the network removed the offer "
@@ -178,18 +199,18 @@ def _secure_and_login(smtp: smtplib.SMTP, server: ServerSettings, password: Secr
                     "use port 465 with SSL/TLS if your provider offers it",
                 )
             code, resp = smtp.starttls(context=ctx)
-            if code != 220:
+            if not core.smtp_starttls_ok(core.SmtpReply(code, (), (), True)):
                 raise StartTLSUnavailable(
                     f"The outgoing server {server.host} refused to start encryption ({code})",
                     resp.decode(errors="replace"),
                     "use port 465 with SSL/TLS if your provider offers it",
                 )
-            smtp.ehlo()
+            caps = _ehlo(smtp)
         if not server.auth_required:
             return
         if password is None:
             raise AuthError(f"No password available for {server.describe()}")
-        if not smtp.has_extn("auth"):
+        if not caps.auth_advertised:
             raise AuthError(
                 f"The outgoing server {server.host}:{server.port} does not offer authentication",
                 "this is not the submission port (25 is for server-to-server mail), or the server "
