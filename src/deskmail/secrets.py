@@ -65,17 +65,10 @@ def _insecure_backend(backend: object) -> str | None:
     return None
 
 
-def _keyring_backend_usable() -> bool:
-    """Whether a password may be stored in the keyring now (a real, non-plaintext keyring is active)."""
-    import keyring
-
-    return _insecure_backend(keyring.get_keyring()) is None
-
-
 _NO_KEYRING_REMEDY = (
     "install and unlock a keyring (GNOME Keyring / KWallet / macOS Keychain / Windows Credential "
-    "Manager), or re-add the account with --password-command 'pass show mail' (any command that "
-    "prints the password) or, for scripts, --password-env VARIABLE"
+    "Manager), or give the account a password command (any command that prints the password, e.g. "
+    "'pass show mail') or, for scripts, an environment variable (password_command / password_env)"
 )
 
 _PLAINTEXT_REMEDY = (
