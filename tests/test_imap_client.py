@@ -318,8 +318,7 @@ def test_prefetched_inbox_select_is_used_only_while_it_still_answers_the_questio
 
 def test_inbox_state_is_read_from_an_index_in_any_folder_name(tmp_path: Any) -> None:
     """The early connection reads INBOX's sync state itself (read-only, by URI): odd folder names must work."""
-    from deskmail.store import Store
-    from deskmail.sync.early import inbox_state
+    from deskmail.store import Store, inbox_state
 
     data = tmp_path / "odd #name 50%?"
     store = Store(data)

@@ -169,7 +169,7 @@ def register(app: typer.Typer) -> None:
                                      "see `deskmail folders`")
                 store.confirm_upload(account.name, name)
             rows = store.folders(account.name)
-            counts = dict(store.db.execute("SELECT folder_id, COUNT(*) FROM messages GROUP BY folder_id").fetchall())
+            counts = store.folder_counts()
         finally:
             store.close()
         if json_out:
