@@ -114,6 +114,9 @@ CREATE INDEX IF NOT EXISTS messages_by_uid ON messages (folder_id, uid);
 CREATE INDEX IF NOT EXISTS messages_by_any_date ON messages (date);
 CREATE INDEX IF NOT EXISTS messages_by_sender ON messages (folder_id, sender COLLATE NOCASE);
 CREATE INDEX IF NOT EXISTS messages_by_subject ON messages (folder_id, subject COLLATE NOCASE);
+-- "unread only" and "flagged only" (few rows of many): the WHERE terms must be these expressions exactly.
+CREATE INDEX IF NOT EXISTS messages_unread ON messages (folder_id, date) WHERE instr(flags, '\\Seen') = 0;
+CREATE INDEX IF NOT EXISTS messages_flagged ON messages (folder_id, date) WHERE instr(flags, '\\Flagged') > 0;
 -- User intent that must reach the server (delete, move, expunge), journaled before it is sent.
 -- 'append' (a local-only message being uploaded): uid = the folder's UIDNEXT before the APPEND (the
 -- new UID is at least that), target = the file's Maildir unique name.
@@ -886,9 +889,11 @@ class Store:
         if where is None:
             return []
         if after is not None:
-            key, op, _desc = order
-            where.append(f"({key}, m.id) {op} (?, ?)")
-            args += [getattr(after, _SORT_FIELDS[sort]), after.id]
+            key, op, _order = order
+            value = getattr(after, _SORT_FIELDS[sort])
+            # Not the row value (key, id) > (?, ?): SQLite uses no index range for that one with a collation.
+            where.append(f"{key} {op}= ? AND ({key} {op} ? OR m.id {op} ?)")
+            args += [value, value, after.id]
         sql = self._SUMMARY_SQL + (" WHERE " + " AND ".join(where) if where else "") + f" ORDER BY {order[2]}"
         sql += " LIMIT ? OFFSET ?"
         rows = self.db.execute(sql, (*args, limit, offset)).fetchall()
