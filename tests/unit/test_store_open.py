@@ -148,9 +148,9 @@ def test_an_exclusive_lock_elsewhere_is_busy_for_readers_and_writers_not_damage(
 
 def test_an_index_needing_migration_while_another_writes_waits_then_says_busy(tmp_path: Path) -> None:
     make_schema_1(tmp_path)
-    with holder(tmp_path, "BEGIN IMMEDIATE", "INSERT INTO journal (at, account, folder, event) VALUES (1,'a','','x')"):
-        with pytest.raises(StoreLocked):
-            Store.open_writer(tmp_path, busy_timeout=0.3)
+    with (holder(tmp_path, "BEGIN IMMEDIATE", "INSERT INTO journal (at, account, folder, event) VALUES (1,'a','','x')"),
+          pytest.raises(StoreLocked)):
+        Store.open_writer(tmp_path, busy_timeout=0.3)
     assert set_aside(tmp_path) == []
     assert raw(tmp_path).execute("PRAGMA user_version").fetchone()[0] == 0  # nothing half-done
 
