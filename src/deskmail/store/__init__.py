@@ -308,6 +308,13 @@ def store_error(exc: sqlite3.Error, path: Path, doing: str) -> StoreError:
     )
 
 
+def _no_tables(db: sqlite3.Connection) -> bool:
+    try:
+        return db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone() is None
+    except sqlite3.Error:
+        return False
+
+
 def _newer_schema(path: Path, version: int) -> StoreError:
     return StoreError(
         f"The mail index {path} was written by a newer version of deskmail (schema {version})",
@@ -452,6 +459,10 @@ class Store:
                     code="store-damaged",
                 ) from exc
             raise store_error(exc, path, "read") from exc
+        if version == 0 and _no_tables(db):  # a file the first sync has only begun to create
+            db.close()
+            raise StoreError(f"The mail index {path} is not ready yet", "the first sync is creating it",
+                             "try again in a moment", code="store-missing")
         if version != SCHEMA_VERSION:
             db.close()
             if version > SCHEMA_VERSION:
