@@ -484,7 +484,14 @@ class Store:
         writes are counted by ``total_changes`` (TEMP tables too: a false "changed" at worst).
         Costs one pragma (no file I/O beyond the shared-memory header).
         """
-        return int(self.db.execute("PRAGMA data_version").fetchone()[0]), self.db.total_changes
+        return int(self._read("PRAGMA data_version")[0][0]), self.db.total_changes
+
+    def _read(self, sql: str, args: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+        """The rows of a query the façade/GUI asks for: a busy index is a StoreLocked, not an sqlite3 error."""
+        try:
+            return self.db.execute(sql, tuple(args)).fetchall()
+        except sqlite3.OperationalError as exc:
+            raise store_error(exc, self.data_dir / INDEX_FILE, "read") from exc
 
     def changed_since(self, token: tuple[int, int]) -> bool:
         return self.change_token() != token
@@ -573,7 +580,7 @@ class Store:
         return self.maildir(folder.account, folder.path)
 
     def folders(self, account: str) -> list[Folder]:
-        rows = self.db.execute(f"SELECT {_FOLDER_COLS} FROM folders WHERE account=? ORDER BY name", (account,))
+        rows = self._read(f"SELECT {_FOLDER_COLS} FROM folders WHERE account=? ORDER BY name", (account,))
         return [Folder(*r) for r in rows]
 
     def folder(self, account: str, name: str) -> Folder | None:
@@ -907,8 +914,7 @@ class Store:
             args += [value, value, after.id]
         sql = self._SUMMARY_SQL + (" WHERE " + " AND ".join(where) if where else "") + f" ORDER BY {order[2]}"
         sql += " LIMIT ? OFFSET ?"
-        rows = self.db.execute(sql, (*args, limit, offset)).fetchall()
-        return [self._summary(r) for r in rows]
+        return [self._summary(r) for r in self._read(sql, (*args, limit, offset))]
 
     def count_messages(self, account: str | None = None, folder: str | None = None, *,
                        unread_only: bool = False, flagged_only: bool = False) -> int:
@@ -917,7 +923,7 @@ class Store:
         if where is None:
             return 0
         sql = "SELECT COUNT(*) FROM messages m" + (" WHERE " + " AND ".join(where) if where else "")
-        return int(self.db.execute(sql, args).fetchone()[0])
+        return int(self._read(sql, args)[0][0])
 
     def _filters(self, account: str | None, folder: str | None, unread_only: bool,
                  flagged_only: bool) -> tuple[list[str] | None, list[Any]]:
@@ -928,8 +934,8 @@ class Store:
             # The folders table is tiny: resolved first, so that one folder is an equality the
             # (folder_id, key) indexes serve in order.
             terms = [t for t, v in (("account=?", account), ("name=?", folder)) if v]
-            ids = [int(r[0]) for r in self.db.execute(f"SELECT id FROM folders WHERE {' AND '.join(terms)}",
-                                                      [v for v in (account, folder) if v])]
+            ids = [int(r[0]) for r in self._read(f"SELECT id FROM folders WHERE {' AND '.join(terms)}",
+                                                 [v for v in (account, folder) if v])]
             if not ids:
                 return None, []
             if len(ids) == 1:
@@ -948,7 +954,7 @@ class Store:
 
     def folder_counts(self) -> dict[int, int]:
         """folder id -> number of messages, for every folder that has any."""
-        rows = self.db.execute("SELECT folder_id, COUNT(*) FROM messages GROUP BY folder_id")
+        rows = self._read("SELECT folder_id, COUNT(*) FROM messages GROUP BY folder_id")
         return {int(f): int(n) for f, n in rows}
 
     def _summary(self, r: tuple[Any, ...]) -> MessageSummary:
@@ -960,14 +966,14 @@ class Store:
         )
 
     def get(self, message_id: int) -> MessageSummary:
-        row = self.db.execute(self._SUMMARY_SQL + " WHERE m.id=?", (message_id,)).fetchone()
-        if row is None:
+        rows = self._read(self._SUMMARY_SQL + " WHERE m.id=?", (message_id,))
+        if not rows:
             raise NotFoundError(
                 f"There is no message with id {message_id}",
                 "the id is wrong, or the message was deleted",
                 "see `deskmail list` for the ids",
             )
-        return self._summary(row)
+        return self._summary(rows[0])
 
     def row_by_id(self, message_id: int) -> tuple[Folder, Row]:
         r = self.db.execute(f"SELECT {_ROW_COLS}, folder_id FROM messages WHERE id=?", (message_id,)).fetchone()
