@@ -971,7 +971,7 @@ class Store:
             raise NotFoundError(
                 f"There is no message with id {message_id}",
                 "the id is wrong, or the message was deleted",
-                "see `deskmail list` for the ids",
+                "list the messages again to see the current ids",
             )
         return self._summary(rows[0])
 
