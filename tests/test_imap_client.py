@@ -319,8 +319,7 @@ def test_prefetched_inbox_select_is_used_only_while_it_still_answers_the_questio
 
 def test_inbox_state_is_read_from_an_index_in_any_folder_name(tmp_path: Any) -> None:
     """The early connection reads INBOX's sync state itself (read-only, by URI): odd folder names must work."""
-    from deskmail.store import Store
-    from deskmail.sync.early import inbox_state
+    from deskmail.store import Store, inbox_state
 
     data = tmp_path / "odd #name 50%?"
     store = Store(data)
@@ -484,7 +483,7 @@ def test_login_is_logged_by_structure_and_an_echo_is_not_shown(
         conn.recv(4096)
 
     port = scripted(script)
-    account = _account("127.0.0.1", port, Security.NONE, "u@example.test").clone(allow_plaintext_password=True)
+    account = replace(_account("127.0.0.1", port, Security.NONE, "u@example.test"), allow_plaintext_password=True)
     monkeypatch.setattr(protocol_log, "enabled", True)
     with caplog.at_level(logging.DEBUG, logger="deskmail.protocol"), pytest.raises(AuthError), \
             open_imap(account, Secret(password)):

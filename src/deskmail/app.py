@@ -244,39 +244,75 @@ class Deskmail:
             store.close()
 
     def _store(self) -> Store:
+        """The store for writing (migrates the index if it is of an older version)."""
         from deskmail.store import Store
 
-        return Store(self.paths.data_dir)
+        return Store.open_writer(self.paths.data_dir)
+
+    def _index_exists(self) -> bool:
+        """False before the first sync: then there is nothing to read (an empty list, not an error)."""
+        return self.paths.index_file.is_file()
+
+    @contextmanager
+    def _reader(self) -> Iterator[Store]:
+        """The store for reading: writes nothing, waits for a writer instead of failing."""
+        from deskmail.store import Store
+
+        store = Store.open_reader(self.paths.data_dir)
+        try:
+            yield store
+        finally:
+            store.close()
 
     # --- the local mailbox -------------------------------------------------------------------
 
-    def list_messages(self, *, account: str | None = None, folder: str | None = None,
-                      limit: int = 50) -> list[MessageSummary]:
-        """Stored messages, newest first."""
+    def list_messages(self, *, account: str | None = None, folder: str | None = None, limit: int = 50,
+                      sort: str = "date", unread_only: bool = False, flagged_only: bool = False,
+                      after: MessageSummary | None = None, offset: int = 0) -> list[MessageSummary]:
+        """One page of stored messages (newest first by default; ``sort`` in ``date``, ``date_asc``,
+        ``sender``, ``subject``). Page on with ``after`` = the last message of the previous page."""
         name = self.account(account).name if account else None
-        store = self._store()
-        try:
-            return store.list_messages(name, folder, limit)
-        finally:
-            store.close()
+        if not self._index_exists():
+            return []
+        with self._reader() as store:
+            return store.list_messages(name, folder, limit, sort=sort, unread_only=unread_only,
+                                       flagged_only=flagged_only, after=after, offset=offset)
+
+    def count_messages(self, *, account: str | None = None, folder: str | None = None,
+                       unread_only: bool = False, flagged_only: bool = False) -> int:
+        """How many messages :meth:`list_messages` pages through with the same filters."""
+        name = self.account(account).name if account else None
+        if not self._index_exists():
+            return 0
+        with self._reader() as store:
+            return store.count_messages(name, folder, unread_only=unread_only, flagged_only=flagged_only)
+
+    def change_token(self) -> tuple[int, int] | None:
+        """Changes whenever the index changed (another process or thread synced, flagged, deleted…): a
+        reader compares it with the last one it saw and refreshes only then. None before the first sync."""
+        if not self._index_exists():
+            return None
+        with self._reader() as store:
+            return store.change_token()
 
     def message(self, message_id: int) -> MessageSummary:
-        store = self._store()
-        try:
+        with self._reader() as store:
             return store.get(message_id)
-        finally:
-            store.close()
 
     def read_message(self, message_id: int) -> MessageView:
         """One message's headers, text and attachment list."""
         from deskmail.render import read_message
 
-        summary = self.message(message_id)
-        return MessageView(summary, read_message(Path(summary.path)))
+        with self._reader() as store:
+            summary = store.get(message_id)
+            # The file's current name: a flag change since the row was read renames it.
+            path = store.message_path(message_id)
+        return MessageView(summary, read_message(path))
 
     def raw_message(self, message_id: int) -> bytes:
         """The message exactly as stored."""
-        return Path(self.message(message_id).path).read_bytes()
+        with self._reader() as store, store.open_message(message_id) as fh:
+            return fh.read()
 
     def set_flags(self, ids: Sequence[int], *, add: Sequence[str] = (), remove: Sequence[str] = ()) -> int:
         """Change flags here (names like ``seen`` or keywords); the next sync sends the change."""
@@ -310,11 +346,10 @@ class Deskmail:
     def folders(self, account: str | None = None) -> list[mailbox.FolderInfo]:
         """The account's folders as of the last sync, with message counts."""
         a = self.account(account)
-        store = self._store()
-        try:
+        if not self._index_exists():
+            return []
+        with self._reader() as store:
             return mailbox.folders(store, a.name)
-        finally:
-            store.close()
 
     def choose_folders(self, account: str | None = None, *, enable: Sequence[str] = (),
                        disable: Sequence[str] = (), upload: Sequence[str] = ()) -> None:

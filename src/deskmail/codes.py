@@ -106,6 +106,13 @@ class Code(StrEnum):
     STORE_ERROR = "store_error"
     STORE_LOCKED = "store_locked"
     STORE_MISSING = "store_missing"
+    STORE_NOT_READY = "store_not_ready"
+    STORE_OLD_SCHEMA = "store_old_schema"
+    STORE_NEW_SCHEMA = "store_new_schema"
+    STORE_DAMAGED = "store_damaged"
+    STORE_FULL = "store_full"
+    STORE_IO = "store_io"
+    MESSAGE_FILE_MISSING = "message_file_missing"
 
 
 # One line per code: what it means. docs/doctor.md and docs/errors.md expand each.
@@ -186,6 +193,13 @@ MEANINGS: dict[Code, str] = {
     Code.STORE_ERROR: "the local mail store cannot be read or written",
     Code.STORE_LOCKED: "another deskmail process is working on the mail store",
     Code.STORE_MISSING: "a folder's local copy is missing or unreadable; nothing was deleted on the server",
+    Code.STORE_NOT_READY: "the mail index does not exist yet, or the first sync is still creating it",
+    Code.STORE_OLD_SCHEMA: "the mail index is of an older version; the next sync upgrades it",
+    Code.STORE_NEW_SCHEMA: "the mail index was written by a newer deskmail",
+    Code.STORE_DAMAGED: "the mail index is damaged; a sync sets it aside and rebuilds it from the mail files",
+    Code.STORE_FULL: "the disk holding the mail store is full",
+    Code.STORE_IO: "the mail store cannot be read or written (an I/O error, permissions, a folder in the way)",
+    Code.MESSAGE_FILE_MISSING: "the message's file is gone from the mail folder (another program removed it)",
 }
 
 # The codes the doctor reports (docs/doctor.md); the others are the engine's (docs/errors.md).

@@ -105,7 +105,7 @@ class FolderInfo:
 
 def folders(store: Store, account: str) -> list[FolderInfo]:
     rows = store.folders(account)
-    counts = store.message_counts(account)
+    counts = store.folder_counts()
     return [FolderInfo(f.name, f.special_use, bool(f.subscribed), bool(f.sync), counts.get(f.id, 0), f.path)
             for f in rows]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from deskmail.store import Store
-from deskmail.sync.pop3_sync import count_new, doomed_messages, load_listing, new_messages
+from deskmail.store.pop3 import count_new, doomed_messages, load_listing, new_messages
 
 DAY = 86400
 

@@ -7,7 +7,36 @@ state only moves forward once the message is on disk. A file that made it to
 ``cur/`` but whose row did not is adopted by :meth:`Store.recover` from the
 identity in its name.
 
-One process at a time: :meth:`Store.lock` takes an exclusive ``flock``.
+Concurrency contract
+--------------------
+- **One writer process at a time**: whoever writes (a sync, flag/move/delete)
+  opens with :meth:`Store.open_writer` (= ``Store(data_dir)``) and takes
+  :meth:`Store.lock`, an exclusive ``flock`` on ``data_dir/lock``. Only the
+  writer creates the index or upgrades its schema (:meth:`Store.migrate`, one
+  transaction, run by the writer's open when ``PRAGMA user_version`` is not
+  :data:`SCHEMA_VERSION`).
+- **Any number of readers**, in other threads or processes, at any time, even
+  during a sync: :meth:`Store.open_reader` (= ``Store(data_dir, readonly=True)``)
+  creates nothing, migrates nothing, takes no lock and cannot write (SQLite's
+  own ``-wal``/``-shm`` companions aside, which any WAL connection may make). It
+  raises :class:`StoreError` when there is no index yet or its schema is not
+  this version's. WAL gives a reader a consistent snapshot per statement, or
+  per :meth:`Store.snapshot` block (a page and its count from the same state).
+  One ``Store`` object belongs to one thread (sqlite3 connections are not
+  shared); a GUI opens one reader per thread.
+- **Busy is not damage**: a locked/busy index waits ``busy_timeout`` seconds,
+  then raises :class:`StoreLocked`; I/O errors raise :class:`StoreError`. Only
+  SQLITE_CORRUPT / SQLITE_NOTADB at the writer's open set the index aside
+  (``rebuilt_from``) and start a new one, re-adopted from the files' names.
+- **Change signal**: :meth:`Store.change_token` is cheap (``PRAGMA
+  data_version`` plus this connection's own changes); a reader polls it and
+  re-reads only when it differs from the token of its last read.
+- **Files move under readers**: a flag change renames ``cur/U:2,S`` to
+  ``cur/U:2,FS`` before its row is updated; :meth:`Store.open_message` and
+  :meth:`Store.message_path` re-read the row and look the unique name ``U`` up
+  in ``cur/`` and ``new/`` instead of failing.
+- No SQL outside this package: the sync engines call methods here and in
+  :mod:`.pop3` (tests/unit/test_sql_in_store.py keeps it so).
 """
 
 from __future__ import annotations
@@ -20,6 +49,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from deskmail.codes import Code
 from deskmail.errors import NotFoundError, StoreError, StoreLocked
 from deskmail.model import MessageSummary, Value
 from deskmail.store.headers import header_fields
@@ -27,10 +57,20 @@ from deskmail.store.maildir import Maildir, folder_path, info_to_flags, server_k
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~2 ms of every sync); mypy reads it as True
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, BinaryIO
 
-SCHEMA_VERSION = 1
+# PRAGMA user_version of an index this code reads and writes. 0: made before versions were kept
+# there (schema 1, upgraded by migrate()). 2: the indexes of list_messages()'s sorts.
+SCHEMA_VERSION = 2
 TEMP_CACHE_KIB = 256
+WRITER_BUSY_TIMEOUT = 30.0  # seconds a writer waits for another's transaction before StoreLocked
+READER_BUSY_TIMEOUT = 5.0  # readers only wait in rare cases (WAL recovery, an exclusive-mode writer)
+INDEX_FILE = "index.sqlite3"
+FIND_ATTEMPTS = 3  # open_message(): re-reads of a row whose file was renamed meanwhile
+
+# sqlite3 primary result codes (exc.sqlite_errorcode & 0xFF)
+_SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_FULL = 5, 6, 13
+_SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
@@ -71,6 +111,13 @@ CREATE INDEX IF NOT EXISTS messages_by_date ON messages (folder_id, date);
 CREATE INDEX IF NOT EXISTS messages_by_msgid ON messages (message_id);
 -- rows_for(): the changed UIDs of a folder, whatever their UIDVALIDITY (the UNIQUE index needs it first).
 CREATE INDEX IF NOT EXISTS messages_by_uid ON messages (folder_id, uid);
+-- list_messages(): a page of any sort in order without sorting the folder (every index ends with the id).
+CREATE INDEX IF NOT EXISTS messages_by_any_date ON messages (date);
+CREATE INDEX IF NOT EXISTS messages_by_sender ON messages (folder_id, sender COLLATE NOCASE);
+CREATE INDEX IF NOT EXISTS messages_by_subject ON messages (folder_id, subject COLLATE NOCASE);
+-- "unread only" and "flagged only" (few rows of many): the WHERE terms must be these expressions exactly.
+CREATE INDEX IF NOT EXISTS messages_unread ON messages (folder_id, date) WHERE instr(flags, '\\Seen') = 0;
+CREATE INDEX IF NOT EXISTS messages_flagged ON messages (folder_id, date) WHERE instr(flags, '\\Flagged') > 0;
 -- User intent that must reach the server (delete, move, expunge), journaled before it is sent.
 -- 'append' (a local-only message being uploaded): uid = the folder's UIDNEXT before the APPEND (the
 -- new UID is at least that), target = the file's Maildir unique name.
@@ -211,39 +258,137 @@ def read_header_info(path: Path | None, head: bytes | None = None) -> HeaderInfo
     )
 
 
+def inbox_state(data_dir: Path, account: str) -> tuple[int, int] | None:
+    """INBOX's (UIDVALIDITY, HIGHESTMODSEQ) in the index, read without the store lock; None if unknown.
+
+    For asking the server early (deskmail.sync.early): one query on a read-only connection, no
+    schema check, never an error. The engine builds its SELECT from the row it reads under the lock.
+    """
+    path = data_dir / INDEX_FILE
+    if not path.exists():
+        return None
+    try:
+        # as_uri() percent-encodes: a folder named "a#b" or "50%" must not change the URI's meaning.
+        db = sqlite3.connect(path.absolute().as_uri() + "?mode=ro", uri=True, timeout=1)
+        try:
+            row = db.execute("SELECT uidvalidity, highestmodseq FROM folders WHERE account=? AND name='INBOX'",
+                             (account,)).fetchone()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return None
+    return (int(row[0]), int(row[1])) if row else None
+
+
+def _primary_code(exc: sqlite3.Error) -> int:
+    return int(getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
+
+
+def is_damage(exc: sqlite3.Error) -> bool:
+    """A real integrity failure of the file; never "busy", "locked", I/O or permission errors."""
+    return _primary_code(exc) in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
+
+
+def store_error(exc: sqlite3.Error, path: Path, doing: str) -> StoreError:
+    """The StoreError for an SQLite failure that is not damage: busy (wait, then this), full, I/O, ..."""
+    code = _primary_code(exc)
+    if code in (_SQLITE_BUSY, _SQLITE_LOCKED) or "locked" in str(exc):
+        return StoreLocked(
+            f"The mail index {path} is busy: {doing} waited and gave up ({exc})",
+            "another deskmail process or thread held a long write transaction (a sync writing many messages)",
+            "try again in a moment; nothing is damaged",
+            code=Code.STORE_LOCKED,
+        )
+    full = code == _SQLITE_FULL or "full" in str(exc)
+    return StoreError(
+        f"The mail index {path} could not be {doing} ({exc})",
+        "the disk is full" if full else "an I/O or permission error (the file is read-only or the disk failing)",
+        "free some disk space and try again; nothing was removed from the server" if full
+        else f"check the disk and the permissions of {path.parent}",
+        code=Code.STORE_FULL if full else Code.STORE_IO,
+    )
+
+
+def _no_tables(db: sqlite3.Connection) -> bool:
+    try:
+        return db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone() is None
+    except sqlite3.Error:
+        return False
+
+
+def _newer_schema(path: Path, version: int) -> StoreError:
+    return StoreError(
+        f"The mail index {path} was written by a newer version of deskmail (schema {version})",
+        f"this version reads schema {SCHEMA_VERSION} only",
+        "use the newer version of deskmail, or move the data folder aside to start afresh",
+        code=Code.STORE_NEW_SCHEMA,
+    )
+
+
+# list_messages() sorts: name -> (keyset key, comparison for "after", ORDER BY). Text sorts ignore
+# case, as the indexes messages_by_sender/_subject do; the id breaks ties, so paging never skips a row.
+SORTS: dict[str, tuple[str, str, str]] = {
+    "date": ("m.date", "<", "m.date DESC, m.id DESC"),
+    "date_asc": ("m.date", ">", "m.date ASC, m.id ASC"),
+    "sender": ("m.sender COLLATE NOCASE", ">", "m.sender COLLATE NOCASE ASC, m.id ASC"),
+    "subject": ("m.subject COLLATE NOCASE", ">", "m.subject COLLATE NOCASE ASC, m.id ASC"),
+}
+_SORT_FIELDS = {"date": "date", "date_asc": "date", "sender": "sender", "subject": "subject"}
+
+
 class Store:
-    def __init__(self, data_dir: Path) -> None:
+    """The index and Maildir of one data directory; see the module docstring for who may open it how."""
+
+    def __init__(self, data_dir: Path, *, readonly: bool = False, busy_timeout: float | None = None) -> None:
         self.data_dir = data_dir
         self.mail_dir = data_dir / "mail"
+        self.readonly = readonly
         self._lock_fd: int | None = None
-        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.rebuilt_from: Path | None = None
-        path = data_dir / "index.sqlite3"
+        path = data_dir / INDEX_FILE
+        if readonly:
+            self.db = self._open_reader(path, READER_BUSY_TIMEOUT if busy_timeout is None else busy_timeout)
+            return
+        timeout = WRITER_BUSY_TIMEOUT if busy_timeout is None else busy_timeout
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         try:
-            self.db = self._open(path)
-        except sqlite3.DatabaseError:
+            self.db = self._open_writer(path, timeout)
+        except sqlite3.DatabaseError as exc:
+            if not is_damage(exc):
+                raise store_error(exc, path, "opened") from exc
             # A damaged index is not mail: set it aside and start a new one. The next sync re-adopts every
             # message file by the (UIDVALIDITY, UID) in its name, so nothing is downloaded again (F-15).
-            aside = path.with_name(f"index.sqlite3.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+            # Only damage does this: a busy or unreadable index is a StoreError above, never set aside.
+            aside = path.with_name(f"{INDEX_FILE}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
             for suffix in ("", "-wal", "-shm"):
                 old = Path(str(path) + suffix)
                 if old.exists():
                     old.rename(Path(str(aside) + suffix))
             self.rebuilt_from = aside
             try:
-                self.db = self._open(path)
-            except sqlite3.DatabaseError as exc:
+                self.db = self._open_writer(path, timeout)
+            except sqlite3.DatabaseError as exc2:
                 raise StoreError(
-                    f"The mail index {path} cannot be created ({exc})",
+                    f"The mail index {path} cannot be created ({exc2})",
                     "the disk is full or the folder is not writable",
                     f"check the free space and the permissions of {data_dir}",
-                ) from exc
+                ) from exc2
 
-    @staticmethod
-    def _open(path: Path) -> sqlite3.Connection:
-        db = sqlite3.connect(path, timeout=30, isolation_level=None)
+    @classmethod
+    def open_writer(cls, data_dir: Path, *, busy_timeout: float | None = None) -> Store:
+        """For whoever writes: creates the index or upgrades its schema if needed (take :meth:`lock` too)."""
+        return cls(data_dir, busy_timeout=busy_timeout)
+
+    @classmethod
+    def open_reader(cls, data_dir: Path, *, busy_timeout: float | None = None) -> Store:
+        """Read-only: creates no file, runs no migration, takes no lock; safe during a sync."""
+        return cls(data_dir, readonly=True, busy_timeout=busy_timeout)
+
+    def _open_writer(self, path: Path, timeout: float) -> sqlite3.Connection:
+        db = sqlite3.connect(path, timeout=timeout, isolation_level=None)
         try:
-            db.execute("PRAGMA journal_mode=WAL")
+            # Reading the version reads the file's header: a file that is no database fails here (NOTADB).
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])
             # NORMAL in WAL mode: a power cut may lose the last commits but never corrupts the file;
             # rows lost that way are re-adopted from the message files' names.
             db.execute("PRAGMA synchronous=NORMAL")
@@ -251,16 +396,132 @@ class Store:
             # TEMP tables hold one row per listed message (POP3 UIDL, recover): a small cache keeps the
             # process's memory the same for any mailbox size; the rest goes to a temporary file.
             db.execute(f"PRAGMA temp.cache_size=-{TEMP_CACHE_KIB}")
-            db.executescript(_SCHEMA)
-            db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-        except sqlite3.DatabaseError:
+            if version > SCHEMA_VERSION:
+                raise _newer_schema(path, version)
+            if version != SCHEMA_VERSION:
+                self.db = db
+                self.migrate()
+        except BaseException:
             db.close()
             raise
         return db
 
+    def migrate(self) -> None:
+        """Create the index or bring its schema to :data:`SCHEMA_VERSION`, in one transaction.
+
+        Idempotent, and only ever run by a writer (readers refuse an index of another version).
+        """
+        db = self.db
+        if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            db.execute("PRAGMA journal_mode=WAL")  # persistent in the file; cannot change inside a transaction
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])
+            if version > SCHEMA_VERSION:
+                raise _newer_schema(self.data_dir / INDEX_FILE, version)
+            if version < SCHEMA_VERSION:  # (another writer may have done it while this one waited)
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
+                           (str(SCHEMA_VERSION),))
+                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+
+    @staticmethod
+    def _open_reader(path: Path, timeout: float) -> sqlite3.Connection:
+        if not path.is_file():
+            raise StoreError(
+                f"There is no mail index at {path} yet",
+                "no account has been synced into this data folder",
+                "the first sync creates it",
+                code=Code.STORE_NOT_READY,
+            )
+        try:
+            # as_uri() percent-encodes: a folder named "a#b" or "50%" must not change the URI's meaning.
+            db = sqlite3.connect(path.absolute().as_uri() + "?mode=ro", uri=True, timeout=timeout,
+                                 isolation_level=None)
+        except sqlite3.Error as exc:
+            raise store_error(exc, path, "opened") from exc
+        try:
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])
+            db.execute("PRAGMA query_only=1")
+        except sqlite3.Error as exc:
+            db.close()
+            if is_damage(exc):
+                raise StoreError(
+                    f"The mail index {path} is damaged ({exc})",
+                    "the file was damaged (a disk error, or another program wrote into it)",
+                    "the next sync sets it aside and rebuilds it from the mail files",
+                    code=Code.STORE_DAMAGED,
+                ) from exc
+            raise store_error(exc, path, "read") from exc
+        if version == 0 and _no_tables(db):  # a file the first sync has only begun to create
+            db.close()
+            raise StoreError(f"The mail index {path} is not ready yet", "the first sync is creating it",
+                             "try again in a moment", code=Code.STORE_NOT_READY)
+        if version != SCHEMA_VERSION:
+            db.close()
+            if version > SCHEMA_VERSION:
+                raise _newer_schema(path, version)
+            raise StoreError(
+                f"The mail index {path} needs upgrading: a sync does that",
+                f"it was written by an older version of deskmail (schema {version}, this one reads {SCHEMA_VERSION})",
+                "sync once; reading works again afterwards",
+                code=Code.STORE_OLD_SCHEMA,
+            )
+        return db
+
+    # --- change signal, snapshots ----------------------------------------------------
+
+    def change_token(self) -> tuple[int, int]:
+        """Equal tokens from this Store = nothing was committed in between, by anyone.
+
+        ``PRAGMA data_version`` moves when another connection commits; this connection's own
+        writes are counted by ``total_changes`` (TEMP tables too: a false "changed" at worst).
+        Costs one pragma (no file I/O beyond the shared-memory header).
+        """
+        return int(self._read("PRAGMA data_version")[0][0]), self.db.total_changes
+
+    def _read(self, sql: str, args: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+        """The rows of a query the façade/GUI asks for: a busy index is a StoreLocked, not an sqlite3 error."""
+        try:
+            return self.db.execute(sql, tuple(args)).fetchall()
+        except sqlite3.OperationalError as exc:
+            raise store_error(exc, self.data_dir / INDEX_FILE, "read") from exc
+
+    def changed_since(self, token: tuple[int, int]) -> bool:
+        return self.change_token() != token
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads in this block see one committed state (e.g. a page and its count); nests as a no-op."""
+        if self.db.in_transaction:
+            yield
+            return
+        try:
+            self.db.execute("BEGIN")
+        except sqlite3.OperationalError as exc:
+            raise store_error(exc, self.data_dir / INDEX_FILE, "read") from exc
+        try:
+            yield
+        finally:
+            if self.db.in_transaction:
+                self.db.execute("COMMIT")  # read-only: ends the snapshot, writes nothing
+
     def close(self) -> None:
         self.db.close()
         self.unlock()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # --- locking -------------------------------------------------------------
 
@@ -306,13 +567,7 @@ class Store:
             except sqlite3.OperationalError as exc:
                 if self.db.in_transaction:
                     self.db.execute("ROLLBACK")
-                full = "full" in str(exc)
-                raise StoreError(
-                    f"The mail index {self.data_dir / 'index.sqlite3'} could not be written ({exc})",
-                    "the disk is full" if full else "the file is locked by another program or read-only",
-                    "free some disk space and sync again; nothing was removed from the server" if full
-                    else "close other programs using the mail store and try again",
-                ) from exc
+                raise store_error(exc, self.data_dir / INDEX_FILE, "written") from exc
         finally:
             if durable:
                 self.db.execute("PRAGMA synchronous=NORMAL")
@@ -326,14 +581,8 @@ class Store:
         return self.maildir(folder.account, folder.path)
 
     def folders(self, account: str) -> list[Folder]:
-        rows = self.db.execute(f"SELECT {_FOLDER_COLS} FROM folders WHERE account=? ORDER BY name", (account,))
+        rows = self._read(f"SELECT {_FOLDER_COLS} FROM folders WHERE account=? ORDER BY name", (account,))
         return [Folder(*r) for r in rows]
-
-    def message_counts(self, account: str) -> dict[int, int]:
-        """Messages per folder id of one account."""
-        rows = self.db.execute("SELECT m.folder_id, COUNT(*) FROM messages m JOIN folders f ON f.id = m.folder_id"
-                               " WHERE f.account=? GROUP BY m.folder_id", (account,))
-        return {int(fid): int(n) for fid, n in rows}
 
     def folder(self, account: str, name: str) -> Folder | None:
         row = self.db.execute(
@@ -587,6 +836,54 @@ class Store:
         key = f"upload-confirmed\t{account}\t{folder}"
         return self.db.execute("SELECT 1 FROM meta WHERE key=?", (key,)).fetchone() is not None
 
+    # --- message files under readers ------------------------------------------------
+
+    def message_path(self, message_id: int) -> Path:
+        """The message file's path as it is now, following a rename made since the row was read."""
+        for path in self._paths(message_id):
+            if path.exists():
+                return path
+        raise self._file_gone(message_id)
+
+    def open_message(self, message_id: int) -> BinaryIO:
+        """The message file, open for reading: once open, a rename (flag change) or move does not matter."""
+        for path in self._paths(message_id):
+            try:
+                return open(path, "rb")
+            except FileNotFoundError:
+                continue
+        raise self._file_gone(message_id)
+
+    def _paths(self, message_id: int) -> Iterator[Path]:
+        """Where the file may be: the row's name, then its unique name in cur/ and new/, again from the row.
+
+        A flag change renames the file first and updates the row after, and another Maildir
+        program may rename it without telling the index: a reader can see the old name either
+        way. The unique part of a name (before ":") never changes.
+        """
+        for _attempt in range(FIND_ATTEMPTS):
+            path = Path(self.get(message_id).path)  # NotFoundError when the row is gone (deleted)
+            yield path
+            unique = path.name.partition(":")[0]
+            root = path.parent.parent
+            for sub in ("cur", "new"):
+                try:
+                    with os.scandir(root / sub) as entries:
+                        found = [e.name for e in entries if e.name == unique or e.name.startswith(unique + ":")]
+                except FileNotFoundError:
+                    continue
+                for name in found:
+                    yield root / sub / name
+            time.sleep(0.01 * (_attempt + 1))  # the writer is between its rename and its commit
+
+    def _file_gone(self, message_id: int) -> NotFoundError:
+        return NotFoundError(
+            f"The file of message {message_id} is missing from the mail folder",
+            "another program removed or moved it",
+            "the next sync downloads it again",
+            code=Code.MESSAGE_FILE_MISSING,
+        )
+
     # --- reading ---------------------------------------------------------------
 
     _SUMMARY_SQL = (
@@ -595,21 +892,71 @@ class Store:
     )
 
     def list_messages(
-        self, account: str | None = None, folder: str | None = None, limit: int = 50
+        self, account: str | None = None, folder: str | None = None, limit: int = 50, *,
+        sort: str = "date", unread_only: bool = False, flagged_only: bool = False,
+        after: MessageSummary | None = None, offset: int = 0,
     ) -> list[MessageSummary]:
-        sql = self._SUMMARY_SQL
-        where, args = [], []
-        if account:
-            where.append("f.account = ?")
-            args.append(account)
-        if folder:
-            where.append("f.name = ?")
-            args.append(folder)
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY m.date DESC, m.id DESC LIMIT ?"
-        rows = self.db.execute(sql, (*args, limit)).fetchall()
-        return [self._summary(r) for r in rows]
+        """One page of messages: ``limit`` of them, in ``sort`` order (:data:`SORTS`), filtered.
+
+        Paging: pass the last message of the previous page as ``after`` (keyset: as fast deep in
+        the list as at its start, and stable while mail arrives), or an ``offset``.
+        """
+        order = SORTS.get(sort)
+        if order is None:
+            raise ValueError(f"unknown sort {sort!r} (one of {', '.join(SORTS)})")
+        where, args = self._filters(account, folder, unread_only, flagged_only)
+        if where is None:
+            return []
+        if after is not None:
+            key, op, _order = order
+            value = getattr(after, _SORT_FIELDS[sort])
+            # Not the row value (key, id) > (?, ?): SQLite uses no index range for that one with a collation.
+            where.append(f"{key} {op}= ? AND ({key} {op} ? OR m.id {op} ?)")
+            args += [value, value, after.id]
+        sql = self._SUMMARY_SQL + (" WHERE " + " AND ".join(where) if where else "") + f" ORDER BY {order[2]}"
+        sql += " LIMIT ? OFFSET ?"
+        return [self._summary(r) for r in self._read(sql, (*args, limit, offset))]
+
+    def count_messages(self, account: str | None = None, folder: str | None = None, *,
+                       unread_only: bool = False, flagged_only: bool = False) -> int:
+        """How many messages :meth:`list_messages` pages through with the same filters."""
+        where, args = self._filters(account, folder, unread_only, flagged_only)
+        if where is None:
+            return 0
+        sql = "SELECT COUNT(*) FROM messages m" + (" WHERE " + " AND ".join(where) if where else "")
+        return int(self._read(sql, args)[0][0])
+
+    def _filters(self, account: str | None, folder: str | None, unread_only: bool,
+                 flagged_only: bool) -> tuple[list[str] | None, list[Any]]:
+        """WHERE terms on ``messages m``; None when no folder matches (nothing to list)."""
+        where: list[str] = []
+        args: list[Any] = []
+        if account or folder:
+            # The folders table is tiny: resolved first, so that one folder is an equality the
+            # (folder_id, key) indexes serve in order.
+            terms = [t for t, v in (("account=?", account), ("name=?", folder)) if v]
+            ids = [int(r[0]) for r in self._read(f"SELECT id FROM folders WHERE {' AND '.join(terms)}",
+                                                 [v for v in (account, folder) if v])]
+            if not ids:
+                return None, []
+            if len(ids) == 1:
+                where.append("m.folder_id = ?")
+                args.append(ids[0])
+            else:
+                # "+": not by the folder_id indexes (each folder apart, then a sort of them all) but
+                # along the date index, skipping other folders' rows.
+                where.append(f"+m.folder_id IN ({','.join('?' * len(ids))})")
+                args += ids
+        if unread_only:
+            where.append("instr(m.flags, '\\Seen') = 0")
+        if flagged_only:
+            where.append("instr(m.flags, '\\Flagged') > 0")
+        return where, args
+
+    def folder_counts(self) -> dict[int, int]:
+        """folder id -> number of messages, for every folder that has any."""
+        rows = self._read("SELECT folder_id, COUNT(*) FROM messages GROUP BY folder_id")
+        return {int(f): int(n) for f, n in rows}
 
     def _summary(self, r: tuple[Any, ...]) -> MessageSummary:
         account, folder, filename, path = str(r[1]), str(r[2]), str(r[11]), str(r[12])
@@ -620,14 +967,14 @@ class Store:
         )
 
     def get(self, message_id: int) -> MessageSummary:
-        row = self.db.execute(self._SUMMARY_SQL + " WHERE m.id=?", (message_id,)).fetchone()
-        if row is None:
+        rows = self._read(self._SUMMARY_SQL + " WHERE m.id=?", (message_id,))
+        if not rows:
             raise NotFoundError(
                 f"There is no message with id {message_id}",
                 "the id is wrong, or the message was deleted",
-                "see `deskmail list` for the ids",
+                "list the messages again to see the current ids",
             )
-        return self._summary(row)
+        return self._summary(rows[0])
 
     def row_by_id(self, message_id: int) -> tuple[Folder, Row]:
         r = self.db.execute(f"SELECT {_ROW_COLS}, folder_id FROM messages WHERE id=?", (message_id,)).fetchone()

@@ -59,14 +59,18 @@ class EarlyConnection:
         """
         self.waiting.wait(timeout=2.0)
         # The thread now waits for its login; reading INBOX's state for it here keeps the
-        # sqlite3 import and the query out of its way.
+        # deskmail.store import and the query out of its way.
         self._read_inbox_state()
 
     def _read_inbox_state(self) -> None:
         """Once, by whichever thread comes first: the caller in let_it_start(), else the connection thread."""
         with self._inbox_lock:
             if not self._inbox_known:
-                self._inbox = inbox_state(self._data_dir, self.account.name) if self._data_dir is not None else None
+                if self._data_dir is not None:
+                    # (deskmail.store: imported by the caller next anyway, so not a cost of its own here)
+                    from deskmail.store import inbox_state
+
+                    self._inbox = inbox_state(self._data_dir, self.account.name)
                 self._inbox_known = True
 
     @classmethod
@@ -132,30 +136,6 @@ class EarlyConnection:
         cm, self._cm = self._cm, None
         if cm is not None:
             cm.__exit__(None, None, None)
-
-
-def inbox_state(data_dir: Path, account: str) -> tuple[int, int] | None:
-    """INBOX's (UIDVALIDITY, HIGHESTMODSEQ) in the index, read without the store lock.
-
-    Only used to ask the server early; the engine builds its SELECT from the row it reads
-    under the lock, and a prefetched answer to a different question is thrown away.
-    """
-    import sqlite3
-
-    path = data_dir / "index.sqlite3"
-    if not path.exists():
-        return None
-    try:
-        # as_uri() percent-encodes: a folder named "a#b" or "50%" must not change the URI's meaning.
-        db = sqlite3.connect(path.absolute().as_uri() + "?mode=ro", uri=True, timeout=1)
-        try:
-            row = db.execute("SELECT uidvalidity, highestmodseq FROM folders WHERE account=? AND name='INBOX'",
-                             (account,)).fetchone()
-        finally:
-            db.close()
-    except sqlite3.Error:
-        return None
-    return (int(row[0]), int(row[1])) if row else None
 
 
 def dial_early(name: str | None) -> dict[str, Dial]:

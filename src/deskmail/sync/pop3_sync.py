@@ -20,9 +20,8 @@ POP3 never uploads. Message files other programs put into the Maildir (mutt, a f
 indexed as local-only messages (UID ``local:<file name>``) so that `deskmail list` shows them.
 
 Memory stays flat however large the mailbox: the listing (UIDL, one line per message) is
-streamed into a TEMP table, and SQL picks the new messages (anti-join with ``pop_seen``) and
-the ones to delete, read page by page or through a cursor; nothing here holds one entry per
-message in Python.
+streamed into a TEMP table, and SQL picks the new messages and the ones to delete
+(:mod:`deskmail.store.pop3`); nothing here holds one entry per message in Python.
 """
 
 from __future__ import annotations
@@ -30,111 +29,31 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import closing
-from typing import Any, NamedTuple
+from typing import Any
 
 from deskmail.model import Account
 from deskmail.protocol.pop3 import Pop3Session
 from deskmail.store import Store
 from deskmail.store.maildir import Maildir, PendingMessage
+from deskmail.store.pop3 import (
+    NewMessage,
+    count_new,
+    doomed_messages,
+    drop_listing,
+    load_listing,
+    mark_partial,
+    mark_seen,
+    new_messages,
+    settled_ops,
+)
 from deskmail.sync.imap_sync import FolderResult, Progress
 
 BATCH_MESSAGES = 200
-PAGE = 256  # new messages fetched from SQL at a time (each page is read whole: no statement stays open)
-
-
-class NewMessage(NamedTuple):
-    number: int  # this session's message number
-    uidl: str
-    partial_id: int | None  # the header-only copy here, replaced by the whole message
-    partial_name: str | None
 
 
 def _option(account: Account, key: str, default: Any) -> Any:
     value = account.options.get(key, default)
     return value if isinstance(value, type(default)) else default
-
-
-# --- the listing in SQL ---------------------------------------------------------------------------
-
-def load_listing(store: Store, entries: Iterable[tuple[int, str]]) -> None:
-    """Replace the TEMP table ``pop_listing`` with (message number, identity) as ``entries`` yields them."""
-    db = store.db
-    # One transaction (a commit per row costs ~15x the whole load), deferred: it writes only TEMP, so
-    # the index is not locked while the listing arrives (one TOP per message without UIDL).
-    with store.transaction(immediate=False):
-        db.execute("DROP TABLE IF EXISTS temp.pop_listing")
-        db.execute("CREATE TEMP TABLE pop_listing (num INTEGER PRIMARY KEY, uidl TEXT NOT NULL)")
-        # A number listed twice (a broken server) keeps its last identity, as a dict would.
-        db.executemany("INSERT OR REPLACE INTO temp.pop_listing (num, uidl) VALUES (?, ?)", entries)
-
-
-def drop_listing(store: Store) -> None:
-    store.db.execute("DROP TABLE IF EXISTS temp.pop_listing")
-
-
-_NEW_SQL = """
-SELECT u.num, u.uidl, m.id, m.filename FROM temp.pop_listing u
-LEFT JOIN messages m ON m.folder_id = :folder AND m.uidvalidity = 0 AND m.uid = u.uidl AND m.partial = 1
-WHERE u.num > :after
-  AND NOT EXISTS (SELECT 1 FROM pop_seen s WHERE s.account = :account AND s.uidl = u.uidl)
-  {extra}
-ORDER BY u.num LIMIT :limit
-"""
-
-
-def new_messages(store: Store, account: str, folder_id: int, *, headers_only: bool = False,
-                 page: int = PAGE) -> Iterator[NewMessage]:
-    """Listed messages never downloaded whole, by number; with ``headers_only``, also not yet here as headers.
-
-    Read a page at a time by number (keyset), so the caller may write between pages: rows it
-    adds to ``pop_seen`` or ``messages`` are below the next page and cannot change it.
-    """
-    sql = _NEW_SQL.format(extra="AND m.id IS NULL" if headers_only else "")
-    after = 0
-    while True:
-        rows = store.db.execute(sql, {"folder": folder_id, "account": account, "after": after,
-                                      "limit": page}).fetchall()
-        for row in rows:
-            yield NewMessage(int(row[0]), str(row[1]), row[2], row[3])
-        if len(rows) < page:
-            return
-        after = int(rows[-1][0])
-
-
-def count_new(store: Store, account: str) -> int:
-    row = store.db.execute(
-        "SELECT COUNT(*) FROM temp.pop_listing u"
-        " WHERE NOT EXISTS (SELECT 1 FROM pop_seen s WHERE s.account = ? AND s.uidl = u.uidl)", (account,),
-    ).fetchone()
-    return int(row[0])
-
-
-def doomed_messages(store: Store, account: str, *, leave: bool, days: int, now: float) -> Iterator[int]:
-    """Message numbers to DELE, ascending: stored here (in ``pop_seen``, i.e. committed) and due by
-    ``leave_on_server``/``delete_after_days``, or deleted here with a pending delete op.
-
-    A UIDL listed twice is never deleted: which of the two messages is stored here is unknowable.
-    """
-    db = store.db
-    has_ops = db.execute("SELECT 1 FROM ops WHERE account = ? AND folder = 'INBOX' AND kind = 'delete' LIMIT 1",
-                         (account,)).fetchone() is not None
-    if leave and not days and not has_ops:
-        return  # the default: nothing can be due, skip the pass over the listing
-    with closing(db.execute(
-        """
-        SELECT u.num FROM temp.pop_listing u
-        WHERE (EXISTS (SELECT 1 FROM pop_seen s WHERE s.account = :account AND s.uidl = u.uidl
-                       AND (:leave = 0 OR (:days != 0 AND :now - s.first_seen > :days * 86400)))
-               OR u.uidl IN (SELECT o.uid FROM ops o
-                             WHERE o.account = :account AND o.folder = 'INBOX' AND o.kind = 'delete'))
-          AND u.uidl NOT IN (SELECT d.uidl FROM temp.pop_listing d GROUP BY d.uidl HAVING COUNT(*) > 1)
-        ORDER BY u.num
-        """,
-        {"account": account, "leave": int(leave), "days": days, "now": now},
-    )) as cursor:
-        for (number,) in cursor:
-            yield int(number)
 
 
 # --- the sync ---------------------------------------------------------------------------------------
@@ -195,20 +114,8 @@ def _settled_ops(store: Store, account: str, *, deleting: bool, into: list[int] 
     move or flag), a delete whose message the server no longer lists, and, when this session sends
     the due DELEs, a delete whose UIDL is listed once. A delete that waits (``--headers-only``, or
     a listing without UIDL) stays journaled for a later sync."""
-    if into is None:
-        return
-    rows = store.db.execute(
-        """
-        SELECT o.id FROM ops o
-        WHERE o.account = :account AND o.folder = 'INBOX' AND (
-            o.kind != 'delete'
-            OR o.uid NOT IN (SELECT uidl FROM temp.pop_listing)
-            OR (:deleting AND o.uid NOT IN (SELECT d.uidl FROM temp.pop_listing d GROUP BY d.uidl
-                                            HAVING COUNT(*) > 1)))
-        """,
-        {"account": account, "deleting": int(deleting)},
-    )
-    into.extend(int(r[0]) for r in rows)
+    if into is not None:
+        into.extend(settled_ops(store, account, deleting=deleting))
 
 
 def _download(account: Account, store: Store, md: Maildir, folder_id: int, pop: Pop3Session,
@@ -240,8 +147,7 @@ def _download(account: Account, store: Store, md: Maildir, folder_id: int, pop: 
                     md.remove(new.partial_name)
                     store.delete_row(new.partial_id)
                 store.insert_message(md, folder_id, 0, uid, name, (), bytes(p.head), p.size)
-                store.db.execute("INSERT OR IGNORE INTO pop_seen (account, uidl, first_seen) VALUES (?,?,?)",
-                                 (account.name, uid, now))
+                mark_seen(store, account.name, uid, now)
         result.new += len(batch)
         if progress:
             progress(account.name, "INBOX", result.new, total, result.bytes)
@@ -276,7 +182,7 @@ def _fetch_headers(store: Store, md: Maildir, folder_id: int, pop: Pop3Session, 
         with store.transaction():
             for (p, _v, uid, _f, _pop), name in zip(batch, names, strict=True):
                 row = store.insert_message(md, folder_id, 0, uid, name, (), bytes(p.head), p.size)
-                store.db.execute("UPDATE messages SET partial=1 WHERE id=?", (row,))
+                mark_partial(store, row)
         fetched += len(batch)
         batch = []
 
