@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from email.message import EmailMessage
 from pathlib import Path
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from deskmail import config, mailbox, setup
 from deskmail.codes import Code
-from deskmail.errors import ConfigError, DeskmailError, UsageError
+from deskmail.errors import ConfigError, DeskmailError, NotFoundError, UsageError
 from deskmail.model import Account, MessageSummary, PasswordSource, Protocol
 from deskmail.secrets import Secret
 
@@ -253,6 +253,12 @@ class Deskmail:
         """False before the first sync: then there is nothing to read (an empty list, not an error)."""
         return self.paths.index_file.is_file()
 
+    def _message_reader(self, message_id: int) -> AbstractContextManager[Store]:
+        if not self._index_exists():
+            raise NotFoundError(f"There is no message with id {message_id}", "nothing has been synced yet",
+                                code=Code.NO_SUCH_MESSAGE)
+        return self._reader()
+
     @contextmanager
     def _reader(self) -> Iterator[Store]:
         """The store for reading: writes nothing, waits for a writer instead of failing."""
@@ -296,14 +302,14 @@ class Deskmail:
             return store.change_token()
 
     def message(self, message_id: int) -> MessageSummary:
-        with self._reader() as store:
+        with self._message_reader(message_id) as store:
             return store.get(message_id)
 
     def read_message(self, message_id: int) -> MessageView:
         """One message's headers, text and attachment list."""
         from deskmail.render import read_message
 
-        with self._reader() as store:
+        with self._message_reader(message_id) as store:
             summary = store.get(message_id)
             # The file's current name: a flag change since the row was read renames it.
             path = store.message_path(message_id)
@@ -311,7 +317,7 @@ class Deskmail:
 
     def raw_message(self, message_id: int) -> bytes:
         """The message exactly as stored."""
-        with self._reader() as store, store.open_message(message_id) as fh:
+        with self._message_reader(message_id) as store, store.open_message(message_id) as fh:
             return fh.read()
 
     def set_flags(self, ids: Sequence[int], *, add: Sequence[str] = (), remove: Sequence[str] = ()) -> int:

@@ -111,6 +111,7 @@ def store_in_keyring(account_name: str, password: str) -> None:
             f"The keyring refused to store the password ({type(exc).__name__})",
             "the keyring is locked or not running",
             _NO_KEYRING_REMEDY,
+            code=Code.NO_KEYRING,
         ) from exc
 
 
@@ -135,6 +136,7 @@ def _from_keyring(account_name: str) -> str:
             "but no usable keyring was found",
             "this machine has no keyring service, or it is not unlocked in this session",
             _NO_KEYRING_REMEDY,
+            code=Code.NO_KEYRING, account=account_name,
         )
     try:
         value = keyring.get_password(KEYRING_SERVICE, account_name)

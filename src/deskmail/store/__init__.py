@@ -973,6 +973,7 @@ class Store:
                 f"There is no message with id {message_id}",
                 "the id is wrong, or the message was deleted",
                 "list the messages again to see the current ids",
+                code=Code.NO_SUCH_MESSAGE,
             )
         return self._summary(rows[0])
 
