@@ -209,7 +209,7 @@ def test_self_signed_certificate(serve: Serve, certs: Certs, closed_port: int) -
     account = make_account(incoming=(imap.port, Security.SSL), ca_file=certs.ca_file, unused_port=closed_port)
     report = diagnose(account)
     expect(report, Code.CERTIFICATE_SELF_SIGNED, text="self-signed", cause="impersonating",
-           remedy="--ca-file")
+           remedy="ca_file")
     assert not any("LOGIN" in line for line in imap.received)
 
 
@@ -251,7 +251,7 @@ def test_untrusted_certificate(serve: Serve, certs: Certs, closed_port: int) -> 
     imap = serve(ImapScript(), tls=certs.good)
     account = make_account(incoming=(imap.port, Security.SSL), unused_port=closed_port)  # no ca_file
     report = diagnose(account)
-    expect(report, Code.CERTIFICATE_UNTRUSTED, text="deskmail doctor test CA", remedy="--ca-file")
+    expect(report, Code.CERTIFICATE_UNTRUSTED, text="deskmail doctor test CA", remedy="ca_file")
 
 
 def test_server_only_speaking_old_tls(serve: Serve, certs: Certs, closed_port: int) -> None:

@@ -62,6 +62,8 @@ CLI_HINTS: dict[str, str] = {
     Code.TLS_HANDSHAKE_FAILED: _DOCTOR,
     Code.TLS_MODE_MISMATCH: _DOCTOR,
     Code.AUTH_FAILED: _DOCTOR,
+    Code.GREETING_REFUSED: _DOCTOR,
+    Code.AUTH_NOT_ENABLED: "add the account again with --smtp-auth, or edit smtp auth_required in accounts.toml",
 }
 
 

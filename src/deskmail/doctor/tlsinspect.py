@@ -263,8 +263,8 @@ class Inspector:
                 Code.CERTIFICATE_SELF_SIGNED,
                 f"The certificate of {where} is self-signed (issued by the server to itself)",
                 "a private or test server, or someone impersonating the server",
-                "if this is your own server, give deskmail its certificate with --ca-file; otherwise do "
-                "not connect. deskmail did not send your password",
+                "if this is your own server, give deskmail its certificate (the account's ca_file setting); "
+                "otherwise do not connect. deskmail did not send your password",
                 data=data,
             )
         issuer = cert.issuer_text if cert is not None else "an unknown issuer"
@@ -275,8 +275,8 @@ class Inspector:
             f"trust ({detail})",
             "the server uses a private certificate authority, or antivirus / a proxy is intercepting "
             "encrypted connections",
-            "if this is your own or your company's server, give deskmail the CA certificate with "
-            "--ca-file; if an antivirus scans mail, turn off its e-mail (SSL) scanning. deskmail did "
+            "if this is your own or your company's server, give deskmail the CA certificate (the "
+            "account's ca_file setting); if an antivirus scans mail, turn off its e-mail (SSL) scanning. deskmail did "
             "not send your password",
             data=data,
         )

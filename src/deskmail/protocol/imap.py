@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from deskmail.codes import Code
 from deskmail.errors import AuthError, ProtocolError, SecurityError, StartTLSUnavailable
 from deskmail.model import Account, Security, ServerSettings, Value
 from deskmail.net.connect import check_plaintext_policy, translate
@@ -183,7 +184,8 @@ class ImapSession:
             raise ProtocolError(
                 f"{self.server.describe()} sent an unusable greeting ({_text(line[:200]).strip()})",
                 "this is not an IMAP server, or it is refusing connections (BYE)",
-                "check the port number; run `deskmail doctor` for a detailed diagnosis",
+                "check the port number; the connection doctor tells what the server speaks",
+                code=Code.GREETING_REFUSED, host=self.server.host, port=self.server.port,
             )
         if greeting.capabilities:
             self._caps = set(greeting.capabilities)

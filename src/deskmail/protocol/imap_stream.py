@@ -372,7 +372,7 @@ def read_responses(
                 raise ProtocolError(
                     f"The IMAP server refused the command: {line.decode('utf-8', 'replace').strip()}",
                     "the folder changed or the server does not support the request",
-                    "sync again; if it keeps failing run `deskmail --debug sync`",
+                    "sync again; if it keeps failing, the protocol log (debug mode) shows the exchange",
                 )
             return
         if not line.startswith(b"* "):

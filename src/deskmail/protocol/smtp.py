@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from email.message import EmailMessage
 from typing import Any
 
+from deskmail.codes import Code
 from deskmail.errors import AuthError, ProtocolError, SendError, StartTLSUnavailable
 from deskmail.model import Account, Security, ServerSettings
 from deskmail.net.connect import check_plaintext_policy, translate
@@ -118,7 +119,8 @@ class SmtpSession:
                 raise AuthError(
                     f"The outgoing server {self.server.host} requires authentication ({exc.smtp_code} {text})",
                     "'My outgoing server (SMTP) requires authentication' is switched off for this account",
-                    "turn outgoing authentication on (deskmail account add ... --smtp-auth)",
+                    "turn outgoing authentication on in the account's settings",
+                    code=Code.AUTH_NOT_ENABLED, host=self.server.host, port=self.server.port,
                 ) from None
             raise SendError(
                 f"The outgoing server refused the sender {sender} ({exc.smtp_code} {text})",

@@ -533,7 +533,7 @@ class Store:
             os.close(fd)
             raise StoreLocked(
                 "Another deskmail process is working on this mail store",
-                "a sync is already running (another window, a cron job, or `sync --watch`)",
+                "a sync is already running (another window, a scheduled job, or a watching sync)",
                 "wait for it to finish, or stop it, then try again",
             ) from None
         self._lock_fd = fd
