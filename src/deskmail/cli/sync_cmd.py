@@ -49,12 +49,16 @@ def _progress_display(enabled: bool) -> tuple[Any, Any]:
     tasks: dict[tuple[str, str], Any] = {}
     lock = threading.Lock()
 
-    def update(account: str, folder: str, done: int, total: int, nbytes: int) -> None:
+    def update(event: Any) -> None:
+        from deskmail.events import MessagesDownloaded
+
+        if not isinstance(event, MessagesDownloaded):
+            return
         with lock:
-            key = (account, folder)
+            key = (event.account, event.folder)
             if key not in tasks:
-                tasks[key] = bar.add_task(f"{account}/{folder}", total=total, received="")
-            bar.update(tasks[key], completed=done, total=total, received=decimal(nbytes))
+                tasks[key] = bar.add_task(f"{event.account}/{event.folder}", total=event.total, received="")
+            bar.update(tasks[key], completed=event.done, total=event.total, received=decimal(event.bytes))
 
     return bar, update
 
@@ -79,6 +83,9 @@ def register(app: typer.Typer) -> None:
         headers_only: Annotated[
             bool, typer.Option("--headers-only", help="POP3: fetch only the headers of new mail (TOP).")
         ] = False,
+        dry_run: Annotated[
+            bool, typer.Option("--dry-run", help="Only show what a sync would do; change nothing.")
+        ] = False,
     ) -> None:
         """Sync mail: IMAP all folders both ways (flags, moves, deletes); POP3 new messages."""
 
@@ -92,10 +99,10 @@ def register(app: typer.Typer) -> None:
 
         # Log in and list the folders while the store is opened (see sync.early); not for --watch,
         # which keeps connections of its own.
-        early = {} if watch else EarlyConnection.start_for(targets, paths.data_dir)
+        early = {} if watch or dry_run else EarlyConnection.start_for(targets, paths.data_dir)
         try:
-            run = _sync_locked(targets, paths.data_dir, early, folder, json_out, quiet, watch, interval,
-                               notify_command, redownload, headers_only)
+            run = _sync_locked(targets, paths.data_dir, early, folder, json_out, quiet, watch and not dry_run,
+                               interval, notify_command, redownload, headers_only, dry_run)
         finally:
             for connection in early.values():
                 connection.close()
@@ -103,6 +110,9 @@ def register(app: typer.Typer) -> None:
             return
         if json_out:
             sys.stdout.write(__import__("json").dumps(run.to_dict(), indent=2) + "\n")
+        elif dry_run:
+            for line in run.plan_lines():
+                out.print(line, highlight=False, markup=False)
         elif not quiet:
             for line in run.summary_lines():
                 out.print(line, highlight=False)
@@ -114,7 +124,7 @@ def register(app: typer.Typer) -> None:
 
     def _sync_locked(targets: list[Account], data_dir: Path, early: dict[str, EarlyConnection],
                      folder: list[str] | None, json_out: bool, quiet: bool, watch: bool, interval: float,
-                     notify_command: str, redownload: bool, headers_only: bool) -> SyncRun | None:
+                     notify_command: str, redownload: bool, headers_only: bool, dry_run: bool) -> SyncRun | None:
         from deskmail.cli.main import _warn_plaintext
 
         lock = _store(data_dir)
@@ -128,14 +138,15 @@ def register(app: typer.Typer) -> None:
             if watch:
                 _watch(targets, data_dir, folder, interval, notify_command)
                 return None
-            bar, update = _progress_display(not (quiet or json_out) and sys.stderr.isatty())
+            bar, update = _progress_display(not (quiet or json_out or dry_run) and sys.stderr.isatty())
             if bar:
                 bar.start()
             try:
                 from deskmail.sync.runner import sync_accounts
 
                 return sync_accounts(targets, data_dir, folders=folder, redownload=redownload,
-                                     headers_only=headers_only, progress=update, early=early)
+                                     headers_only=headers_only, dry_run=dry_run, early=early,
+                                     **({"listener": update} if update else {}))
             finally:
                 if bar:
                     bar.stop()
