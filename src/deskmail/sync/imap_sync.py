@@ -116,6 +116,7 @@ from deskmail.sync.plan import (
     ResumeUploads,
     ServerState,
     UnkeptKeywords,
+    UploadThere,
     merge_flags,
     plan_folder,
 )
@@ -607,7 +608,7 @@ class ImapSync:
             result.notes.append(note)
             with self.store.transaction():
                 self.store.log(account, folder.name, note)
-        elif isinstance(action, Upload):
+        elif isinstance(action, UploadThere):
             before = result.uploaded
             run.waiting |= self._upload(folder, run.md, run.status.uidvalidity, run.status.uidnext,
                                         list(action.names), run.journaled, result, run.unknown)

@@ -241,7 +241,7 @@ class Download:
 
 
 @dataclass(frozen=True, slots=True)
-class Upload:
+class UploadThere:
     names: tuple[str, ...]  # files saved here, new to the server
     confirmed: bool = False  # a confirmation for a mass upload was used (it counts once)
 
@@ -327,7 +327,8 @@ class Pop3Delete:
 
 
 Action = (Recover | Rekey | DropOp | DeleteThere | MoveThere | ForgetMissing | ExpungeHere | LogConflicts
-          | PullFlags | PushFlags | UnkeptKeywords | ResumeUploads | Download | Upload | HoldUploads | Checkpoint
+          | PullFlags | PushFlags | UnkeptKeywords | ResumeUploads | Download | UploadThere | HoldUploads
+          | Checkpoint
           | CreateFolder | RenameHere | QuarantineFolder | Redownload | Pop3Download | Pop3Delete)
 
 
@@ -435,7 +436,7 @@ def plan_folder(local: LocalState, server: ServerState) -> list[Action]:
         actions.append(HoldUploads(len(fresh)))
         fresh, waiting = (), True
     if fresh or local.appends:
-        actions.append(Upload(fresh, local.upload_confirmed))
+        actions.append(UploadThere(fresh, local.upload_confirmed))
 
     quiet = local.clean and not actions and server.uidnext == local.uidnext
     actions.append(Checkpoint(server.uidvalidity, server.uidnext, server.highestmodseq, quiet=quiet,
@@ -458,7 +459,7 @@ def describe(action: Action) -> str:
 __all__ = [
     "MASS_UPLOAD", "Action", "Checkpoint", "CreateFolder", "DeleteThere", "Download", "DropOp", "ExpungeHere",
     "FlagChange", "Flags", "ForgetMissing", "HoldUploads", "JournalOp", "LocalMessage", "LocalState", "LogConflicts",
-    "MoveThere", "Pop3Delete", "Pop3Download", "PullFlags", "PushFlags", "QuarantineFolder", "Recover", "Redownload", "Rekey", "RenameHere",
-    "ResumeUploads", "ServerState", "UnkeptKeywords", "Upload", "describe", "is_keyword", "kept", "merge_flags",
-    "plan_folder",
+    "MoveThere", "Pop3Delete", "Pop3Download", "PullFlags", "PushFlags", "QuarantineFolder", "Recover",
+    "Redownload", "Rekey", "RenameHere", "ResumeUploads", "ServerState", "UnkeptKeywords", "UploadThere",
+    "describe", "is_keyword", "kept", "merge_flags", "plan_folder",
 ]

@@ -171,8 +171,8 @@ def _dry_run(account: Account, store: Store, pop: Pop3Session, headers_only: boo
         load_listing(store, listing)
         result.plan.append(Pop3Download(count_new(store, account.name), headers_only))
         if folder is not None and not headers_only:
-            doomed = sum(1 for _ in doomed_messages(store, account.name, leave=_option(account, "leave_on_server", True),
-                                                     days=_option(account, "delete_after_days", 0), now=time.time()))
+            leave, days = _option(account, "leave_on_server", True), _option(account, "delete_after_days", 0)
+            doomed = sum(1 for _ in doomed_messages(store, account.name, leave=leave, days=days, now=time.time()))
             if doomed:
                 result.plan.append(Pop3Delete(doomed))
     finally:
