@@ -382,7 +382,8 @@ class ImapSync:
         while True:
             actions = plan_folder(run.local, run.server)
             if self.dry_run:
-                result.plan.extend(actions)
+                if any(not isinstance(a, Checkpoint) for a in actions):  # a lone checkpoint is bookkeeping
+                    result.plan.extend(actions)
                 return result
             for action in actions:
                 self.cancel.check()  # between actions: each one left the store consistent and durable

@@ -1,0 +1,296 @@
+"""The sync engine as a library against the real Dovecot: flags agreed only after the server accepted
+them, keywords and PERMANENTFLAGS, the dry run, typed events, and cancellation at random moments."""
+
+from __future__ import annotations
+
+import collections
+import json
+import random
+import re
+import socket
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from helpers import Home, RewritingProxy
+from test_sync import acct, db, local, maildir_files, msg, server, sync
+
+pytestmark = pytest.mark.servers
+__all__ = ["acct"]  # the fixture, imported for this module's tests
+
+
+def add_plain_account(home: Home, sandbox: Any, user: Any, port: int) -> None:
+    """An IMAP account without TLS (loopback only) so that a proxy can read and cut the commands."""
+    proc = home.run("account", "add", "--email", user.email, "--name", "a", "--imap-host", "127.0.0.1",
+                    "--imap-port", str(port), "--imap-security", "none", "--allow-plaintext-password",
+                    "--smtp-host", sandbox.host, "--smtp-port", str(sandbox.submission_port),
+                    "--ca-file", str(sandbox.ca_file), "--password-env", "DM_PW", "--no-verify")
+    assert proc.returncode == 0, proc.stderr
+
+
+class StoreCutter(RewritingProxy):
+    """Drops the connection (both ways) when the client sends a flag-setting UID STORE."""
+
+    def __init__(self, upstream: tuple[str, int], **kw: Any) -> None:
+        self.cut = 0
+        super().__init__(upstream, **kw)
+
+    def _pump_up(self, client: socket.socket, server: socket.socket) -> None:
+        try:
+            while data := client.recv(65536):
+                self.client_bytes += data
+                if re.search(rb"UID STORE [\d:,]+ FLAGS", data):
+                    self.cut += 1
+                    for sock in (client, server):
+                        sock.shutdown(socket.SHUT_RDWR)
+                        sock.close()
+                    return
+                server.sendall(data)
+        except OSError:
+            pass
+        finally:
+            server.close()
+
+
+def in_process(home: Home, monkeypatch: pytest.MonkeyPatch, **kw: Any) -> Any:
+    """``sync_accounts`` for every account of ``home``, in this process."""
+    from deskmail import config
+    from deskmail.sync.runner import sync_accounts
+
+    monkeypatch.setenv("DESKMAIL_HOME", str(home.root))
+    for key, value in home.env.items():
+        monkeypatch.setenv(key, value)
+    return sync_accounts(list(config.load_accounts().values()), config.paths().data_dir, **kw)
+
+
+def row_id(home: Home, message_id: str) -> int:
+    return int(db(home).execute("SELECT id FROM messages WHERE message_id=?", (message_id,)).fetchone()[0])
+
+
+def test_flag_change_cut_at_the_store_is_sent_by_the_next_sync(sandbox: Any, mail_user: Any, tmp_path: Path) -> None:
+    """A STORE the connection lost is not recorded as agreed: the next sync sends it (the bug: it was
+    recorded before the STORE, and never sent again)."""
+    email = mail_user.email
+    proxy = StoreCutter((sandbox.host, sandbox.imap_port))
+    home = Home(tmp_path / "home", env={"DM_PW": mail_user.password})
+    try:
+        add_plain_account(home, sandbox, mail_user, proxy.port)
+        sandbox.fill_maildir(email, [msg(i, email) for i in range(1, 4)])
+        sync(home)
+        assert home.run("flag", str(row_id(home, "<m2-2000@example.test>")), "--set", "flagged").returncode == 0
+        proc = home.run("sync", "--json")
+        assert proxy.cut == 1
+        assert proc.returncode != 0 or "not synced" in proc.stdout, proc.stdout + proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert server(sandbox, email)["<m2-2000@example.test>"] == ""  # the STORE never reached the server
+        synced = db(home).execute("SELECT flags, synced_flags FROM messages WHERE message_id=?",
+                                  ("<m2-2000@example.test>",)).fetchone()
+        assert synced == ("\\Flagged", ""), synced  # set here, not agreed
+    finally:
+        proxy.close()
+    cfg = home.root / "config" / "accounts.toml"
+    cfg.write_text(cfg.read_text().replace(f"port = {proxy.port}", f"port = {sandbox.imap_port}"))
+    report = sync(home)
+    assert sum(f["flags_pushed"] for f in report["a"]["folders"]) == 1
+    assert server(sandbox, email)["<m2-2000@example.test>"] == "\\Flagged"
+    assert local(home)["<m2-2000@example.test>"][0] == "\\Flagged"
+    report = sync(home)
+    assert all(f["flags_pushed"] == f["flags_pulled"] == 0 for f in report["a"]["folders"])
+
+
+def test_keywords_reach_the_server_unless_it_does_not_keep_them(sandbox: Any, mail_user: Any,
+                                                                 tmp_path: Path) -> None:
+    email = mail_user.email
+    # First through a proxy that takes \* out of PERMANENTFLAGS: the server then keeps no keywords.
+    proxy = RewritingProxy((sandbox.host, sandbox.imap_port),
+                           rewrite=(re.compile(rb"(\[PERMANENTFLAGS \([^)]*?) ?\\\*\)"), rb"\1)"))
+    home = Home(tmp_path / "home", env={"DM_PW": mail_user.password})
+    try:
+        add_plain_account(home, sandbox, mail_user, proxy.port)
+        sandbox.fill_maildir(email, [msg(i, email) for i in range(1, 3)])
+        sync(home)
+        rid = row_id(home, "<m1-2000@example.test>")
+        # A keyword-only change leaves the file name as it is; with \Seen the folder is seen as changed.
+        assert home.run("flag", str(rid), "--set", "$Label1", "--set", "seen").returncode == 0
+        report = sync(home)
+        notes = [n for f in report["a"]["folders"] for n in f["notes"]]
+        assert any("$Label1" in n and "does not keep" in n for n in notes), notes
+        assert server(sandbox, email)["<m1-2000@example.test>"] == "\\Seen"  # the rest was sent
+        flags, synced = db(home).execute("SELECT flags, synced_flags FROM messages WHERE id=?", (rid,)).fetchone()
+        assert (flags, synced) == ("$Label1 \\Seen", "\\Seen")  # kept here, not recorded as agreed
+    finally:
+        proxy.close()
+    # Straight to Dovecot (PERMANENTFLAGS has \*): the keyword is sent.
+    cfg = home.root / "config" / "accounts.toml"
+    cfg.write_text(cfg.read_text().replace(f"port = {proxy.port}", f"port = {sandbox.imap_port}"))
+    db(home).execute("UPDATE folders SET local_mtime=0").connection.commit()  # look at the files again
+    report = sync(home)
+    assert server(sandbox, email)["<m1-2000@example.test>"] == "$Label1 \\Seen"
+    assert not [n for f in report["a"]["folders"] for n in f["notes"]]
+    assert db(home).execute("SELECT synced_flags FROM messages WHERE id=?", (rid,)).fetchone()[0] == "$Label1 \\Seen"
+
+
+def snapshot(home: Home) -> tuple[object, ...]:
+    con = sqlite3.connect(home.root / "data" / "index.sqlite3")
+    tables = tuple(con.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall() for t in ("messages", "folders", "ops"))
+    journal = con.execute("SELECT COUNT(*) FROM journal").fetchone()
+    files = sorted(str(p.relative_to(home.root)) for p in (home.root / "data" / "mail").rglob("*"))
+    return tables, journal, files
+
+
+def test_dry_run_plans_and_changes_nothing(sandbox: Any, acct: Home) -> None:
+    email = acct.user.email  # type: ignore[attr-defined]
+    sandbox.fill_maildir(email, [msg(i, email) for i in range(1, 4)])
+    sync(acct)
+    assert acct.run("flag", str(row_id(acct, "<m2-2000@example.test>")), "--set", "answered").returncode == 0
+    sandbox.fill_maildir(email, [msg(9, email)])
+    sandbox.doveadm("flags", "add", "-u", email, "\\Flagged", "mailbox", "INBOX", "uid", "1")
+    before, server_before = snapshot(acct), server(sandbox, email)
+
+    proc = acct.run("sync", "--dry-run", "--json")
+    assert proc.returncode == 0, proc.stderr
+    plans = json.loads(proc.stdout)["a"]["plans"]["INBOX"]
+    kinds = [p["action"] for p in plans]
+    assert {"PullFlags", "PushFlags", "Download", "Checkpoint"} <= set(kinds), plans
+    assert any("\\Answered" in p["description"] for p in plans if p["action"] == "PushFlags")
+    text = acct.run("sync", "--dry-run")
+    assert text.returncode == 0 and "set flags \\Answered on the server for UID 2" in text.stdout, text.stdout
+    assert snapshot(acct) == before
+    assert server(sandbox, email) == server_before
+
+    report = sync(acct)
+    inbox = next(f for f in report["a"]["folders"] if f["folder"] == "INBOX")
+    assert (inbox["new"], inbox["flags_pushed"], inbox["flags_pulled"]) == (1, 1, 1)
+    assert server(sandbox, email)["<m2-2000@example.test>"] == "\\Answered"
+    assert local(acct)["<m1-2000@example.test>"][0] == "\\Flagged"
+    again = acct.run("sync", "--dry-run", "--json")
+    assert "plans" not in json.loads(again.stdout)["a"]  # nothing left to do
+
+
+def test_events_of_a_sync(sandbox: Any, acct: Home, monkeypatch: pytest.MonkeyPatch) -> None:
+    from deskmail import events
+
+    email = acct.user.email  # type: ignore[attr-defined]
+    sandbox.fill_maildir(email, [msg(i, email) for i in range(1, 31)])
+    monkeypatch.setattr("deskmail.sync.imap_sync.BATCH_MESSAGES", 10)
+    seen: list[events.Event] = []
+    run = in_process(acct, monkeypatch, listener=seen.append)
+    assert not run.failures
+    inbox = [e for e in seen if getattr(e, "folder", "") == "INBOX"]
+    assert isinstance(inbox[0], events.FolderStarted) and isinstance(inbox[-1], events.FolderFinished)
+    downloads = [e for e in inbox if isinstance(e, events.MessagesDownloaded)]
+    assert [e.done for e in downloads] == [10, 20, 30] and downloads[-1].bytes > 30 * 2000
+    assert inbox[-1].new == 30
+    assert seen[-1] == events.AccountFinished("a")
+    assert sum(isinstance(e, events.FolderStarted) for e in seen) == len(run.results["a"])
+
+    rid = row_id(acct, "<m3-2000@example.test>")
+    assert acct.run("flag", str(rid), "--set", "seen").returncode == 0
+    assert acct.run("delete", "--expunge", str(row_id(acct, "<m4-2000@example.test>"))).returncode == 0
+    sandbox.doveadm("expunge", "-u", email, "mailbox", "INBOX", "uid", "5")
+    seen.clear()
+    in_process(acct, monkeypatch, listener=seen.append)
+    assert events.FlagsPushed("a", "INBOX", 1) in seen
+    assert events.Deleted("a", "INBOX", 1, here=False) in seen
+    assert events.Deleted("a", "INBOX", 1, here=True) in seen
+
+
+def server_ids(sandbox: Any, email: str, folder: str) -> list[str]:
+    proc = sandbox.doveadm("-f", "tab", "fetch", "-u", email, "hdr.message-id", "mailbox", folder)
+    return sorted(line.strip() for line in proc.stdout.splitlines()[1:] if line.strip())
+
+
+def assert_consistent(home: Home) -> None:
+    """What must hold whenever a sync stopped: no temporary files, every index row has its file and every
+    file its row (except the message saved here and not yet uploaded), no duplicate in a folder."""
+    con = db(home)
+    root = home.root / "data" / "mail" / "a"
+    for fid, path in con.execute("SELECT id, path FROM folders").fetchall():
+        md = root / path
+        if not md.exists():
+            continue
+        assert not list((md / "tmp").iterdir()), f"temporary files left in {md}"
+        names = {p.name for p in (md / "cur").iterdir()}
+        rows = con.execute("SELECT filename, message_id FROM messages WHERE folder_id=?", (fid,)).fetchall()
+        indexed = {r[0] for r in rows}
+        assert indexed <= names, f"rows without files in {path}: {indexed - names}"
+        assert {n for n in names - indexed if not n.startswith("1700000090.R1.mutt")} == set(), path
+        counts = collections.Counter(r[1] for r in rows)
+        assert max(counts.values(), default=1) == 1, f"duplicates in {path}: {counts.most_common(2)}"
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_cancel_at_random_moments_then_a_full_sync(sandbox: Any, acct: Home, monkeypatch: pytest.MonkeyPatch,
+                                                   seed: int) -> None:
+    from deskmail import events
+    from deskmail.errors import Cancelled
+
+    rnd = random.Random(seed)
+    email = acct.user.email  # type: ignore[attr-defined]
+    sandbox.doveadm("mailbox", "create", "-u", email, "Work")
+    sandbox.fill_maildir(email, [msg(i, email) for i in range(1, 151)])
+    sandbox.fill_maildir(email, [msg(i, email) for i in range(200, 300)], folder="Work")
+    sandbox.fill_maildir(email, [msg(i, email) for i in range(400, 440)], folder="Archive")
+    sync(acct)
+    # Changes on both sides: flags here and there, a move and an upload pending, new mail.
+    for i in rnd.sample(range(1, 151), 12):
+        assert acct.run("flag", str(row_id(acct, f"<m{i}-2000@example.test>")), "--set", "flagged").returncode == 0
+    for i in rnd.sample(range(200, 300), 8):
+        sandbox.doveadm("flags", "add", "-u", email, "\\Seen", "mailbox", "Work", "header", "Message-ID",
+                        f"<m{i}-2000@example.test>")
+    moved = next(i for i in range(1, 151) if local(acct)[f"<m{i}-2000@example.test>"][0] == "")
+    assert acct.run("move", str(row_id(acct, f"<m{moved}-2000@example.test>")), "--to", "Archive").returncode == 0
+    upload = msg(999, email, subject="saved here")
+    (acct.root / "data" / "mail" / "a" / "cur" / "1700000090.R1.mutt:2,S").write_bytes(upload)
+    sandbox.fill_maildir(email, [msg(i, email) for i in range(500, 620)])
+    sandbox.fill_maildir(email, [msg(i, email) for i in range(700, 760)], folder="Work")
+    monkeypatch.setattr("deskmail.sync.imap_sync.BATCH_MESSAGES", 25)
+
+    cancelled = 0
+    for k in sorted(rnd.sample(range(1, 40), 6)):
+        token = events.CancelToken()
+        count = [0]
+
+        def listener(event: events.Event, token: events.CancelToken = token, count: list[int] = count,
+                     k: int = k) -> None:
+            count[0] += 1
+            if count[0] == k:
+                token.cancel()
+
+        run = in_process(acct, monkeypatch, listener=listener, cancel=token)
+        if "a" in run.failures:
+            assert isinstance(run.failures["a"], Cancelled), run.failures
+            cancelled += 1
+        assert_consistent(acct)
+    # ... and from another thread, at a random time.
+    for delay in (rnd.uniform(0.0, 0.3), rnd.uniform(0.0, 0.3)):
+        token = events.CancelToken()
+        timer = threading.Timer(delay, token.cancel)
+        timer.start()
+        run = in_process(acct, monkeypatch, cancel=token)
+        timer.join()
+        assert not run.failures or isinstance(run.failures["a"], Cancelled)
+        cancelled += "a" in run.failures
+        assert_consistent(acct)
+    assert cancelled >= 3  # the early k always stop the sync
+
+    run = in_process(acct, monkeypatch)
+    assert not run.failures, run.failures
+    assert_consistent(acct)
+    for folder in ("INBOX", "Work", "Archive"):
+        theirs = server_ids(sandbox, email, folder)
+        assert len(theirs) == len(set(theirs)), f"duplicates on the server in {folder}"
+        mine = sorted(local(acct, folder))
+        assert mine == theirs, folder
+        flags_there = server(sandbox, email, folder)
+        assert {m: f for m, (f, _n) in local(acct, folder).items()} == flags_there, folder
+    inbox = server_ids(sandbox, email, "INBOX")
+    assert f"<m{moved}-2000@example.test>" in server_ids(sandbox, email, "Archive")
+    assert f"<m{moved}-2000@example.test>" not in inbox
+    assert "<m999-2000@example.test>" in inbox and len(inbox) == 150 - 1 + 120 + 1
+    assert len(server_ids(sandbox, email, "Work")) == 160
+    assert not db(acct).execute("SELECT * FROM ops").fetchall()
+    assert len(maildir_files(acct)) == len(inbox)
