@@ -145,8 +145,7 @@ def register(app: typer.Typer) -> None:
                 from deskmail.sync.runner import sync_accounts
 
                 return sync_accounts(targets, data_dir, folders=folder, redownload=redownload,
-                                     headers_only=headers_only, dry_run=dry_run, early=early,
-                                     **({"listener": update} if update else {}))
+                                     headers_only=headers_only, listener=update, dry_run=dry_run, early=early)
             finally:
                 if bar:
                     bar.stop()

@@ -25,11 +25,7 @@ def sync_account(
 ) -> list[FolderResult]:
     """Sync one account; ``listener`` hears the typed events, ``cancel`` stops it at a safe point
     (raising :class:`deskmail.errors.Cancelled`); ``dry_run`` plans only (each result's ``plan``)."""
-    from deskmail import events
     from deskmail.model import Protocol
-
-    listener = listener or events.ignore
-    cancel = cancel or events.NEVER
 
     if account.incoming.protocol is Protocol.POP3:
         from deskmail.protocol.pop3 import open_pop3

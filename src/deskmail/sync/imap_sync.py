@@ -68,58 +68,28 @@ import time
 from collections.abc import Callable
 from contextlib import nullcontext
 
-from deskmail import events
 from deskmail.errors import ProtocolError, StoreError
-from deskmail.events import (
-    AccountFinished,
-    CancelToken,
-    Deleted,
-    FlagsPulled,
-    FlagsPushed,
-    FolderFailed,
-    FolderFinished,
-    FolderStarted,
-    Listener,
-    MessagesDownloaded,
-    Uploaded,
-)
 from deskmail.model import Account
 from deskmail.protocol.imap import FolderStatus, ImapSession, qresync_params, quote_string
 from deskmail.protocol.imap_stream import FetchItem, compress_uids, parse_uid_set
 from deskmail.store import Folder, Op, Row, Store, read_header_info
 from deskmail.store.maildir import Maildir, PendingMessage, Upload, info_to_flags, release_freed_memory, server_key
-from deskmail.sync.plan import (
-    MASS_UPLOAD,
-    Action,
-    Checkpoint,
-    CreateFolder,
-    DeleteThere,
-    Download,
-    DropOp,
-    ExpungeHere,
-    FlagChange,
-    ForgetMissing,
-    HoldUploads,
-    JournalOp,
-    LocalMessage,
-    LocalState,
-    LogConflicts,
-    Mode,
-    MoveThere,
-    PullFlags,
-    PushFlags,
-    QuarantineFolder,
-    Recover,
-    Redownload,
-    Rekey,
-    RenameHere,
-    ResumeUploads,
-    ServerState,
-    UnkeptKeywords,
-    UploadThere,
-    merge_flags,
-    plan_folder,
-)
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing; mypy reads it as True
+if TYPE_CHECKING:
+    from deskmail.events import CancelToken, Listener
+    from deskmail.sync.plan import (
+        Action,
+        DeleteThere,
+        Download,
+        ExpungeHere,
+        FlagChange,
+        LocalState,
+        Mode,
+        MoveThere,
+        PushFlags,
+        ServerState,
+    )
 
 BATCH_MESSAGES = 500
 BATCH_BYTES = 32 * 1024 * 1024
@@ -190,13 +160,15 @@ class ImapSync:
         store: Store,
         session: ImapSession,
         *,
-        listener: Listener = events.ignore,
-        cancel: CancelToken = events.NEVER,
+        listener: Listener | None = None,
+        cancel: CancelToken | None = None,
         folders: list[str] | None = None,
         redownload: bool = False,
         dry_run: bool = False,
     ) -> None:
         self.redownload = redownload
+        # deskmail.events is imported only when someone listens or may cancel (~13 ms of start-up:
+        # its dataclasses): the quiet no-change sync needs neither.
         self.listener = listener
         self.cancel = cancel
         self.dry_run = dry_run  # gather and plan only: nothing written here or on the server
@@ -214,6 +186,11 @@ class ImapSync:
         self.uidplus = "UIDPLUS" in caps
         self.folder_notes: dict[str, list[str]] = {}  # said by reconcile_folders, shown with the folder's result
         self.unsynced: list[FolderResult] = []  # folders made here that the server refused to create
+
+    def _check(self) -> None:
+        """A safe point: stop here (raising Cancelled) if the caller asked."""
+        if self.cancel is not None:
+            self.cancel.check()
 
     # --- folders -------------------------------------------------------------
 
@@ -266,6 +243,8 @@ class ImapSync:
     def _plan_folders(self, server: dict[str, tuple[tuple[str, ...], str]], known: dict[str, Folder],
                       gone: list[Folder]) -> list[Folder]:
         """Dry run of the folder reconciliation: its actions into ``folder_plans``; the folders to plan."""
+        from deskmail.sync.plan import CreateFolder, QuarantineFolder, RenameHere
+
         for folder_name, (flags, _delim) in server.items():
             if "\\Noselect" in flags or "\\NonExistent" in flags or folder_name in known:
                 continue
@@ -320,6 +299,8 @@ class ImapSync:
             if folder.casefold() in taken:
                 continue  # on the server under this name already (another directory is its copy here)
             if self.dry_run:
+                from deskmail.sync.plan import CreateFolder
+
                 self.folder_plans.setdefault(folder, []).append(CreateFolder(folder, there=True))
                 continue
             try:
@@ -374,8 +355,13 @@ class ImapSync:
     # --- one folder: gather, plan, apply -----------------------------------------
 
     def sync_folder(self, folder: Folder) -> FolderResult:
+        from deskmail.sync.plan import Checkpoint, Rekey, plan_folder
+
         result = FolderResult(self.account.name, folder.name, notes=self.folder_notes.pop(folder.name, None))
-        self.listener(FolderStarted(self.account.name, folder.name))
+        if self.listener is not None:
+            from deskmail.events import FolderStarted
+
+            self.listener(FolderStarted(self.account.name, folder.name))
         run = self._gather(folder, result)
         if run is None:
             return result
@@ -386,7 +372,7 @@ class ImapSync:
                     result.plan.extend(actions)
                 return result
             for action in actions:
-                self.cancel.check()  # between actions: each one left the store consistent and durable
+                self._check()  # between actions: each one left the store consistent and durable
                 self._apply(action, run)
             if not any(isinstance(a, Rekey) for a in actions):
                 return result
@@ -398,6 +384,8 @@ class ImapSync:
         md = self.store.folder_maildir(folder)
         if folder.uidvalidity and not md.exists() and self.redownload:
             if self.dry_run:
+                from deskmail.sync.plan import Redownload
+
                 result.plan.append(Redownload(folder.name))
                 return None
             with self.store.transaction():
@@ -448,6 +436,9 @@ class ImapSync:
                 "nothing was changed here; ask the provider, or remove the folder's local copy and "
                 "sync with --redownload once the server is consistent",
             )
+        # Imported here, past the no-change exit above: most folders of most syncs never get this far.
+        from deskmail.sync.plan import JournalOp, LocalMessage, LocalState, ServerState
+
         rows: dict[str, Row] | None = None
         local_flags: dict[str, frozenset[str]] = {}
         missing: set[str] = set()
@@ -502,8 +493,8 @@ class ImapSync:
                                  remote, vanished, status.permanentflags)
         run.local = LocalState(
             folder.uidvalidity, folder.uidnext, folder.highestmodseq,
-            {uid: LocalMessage(r.uidvalidity, local_flags.get(uid, _fs(r.flags)), _fs(r.synced_flags),
-                               uid in missing) for uid, r in rows.items()},
+            {uid: LocalMessage(r.uidvalidity, local_flags[uid] if uid in local_flags else _fs(r.flags),
+                               _fs(r.synced_flags), uid in missing) for uid, r in rows.items()},
             clean=clean, known_max=known_max,
             ops=tuple(JournalOp(op.id, "move" if op.kind == "move" else "delete", op.uidvalidity, op.uid, op.target)
                       for op in ops),
@@ -515,6 +506,8 @@ class ImapSync:
 
     def _regather(self, run: _FolderRun) -> _FolderRun:
         """After a UIDVALIDITY re-match: every row again, and the server's full listing."""
+        from deskmail.sync.plan import LocalMessage, LocalState, ServerState
+
         folder = self.store.folder(self.account.name, run.folder.name) or run.folder
         rows = self.store.rows(folder.id)
         status = run.status
@@ -557,6 +550,26 @@ class ImapSync:
     # --- the executor ----------------------------------------------------------------
 
     def _apply(self, action: Action, run: _FolderRun) -> None:
+        from deskmail.sync.plan import (
+            MASS_UPLOAD,
+            Checkpoint,
+            DeleteThere,
+            Download,
+            DropOp,
+            ExpungeHere,
+            ForgetMissing,
+            HoldUploads,
+            LogConflicts,
+            MoveThere,
+            PullFlags,
+            PushFlags,
+            Recover,
+            Rekey,
+            ResumeUploads,
+            UnkeptKeywords,
+            UploadThere,
+        )
+
         account, folder, result = self.account.name, run.folder, run.result
         if isinstance(action, Recover):
             self.store.recover_unknown(folder, {run.status.uidvalidity, folder.uidvalidity} - {0})
@@ -588,7 +601,9 @@ class ImapSync:
             with self.store.transaction():
                 for c, synced in zip(action.changes, action.synced, strict=True):
                     self._set_local_flags(run, c, synced)
-            if result.flags_pulled > pulled:
+            if result.flags_pulled > pulled and self.listener is not None:
+                from deskmail.events import FlagsPulled
+
                 self.listener(FlagsPulled(account, folder.name, result.flags_pulled - pulled))
         elif isinstance(action, PushFlags):
             self._push_flags(action, run)
@@ -604,7 +619,7 @@ class ImapSync:
         elif isinstance(action, Download):
             self._download_action(action, run)
         elif isinstance(action, HoldUploads):
-            note = (f"{action.count} messages in {folder.name} are only here, more than {MASS_UPLOAD} at once: "
+            note = (f"{action.total} messages in {folder.name} are only here, more than {MASS_UPLOAD} at once: "
                     f"not uploaded; run `deskmail folders --upload {folder.name!r}` and sync to upload them")
             result.notes.append(note)
             with self.store.transaction():
@@ -616,7 +631,9 @@ class ImapSync:
             if action.confirmed:
                 with self.store.transaction():
                     self.store.confirm_upload(account, folder.name, False)  # a yes counts once
-            if result.uploaded > before:
+            if result.uploaded > before and self.listener is not None:
+                from deskmail.events import Uploaded
+
                 self.listener(Uploaded(account, folder.name, result.uploaded - before))
         elif isinstance(action, Checkpoint):
             if action.quiet:
@@ -633,6 +650,8 @@ class ImapSync:
             raise AssertionError(f"not a folder action: {action!r}")
 
     def _apply_op(self, action: DeleteThere | MoveThere, run: _FolderRun) -> None:
+        from deskmail.sync.plan import MoveThere
+
         op, result = action.op, run.result
         if isinstance(action, MoveThere):
             self._move(run.folder, run.md, run.rows, op.uid, op.target, result)
@@ -646,7 +665,10 @@ class ImapSync:
                 run.md.remove(row.filename)
                 self.store.delete_row(row.id)
             self.store.op_done(op.id)
-        self.listener(Deleted(self.account.name, run.folder.name, 1, here=False))
+        if self.listener is not None:
+            from deskmail.events import Deleted
+
+            self.listener(Deleted(self.account.name, run.folder.name, 1, here=False))
 
     def _expunge_here(self, action: ExpungeHere, run: _FolderRun) -> None:
         dropped = set(action.dropped)
@@ -663,7 +685,9 @@ class ImapSync:
                 self.store.delete_row(row.id)
                 removed += 1
         run.result.removed += removed
-        if removed:
+        if removed and self.listener is not None:
+            from deskmail.events import Deleted
+
             self.listener(Deleted(self.account.name, run.folder.name, removed, here=True))
 
     def _set_local_flags(self, run: _FolderRun, change: FlagChange, synced: frozenset[str] | None) -> None:
@@ -685,7 +709,9 @@ class ImapSync:
         with self.store.transaction():
             for c in action.changes:
                 self._set_local_flags(run, c, None)
-        if run.result.flags_pulled > pulled:
+        if run.result.flags_pulled > pulled and self.listener is not None:
+            from deskmail.events import FlagsPulled
+
             self.listener(FlagsPulled(self.account.name, run.folder.name, run.result.flags_pulled - pulled))
         uids = compress_uids([int(c.uid) for c in action.changes])
         self.imap.run(f"UID STORE {uids} FLAGS.SILENT ({' '.join(sorted(action.flags))})")
@@ -694,7 +720,10 @@ class ImapSync:
                 row = run.rows[c.uid]
                 self.store.set_flags(row.id, row.filename, c.flags, action.flags)
         run.result.flags_pushed += len(action.changes)
-        self.listener(FlagsPushed(self.account.name, run.folder.name, len(action.changes)))
+        if self.listener is not None:
+            from deskmail.events import FlagsPushed
+
+            self.listener(FlagsPushed(self.account.name, run.folder.name, len(action.changes)))
 
     def _download_action(self, action: Download, run: _FolderRun) -> None:
         """The download; a message whose file vanished keeps its index row until its new copy replaces it."""
@@ -836,10 +865,10 @@ class ImapSync:
         names = {n.partition(":")[0]: n for n in unknown}
         for unique, op in journaled.items():
             waiting |= not self._append_one(folder, md, names[unique], op, uidvalidity, uidnext, result)
-            self.cancel.check()  # each upload is adopted (or journaled) before the next one starts
+            self._check()  # each upload is adopted (or journaled) before the next one starts
         for name in fresh:
             waiting |= not self._append_one(folder, md, name, None, uidvalidity, uidnext, result)
-            self.cancel.check()
+            self._check()
         return waiting
 
     def _append_one(self, folder: Folder, md: Maildir, name: str, op: Op | None, uidvalidity: int, uidnext: int,
@@ -966,13 +995,16 @@ class ImapSync:
             names = md.publish(batch)
             with self.store.transaction():
                 for (pending, v, uid, flags, _pop), name in zip(batch, names, strict=True):
-                    old = replace.pop(int(uid), None)
+                    old = replace.pop(int(uid), None) if replace else None
                     if old is not None:
                         self.store.delete_row(old)
                     self.store.insert_message(md, folder.id, v, uid, name, flags, bytes(pending.head), pending.size)
             result.new += len(batch)
-            self.listener(MessagesDownloaded(self.account.name, folder.name, result.new, max(total, result.new),
-                                             result.bytes))
+            if self.listener is not None:
+                from deskmail.events import MessagesDownloaded
+
+                self.listener(MessagesDownloaded(self.account.name, folder.name, result.new, max(total, result.new),
+                                                 result.bytes))
             batch, batch_bytes = [], 0
             release_freed_memory()
 
@@ -994,7 +1026,7 @@ class ImapSync:
                     flush()
                     # A safe point: the batch is durable and indexed. Stopping mid-FETCH leaves the rest of
                     # the response unread, but the connection is closed with the sync anyway.
-                    self.cancel.check()
+                    self._check()
             if batch:
                 flush()
         finally:
@@ -1066,8 +1098,8 @@ class _Digest:
 
 
 def sync_imap_account(
-    account: Account, store: Store, session: ImapSession, *, listener: Listener = events.ignore,
-    cancel: CancelToken = events.NEVER, folders: list[str] | None = None,
+    account: Account, store: Store, session: ImapSession, *, listener: Listener | None = None,
+    cancel: CancelToken | None = None, folders: list[str] | None = None,
     on_folder: Callable[[FolderResult], None] | None = None, redownload: bool = False, dry_run: bool = False,
 ) -> list[FolderResult]:
     """Sync every folder of an IMAP account; ``dry_run``: plan only (each result's ``plan``), write nothing."""
@@ -1077,21 +1109,27 @@ def sync_imap_account(
 
     def report(r: FolderResult) -> None:
         results.append(r)
-        listener(FolderFinished(account.name, r.folder, r.new, tuple(r.notes)))
+        if listener is not None:
+            from deskmail.events import FolderFinished
+
+            listener(FolderFinished(account.name, r.folder, r.new, tuple(r.notes)))
         if on_folder:
             on_folder(r)
 
-    cancel.check()
+    engine._check()
     wanted = engine.reconcile_folders()
     for folder in wanted:
-        cancel.check()  # between folders
+        engine._check()  # between folders
         try:
             r = engine.sync_folder(folder)
         except ProtocolError as exc:
             # One broken folder (hostile names, refused commands, inconsistent UIDs) must not stop the
             # others; network and store errors do stop the account, the connection or disk is gone.
             r = FolderResult(account.name, folder.name, notes=[f"not synced: {exc}"])
-            listener(FolderFailed(account.name, folder.name, exc))
+            if listener is not None:
+                from deskmail.events import FolderFailed
+
+                listener(FolderFailed(account.name, folder.name, exc))
             if not dry_run:
                 store.log(account.name, folder.name, f"not synced: {exc.what}")
         report(r)
@@ -1119,8 +1157,8 @@ class _FolderRun:
         self.status = status
         self.rows = rows  # uid -> row, kept current by the actions (scan renames, deletes, moves)
         self.result = result
-        self.local = LocalState(0, 0, 0)
-        self.server = ServerState(0, 0, 0, 0, "first")
+        self.local: LocalState  # set by the gathering
+        self.server: ServerState
         self.pending: list[Op] = []
         self.unknown: list[str] = []  # files here the server does not know
         self.journaled: dict[str, Op] = {}  # interrupted uploads not found on the server: appended again
@@ -1153,5 +1191,4 @@ def _orphans(md: Maildir, rows: dict[str, Row], uidvalidities: set[int]) -> tupl
     return leftovers, unknown
 
 
-__all__ = ["AccountFinished", "FetchItem", "FolderResult", "ImapSync", "merge_flags", "special_use_of",
-           "sync_imap_account"]
+__all__ = ["FetchItem", "FolderResult", "ImapSync", "special_use_of", "sync_imap_account"]

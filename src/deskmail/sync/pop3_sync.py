@@ -33,14 +33,16 @@ from collections.abc import Iterable, Iterator
 from contextlib import closing
 from typing import Any, NamedTuple
 
-from deskmail import events
-from deskmail.events import CancelToken, Deleted, FolderFinished, FolderStarted, Listener, MessagesDownloaded
 from deskmail.model import Account
 from deskmail.protocol.pop3 import Pop3Session
 from deskmail.store import Store
 from deskmail.store.maildir import Maildir, PendingMessage
 from deskmail.sync.imap_sync import FolderResult
 from deskmail.sync.plan import Pop3Delete, Pop3Download
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing; mypy reads it as True
+if TYPE_CHECKING:
+    from deskmail.events import CancelToken, Listener
 
 BATCH_MESSAGES = 200
 PAGE = 256  # new messages fetched from SQL at a time (each page is read whole: no statement stays open)
@@ -143,7 +145,7 @@ def doomed_messages(store: Store, account: str, *, leave: bool, days: int, now: 
 # --- the sync ---------------------------------------------------------------------------------------
 
 def sync_pop3_account(account: Account, store: Store, pop: Pop3Session, *,
-                      listener: Listener = events.ignore, cancel: CancelToken = events.NEVER,
+                      listener: Listener | None = None, cancel: CancelToken | None = None,
                       headers_only: bool = False, settled: list[int] | None = None,
                       dry_run: bool = False) -> FolderResult:
     """Download new mail and send the DELEs that are due.
@@ -152,10 +154,14 @@ def sync_pop3_account(account: Account, store: Store, pop: Pop3Session, *,
     session ends with QUIT (when the DELEs take effect); the caller forgets them only then.
     ``dry_run``: the result's ``plan`` says what would be done; nothing is written.
     """
+    from deskmail import events  # imported by whoever made the listener or the token anyway
+
+    listener = listener or events.ignore
+    cancel = cancel or events.NEVER
     cancel.check()
-    listener(FolderStarted(account.name, "INBOX"))
+    listener(events.FolderStarted(account.name, "INBOX"))
     result = _sync_pop3(account, store, pop, listener, cancel, headers_only, settled, dry_run)
-    listener(FolderFinished(account.name, "INBOX", result.new, tuple(result.notes)))
+    listener(events.FolderFinished(account.name, "INBOX", result.new, tuple(result.notes)))
     return result
 
 
@@ -222,6 +228,8 @@ def _sync_pop3(account: Account, store: Store, pop: Pop3Session, listener: Liste
             pop.delete(number)
             result.deleted += 1
         if result.deleted:
+            from deskmail.events import Deleted
+
             listener(Deleted(account.name, "INBOX", result.deleted, here=False))
         # The DELEs take effect at QUIT; the caller forgets the settled ops only then.
         return result
@@ -252,6 +260,8 @@ def _settled_ops(store: Store, account: str, *, deleting: bool, into: list[int] 
 
 def _download(account: Account, store: Store, md: Maildir, folder_id: int, pop: Pop3Session,
               listener: Listener, cancel: CancelToken, result: FolderResult) -> None:
+    from deskmail import events
+
     total = count_new(store, account.name) if listener is not events.ignore else 0
     # Only the messages between RETR and commit are held: at most the pipelining window plus a batch.
     wanted: dict[int, NewMessage] = {}
@@ -282,7 +292,7 @@ def _download(account: Account, store: Store, md: Maildir, folder_id: int, pop: 
                 store.db.execute("INSERT OR IGNORE INTO pop_seen (account, uidl, first_seen) VALUES (?,?,?)",
                                  (account.name, uid, now))
         result.new += len(batch)
-        listener(MessagesDownloaded(account.name, "INBOX", result.new, max(total, result.new), result.bytes))
+        listener(events.MessagesDownloaded(account.name, "INBOX", result.new, max(total, result.new), result.bytes))
         batch, replaces = [], []
 
     try:

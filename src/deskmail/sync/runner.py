@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from deskmail import events
 from deskmail.errors import DeskmailError
-from deskmail.events import AccountFinished, CancelToken, Listener
 from deskmail.model import Account
 from deskmail.sync.early import EarlyConnection
 from deskmail.sync.imap_sync import FolderResult
-from deskmail.sync.plan import Action
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing; mypy reads it as True
+if TYPE_CHECKING:
+    from deskmail.events import CancelToken, Listener
+    from deskmail.sync.plan import Action
 
 
 class SyncRun:
@@ -79,8 +81,8 @@ class SyncRun:
 
 
 def _one(account: Account, data_dir: Path, folders: list[str] | None, redownload: bool, headers_only: bool,
-         listener: Listener, cancel: CancelToken, dry_run: bool, early: EarlyConnection | None = None
-         ) -> list[FolderResult]:
+         listener: Listener | None, cancel: CancelToken | None, dry_run: bool,
+         early: EarlyConnection | None = None) -> list[FolderResult]:
     from deskmail.secrets import get_password
     from deskmail.store import Store
     from deskmail.sync import sync_account
@@ -100,21 +102,25 @@ def _one(account: Account, data_dir: Path, folders: list[str] | None, redownload
 
 
 def _finished(account: Account, data_dir: Path, folders: list[str] | None, redownload: bool, headers_only: bool,
-              listener: Listener, cancel: CancelToken, dry_run: bool, early: EarlyConnection | None = None
-              ) -> list[FolderResult]:
+              listener: Listener | None, cancel: CancelToken | None, dry_run: bool,
+              early: EarlyConnection | None = None) -> list[FolderResult]:
     """:func:`_one`, then AccountFinished (with the error that stopped it, if any)."""
+    error: DeskmailError | None = None
     try:
-        results = _one(account, data_dir, folders, redownload, headers_only, listener, cancel, dry_run, early)
+        return _one(account, data_dir, folders, redownload, headers_only, listener, cancel, dry_run, early)
     except DeskmailError as exc:
-        listener(AccountFinished(account.name, exc))
+        error = exc
         raise
-    listener(AccountFinished(account.name))
-    return results
+    finally:
+        if listener is not None:
+            from deskmail.events import AccountFinished
+
+            listener(AccountFinished(account.name, error))
 
 
 def sync_accounts(
     accounts: list[Account], data_dir: Path, *, folders: list[str] | None = None, redownload: bool = False,
-    headers_only: bool = False, listener: Listener = events.ignore, cancel: CancelToken = events.NEVER,
+    headers_only: bool = False, listener: Listener | None = None, cancel: CancelToken | None = None,
     dry_run: bool = False, early: dict[str, EarlyConnection] | None = None,
 ) -> SyncRun:
     """Sync ``accounts``; ``early`` holds connections already opened for some of them (see sync.early).
