@@ -661,7 +661,7 @@ class ImapSync:
             result.deleted += 1
         with self.store.transaction():
             row = run.rows.pop(op.uid, None)
-            if row is not None and isinstance(action, DeleteThere):
+            if row is not None and not isinstance(action, MoveThere):
                 run.md.remove(row.filename)
                 self.store.delete_row(row.id)
             self.store.op_done(op.id)
