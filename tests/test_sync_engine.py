@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from helpers import Home, RewritingProxy
-from test_sync import acct, db, local, maildir_files, msg, server, sync
+from test_sync import acct, db, local, maildir_files, maildir_files_pop, msg, pop_account, server, sync
 
 pytestmark = pytest.mark.servers
 __all__ = ["acct"]  # the fixture, imported for this module's tests
@@ -196,6 +196,40 @@ def test_events_of_a_sync(sandbox: Any, acct: Home, monkeypatch: pytest.MonkeyPa
     assert events.FlagsPushed("a", "INBOX", 1) in seen
     assert events.Deleted("a", "INBOX", 1, here=False) in seen
     assert events.Deleted("a", "INBOX", 1, here=True) in seen
+
+
+def test_pop3_dry_run_events_and_cancel(sandbox: Any, mail_user: Any, tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from deskmail import events
+    from deskmail.errors import Cancelled
+
+    home = pop_account(sandbox, mail_user, tmp_path)
+    sandbox.fill_maildir(mail_user.email, [msg(i, mail_user.email) for i in range(1, 8)])
+    proc = home.run("sync", "--dry-run")
+    assert proc.returncode == 0 and "download 7 new messages" in proc.stdout, proc.stdout + proc.stderr
+    cur = home.root / "data" / "mail" / "p" / "cur"
+    assert not cur.is_dir() or not list(cur.iterdir())
+    assert db(home).execute("SELECT COUNT(*) FROM messages").fetchone()[0] == 0
+    assert db(home).execute("SELECT COUNT(*) FROM pop_seen").fetchone()[0] == 0
+    monkeypatch.setattr("deskmail.sync.pop3_sync.BATCH_MESSAGES", 3)
+    token = events.CancelToken()
+    seen: list[events.Event] = []
+
+    def listener(event: events.Event) -> None:
+        seen.append(event)
+        if isinstance(event, events.MessagesDownloaded):
+            token.cancel()  # after the first published batch
+
+    run = in_process(home, monkeypatch, listener=listener, cancel=token)
+    assert isinstance(run.failures["p"], Cancelled)
+    assert seen[-1] == events.AccountFinished("p", run.failures["p"])
+    assert len(maildir_files_pop(home)) == 3  # the first batch, durable and indexed
+    seen.clear()
+    run = in_process(home, monkeypatch, listener=seen.append)
+    assert not run.failures and len(maildir_files_pop(home)) == 7 and len(server(sandbox, mail_user.email)) == 7
+    assert [type(e).__name__ for e in seen] == ["FolderStarted", "MessagesDownloaded", "MessagesDownloaded",
+                                                "FolderFinished", "AccountFinished"]
+    assert [(e.done, e.total) for e in seen if isinstance(e, events.MessagesDownloaded)] == [(3, 4), (4, 4)]
 
 
 def server_ids(sandbox: Any, email: str, folder: str) -> list[str]:

@@ -6,7 +6,27 @@ disk, vanished ones quarantined, never silently deleted). A Maildir++
 directory made here by another program (mutt) is CREATEd and SUBSCRIBEd on
 the server, then synced like any folder (its messages uploaded, step 8);
 only one the index never knew and whose files carry no server identity: a
-folder deleted on the server is never brought back. Then per folder:
+folder deleted on the server is never brought back.
+
+Then per folder, **gather → plan → apply**. Gathering (:meth:`ImapSync._gather`)
+reads the local state (steps 1-2: index rows, flags from file names, missing
+and unknown files, the journal) and the server state (step 3) into plain data
+(:class:`deskmail.sync.plan.LocalState`, :class:`~deskmail.sync.plan.ServerState`).
+The pure planner :func:`deskmail.sync.plan.plan_folder` (no sockets, store,
+files or clock) turns them into an ordered list of frozen actions (Rekey,
+DeleteThere/MoveThere, ForgetMissing, ExpungeHere, PullFlags, PushFlags,
+ResumeUploads, Download, UploadThere, Checkpoint, ...: steps 4-8), and the
+executor (:meth:`ImapSync._apply`) applies them in that order, each leaving
+the store consistent and durable, so a :class:`~deskmail.events.CancelToken`
+is checked between them (and after each published download batch and each
+upload). The last action, Checkpoint, advances the folder's sync state, so an
+interrupted run repeats the rest next time. After a Rekey (UIDVALIDITY
+changed) the folder is gathered and planned again. A dry run gathers and
+plans only: EXAMINE instead of SELECT, nothing written here or there, the
+plan returned in each result's ``plan``. The fast paths stay in the
+gathering: a LIST-STATUS that shows no change ends the folder before any
+SELECT; a QRESYNC SELECT reporting nothing reads no index row; a first sync
+lists nothing.
 
 1. **Local state.** The index row of each message holds ``synced_flags``
    (what both sides agreed on last time) and ``flags`` (local now). If
@@ -32,11 +52,17 @@ folder deleted on the server is never brought back. Then per folder:
    removed from the journal only after the server said OK.
 6. **Flags, three-way:** per message, additions and removals from both
    sides are merged (a flag added on one side and untouched on the other is
-   added; the same for removals; conflicting edits are unioned), pushed with
-   ``UID STORE`` where the server differs, renamed on disk where the file
-   differs, and recorded as the new ``synced_flags``. Expunged on the
-   server wins over any local flag change.
-7. **New mail:** one ``UID FETCH`` for all new UIDs, bodies streamed into
+   added; the same for removals; conflicting edits are unioned), renamed on
+   disk where the file differs, pushed with ``UID STORE`` where the server
+   differs, and recorded as the new ``synced_flags`` only once the server
+   accepted the STORE (a lost connection or a refusal leaves the change to be
+   sent by the next sync). Keywords (``$Label1``) are sent only when the
+   SELECT's PERMANENTFLAGS has ``\\*`` or names them (or is absent); others
+   stay here, are not recorded as agreed, and the folder's notes name them.
+   Expunged on the server wins over any local flag change.
+7. **New mail:** one ``UID FETCH`` for all new UIDs (and the messages
+   whose file vanished here: their index row stays until the new copy
+   replaces it in the same transaction), bodies streamed into
    ``tmp/``, published in batches (one file-system flush, renames, one
    directory fsync), then the batch's index rows committed. The index row is
    the sync state, so a crash anywhere leaves either nothing or a file that
