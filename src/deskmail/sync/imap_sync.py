@@ -381,8 +381,6 @@ class ImapSync:
     # --- one folder: gather, plan, apply -----------------------------------------
 
     def sync_folder(self, folder: Folder) -> FolderResult:
-        from deskmail.sync.plan import Checkpoint, Rekey, plan_folder
-
         result = FolderResult(self.account.name, folder.name, notes=self.folder_notes.pop(folder.name, None))
         if self.listener is not None:
             from deskmail.events import FolderStarted
@@ -391,6 +389,8 @@ class ImapSync:
         run = self._gather(folder, result)
         if run is None:
             return result
+        from deskmail.sync.plan import Checkpoint, Rekey, plan_folder  # only now: see _gather
+
         while True:
             actions = plan_folder(run.local, run.server)
             if self.dry_run:
@@ -462,7 +462,17 @@ class ImapSync:
                 "nothing was changed here; ask the provider, or remove the folder's local copy and "
                 "sync with --redownload once the server is consistent",
             )
-        # Imported here, past the no-change exit above: most folders of most syncs never get this far.
+        ops = [op for op in pending if op.kind in ("delete", "move")]
+        if (
+            clean and not ops and params.startswith("(QRESYNC") and not changed and not seen.vanished
+            and status.uidvalidity == folder.uidvalidity and status.uidnext == folder.uidnext
+        ):
+            # Nothing changed on either side: one round trip, the index never read, nothing to plan (the
+            # planner's answer would be a quiet checkpoint; tests/unit/test_sync_plan.py pins that).
+            if status.highestmodseq != folder.highestmodseq and not self.dry_run:
+                self.store.update_folder(folder.id, highestmodseq=status.highestmodseq)
+            return None
+        # Imported here, past the no-change exits above: most folders of most syncs never get this far.
         from deskmail.sync.plan import JournalOp, LocalMessage, LocalState, ServerState
 
         rows: dict[str, Row] | None = None
@@ -481,7 +491,6 @@ class ImapSync:
                 _adopted, unknown = self.store.recover_unknown(folder, uidvalidities)
                 rows = self.store.rows(folder.id)
             local_flags, missing = self._scan(md, rows)
-        ops = [op for op in pending if op.kind in ("delete", "move")]
         rekey = bool(folder.uidvalidity) and status.uidvalidity != folder.uidvalidity
         qresync = params.startswith("(QRESYNC") and not rekey
         if rows is None and qresync:
