@@ -6,10 +6,6 @@ and returns the ordered list of frozen actions the executor applies. No sockets,
 files, no clock: the rules of the module docstring of :mod:`~deskmail.sync.imap_sync` live here
 and are tested without servers (tests/unit/test_sync_plan.py).
 
-Actions and states are typed named tuples, not dataclasses: a sync that has something to do
-imports this module, and 25 dataclasses cost ~10 ms of start-up (NamedTuple: ~1 ms). Compare
-them by type and value (``kinds``), as tuples of equal fields compare equal across types.
-
 The order is the durability order: journaled user intent first (deletes, moves), then what the
 server removed, then flags, then interrupted uploads, the download, new uploads, and last the
 checkpoint that advances the folder's sync state (only reached when everything before it held).
@@ -20,7 +16,6 @@ journaled user op makes them.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal, NamedTuple
 
 Flags = frozenset[str]
 
@@ -28,7 +23,46 @@ Flags = frozenset[str]
 # restored backup must not flood the server).
 MASS_UPLOAD = 50
 
-Mode = Literal["qresync", "unchanged", "listing", "first", "unread"]
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing; mypy reads it as True
+if TYPE_CHECKING:
+    from typing import Any, Literal
+
+    Mode = Literal["qresync", "unchanged", "listing", "first", "unread"]
+
+
+class _Frozen:
+    """Immutable, equal by type and fields, hashable. Hand-written rather than dataclasses or named
+    tuples: a sync that has anything to do imports this module, and defining ~25 of those costs 5-10 ms
+    of start-up (typing, and the code they generate), ~5 % of such a sync."""
+
+    __slots__: tuple[str, ...] = ()
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} is frozen")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"{type(self).__name__} is frozen")
+
+    def _fields(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and isinstance(other, _Frozen) and other._fields() == self._fields()
+
+    def __hash__(self) -> int:
+        return hash((type(self), self._fields()))
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"{type(self).__name__}({fields})"
+
+
+def _init(obj: _Frozen, *values: object) -> None:
+    for name, value in zip(obj.__slots__, values, strict=True):
+        object.__setattr__(obj, name, value)
+
+
+_NOTHING: Mapping[str, Any] = {}  # the default of mappings that are never mutated
 
 
 def merge_flags(base: Flags, local: Flags, remote: Flags) -> Flags:
@@ -49,40 +83,59 @@ def kept(flag: str, permanent: tuple[str, ...] | None) -> bool:
 
 # --- gathered state ------------------------------------------------------------------------------
 
-class LocalMessage(NamedTuple):
+class LocalMessage(_Frozen):
+    __slots__ = ("uidvalidity", "flags", "synced", "missing")
     uidvalidity: int
     flags: Flags  # here, now (file name + the index's keywords)
     synced: Flags  # what both sides agreed on last time
-    missing: bool = False  # the file vanished behind our back
+    missing: bool  # the file vanished behind our back
+
+    def __init__(self, uidvalidity: int, flags: Flags, synced: Flags, missing: bool = False) -> None:
+        _init(self, uidvalidity, flags, synced, missing)
 
 
-class JournalOp(NamedTuple):
+class JournalOp(_Frozen):
     """A user's delete or move, journaled here and not yet carried out on the server."""
 
+    __slots__ = ("id", "kind", "uidvalidity", "uid", "target")
     id: int
     kind: Literal["delete", "move"]
     uidvalidity: int
     uid: str
-    target: str = ""
+    target: str
+
+    def __init__(self, id: int, kind: Literal["delete", "move"], uidvalidity: int, uid: str, target: str = "") -> None:
+        _init(self, id, kind, uidvalidity, uid, target)
 
 
-class LocalState(NamedTuple):
+class LocalState(_Frozen):
+    __slots__ = ("uidvalidity", "uidnext", "highestmodseq", "messages", "clean", "known_max", "ops", "unknown",
+                 "appends", "leftovers", "upload_confirmed")
     uidvalidity: int  # as last synced (0: never)
     uidnext: int
     highestmodseq: int
     # uid -> message: every row of the folder, or (QRESYNC, nothing changed here) only the rows the
     # server reported on and those the journal names.
-    messages: Mapping[str, LocalMessage] = {}  # never mutated
-    clean: bool = False  # cur/ and new/ untouched since the last finished sync, no upload pending
-    known_max: int = 0  # the highest UID held here under the server's UIDVALIDITY
-    ops: tuple[JournalOp, ...] = ()
-    unknown: tuple[str, ...] = ()  # files here the server does not know (to upload)
-    appends: frozenset[str] = frozenset()  # unique names of journaled uploads a crash interrupted
-    leftovers: tuple[str, ...] = ()  # dry run: files with our identity the index lacks (adopted first)
-    upload_confirmed: bool = False
+    messages: Mapping[str, LocalMessage]
+    clean: bool  # cur/ and new/ untouched since the last finished sync, no upload pending
+    known_max: int  # the highest UID held here under the server's UIDVALIDITY
+    ops: tuple[JournalOp, ...]
+    unknown: tuple[str, ...]  # files here the server does not know (to upload)
+    appends: frozenset[str]  # unique names of journaled uploads a crash interrupted
+    leftovers: tuple[str, ...]  # dry run: files with our identity the index lacks (adopted first)
+    upload_confirmed: bool
+
+    def __init__(self, uidvalidity: int, uidnext: int, highestmodseq: int,
+                 messages: Mapping[str, LocalMessage] = _NOTHING, *, clean: bool = False, known_max: int = 0,
+                 ops: tuple[JournalOp, ...] = (), unknown: tuple[str, ...] = (),
+                 appends: frozenset[str] = frozenset(), leftovers: tuple[str, ...] = (),
+                 upload_confirmed: bool = False) -> None:
+        _init(self, uidvalidity, uidnext, highestmodseq, messages, clean, known_max, ops, unknown, appends,
+              leftovers, upload_confirmed)
 
 
-class ServerState(NamedTuple):
+class ServerState(_Frozen):
+    __slots__ = ("uidvalidity", "uidnext", "exists", "highestmodseq", "mode", "flags", "vanished", "permanent")
     uidvalidity: int
     uidnext: int
     exists: int
@@ -90,16 +143,25 @@ class ServerState(NamedTuple):
     # qresync: changes since our HIGHESTMODSEQ; unchanged: CONDSTORE says nothing happened; listing:
     # every UID's flags; first: nothing here yet, nothing listed; unread: UIDVALIDITY changed.
     mode: Mode
-    flags: Mapping[str, Flags] = {}  # qresync: changed ones; listing: all (never mutated)
-    vanished: frozenset[str] = frozenset()  # qresync only
-    permanent: tuple[str, ...] | None = None  # PERMANENTFLAGS, None when not announced
+    flags: Mapping[str, Flags]  # qresync: the changed ones; listing: all
+    vanished: frozenset[str]  # qresync only
+    permanent: tuple[str, ...] | None  # PERMANENTFLAGS, None when not announced
+
+    def __init__(self, uidvalidity: int, uidnext: int, exists: int, highestmodseq: int, mode: Mode,
+                 flags: Mapping[str, Flags] = _NOTHING, vanished: frozenset[str] = frozenset(),
+                 permanent: tuple[str, ...] | None = None) -> None:
+        _init(self, uidvalidity, uidnext, exists, highestmodseq, mode, flags, vanished, permanent)
 
 
 # --- actions --------------------------------------------------------------------------------------
 
-class FlagChange(NamedTuple):
+class FlagChange(_Frozen):
+    __slots__ = ("uid", "flags")
     uid: str
     flags: Flags  # the message's flags here after the change
+
+    def __init__(self, uid: str, flags: Flags) -> None:
+        _init(self, uid, flags)
 
 
 def _flags(flags: Flags) -> str:
@@ -111,108 +173,160 @@ def _uids(uids: tuple[str, ...] | tuple[int, ...]) -> str:
     return shown + (f" and {len(uids) - 8} more" if len(uids) > 8 else "")
 
 
-class Recover(NamedTuple):
+class Recover(_Frozen):
+    __slots__ = ("names",)
     names: tuple[str, ...]
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        _init(self, names)
 
     def describe(self) -> str:
         return f"adopt {len(self.names)} files a crash left unindexed"
 
 
-class Rekey(NamedTuple):
+class Rekey(_Frozen):
+    __slots__ = ("old", "new")
     old: int
     new: int
+
+    def __init__(self, old: int, new: int) -> None:
+        _init(self, old, new)
 
     def describe(self) -> str:
         return (f"UIDVALIDITY changed ({self.old} -> {self.new}): re-match local copies by Message-ID and size, "
                 "keep the rest in a local Recovered folder, then sync again")
 
 
-class DropOp(NamedTuple):
+class DropOp(_Frozen):
+    __slots__ = ("op",)
     op: JournalOp
+
+    def __init__(self, op: JournalOp) -> None:
+        _init(self, op)
 
     def describe(self) -> str:
         return f"drop the journaled {self.op.kind} of UID {self.op.uid} (the folder's UIDVALIDITY changed)"
 
 
-class DeleteThere(NamedTuple):
+class DeleteThere(_Frozen):
+    __slots__ = ("op",)
     op: JournalOp
+
+    def __init__(self, op: JournalOp) -> None:
+        _init(self, op)
 
     def describe(self) -> str:
         return f"delete UID {self.op.uid} on the server (deleted here)"
 
 
-class MoveThere(NamedTuple):
+class MoveThere(_Frozen):
+    __slots__ = ("op",)
     op: JournalOp
+
+    def __init__(self, op: JournalOp) -> None:
+        _init(self, op)
 
     def describe(self) -> str:
         return f"move UID {self.op.uid} to {self.op.target} on the server (moved here)"
 
 
-class ForgetMissing(NamedTuple):
+class ForgetMissing(_Frozen):
     """Index rows whose file vanished here and that the server no longer has under this UIDVALIDITY."""
 
+    __slots__ = ("uids",)
     uids: tuple[str, ...]
+
+    def __init__(self, uids: tuple[str, ...]) -> None:
+        _init(self, uids)
 
     def describe(self) -> str:
         return f"forget {len(self.uids)} messages whose file vanished here and which are gone on the server"
 
 
-class ExpungeHere(NamedTuple):
+class ExpungeHere(_Frozen):
+    __slots__ = ("uids", "dropped")
     uids: tuple[str, ...]
-    dropped: tuple[str, ...] = ()  # of those, the ones whose local flag changes are lost
+    dropped: tuple[str, ...]  # of those, the ones whose local flag changes are lost
+
+    def __init__(self, uids: tuple[str, ...], dropped: tuple[str, ...] = ()) -> None:
+        _init(self, uids, dropped)
 
     def describe(self) -> str:
         return f"remove {len(self.uids)} messages expunged on the server (UID {_uids(self.uids)})"
 
 
-class LogConflicts(NamedTuple):
+class LogConflicts(_Frozen):
+    __slots__ = ("changes",)
     changes: tuple[FlagChange, ...]
+
+    def __init__(self, changes: tuple[FlagChange, ...]) -> None:
+        _init(self, changes)
 
     def describe(self) -> str:
         return f"{len(self.changes)} messages had flags changed on both sides: merged"
 
 
-class PullFlags(NamedTuple):
+class PullFlags(_Frozen):
     """Set flags here (file name and index) and record them as agreed: the server has them already."""
 
+    __slots__ = ("changes", "synced")
     changes: tuple[FlagChange, ...]
     synced: tuple[Flags, ...]  # per change: what to record as agreed (unkept keywords left out)
+
+    def __init__(self, changes: tuple[FlagChange, ...], synced: tuple[Flags, ...]) -> None:
+        _init(self, changes, synced)
 
     def describe(self) -> str:
         return f"take flag changes for {len(self.changes)} messages (UID {_uids(tuple(c.uid for c in self.changes))})"
 
 
-class PushFlags(NamedTuple):
+class PushFlags(_Frozen):
     """Send ``flags`` for these messages (UID STORE); agreed only once the server said OK."""
 
+    __slots__ = ("flags", "changes")
     flags: Flags
     changes: tuple[FlagChange, ...]
+
+    def __init__(self, flags: Flags, changes: tuple[FlagChange, ...]) -> None:
+        _init(self, flags, changes)
 
     def describe(self) -> str:
         uids = tuple(c.uid for c in self.changes)
         return f"set flags {_flags(self.flags)} on the server for UID {_uids(uids)}"
 
 
-class UnkeptKeywords(NamedTuple):
+class UnkeptKeywords(_Frozen):
+    __slots__ = ("keywords",)
     keywords: tuple[str, ...]
+
+    def __init__(self, keywords: tuple[str, ...]) -> None:
+        _init(self, keywords)
 
     def describe(self) -> str:
         return f"keywords the server does not keep stay here only: {', '.join(self.keywords)}"
 
 
-class ResumeUploads(NamedTuple):
+class ResumeUploads(_Frozen):
     """Look on the server for uploads a crash interrupted (adopt them, or append them again)."""
 
+    __slots__ = ("names",)
     names: tuple[str, ...]
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        _init(self, names)
 
     def describe(self) -> str:
         return f"finish {len(self.names)} interrupted uploads"
 
 
-class Download(NamedTuple):
+class Download(_Frozen):
+    __slots__ = ("uids", "above", "refetch")
     uids: tuple[int, ...]
-    above: int | None = None  # also every UID above this one (new mail, not listed)
-    refetch: tuple[str, ...] = ()  # of ``uids``: messages whose file vanished here
+    above: int | None  # also every UID above this one (new mail, not listed)
+    refetch: tuple[str, ...]  # of ``uids``: messages whose file vanished here
+
+    def __init__(self, uids: tuple[int, ...], above: int | None = None, refetch: tuple[str, ...] = ()) -> None:
+        _init(self, uids, above, refetch)
 
     def describe(self) -> str:
         parts = []
@@ -225,38 +339,55 @@ class Download(NamedTuple):
         return "; ".join(parts)
 
 
-class UploadThere(NamedTuple):
+class UploadThere(_Frozen):
+    __slots__ = ("names", "confirmed")
     names: tuple[str, ...]  # files saved here, new to the server
-    confirmed: bool = False  # a confirmation for a mass upload was used (it counts once)
+    confirmed: bool  # a confirmation for a mass upload was used (it counts once)
+
+    def __init__(self, names: tuple[str, ...], confirmed: bool = False) -> None:
+        _init(self, names, confirmed)
 
     def describe(self) -> str:
         return f"upload {len(self.names)} messages saved here"
 
 
-class HoldUploads(NamedTuple):
+class HoldUploads(_Frozen):
+    __slots__ = ("total",)
     total: int
+
+    def __init__(self, total: int) -> None:
+        _init(self, total)
 
     def describe(self) -> str:
         return f"{self.total} messages saved here wait for a confirmation (more than {MASS_UPLOAD} at once)"
 
 
-class Checkpoint(NamedTuple):
+class Checkpoint(_Frozen):
     """Record the server's UIDVALIDITY, UIDNEXT and HIGHESTMODSEQ (and the scan time of cur/ and new/)."""
 
+    __slots__ = ("uidvalidity", "uidnext", "highestmodseq", "quiet", "rescan")
     uidvalidity: int
     uidnext: int
     highestmodseq: int
-    quiet: bool = False  # nothing happened on either side: only HIGHESTMODSEQ may move
-    rescan: bool = False  # look at the files here again next time (uploads wait)
+    quiet: bool  # nothing happened on either side: only HIGHESTMODSEQ may move
+    rescan: bool  # look at the files here again next time (uploads wait)
+
+    def __init__(self, uidvalidity: int, uidnext: int, highestmodseq: int, quiet: bool = False,
+                 rescan: bool = False) -> None:
+        _init(self, uidvalidity, uidnext, highestmodseq, quiet, rescan)
 
     def describe(self) -> str:
         return f"record the folder's state (UIDNEXT {self.uidnext}, HIGHESTMODSEQ {self.highestmodseq})"
 
 
 # Folder-level actions of a dry run (what reconcile_folders would do).
-class CreateFolder(NamedTuple):
+class CreateFolder(_Frozen):
+    __slots__ = ("name", "there")
     name: str
     there: bool  # True: on the server (made here); False: here (new on the server)
+
+    def __init__(self, name: str, there: bool) -> None:
+        _init(self, name, there)
 
     def describe(self) -> str:
         if self.there:
@@ -264,39 +395,59 @@ class CreateFolder(NamedTuple):
         return f"create folder {self.name} here and download it"
 
 
-class RenameHere(NamedTuple):
+class RenameHere(_Frozen):
+    __slots__ = ("old", "new")
     old: str
     new: str
+
+    def __init__(self, old: str, new: str) -> None:
+        _init(self, old, new)
 
     def describe(self) -> str:
         return f"rename folder {self.old} to {self.new} here (renamed on the server)"
 
 
-class QuarantineFolder(NamedTuple):
+class QuarantineFolder(_Frozen):
+    __slots__ = ("name",)
     name: str
+
+    def __init__(self, name: str) -> None:
+        _init(self, name)
 
     def describe(self) -> str:
         return f"folder {self.name} vanished from the server: keep the local copy as a Recovered folder"
 
 
-class Redownload(NamedTuple):
+class Redownload(_Frozen):
+    __slots__ = ("name",)
     name: str
+
+    def __init__(self, name: str) -> None:
+        _init(self, name)
 
     def describe(self) -> str:
         return f"the local copy of {self.name} is missing: download the folder again"
 
 
 # POP3 plans in SQL (deskmail.sync.pop3_sync); a dry run reports what it found.
-class Pop3Download(NamedTuple):
+class Pop3Download(_Frozen):
+    __slots__ = ("total", "headers_only")
     total: int
-    headers_only: bool = False
+    headers_only: bool
+
+    def __init__(self, total: int, headers_only: bool = False) -> None:
+        _init(self, total, headers_only)
 
     def describe(self) -> str:
         return f"download {self.total} new messages" + (" (headers only)" if self.headers_only else "")
 
 
-class Pop3Delete(NamedTuple):
+class Pop3Delete(_Frozen):
+    __slots__ = ("total",)
     total: int
+
+    def __init__(self, total: int) -> None:
+        _init(self, total)
 
     def describe(self) -> str:
         return f"delete {self.total} messages from the server (the account's rules)"
