@@ -30,11 +30,10 @@ from deskmail.secrets import Secret
 if TYPE_CHECKING:
     from deskmail.discovery import DiscoveryResult
     from deskmail.doctor.report import Finding, Report
+    from deskmail.events import CancelToken, Listener
     from deskmail.outbox.compose import Draft
     from deskmail.render import Reading
     from deskmail.store import Store
-    from deskmail.sync.early import EarlyConnection
-    from deskmail.sync.imap_sync import Progress
     from deskmail.sync.runner import SessionSource, SyncRun
     from deskmail.sync.watch import Report as WatchReport
 
@@ -200,21 +199,29 @@ class Deskmail:
     # --- sync ------------------------------------------------------------------------------------
 
     def sync(self, names: Sequence[str] | None = None, *, folders: list[str] | None = None,
-             redownload: bool = False, headers_only: bool = False, progress: Progress | None = None,
-             early: dict[str, EarlyConnection] | None = None,
+             redownload: bool = False, headers_only: bool = False, dry_run: bool = False,
+             listener: Listener | None = None, cancel: CancelToken | None = None,
+             early: Mapping[str, SessionSource] | None = None,
              on_index_rebuilt: Callable[[Path], None] | None = None) -> SyncRun:
-        """Sync the named accounts (default: all) with their servers; failures are in the result."""
+        """Sync the named accounts (default: all) with their servers; failures are in the result.
+
+        ``listener`` hears typed progress events (from worker threads); ``cancel`` stops every account
+        at its next safe point; ``dry_run`` only plans (``SyncRun.plans``) and changes nothing.
+        ``early``: sessions opened before (the command line's start-up path); otherwise kept sessions
+        are used when this façade keeps connections.
+        """
         from deskmail.sync.runner import sync_accounts
 
         targets = self._targets(names)
         sessions: Mapping[str, SessionSource] | None = early
-        if sessions is None and self._sessions is not None:
+        if sessions is None and self._sessions is not None and not dry_run:
             sessions = self._sessions.for_accounts(targets)
         with self._writer() as store:
             if store.rebuilt_from is not None and on_index_rebuilt is not None:
                 on_index_rebuilt(store.rebuilt_from)
             return sync_accounts(targets, self.paths.data_dir, folders=folders, redownload=redownload,
-                                 headers_only=headers_only, progress=progress, early=sessions)
+                                 headers_only=headers_only, listener=listener, cancel=cancel, dry_run=dry_run,
+                                 early=sessions)
 
     def watch(self, names: Sequence[str] | None, stop: threading.Event, report: WatchReport, *,
               folders: Sequence[str] = ("INBOX",), interval: float = 300.0,

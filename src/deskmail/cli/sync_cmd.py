@@ -35,12 +35,16 @@ def _progress_display(enabled: bool) -> tuple[Any, Any]:
     tasks: dict[tuple[str, str], Any] = {}
     lock = threading.Lock()
 
-    def update(account: str, folder: str, done: int, total: int, nbytes: int) -> None:
+    def update(event: Any) -> None:
+        from deskmail.events import MessagesDownloaded
+
+        if not isinstance(event, MessagesDownloaded):
+            return
         with lock:
-            key = (account, folder)
+            key = (event.account, event.folder)
             if key not in tasks:
-                tasks[key] = bar.add_task(f"{account}/{folder}", total=total, received="")
-            bar.update(tasks[key], completed=done, total=total, received=decimal(nbytes))
+                tasks[key] = bar.add_task(f"{event.account}/{event.folder}", total=event.total, received="")
+            bar.update(tasks[key], completed=event.done, total=event.total, received=decimal(event.bytes))
 
     return bar, update
 
@@ -66,6 +70,9 @@ def register(app: typer.Typer) -> None:
         headers_only: Annotated[
             bool, typer.Option("--headers-only", help="POP3: fetch only the headers of new mail (TOP).")
         ] = False,
+        dry_run: Annotated[
+            bool, typer.Option("--dry-run", help="Only show what a sync would do; change nothing.")
+        ] = False,
     ) -> None:
         """Sync mail: IMAP all folders both ways (flags, moves, deletes); POP3 new messages."""
         from deskmail.cli.main import _warn_plaintext, print_error
@@ -75,20 +82,23 @@ def register(app: typer.Typer) -> None:
         targets = [app_.account(account)] if account else list(app_.accounts().values())
         for a in targets:
             _warn_plaintext(a)
-        if watch:
+        if watch and not dry_run:
             _watch(app_, names, folder, interval, notify_command, len(targets))
             return
-        bar, update = _progress_display(not (quiet or json_out) and sys.stderr.isatty())
+        bar, update = _progress_display(not (quiet or json_out or dry_run) and sys.stderr.isatty())
         if bar:
             bar.start()
         try:
             run = app_.sync(names, folders=folder, redownload=redownload, headers_only=headers_only,
-                            progress=update, on_index_rebuilt=_index_rebuilt)
+                            listener=update, dry_run=dry_run, on_index_rebuilt=_index_rebuilt)
         finally:
             if bar:
                 bar.stop()
         if json_out:
             sys.stdout.write(__import__("json").dumps(run.to_dict(), indent=2) + "\n")
+        elif dry_run:
+            for line in run.plan_lines():
+                out.print(visible(line), highlight=False, markup=False)
         elif not quiet:
             for line in run.summary_lines():
                 out.print(visible(line), markup=False, highlight=False)

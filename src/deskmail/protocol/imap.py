@@ -62,15 +62,18 @@ class ListedFolder(Value):
 
 
 class FolderStatus(Value):
-    __slots__ = ("name", "uidvalidity", "uidnext", "exists", "highestmodseq")
+    __slots__ = ("name", "uidvalidity", "uidnext", "exists", "highestmodseq", "permanentflags")
     name: str
     uidvalidity: int
     uidnext: int
     exists: int
     highestmodseq: int
+    permanentflags: tuple[str, ...] | None  # the SELECT's PERMANENTFLAGS; None when the server sent none
 
-    def __init__(self, name: str, uidvalidity: int, uidnext: int, exists: int, highestmodseq: int) -> None:
-        self._set(name=name, uidvalidity=uidvalidity, uidnext=uidnext, exists=exists, highestmodseq=highestmodseq)
+    def __init__(self, name: str, uidvalidity: int, uidnext: int, exists: int, highestmodseq: int,
+                 permanentflags: tuple[str, ...] | None = None) -> None:
+        self._set(name=name, uidvalidity=uidvalidity, uidnext=uidnext, exists=exists, highestmodseq=highestmodseq,
+                  permanentflags=permanentflags)
 
 
 def _auth_error(text: str, server: ServerSettings) -> AuthError:
@@ -300,15 +303,19 @@ class ImapSession:
         self.selected = None
         items = list(self.command(f"{verb} {self.quote(folder)}{' ' + params if params else ''}", untagged=seen))
         codes: dict[str, int] = {}
+        permanent: tuple[str, ...] | None = None
         for line in (*seen.other, seen.tagged):
             for m in _CODE.finditer(line):
                 codes[m.group(1).decode().upper()] = int(m.group(2))
+            if (p := _PERMANENTFLAGS.search(line)) is not None:
+                permanent = tuple(p.group(1).decode("utf-8", "replace").split())
         self.selected = FolderStatus(
             name=folder,
             uidvalidity=codes.get("UIDVALIDITY", 0),
             uidnext=codes.get("UIDNEXT", 0),
             exists=seen.exists or 0,
             highestmodseq=codes.get("HIGHESTMODSEQ", 0),
+            permanentflags=permanent,
         )
         return self.selected, items, seen
 
@@ -581,6 +588,8 @@ def _is_change(line: bytes) -> bool:
 
 
 _CODE = re.compile(rb"\[(UIDVALIDITY|UIDNEXT|HIGHESTMODSEQ) (\d+)\]", re.I)
+_PERMANENTFLAGS = re.compile(rb"\[PERMANENTFLAGS \(([^)]*)\)\]", re.I)
+_CAPS = re.compile(rb"\[CAPABILITY ([^\]]*)\]", re.I)
 _APPENDUID = re.compile(rb"\[APPENDUID (\d+) (\d+)\]", re.I)
 
 

@@ -983,3 +983,18 @@ class Store:
             self.get(message_id)  # raises the NotFoundError
         frow = self.db.execute(f"SELECT {_FOLDER_COLS} FROM folders WHERE id=?", (r[-1],)).fetchone()
         return Folder(*frow), Row(*r[:-1])
+
+    # --- for the IMAP sync's executor (deskmail.sync.imap_sync) -----------------------------------
+
+    def forget_folder_messages(self, folder_id: int) -> None:
+        """Drop every index row of a folder whose local copy is gone (it is downloaded again)."""
+        self.db.execute("DELETE FROM messages WHERE folder_id=?", (folder_id,))
+
+    def rekey_message(self, row_id: int, uidvalidity: int, uid: str, filename: str) -> None:
+        """A local copy re-matched to its new UID after a UIDVALIDITY change."""
+        self.db.execute("UPDATE messages SET uidvalidity=?, uid=?, filename=? WHERE id=?",
+                        (uidvalidity, uid, filename, row_id))
+
+    def move_row_to_folder(self, row_id: int, folder_id: int, uid: str) -> None:
+        """Put a row into another (local) folder under a placeholder UID, e.g. a Recovered quarantine."""
+        self.db.execute("UPDATE messages SET folder_id=?, uid=? WHERE id=?", (folder_id, uid, row_id))

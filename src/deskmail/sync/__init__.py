@@ -11,16 +11,20 @@ from __future__ import annotations
 # model, the store and the engine are imported (that is the whole point of it).
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~2 ms of every sync); mypy reads it as True
 if TYPE_CHECKING:
+    from deskmail.events import CancelToken, Listener
     from deskmail.model import Account
     from deskmail.secrets import Secret
     from deskmail.store import Store
-    from deskmail.sync.imap_sync import FolderResult, Progress
+    from deskmail.sync.imap_sync import FolderResult
 
 
 def sync_account(
-    account: Account, password: Secret, store: Store, *, progress: Progress | None = None,
-    folders: list[str] | None = None, timeout: float = 60.0, redownload: bool = False, headers_only: bool = False,
+    account: Account, password: Secret, store: Store, *, listener: Listener | None = None,
+    cancel: CancelToken | None = None, folders: list[str] | None = None, timeout: float = 60.0,
+    redownload: bool = False, headers_only: bool = False, dry_run: bool = False,
 ) -> list[FolderResult]:
+    """Sync one account; ``listener`` hears the typed events, ``cancel`` stops it at a safe point
+    (raising :class:`deskmail.errors.Cancelled`); ``dry_run`` plans only (each result's ``plan``)."""
     from deskmail.model import Protocol
 
     if account.incoming.protocol is Protocol.POP3:
@@ -29,15 +33,16 @@ def sync_account(
 
         settled: list[int] = []
         with open_pop3(account, password, timeout=timeout) as pop:
-            result = sync_pop3_account(account, store, pop, progress=progress, headers_only=headers_only,
-                                       settled=settled)
+            result = sync_pop3_account(account, store, pop, listener=listener, cancel=cancel,
+                                       headers_only=headers_only, settled=settled, dry_run=dry_run)
         forget_ops(store, settled)  # QUIT went through: the DELEs happened
         return [result]
     from deskmail.protocol.imap import open_imap
     from deskmail.sync.imap_sync import sync_imap_account
 
     with open_imap(account, password, timeout=timeout) as imap:
-        return sync_imap_account(account, store, imap, progress=progress, folders=folders, redownload=redownload)
+        return sync_imap_account(account, store, imap, listener=listener, cancel=cancel, folders=folders,
+                                 redownload=redownload, dry_run=dry_run)
 
 
 __all__ = ["sync_account"]

@@ -6,7 +6,27 @@ disk, vanished ones quarantined, never silently deleted). A Maildir++
 directory made here by another program (mutt) is CREATEd and SUBSCRIBEd on
 the server, then synced like any folder (its messages uploaded, step 8);
 only one the index never knew and whose files carry no server identity: a
-folder deleted on the server is never brought back. Then per folder:
+folder deleted on the server is never brought back.
+
+Then per folder, **gather → plan → apply**. Gathering (:meth:`ImapSync._gather`)
+reads the local state (steps 1-2: index rows, flags from file names, missing
+and unknown files, the journal) and the server state (step 3) into plain data
+(:class:`deskmail.sync.plan.LocalState`, :class:`~deskmail.sync.plan.ServerState`).
+The pure planner :func:`deskmail.sync.plan.plan_folder` (no sockets, store,
+files or clock) turns them into an ordered list of frozen actions (Rekey,
+DeleteThere/MoveThere, ForgetMissing, ExpungeHere, PullFlags, PushFlags,
+ResumeUploads, Download, UploadThere, Checkpoint, ...: steps 4-8), and the
+executor (:meth:`ImapSync._apply`) applies them in that order, each leaving
+the store consistent and durable, so a :class:`~deskmail.events.CancelToken`
+is checked between them (and after each published download batch and each
+upload). The last action, Checkpoint, advances the folder's sync state, so an
+interrupted run repeats the rest next time. After a Rekey (UIDVALIDITY
+changed) the folder is gathered and planned again. A dry run gathers and
+plans only: EXAMINE instead of SELECT, nothing written here or there, the
+plan returned in each result's ``plan``. The fast paths stay in the
+gathering: a LIST-STATUS that shows no change ends the folder before any
+SELECT; a QRESYNC SELECT reporting nothing reads no index row; a first sync
+lists nothing.
 
 1. **Local state.** The index row of each message holds ``synced_flags``
    (what both sides agreed on last time) and ``flags`` (local now). If
@@ -32,11 +52,17 @@ folder deleted on the server is never brought back. Then per folder:
    removed from the journal only after the server said OK.
 6. **Flags, three-way:** per message, additions and removals from both
    sides are merged (a flag added on one side and untouched on the other is
-   added; the same for removals; conflicting edits are unioned), pushed with
-   ``UID STORE`` where the server differs, renamed on disk where the file
-   differs, and recorded as the new ``synced_flags``. Expunged on the
-   server wins over any local flag change.
-7. **New mail:** one ``UID FETCH`` for all new UIDs, bodies streamed into
+   added; the same for removals; conflicting edits are unioned), renamed on
+   disk where the file differs, pushed with ``UID STORE`` where the server
+   differs, and recorded as the new ``synced_flags`` only once the server
+   accepted the STORE (a lost connection or a refusal leaves the change to be
+   sent by the next sync). Keywords (``$Label1``) are sent only when the
+   SELECT's PERMANENTFLAGS has ``\\*`` or names them (or is absent); others
+   stay here, are not recorded as agreed, and the folder's notes name them.
+   Expunged on the server wins over any local flag change.
+7. **New mail:** one ``UID FETCH`` for all new UIDs (and the messages
+   whose file vanished here: their index row stays until the new copy
+   replaces it in the same transaction), bodies streamed into
    ``tmp/``, published in batches (one file-system flush, renames, one
    directory fsync), then the batch's index rows committed. The index row is
    the sync state, so a crash anywhere leaves either nothing or a file that
@@ -66,23 +92,36 @@ import os
 import re
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 
 from deskmail.errors import ProtocolError, StoreError
 from deskmail.model import Account
-from deskmail.protocol.imap import ImapSession, qresync_params, quote_string
+from deskmail.protocol.imap import FolderStatus, ImapSession, qresync_params, quote_string
 from deskmail.protocol.imap_stream import FetchItem, compress_uids, parse_uid_set
 from deskmail.store import Folder, Op, Row, Store, read_header_info
-from deskmail.store.maildir import Maildir, PendingMessage, Upload, info_to_flags, release_freed_memory
+from deskmail.store.maildir import Maildir, PendingMessage, Upload, info_to_flags, release_freed_memory, server_key
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing; mypy reads it as True
+if TYPE_CHECKING:
+    from deskmail.events import CancelToken, Listener
+    from deskmail.sync.plan import (
+        Action,
+        DeleteThere,
+        Download,
+        ExpungeHere,
+        FlagChange,
+        LocalState,
+        Mode,
+        MoveThere,
+        PushFlags,
+        ServerState,
+    )
 
 BATCH_MESSAGES = 500
 BATCH_BYTES = 32 * 1024 * 1024
-# More local-only messages than this in one folder are uploaded only after `deskmail folders --upload NAME`.
-MASS_UPLOAD = 50
 # Test hook: DESKMAIL_FAULT=crash_after_append SIGKILLs the process right after the server accepted an
 # upload and before the file is adopted (tests/test_sync.py proves the resume). Read only on that path.
 FAULT_ENV = "DESKMAIL_FAULT"
-
-Progress = Callable[[str, str, int, int, int], None]  # (account, folder, done, total, bytes)
 
 SPECIAL_USES = ("\\Sent", "\\Drafts", "\\Trash", "\\Junk", "\\Archive", "\\All", "\\Flagged")
 # Name-based fallback for servers without SPECIAL-USE (lower-case names).
@@ -114,12 +153,15 @@ class FolderResult:
         self.conflicts = 0
         self.uploaded = 0  # local-only messages appended to the server
         self.notes: list[str] = notes if notes is not None else []
+        self.plan: list[Action] = []  # a dry run's planned actions (a real run applies them instead)
 
     def __repr__(self) -> str:
         return f"FolderResult({self.__dict__!r})"
 
     def to_dict(self) -> dict[str, object]:
-        return dict(self.__dict__)
+        out = dict(self.__dict__)
+        del out["plan"]  # objects, not JSON: SyncRun.to_dict describes them
+        return out
 
 
 def special_use_of(flags: tuple[str, ...], name: str) -> str:
@@ -133,13 +175,6 @@ def special_use_of(flags: tuple[str, ...], name: str) -> str:
     return ""
 
 
-def merge_flags(base: frozenset[str], local: frozenset[str], remote: frozenset[str]) -> frozenset[str]:
-    """Three-way flag merge: each side's additions and removals apply; conflicts union (keep the flag)."""
-    added = (local - base) | (remote - base)
-    removed = ((base - local) | (base - remote)) - added
-    return (base | added) - removed
-
-
 def _fs(text: str | tuple[str, ...]) -> frozenset[str]:
     return frozenset(text.split() if isinstance(text, str) else text)
 
@@ -151,16 +186,23 @@ class ImapSync:
         store: Store,
         session: ImapSession,
         *,
-        progress: Progress | None = None,
+        listener: Listener | None = None,
+        cancel: CancelToken | None = None,
         folders: list[str] | None = None,
         redownload: bool = False,
+        dry_run: bool = False,
     ) -> None:
         self.redownload = redownload
+        # deskmail.events is imported only when someone listens or may cancel (~13 ms of start-up:
+        # its dataclasses): the quiet no-change sync needs neither.
+        self.listener = listener
+        self.cancel = cancel
+        self.dry_run = dry_run  # gather and plan only: nothing written here or on the server
+        self.folder_plans: dict[str, list[Action]] = {}  # dry run: folder-level actions (made, renamed, gone)
         self.status_hint: dict[str, dict[str, int]] = {}
         self.account = account
         self.store = store
         self.imap = session
-        self.progress = progress
         self.only = folders
         caps = {c.decode().upper() if isinstance(c, bytes) else str(c).upper() for c in session.capabilities}
         self.caps = caps
@@ -170,6 +212,11 @@ class ImapSync:
         self.uidplus = "UIDPLUS" in caps
         self.folder_notes: dict[str, list[str]] = {}  # said by reconcile_folders, shown with the folder's result
         self.unsynced: list[FolderResult] = []  # folders made here that the server refused to create
+
+    def _check(self) -> None:
+        """A safe point: stop here (raising Cancelled) if the caller asked."""
+        if self.cancel is not None:
+            self.cancel.check()
 
     # --- folders -------------------------------------------------------------
 
@@ -191,6 +238,8 @@ class ImapSync:
         gone = [f for n, f in known.items() if n not in server and f.sync and f.uidvalidity]
         if self.only is None:
             server.update(self._create_local_folders(server, known))
+        if self.dry_run:
+            return self._plan_folders(server, known, gone)
         with self.store.transaction():
             for folder_name, (flags, delim) in server.items():
                 if "\\Noselect" in flags or "\\NonExistent" in flags:
@@ -215,6 +264,28 @@ class ImapSync:
             if f.name in server and f.sync and (self.only is None or f.name in self.only)
         ]
         # INBOX first: it is where new mail is, and its SELECT may already be answered (see sync.early).
+        return sorted(wanted, key=lambda f: f.name.upper() != "INBOX")
+
+    def _plan_folders(self, server: dict[str, tuple[tuple[str, ...], str]], known: dict[str, Folder],
+                      gone: list[Folder]) -> list[Folder]:
+        """Dry run of the folder reconciliation: its actions into ``folder_plans``; the folders to plan."""
+        from deskmail.sync.plan import CreateFolder, QuarantineFolder, RenameHere
+
+        for folder_name, (flags, _delim) in server.items():
+            if "\\Noselect" in flags or "\\NonExistent" in flags or folder_name in known:
+                continue
+            if self.only is not None and folder_name not in self.only:
+                continue
+            renamed = self._find_renamed(folder_name, gone)
+            if renamed is not None:
+                gone.remove(renamed)
+                self.folder_plans.setdefault(folder_name, []).append(RenameHere(renamed.name, folder_name))
+            else:
+                self.folder_plans.setdefault(folder_name, []).append(CreateFolder(folder_name, there=False))
+        for folder in gone:
+            self.folder_plans.setdefault(folder.name, []).append(QuarantineFolder(folder.name))
+        wanted = [f for f in known.values()
+                  if f.name in server and f.sync and (self.only is None or f.name in self.only)]
         return sorted(wanted, key=lambda f: f.name.upper() != "INBOX")
 
     def _create_local_folders(self, server: dict[str, tuple[tuple[str, ...], str]],
@@ -253,6 +324,11 @@ class ImapSync:
             folder = prefix + decoded
             if folder.casefold() in taken:
                 continue  # on the server under this name already (another directory is its copy here)
+            if self.dry_run:
+                from deskmail.sync.plan import CreateFolder
+
+                self.folder_plans.setdefault(folder, []).append(CreateFolder(folder, there=True))
+                continue
             try:
                 self.imap.create_folder(folder)
             except ProtocolError as exc:
@@ -302,14 +378,44 @@ class ImapSync:
         self.store.update_folder(folder.id, sync=0, special_use="", uidvalidity=0)
         self.store.log(folder.account, new_name, f"folder {folder.name} vanished from the server; local copy kept")
 
-    # --- one folder ----------------------------------------------------------
+    # --- one folder: gather, plan, apply -----------------------------------------
 
     def sync_folder(self, folder: Folder) -> FolderResult:
         result = FolderResult(self.account.name, folder.name, notes=self.folder_notes.pop(folder.name, None))
+        if self.listener is not None:
+            from deskmail.events import FolderStarted
+
+            self.listener(FolderStarted(self.account.name, folder.name))
+        run = self._gather(folder, result)
+        if run is None:
+            return result
+        from deskmail.sync.plan import Checkpoint, Rekey, plan_folder  # only now: see _gather
+
+        while True:
+            actions = plan_folder(run.local, run.server)
+            if self.dry_run:
+                if any(not isinstance(a, Checkpoint) for a in actions):  # a lone checkpoint is bookkeeping
+                    result.plan.extend(actions)
+                return result
+            for action in actions:
+                self._check()  # between actions: each one left the store consistent and durable
+                self._apply(action, run)
+            if not any(isinstance(a, Rekey) for a in actions):
+                return result
+            # The local copies carry their new UIDs now: gather again, against the same SELECT.
+            run = self._regather(run)
+
+    def _gather(self, folder: Folder, result: FolderResult) -> _FolderRun | None:
+        """Local state and server state as plain data (None: nothing changed on either side)."""
         md = self.store.folder_maildir(folder)
         if folder.uidvalidity and not md.exists() and self.redownload:
+            if self.dry_run:
+                from deskmail.sync.plan import Redownload
+
+                result.plan.append(Redownload(folder.name))
+                return None
             with self.store.transaction():
-                self.store.db.execute("DELETE FROM messages WHERE folder_id=?", (folder.id,))
+                self.store.forget_folder_messages(folder.id)
                 self.store.update_folder(folder.id, uidvalidity=0, uidnext=0, highestmodseq=0, local_mtime=0)
                 self.store.log(folder.account, folder.name, "local copy missing: downloading the folder again")
             folder = self.store.folder(folder.account, folder.name) or folder
@@ -320,10 +426,11 @@ class ImapSync:
                 "restore it, or run `deskmail sync --redownload` to fetch the folder again; "
                 "nothing was deleted on the server",
             )
-        try:
-            md.ensure()
-        except OSError as exc:
-            raise StoreError(f"Cannot create the mail folder {md.root} ({exc.strerror})") from exc
+        if not self.dry_run:
+            try:
+                md.ensure()
+            except OSError as exc:
+                raise StoreError(f"Cannot create the mail folder {md.root} ({exc.strerror})") from exc
         # cur/ and new/ untouched since our last clean finish: no crash leftovers, no edits or new files
         # from other programs, and no upload left half done.
         pending = self.store.pending_ops(self.account.name, folder.name)
@@ -335,18 +442,15 @@ class ImapSync:
             and hint.get("UIDNEXT") == folder.uidnext and hint.get("HIGHESTMODSEQ") == folder.highestmodseq
             and not pending
         ):
-            return result  # LIST-STATUS says nothing changed on the server, and nothing changed here
-        rows: dict[str, Row] | None = None
-        local_flags: dict[str, frozenset[str]] = {}
-        missing: set[str] = set()
-        unknown: list[str] = []
+            return None  # LIST-STATUS says nothing changed on the server, and nothing changed here
 
         params = ""
         if self.qresync and folder.uidvalidity and folder.highestmodseq:
             params = qresync_params(folder.uidvalidity, folder.highestmodseq)
         elif self.condstore:
             params = "(CONDSTORE)"
-        status, changed, seen = self.imap.select_raw(folder.name, params)
+        status, changed, seen = self.imap.select_raw(folder.name, params,
+                                                     verb="EXAMINE" if self.dry_run else "SELECT")
         if not status.uidvalidity:
             raise ProtocolError(f"The server gave no UIDVALIDITY for {folder.name}")
         if status.uidvalidity == folder.uidvalidity and 0 < status.uidnext < folder.uidnext:
@@ -358,106 +462,113 @@ class ImapSync:
                 "nothing was changed here; ask the provider, or remove the folder's local copy and "
                 "sync with --redownload once the server is consistent",
             )
-        if not clean:
-            # Files named with this folder's identity (now, or before a UIDVALIDITY change: re-matched
-            # below) are adopted; anything else here is a message the server does not know.
-            _adopted, unknown = self.store.recover_unknown(folder, {status.uidvalidity, folder.uidvalidity} - {0})
-            rows = self.store.rows(folder.id)
-            local_flags, missing = self._scan(md, rows)
         ops = [op for op in pending if op.kind in ("delete", "move")]
-
         if (
             clean and not ops and params.startswith("(QRESYNC") and not changed and not seen.vanished
             and status.uidvalidity == folder.uidvalidity and status.uidnext == folder.uidnext
         ):
-            # Nothing changed on either side: one round trip, and the index was never read.
-            if status.highestmodseq != folder.highestmodseq:
+            # Nothing changed on either side: one round trip, the index never read, nothing to plan (the
+            # planner's answer would be a quiet checkpoint; tests/unit/test_sync_plan.py pins that).
+            if status.highestmodseq != folder.highestmodseq and not self.dry_run:
                 self.store.update_folder(folder.id, highestmodseq=status.highestmodseq)
-            return result
+            return None
+        # Imported here, past the no-change exits above: most folders of most syncs never get this far.
+        from deskmail.sync.plan import JournalOp, LocalMessage, LocalState, ServerState
 
-        if rows is None and params.startswith("(QRESYNC") and status.uidvalidity == folder.uidvalidity:
+        rows: dict[str, Row] | None = None
+        local_flags: dict[str, frozenset[str]] = {}
+        missing: set[str] = set()
+        unknown: list[str] = []
+        leftovers: list[str] = []
+        if not clean:
+            # Files named with this folder's identity (now, or before a UIDVALIDITY change: re-matched
+            # first) are adopted; anything else here is a message the server does not know.
+            uidvalidities = {status.uidvalidity, folder.uidvalidity} - {0}
+            if self.dry_run:
+                rows = self.store.rows(folder.id)
+                leftovers, unknown = _orphans(md, rows, uidvalidities)
+            else:
+                _adopted, unknown = self.store.recover_unknown(folder, uidvalidities)
+                rows = self.store.rows(folder.id)
+            local_flags, missing = self._scan(md, rows)
+        rekey = bool(folder.uidvalidity) and status.uidvalidity != folder.uidvalidity
+        qresync = params.startswith("(QRESYNC") and not rekey
+        if rows is None and qresync:
             # Nothing changed here (clean), so only the messages the server reports matter: keep memory
-            # independent of the folder's size instead of loading every row.
+            # independent of the folder's size instead of loading every row (none when nothing changed).
             interesting = {str(i.uid) for i in changed if i.uid} | set(map(str, seen.vanished))
-            rows = self.store.rows_for(folder.id, interesting | {op.uid for op in ops})
+            rows = self.store.rows_for(folder.id, interesting | {op.uid for op in ops}) if interesting or ops else {}
         if rows is None:
             rows = self.store.rows(folder.id)
-        full = True
-        vanished: set[str] = set()
-        if folder.uidvalidity and status.uidvalidity != folder.uidvalidity:
-            self._uidvalidity_changed(folder, md, rows, status.uidvalidity, result)
-            rows = self.store.rows(folder.id)
-            local_flags, missing, changed = {}, set(), []
-        elif params.startswith("(QRESYNC"):
-            vanished, full = set(map(str, seen.vanished)), False
+        run = _FolderRun(folder, md, status, rows, result)
+        run.pending, run.unknown = pending, unknown
+        mode: Mode
+        remote: dict[str, frozenset[str]] = {}
+        vanished: frozenset[str] = frozenset()
+        if rekey:
+            mode = "unread"
+        elif qresync:
+            mode = "qresync"
+            remote = {str(i.uid): _fs(i.flags) for i in changed if i.uid and i.flags is not None}
+            vanished = frozenset(map(str, seen.vanished))
         elif (
             self.condstore and folder.highestmodseq and status.highestmodseq == folder.highestmodseq
             and status.uidnext == folder.uidnext and status.exists == len(rows)
         ):
-            changed, full = [], False  # CONDSTORE says: nothing happened on the server
-
-        if ops and self._apply_ops(ops, folder, md, rows, status.uidvalidity, result):
-            rows = self.store.rows(folder.id)
-
-        server: dict[str, tuple[str, ...]] | None = None
-        remote: dict[str, tuple[str, ...]] = {}
-        if full and not rows and not self.store.has_messages(folder.id):
-            full = False  # first sync: no listing needed, everything from UID 1 up is new
-            changed = []
-        elif full:
-            server = {str(i.uid): i.flags or () for i in self.imap.command("UID FETCH 1:* (UID FLAGS)") if i.uid}
-            vanished = {uid for uid, r in rows.items() if r.uidvalidity == status.uidvalidity and uid not in server}
-            remote = server
-        if server is None:
-            remote = {str(i.uid): i.flags for i in changed if i.uid and i.flags is not None}
-
-        # A file that disappeared behind our back is fetched again, never taken as a delete (F-15).
-        refetch: list[int] = []
-        with self.store.transaction():
-            for uid in missing:
-                row = rows.pop(uid, None)
-                if row is None:
-                    continue
-                self.store.delete_row(row.id)
-                if uid not in vanished and row.uidvalidity == status.uidvalidity:
-                    refetch.append(int(uid))
-                    result.refetched += 1
-
-        self._reconcile_flags(folder, md, rows, local_flags, remote, vanished, result)
-
-        current = {u for u, r in rows.items() if r.uidvalidity == status.uidvalidity}
-        known_max = self.store.max_uid(folder.id, status.uidvalidity)
-        journaled: dict[str, Op] = {}
-        if unknown or any(op.kind == "append" for op in pending):
-            adopted, journaled, unknown = self._resume_uploads(folder, md, status.uidvalidity, unknown)
-            current |= adopted
-        if server is not None:
-            wanted = [int(u) for u in server if u not in current]
+            mode = "unchanged"  # CONDSTORE says: nothing happened on the server
+        elif not rows and not self.store.has_messages(folder.id):
+            mode = "first"  # no listing needed, everything from UID 1 up is new
         else:
-            wanted = [int(u) for u in remote if u not in current] + refetch
-        above = None
-        if server is None and status.uidnext != folder.uidnext and status.uidnext > known_max + 1:
-            above = known_max
-        self._download(folder, md, status.uidvalidity, sorted(set(wanted)), above, current, result)
-        waiting = False
-        if unknown or journaled:
-            waiting = self._upload(folder, md, status.uidvalidity, status.uidnext, unknown, journaled, result)
-
-        self.store.update_folder(
-            folder.id,
-            uidvalidity=status.uidvalidity,
-            uidnext=status.uidnext,
-            highestmodseq=status.highestmodseq,
-            local_mtime=0 if waiting else _mtime(md),  # 0: look at the waiting uploads again next time
+            mode = "listing"
+            remote = {str(i.uid): _fs(i.flags or ()) for i in self.imap.command("UID FETCH 1:* (UID FLAGS)") if i.uid}
+        known_max = 0
+        if mode != "listing" and not rekey and status.uidnext != folder.uidnext:
+            known_max = self.store.max_uid(folder.id, status.uidvalidity)
+        run.server = ServerState(status.uidvalidity, status.uidnext, status.exists, status.highestmodseq, mode,
+                                 remote, vanished, status.permanentflags)
+        run.local = LocalState(
+            folder.uidvalidity, folder.uidnext, folder.highestmodseq,
+            {uid: LocalMessage(r.uidvalidity, local_flags[uid] if uid in local_flags else _fs(r.flags),
+                               _fs(r.synced_flags), uid in missing) for uid, r in rows.items()},
+            clean=clean, known_max=known_max,
+            ops=tuple(JournalOp(op.id, "move" if op.kind == "move" else "delete", op.uidvalidity, op.uid, op.target)
+                      for op in ops),
+            unknown=tuple(unknown), leftovers=tuple(leftovers),
+            appends=frozenset(op.target for op in pending if op.kind == "append"),
+            upload_confirmed=bool(unknown) and self.store.upload_confirmed(self.account.name, folder.name),
         )
-        return result
+        return run
+
+    def _regather(self, run: _FolderRun) -> _FolderRun:
+        """After a UIDVALIDITY re-match: every row again, and the server's full listing."""
+        from deskmail.sync.plan import LocalMessage, LocalState, ServerState
+
+        folder = self.store.folder(self.account.name, run.folder.name) or run.folder
+        rows = self.store.rows(folder.id)
+        status = run.status
+        fresh = _FolderRun(folder, run.md, status, rows, run.result)
+        fresh.pending, fresh.unknown = run.pending, run.unknown
+        mode: Mode = "first" if not rows and not self.store.has_messages(folder.id) else "listing"
+        remote: dict[str, frozenset[str]] = {}
+        if mode == "listing":
+            remote = {str(i.uid): _fs(i.flags or ()) for i in self.imap.command("UID FETCH 1:* (UID FLAGS)") if i.uid}
+        fresh.server = ServerState(status.uidvalidity, status.uidnext, status.exists, status.highestmodseq, mode,
+                                   remote, frozenset(), status.permanentflags)
+        old = run.local
+        fresh.local = LocalState(
+            folder.uidvalidity, folder.uidnext, folder.highestmodseq,
+            {uid: LocalMessage(r.uidvalidity, _fs(r.flags), _fs(r.synced_flags)) for uid, r in rows.items()},
+            clean=False, known_max=self.store.max_uid(folder.id, status.uidvalidity), ops=old.ops,
+            unknown=old.unknown, appends=old.appends, upload_confirmed=old.upload_confirmed,
+        )
+        return fresh
 
     def _scan(self, md: Maildir, rows: dict[str, Row]) -> tuple[dict[str, frozenset[str]], set[str]]:
-        """Current local flags (from file names) and the rows whose file is gone."""
+        """Current local flags (from file names) and the rows whose file is gone (dry run: nothing written)."""
         flags = {uid: _fs(r.flags) for uid, r in rows.items()}
-        on_disk = {name.partition(":")[0]: name for name in md.files()}
+        on_disk = {name.partition(":")[0]: name for name in (_names(md) if self.dry_run else md.files())}
         missing: set[str] = set()
-        with self.store.transaction():
+        with nullcontext() if self.dry_run else self.store.transaction():
             for uid, r in rows.items():
                 unique = r.filename.partition(":")[0]
                 current = on_disk.get(unique)
@@ -465,36 +576,201 @@ class ImapSync:
                     missing.add(uid)
                 elif current != r.filename:
                     now = frozenset(info_to_flags(current)) | (_fs(r.flags) - _MAILDIR_FLAGS)
-                    self.store.set_flags(r.id, current, now)
+                    if not self.dry_run:
+                        self.store.set_flags(r.id, current, now)
                     rows[uid] = r.clone(filename=current, flags=" ".join(sorted(now)))
                     flags[uid] = now
         return flags, missing
 
-    def _apply_ops(self, ops: list[Op], folder: Folder, md: Maildir, rows: dict[str, Row], uidvalidity: int,
-                   result: FolderResult) -> int:
-        done = 0
-        for op in ops:
-            if op.uidvalidity != uidvalidity:
-                with self.store.transaction():
-                    self.store.op_done(op.id)
-                    self.store.log(self.account.name, folder.name,
-                                   f"{op.kind} of UID {op.uid} dropped: the folder's UIDVALIDITY changed")
-                continue
-            uid = op.uid
-            if op.kind == "move":
-                self._move(folder, md, rows, uid, op.target, result)
-            else:
-                self.imap.run(f"UID STORE {uid} +FLAGS.SILENT (\\Deleted)")
-                self.imap.run(f"UID EXPUNGE {uid}" if self.uidplus else "EXPUNGE")
-                result.deleted += 1
+    # --- the executor ----------------------------------------------------------------
+
+    def _apply(self, action: Action, run: _FolderRun) -> None:
+        from deskmail.sync.plan import (
+            MASS_UPLOAD,
+            Checkpoint,
+            DeleteThere,
+            Download,
+            DropOp,
+            ExpungeHere,
+            ForgetMissing,
+            HoldUploads,
+            LogConflicts,
+            MoveThere,
+            PullFlags,
+            PushFlags,
+            Recover,
+            Rekey,
+            ResumeUploads,
+            UnkeptKeywords,
+            UploadThere,
+        )
+
+        account, folder, result = self.account.name, run.folder, run.result
+        if isinstance(action, Recover):
+            self.store.recover_unknown(folder, {run.status.uidvalidity, folder.uidvalidity} - {0})
+        elif isinstance(action, Rekey):
+            self._uidvalidity_changed(folder, run.md, run.rows, action.new, result)
+        elif isinstance(action, DropOp):
             with self.store.transaction():
-                row = rows.get(uid)
-                if row is not None and op.kind != "move":
-                    md.remove(row.filename)
-                    self.store.delete_row(row.id)
-                self.store.op_done(op.id)
-            done += 1
-        return done
+                self.store.op_done(action.op.id)
+                self.store.log(account, folder.name,
+                               f"{action.op.kind} of UID {action.op.uid} dropped: the folder's UIDVALIDITY changed")
+        elif isinstance(action, DeleteThere | MoveThere):
+            self._apply_op(action, run)
+        elif isinstance(action, ForgetMissing):
+            with self.store.transaction():
+                for uid in action.uids:
+                    row = run.rows.pop(uid, None)
+                    if row is not None:
+                        self.store.delete_row(row.id)
+        elif isinstance(action, ExpungeHere):
+            self._expunge_here(action, run)
+        elif isinstance(action, LogConflicts):
+            result.conflicts += len(action.changes)
+            with self.store.transaction():
+                for c in action.changes:
+                    self.store.log(account, folder.name,
+                                   f"UID {c.uid}: flags changed on both sides; merged to {' '.join(sorted(c.flags))}")
+        elif isinstance(action, PullFlags):
+            pulled = result.flags_pulled
+            with self.store.transaction():
+                for c, synced in zip(action.changes, action.synced, strict=True):
+                    self._set_local_flags(run, c, synced)
+            if result.flags_pulled > pulled and self.listener is not None:
+                from deskmail.events import FlagsPulled
+
+                self.listener(FlagsPulled(account, folder.name, result.flags_pulled - pulled))
+        elif isinstance(action, PushFlags):
+            self._push_flags(action, run)
+        elif isinstance(action, UnkeptKeywords):
+            note = f"the server does not keep the keywords {', '.join(action.keywords)}: they stay here only"
+            result.notes.append(note)
+            with self.store.transaction():
+                self.store.log(account, folder.name, note)
+        elif isinstance(action, ResumeUploads):
+            adopted, run.journaled, run.unknown = self._resume_uploads(folder, run.md, run.status.uidvalidity,
+                                                                      run.unknown)
+            run.adopted |= adopted
+        elif isinstance(action, Download):
+            self._download_action(action, run)
+        elif isinstance(action, HoldUploads):
+            note = (f"{action.total} messages in {folder.name} are only here, more than {MASS_UPLOAD} at once: "
+                    f"not uploaded; run `deskmail folders --upload {folder.name!r}` and sync to upload them")
+            result.notes.append(note)
+            with self.store.transaction():
+                self.store.log(account, folder.name, note)
+        elif isinstance(action, UploadThere):
+            before = result.uploaded
+            run.waiting |= self._upload(folder, run.md, run.status.uidvalidity, run.status.uidnext,
+                                        list(action.names), run.journaled, result, run.unknown)
+            if action.confirmed:
+                with self.store.transaction():
+                    self.store.confirm_upload(account, folder.name, False)  # a yes counts once
+            if result.uploaded > before and self.listener is not None:
+                from deskmail.events import Uploaded
+
+                self.listener(Uploaded(account, folder.name, result.uploaded - before))
+        elif isinstance(action, Checkpoint):
+            if action.quiet:
+                if action.highestmodseq != folder.highestmodseq:
+                    self.store.update_folder(folder.id, highestmodseq=action.highestmodseq)
+                return
+            self.store.update_folder(
+                folder.id, uidvalidity=action.uidvalidity, uidnext=action.uidnext,
+                highestmodseq=action.highestmodseq,
+                # 0: look at the waiting uploads again next time
+                local_mtime=0 if (run.waiting or action.rescan) else _mtime(run.md),
+            )
+        else:  # folder-level actions are planned by reconcile_folders' dry run only
+            raise AssertionError(f"not a folder action: {action!r}")
+
+    def _apply_op(self, action: DeleteThere | MoveThere, run: _FolderRun) -> None:
+        from deskmail.sync.plan import MoveThere
+
+        op, result = action.op, run.result
+        if isinstance(action, MoveThere):
+            self._move(run.folder, run.md, run.rows, op.uid, op.target, result)
+        else:
+            self.imap.run(f"UID STORE {op.uid} +FLAGS.SILENT (\\Deleted)")
+            self.imap.run(f"UID EXPUNGE {op.uid}" if self.uidplus else "EXPUNGE")
+            result.deleted += 1
+        with self.store.transaction():
+            row = run.rows.pop(op.uid, None)
+            if row is not None and not isinstance(action, MoveThere):
+                run.md.remove(row.filename)
+                self.store.delete_row(row.id)
+            self.store.op_done(op.id)
+        if self.listener is not None:
+            from deskmail.events import Deleted
+
+            self.listener(Deleted(self.account.name, run.folder.name, 1, here=False))
+
+    def _expunge_here(self, action: ExpungeHere, run: _FolderRun) -> None:
+        dropped = set(action.dropped)
+        removed = 0
+        with self.store.transaction():
+            for uid in action.uids:
+                row = run.rows.pop(uid, None)
+                if row is None:
+                    continue
+                if uid in dropped:
+                    self.store.log(self.account.name, run.folder.name,
+                                   f"UID {uid} was expunged on the server; local flag changes dropped")
+                run.md.remove(row.filename)
+                self.store.delete_row(row.id)
+                removed += 1
+        run.result.removed += removed
+        if removed and self.listener is not None:
+            from deskmail.events import Deleted
+
+            self.listener(Deleted(self.account.name, run.folder.name, removed, here=True))
+
+    def _set_local_flags(self, run: _FolderRun, change: FlagChange, synced: frozenset[str] | None) -> None:
+        """The message's file name and index flags become ``change.flags``; ``synced`` recorded when given."""
+        row = run.rows[change.uid]
+        if change.flags != _fs(row.flags):
+            run.result.flags_pulled += 1
+        name = run.md.set_flags(row.filename, change.flags)
+        self.store.set_flags(row.id, name, change.flags, synced)
+        run.rows[change.uid] = row.clone(filename=name, flags=" ".join(sorted(change.flags)))
+
+    def _push_flags(self, action: PushFlags, run: _FolderRun) -> None:
+        """Local side first, then UID STORE; recorded as agreed only once the server said OK.
+
+        A STORE that fails (connection lost, keyword refused) leaves ``synced_flags`` as they were,
+        so the next sync sees the change here again and sends it again.
+        """
+        pulled = run.result.flags_pulled
+        with self.store.transaction():
+            for c in action.changes:
+                self._set_local_flags(run, c, None)
+        if run.result.flags_pulled > pulled and self.listener is not None:
+            from deskmail.events import FlagsPulled
+
+            self.listener(FlagsPulled(self.account.name, run.folder.name, run.result.flags_pulled - pulled))
+        uids = compress_uids([int(c.uid) for c in action.changes])
+        self.imap.run(f"UID STORE {uids} FLAGS.SILENT ({' '.join(sorted(action.flags))})")
+        with self.store.transaction():
+            for c in action.changes:
+                row = run.rows[c.uid]
+                self.store.set_flags(row.id, row.filename, c.flags, action.flags)
+        run.result.flags_pushed += len(action.changes)
+        if self.listener is not None:
+            from deskmail.events import FlagsPushed
+
+            self.listener(FlagsPushed(self.account.name, run.folder.name, len(action.changes)))
+
+    def _download_action(self, action: Download, run: _FolderRun) -> None:
+        """The download; a message whose file vanished keeps its index row until its new copy replaces it."""
+        uv = run.status.uidvalidity
+        replace = {int(uid): run.rows[uid].id for uid in action.refetch if uid in run.rows}
+        run.result.refetched += len(action.refetch)
+        current = {u for u, r in run.rows.items() if r.uidvalidity == uv and int(u) not in replace} | run.adopted
+        self._download(run.folder, run.md, uv, list(action.uids), action.above, current, run.result, replace)
+        if replace:  # not sent by the server (expunged meanwhile): the row of the vanished file goes
+            with self.store.transaction():
+                for row_id in replace.values():
+                    self.store.delete_row(row_id)
 
     def _move(self, folder: Folder, md: Maildir, rows: dict[str, Row], uid: str, target: str,
               result: FolderResult) -> None:
@@ -526,44 +802,6 @@ class ImapSync:
                 md.remove(row.filename)  # the target folder's sync downloads it with its new UID
             self.store.delete_row(row.id)
 
-    def _reconcile_flags(self, folder: Folder, md: Maildir, rows: dict[str, Row],
-                         local_flags: dict[str, frozenset[str]], remote: dict[str, tuple[str, ...]],
-                         vanished: set[str], result: FolderResult) -> None:
-        push: dict[frozenset[str], list[str]] = {}
-        with self.store.transaction():
-            for uid in vanished:
-                row = rows.get(uid)
-                if row is None:
-                    continue
-                if _fs(row.flags) != _fs(row.synced_flags):
-                    self.store.log(self.account.name, folder.name,
-                                   f"UID {uid} was expunged on the server; local flag changes dropped")
-                md.remove(row.filename)
-                self.store.delete_row(row.id)
-                result.removed += 1
-            for uid, row in rows.items():
-                if uid in vanished:
-                    continue
-                base = _fs(row.synced_flags)
-                local = local_flags.get(uid, _fs(row.flags))
-                theirs = _fs(remote[uid]) if uid in remote else base
-                if local == base and theirs == base:
-                    continue
-                merged = merge_flags(base, local, theirs)
-                if local != base and theirs != base and local != theirs:
-                    result.conflicts += 1
-                    self.store.log(self.account.name, folder.name,
-                                   f"UID {uid}: flags changed on both sides; merged to {' '.join(sorted(merged))}")
-                if merged != theirs:
-                    push.setdefault(merged, []).append(uid)
-                    result.flags_pushed += 1
-                if merged != local:
-                    result.flags_pulled += 1
-                name = md.set_flags(row.filename, merged)
-                self.store.set_flags(row.id, name, merged, merged)
-        for flags, uids in push.items():
-            self.imap.run(f"UID STORE {compress_uids([int(u) for u in uids])} FLAGS.SILENT ({' '.join(sorted(flags))})")
-
     def _uidvalidity_changed(self, folder: Folder, md: Maildir, rows: dict[str, Row], uidvalidity: int,
                              result: FolderResult) -> None:
         """Re-match local copies to the server's new UIDs by Message-ID + size (F-06), quarantine the rest (F-07)."""
@@ -580,10 +818,7 @@ class ImapSync:
                 if candidates:
                     new_uid = candidates.pop(0)
                     name = md.rekey(row.filename, uidvalidity, new_uid)
-                    self.store.db.execute(
-                        "UPDATE messages SET uidvalidity=?, uid=?, filename=? WHERE id=?",
-                        (uidvalidity, str(new_uid), name, row.id),
-                    )
+                    self.store.rekey_message(row.id, uidvalidity, str(new_uid), name)
                     matched += 1
                     continue
                 if quarantine is None:
@@ -593,9 +828,7 @@ class ImapSync:
                 qmd = self.store.folder_maildir(quarantine)
                 qmd.ensure()
                 md.path(row.filename).rename(qmd.path(row.filename))
-                self.store.db.execute(
-                    "UPDATE messages SET folder_id=?, uid=? WHERE id=?", (quarantine.id, f"local-{row.id}", row.id)
-                )
+                self.store.move_row_to_folder(row.id, quarantine.id, f"local-{row.id}")
                 unmatched += 1
             note = (f"UIDVALIDITY of {folder.name} changed ({folder.uidvalidity} -> {uidvalidity}): "
                     f"{matched} local copies re-matched")
@@ -654,8 +887,8 @@ class ImapSync:
             del journaled[unique], by_unique[unique]
         return adopted, journaled, list(by_unique.values())
 
-    def _upload(self, folder: Folder, md: Maildir, uidvalidity: int, uidnext: int, unknown: list[str],
-                journaled: dict[str, Op], result: FolderResult) -> bool:
+    def _upload(self, folder: Folder, md: Maildir, uidvalidity: int, uidnext: int, fresh: list[str],
+                journaled: dict[str, Op], result: FolderResult, unknown: list[str]) -> bool:
         """APPEND the messages only this side has, then adopt each file under its new UID.
 
         Journal first: an ``append`` op (durable) names the file and the UIDNEXT before the APPEND,
@@ -663,27 +896,14 @@ class ImapSync:
         (:meth:`_resume_uploads`) and adopts it instead of appending a second copy.
         True if messages are left waiting (refused by the server, or awaiting confirmation).
         """
-        account = self.account.name
-        fresh = [n for n in unknown if n.partition(":")[0] not in journaled]
-        confirmed = self.store.upload_confirmed(account, folder.name)
-        if len(fresh) > MASS_UPLOAD and not confirmed:
-            note = (f"{len(fresh)} messages in {folder.name} are only here, more than {MASS_UPLOAD} at once: "
-                    f"not uploaded; run `deskmail folders --upload {folder.name!r}` and sync to upload them")
-            result.notes.append(note)
-            with self.store.transaction():
-                self.store.log(account, folder.name, note)
-            fresh = []
-            waiting = True
-        else:
-            waiting = False
+        waiting = False
         names = {n.partition(":")[0]: n for n in unknown}
         for unique, op in journaled.items():
             waiting |= not self._append_one(folder, md, names[unique], op, uidvalidity, uidnext, result)
+            self._check()  # each upload is adopted (or journaled) before the next one starts
         for name in fresh:
             waiting |= not self._append_one(folder, md, name, None, uidvalidity, uidnext, result)
-        if confirmed:
-            with self.store.transaction():
-                self.store.confirm_upload(account, folder.name, False)  # a yes counts once
+            self._check()
         return waiting
 
     def _append_one(self, folder: Folder, md: Maildir, name: str, op: Op | None, uidvalidity: int, uidnext: int,
@@ -789,7 +1009,9 @@ class ImapSync:
         return min(found) if found else None
 
     def _download(self, folder: Folder, md: Maildir, uidvalidity: int, uids: list[int], above: int | None,
-                  current: set[str], result: FolderResult) -> None:
+                  current: set[str], result: FolderResult, replace: dict[int, int]) -> None:
+        """Fetch ``uids`` (and every UID above ``above``) in batches; ``replace``: uid -> the row of a file
+        that vanished here, dropped in the transaction that adds its new copy (popped when done)."""
         if above is not None:
             uid_set = f"{above + 1}:*"
             if uids:
@@ -808,10 +1030,16 @@ class ImapSync:
             names = md.publish(batch)
             with self.store.transaction():
                 for (pending, v, uid, flags, _pop), name in zip(batch, names, strict=True):
+                    old = replace.pop(int(uid), None) if replace else None
+                    if old is not None:
+                        self.store.delete_row(old)
                     self.store.insert_message(md, folder.id, v, uid, name, flags, bytes(pending.head), pending.size)
             result.new += len(batch)
-            if self.progress:
-                self.progress(self.account.name, folder.name, result.new, max(total, result.new), result.bytes)
+            if self.listener is not None:
+                from deskmail.events import MessagesDownloaded
+
+                self.listener(MessagesDownloaded(self.account.name, folder.name, result.new, max(total, result.new),
+                                                 result.bytes))
             batch, batch_bytes = [], 0
             release_freed_memory()
 
@@ -831,7 +1059,11 @@ class ImapSync:
                 result.bytes += pending.size
                 if len(batch) >= BATCH_MESSAGES or batch_bytes >= BATCH_BYTES:
                     flush()
-            flush()
+                    # A safe point: the batch is durable and indexed. Stopping mid-FETCH leaves the rest of
+                    # the response unread, but the connection is closed with the sync anyway.
+                    self._check()
+            if batch:
+                flush()
         finally:
             sink.discard_all()
             for pending, *_ in batch:
@@ -901,30 +1133,97 @@ class _Digest:
 
 
 def sync_imap_account(
-    account: Account, store: Store, session: ImapSession, *, progress: Progress | None = None,
-    folders: list[str] | None = None, on_folder: Callable[[FolderResult], None] | None = None,
-    redownload: bool = False,
+    account: Account, store: Store, session: ImapSession, *, listener: Listener | None = None,
+    cancel: CancelToken | None = None, folders: list[str] | None = None,
+    on_folder: Callable[[FolderResult], None] | None = None, redownload: bool = False, dry_run: bool = False,
 ) -> list[FolderResult]:
-    engine = ImapSync(account, store, session, progress=progress, folders=folders, redownload=redownload)
+    """Sync every folder of an IMAP account; ``dry_run``: plan only (each result's ``plan``), write nothing."""
+    engine = ImapSync(account, store, session, listener=listener, cancel=cancel, folders=folders,
+                      redownload=redownload, dry_run=dry_run)
     results: list[FolderResult] = []
 
     def report(r: FolderResult) -> None:
         results.append(r)
+        if listener is not None:
+            from deskmail.events import FolderFinished
+
+            listener(FolderFinished(account.name, r.folder, r.new, tuple(r.notes)))
         if on_folder:
             on_folder(r)
 
-    for folder in engine.reconcile_folders():
+    engine._check()
+    wanted = engine.reconcile_folders()
+    for folder in wanted:
+        engine._check()  # between folders
         try:
             r = engine.sync_folder(folder)
         except ProtocolError as exc:
             # One broken folder (hostile names, refused commands, inconsistent UIDs) must not stop the
             # others; network and store errors do stop the account, the connection or disk is gone.
             r = FolderResult(account.name, folder.name, notes=[f"not synced: {exc}"])
-            store.log(account.name, folder.name, f"not synced: {exc.what}")
+            if listener is not None:
+                from deskmail.events import FolderFailed
+
+                listener(FolderFailed(account.name, folder.name, exc))
+            if not dry_run:
+                store.log(account.name, folder.name, f"not synced: {exc.what}")
         report(r)
     for r in engine.unsynced:
         report(r)
+    synced = {f.name for f in wanted}
+    for name, actions in engine.folder_plans.items():  # dry run: folders that are not (yet) synced here
+        if name in synced:
+            r = next(x for x in results if x.folder == name)
+            r.plan[:0] = actions
+        else:
+            r = FolderResult(account.name, name)
+            r.plan.extend(actions)
+            results.append(r)
     return results
 
 
-__all__ = ["FetchItem", "FolderResult", "ImapSync", "merge_flags", "special_use_of", "sync_imap_account"]
+class _FolderRun:
+    """One folder's sync in progress: what was gathered and what the executor's actions changed."""
+
+    def __init__(self, folder: Folder, md: Maildir, status: FolderStatus, rows: dict[str, Row],
+                 result: FolderResult) -> None:
+        self.folder = folder
+        self.md = md
+        self.status = status
+        self.rows = rows  # uid -> row, kept current by the actions (scan renames, deletes, moves)
+        self.result = result
+        self.local: LocalState  # set by the gathering
+        self.server: ServerState
+        self.pending: list[Op] = []
+        self.unknown: list[str] = []  # files here the server does not know
+        self.journaled: dict[str, Op] = {}  # interrupted uploads not found on the server: appended again
+        self.adopted: set[str] = set()  # UIDs a resumed upload adopted: never downloaded
+        self.waiting = False  # uploads refused or held: look at the files again next time
+
+
+def _names(md: Maildir) -> list[str]:
+    """cur/ and new/ as :meth:`Maildir.files` would name them, without moving anything (dry run)."""
+    out: list[str] = []
+    for sub in ("cur", "new"):
+        try:
+            entries = os.listdir(md.root / sub)
+        except OSError:
+            continue
+        out.extend(n if sub == "cur" or ":2," in n else n + ":2," for n in entries if not n.startswith("."))
+    return out
+
+
+def _orphans(md: Maildir, rows: dict[str, Row], uidvalidities: set[int]) -> tuple[list[str], list[str]]:
+    """Dry run's read-only :meth:`Store.recover_unknown`: (crash leftovers it would adopt, unknown files)."""
+    indexed = {r.filename.partition(":")[0] for r in rows.values()}
+    leftovers: list[str] = []
+    unknown: list[str] = []
+    for name in _names(md):
+        if name.partition(":")[0] in indexed:
+            continue
+        key = server_key(name)
+        (leftovers if key is not None and key[0] in uidvalidities else unknown).append(name)
+    return leftovers, unknown
+
+
+__all__ = ["FetchItem", "FolderResult", "ImapSync", "special_use_of", "sync_imap_account"]

@@ -29,7 +29,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deskmail.model import Account
 from deskmail.protocol.pop3 import Pop3Session
@@ -46,7 +46,11 @@ from deskmail.store.pop3 import (
     new_messages,
     settled_ops,
 )
-from deskmail.sync.imap_sync import FolderResult, Progress
+from deskmail.sync.imap_sync import FolderResult
+from deskmail.sync.plan import Pop3Delete, Pop3Download
+
+if TYPE_CHECKING:
+    from deskmail.events import CancelToken, Listener
 
 BATCH_MESSAGES = 200
 
@@ -59,13 +63,51 @@ def _option(account: Account, key: str, default: Any) -> Any:
 # --- the sync ---------------------------------------------------------------------------------------
 
 def sync_pop3_account(account: Account, store: Store, pop: Pop3Session, *,
-                      progress: Progress | None = None, headers_only: bool = False,
-                      settled: list[int] | None = None) -> FolderResult:
+                      listener: Listener | None = None, cancel: CancelToken | None = None,
+                      headers_only: bool = False, settled: list[int] | None = None,
+                      dry_run: bool = False) -> FolderResult:
     """Download new mail and send the DELEs that are due.
 
     ``settled`` receives the ids of the journaled ops that need nothing more once the
     session ends with QUIT (when the DELEs take effect); the caller forgets them only then.
+    ``dry_run``: the result's ``plan`` says what would be done; nothing is written.
     """
+    from deskmail import events  # imported by whoever made the listener or the token anyway
+
+    listener = listener or events.ignore
+    cancel = cancel or events.NEVER
+    cancel.check()
+    listener(events.FolderStarted(account.name, "INBOX"))
+    result = _sync_pop3(account, store, pop, listener, cancel, headers_only, settled, dry_run)
+    listener(events.FolderFinished(account.name, "INBOX", result.new, tuple(result.notes)))
+    return result
+
+
+def _dry_run(account: Account, store: Store, pop: Pop3Session, headers_only: bool) -> FolderResult:
+    result = FolderResult(account.name, "INBOX")
+    folder = store.folder(account.name, "INBOX")
+    listing = pop.uidl_listing()
+    if listing is None:
+        result.notes.append("the server has no UIDL: a real sync matches messages by their headers")
+        result.plan.append(Pop3Download(pop.message_count(), headers_only))
+        return result
+    try:
+        load_listing(store, listing)
+        result.plan.append(Pop3Download(count_new(store, account.name), headers_only))
+        if folder is not None and not headers_only:
+            leave, days = _option(account, "leave_on_server", True), _option(account, "delete_after_days", 0)
+            doomed = sum(1 for _ in doomed_messages(store, account.name, leave=leave, days=days, now=time.time()))
+            if doomed:
+                result.plan.append(Pop3Delete(doomed))
+    finally:
+        drop_listing(store)
+    return result
+
+
+def _sync_pop3(account: Account, store: Store, pop: Pop3Session, listener: Listener, cancel: CancelToken,
+               headers_only: bool, settled: list[int] | None, dry_run: bool) -> FolderResult:
+    if dry_run:
+        return _dry_run(account, store, pop, headers_only)
     result = FolderResult(account.name, "INBOX")
     with store.transaction():
         folder = store.ensure_folder(account.name, "INBOX")
@@ -93,7 +135,7 @@ def sync_pop3_account(account: Account, store: Store, pop: Pop3Session, *,
                                                                    headers_only=True), result)
             _settled_ops(store, account.name, deleting=False, into=settled)
             return result
-        _download(account, store, md, folder.id, pop, progress, result)
+        _download(account, store, md, folder.id, pop, listener, cancel, result)
         if not strong_ids:
             _settled_ops(store, account.name, deleting=False, into=settled)
             return result
@@ -103,6 +145,10 @@ def sync_pop3_account(account: Account, store: Store, pop: Pop3Session, *,
         for number in doomed_messages(store, account.name, leave=leave, days=days, now=time.time()):
             pop.delete(number)
             result.deleted += 1
+        if result.deleted:
+            from deskmail.events import Deleted
+
+            listener(Deleted(account.name, "INBOX", result.deleted, here=False))
         # The DELEs take effect at QUIT; the caller forgets the settled ops only then.
         return result
     finally:
@@ -119,8 +165,10 @@ def _settled_ops(store: Store, account: str, *, deleting: bool, into: list[int] 
 
 
 def _download(account: Account, store: Store, md: Maildir, folder_id: int, pop: Pop3Session,
-              progress: Progress | None, result: FolderResult) -> None:
-    total = count_new(store, account.name) if progress else 0
+              listener: Listener, cancel: CancelToken, result: FolderResult) -> None:
+    from deskmail import events
+
+    total = count_new(store, account.name) if listener is not events.ignore else 0
     # Only the messages between RETR and commit are held: at most the pipelining window plus a batch.
     wanted: dict[int, NewMessage] = {}
     pending: dict[int, PendingMessage] = {}
@@ -149,8 +197,7 @@ def _download(account: Account, store: Store, md: Maildir, folder_id: int, pop: 
                 store.insert_message(md, folder_id, 0, uid, name, (), bytes(p.head), p.size)
                 mark_seen(store, account.name, uid, now)
         result.new += len(batch)
-        if progress:
-            progress(account.name, "INBOX", result.new, total, result.bytes)
+        listener(events.MessagesDownloaded(account.name, "INBOX", result.new, max(total, result.new), result.bytes))
         batch, replaces = [], []
 
     try:
@@ -163,7 +210,9 @@ def _download(account: Account, store: Store, md: Maildir, folder_id: int, pop: 
             result.bytes += p.size
             if len(batch) >= BATCH_MESSAGES:
                 flush()
-        flush()
+                cancel.check()  # the batch is durable and indexed; no DELE has been sent yet
+        if batch:
+            flush()
     finally:
         for p in pending.values():
             p.discard()

@@ -1,0 +1,592 @@
+"""The IMAP folder planner: what one folder's sync must do, decided from plain data.
+
+:func:`plan_folder` takes what :mod:`deskmail.sync.imap_sync` gathered (the index rows and the
+files here as :class:`LocalState`, the SELECT and the server's changes as :class:`ServerState`)
+and returns the ordered list of frozen actions the executor applies. No sockets, no store, no
+files, no clock: the rules of the module docstring of :mod:`~deskmail.sync.imap_sync` live here
+and are tested without servers (tests/unit/test_sync_plan.py).
+
+The order is the durability order: journaled user intent first (deletes, moves), then what the
+server removed, then flags, then interrupted uploads, the download, new uploads, and last the
+checkpoint that advances the folder's sync state (only reached when everything before it held).
+Only :class:`DeleteThere` and :class:`MoveThere` remove anything from the server, and only a
+journaled user op makes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+Flags = frozenset[str]
+
+# More local-only messages than this in one folder wait for a confirmation (a wrong directory or a
+# restored backup must not flood the server).
+MASS_UPLOAD = 50
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing; mypy reads it as True
+if TYPE_CHECKING:
+    from typing import Any, Literal
+
+    Mode = Literal["qresync", "unchanged", "listing", "first", "unread"]
+
+
+class _Frozen:
+    """Immutable, equal by type and fields, hashable. Hand-written rather than dataclasses or named
+    tuples: a sync that has anything to do imports this module, and defining ~25 of those costs 5-10 ms
+    of start-up (typing, and the code they generate), ~5 % of such a sync."""
+
+    __slots__: tuple[str, ...] = ()
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} is frozen")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"{type(self).__name__} is frozen")
+
+    def _fields(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and isinstance(other, _Frozen) and other._fields() == self._fields()
+
+    def __hash__(self) -> int:
+        return hash((type(self), self._fields()))
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"{type(self).__name__}({fields})"
+
+
+def _init(obj: _Frozen, *values: object) -> None:
+    for name, value in zip(obj.__slots__, values, strict=True):
+        object.__setattr__(obj, name, value)
+
+
+_NOTHING: Mapping[str, Any] = {}  # the default of mappings that are never mutated
+
+
+def merge_flags(base: Flags, local: Flags, remote: Flags) -> Flags:
+    """Three-way flag merge: each side's additions and removals apply; conflicts union (keep the flag)."""
+    added = (local - base) | (remote - base)
+    removed = ((base - local) | (base - remote)) - added
+    return (base | added) - removed
+
+
+def is_keyword(flag: str) -> bool:
+    return not flag.startswith("\\")
+
+
+def kept(flag: str, permanent: tuple[str, ...] | None) -> bool:
+    """Whether the server stores ``flag`` (PERMANENTFLAGS; none announced: every flag, RFC 3501 7.1)."""
+    return permanent is None or not is_keyword(flag) or "\\*" in permanent or flag in permanent
+
+
+# --- gathered state ------------------------------------------------------------------------------
+
+class LocalMessage(_Frozen):
+    __slots__ = ("uidvalidity", "flags", "synced", "missing")
+    uidvalidity: int
+    flags: Flags  # here, now (file name + the index's keywords)
+    synced: Flags  # what both sides agreed on last time
+    missing: bool  # the file vanished behind our back
+
+    def __init__(self, uidvalidity: int, flags: Flags, synced: Flags, missing: bool = False) -> None:
+        _init(self, uidvalidity, flags, synced, missing)
+
+
+class JournalOp(_Frozen):
+    """A user's delete or move, journaled here and not yet carried out on the server."""
+
+    __slots__ = ("id", "kind", "uidvalidity", "uid", "target")
+    id: int
+    kind: Literal["delete", "move"]
+    uidvalidity: int
+    uid: str
+    target: str
+
+    def __init__(self, id: int, kind: Literal["delete", "move"], uidvalidity: int, uid: str, target: str = "") -> None:
+        _init(self, id, kind, uidvalidity, uid, target)
+
+
+class LocalState(_Frozen):
+    __slots__ = ("uidvalidity", "uidnext", "highestmodseq", "messages", "clean", "known_max", "ops", "unknown",
+                 "appends", "leftovers", "upload_confirmed")
+    uidvalidity: int  # as last synced (0: never)
+    uidnext: int
+    highestmodseq: int
+    # uid -> message: every row of the folder, or (QRESYNC, nothing changed here) only the rows the
+    # server reported on and those the journal names.
+    messages: Mapping[str, LocalMessage]
+    clean: bool  # cur/ and new/ untouched since the last finished sync, no upload pending
+    known_max: int  # the highest UID held here under the server's UIDVALIDITY
+    ops: tuple[JournalOp, ...]
+    unknown: tuple[str, ...]  # files here the server does not know (to upload)
+    appends: frozenset[str]  # unique names of journaled uploads a crash interrupted
+    leftovers: tuple[str, ...]  # dry run: files with our identity the index lacks (adopted first)
+    upload_confirmed: bool
+
+    def __init__(self, uidvalidity: int, uidnext: int, highestmodseq: int,
+                 messages: Mapping[str, LocalMessage] = _NOTHING, *, clean: bool = False, known_max: int = 0,
+                 ops: tuple[JournalOp, ...] = (), unknown: tuple[str, ...] = (),
+                 appends: frozenset[str] = frozenset(), leftovers: tuple[str, ...] = (),
+                 upload_confirmed: bool = False) -> None:
+        _init(self, uidvalidity, uidnext, highestmodseq, messages, clean, known_max, ops, unknown, appends,
+              leftovers, upload_confirmed)
+
+
+class ServerState(_Frozen):
+    __slots__ = ("uidvalidity", "uidnext", "exists", "highestmodseq", "mode", "flags", "vanished", "permanent")
+    uidvalidity: int
+    uidnext: int
+    exists: int
+    highestmodseq: int
+    # qresync: changes since our HIGHESTMODSEQ; unchanged: CONDSTORE says nothing happened; listing:
+    # every UID's flags; first: nothing here yet, nothing listed; unread: UIDVALIDITY changed.
+    mode: Mode
+    flags: Mapping[str, Flags]  # qresync: the changed ones; listing: all
+    vanished: frozenset[str]  # qresync only
+    permanent: tuple[str, ...] | None  # PERMANENTFLAGS, None when not announced
+
+    def __init__(self, uidvalidity: int, uidnext: int, exists: int, highestmodseq: int, mode: Mode,
+                 flags: Mapping[str, Flags] = _NOTHING, vanished: frozenset[str] = frozenset(),
+                 permanent: tuple[str, ...] | None = None) -> None:
+        _init(self, uidvalidity, uidnext, exists, highestmodseq, mode, flags, vanished, permanent)
+
+
+# --- actions --------------------------------------------------------------------------------------
+
+class FlagChange(_Frozen):
+    __slots__ = ("uid", "flags")
+    uid: str
+    flags: Flags  # the message's flags here after the change
+
+    def __init__(self, uid: str, flags: Flags) -> None:
+        _init(self, uid, flags)
+
+
+def _flags(flags: Flags) -> str:
+    return " ".join(sorted(flags)) or "(none)"
+
+
+def _uids(uids: tuple[str, ...] | tuple[int, ...]) -> str:
+    shown = ", ".join(map(str, uids[:8]))
+    return shown + (f" and {len(uids) - 8} more" if len(uids) > 8 else "")
+
+
+class Recover(_Frozen):
+    __slots__ = ("names",)
+    names: tuple[str, ...]
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        _init(self, names)
+
+    def describe(self) -> str:
+        return f"adopt {len(self.names)} files a crash left unindexed"
+
+
+class Rekey(_Frozen):
+    __slots__ = ("old", "new")
+    old: int
+    new: int
+
+    def __init__(self, old: int, new: int) -> None:
+        _init(self, old, new)
+
+    def describe(self) -> str:
+        return (f"UIDVALIDITY changed ({self.old} -> {self.new}): re-match local copies by Message-ID and size, "
+                "keep the rest in a local Recovered folder, then sync again")
+
+
+class DropOp(_Frozen):
+    __slots__ = ("op",)
+    op: JournalOp
+
+    def __init__(self, op: JournalOp) -> None:
+        _init(self, op)
+
+    def describe(self) -> str:
+        return f"drop the journaled {self.op.kind} of UID {self.op.uid} (the folder's UIDVALIDITY changed)"
+
+
+class DeleteThere(_Frozen):
+    __slots__ = ("op",)
+    op: JournalOp
+
+    def __init__(self, op: JournalOp) -> None:
+        _init(self, op)
+
+    def describe(self) -> str:
+        return f"delete UID {self.op.uid} on the server (deleted here)"
+
+
+class MoveThere(_Frozen):
+    __slots__ = ("op",)
+    op: JournalOp
+
+    def __init__(self, op: JournalOp) -> None:
+        _init(self, op)
+
+    def describe(self) -> str:
+        return f"move UID {self.op.uid} to {self.op.target} on the server (moved here)"
+
+
+class ForgetMissing(_Frozen):
+    """Index rows whose file vanished here and that the server no longer has under this UIDVALIDITY."""
+
+    __slots__ = ("uids",)
+    uids: tuple[str, ...]
+
+    def __init__(self, uids: tuple[str, ...]) -> None:
+        _init(self, uids)
+
+    def describe(self) -> str:
+        return f"forget {len(self.uids)} messages whose file vanished here and which are gone on the server"
+
+
+class ExpungeHere(_Frozen):
+    __slots__ = ("uids", "dropped")
+    uids: tuple[str, ...]
+    dropped: tuple[str, ...]  # of those, the ones whose local flag changes are lost
+
+    def __init__(self, uids: tuple[str, ...], dropped: tuple[str, ...] = ()) -> None:
+        _init(self, uids, dropped)
+
+    def describe(self) -> str:
+        return f"remove {len(self.uids)} messages expunged on the server (UID {_uids(self.uids)})"
+
+
+class LogConflicts(_Frozen):
+    __slots__ = ("changes",)
+    changes: tuple[FlagChange, ...]
+
+    def __init__(self, changes: tuple[FlagChange, ...]) -> None:
+        _init(self, changes)
+
+    def describe(self) -> str:
+        return f"{len(self.changes)} messages had flags changed on both sides: merged"
+
+
+class PullFlags(_Frozen):
+    """Set flags here (file name and index) and record them as agreed: the server has them already."""
+
+    __slots__ = ("changes", "synced")
+    changes: tuple[FlagChange, ...]
+    synced: tuple[Flags, ...]  # per change: what to record as agreed (unkept keywords left out)
+
+    def __init__(self, changes: tuple[FlagChange, ...], synced: tuple[Flags, ...]) -> None:
+        _init(self, changes, synced)
+
+    def describe(self) -> str:
+        return f"take flag changes for {len(self.changes)} messages (UID {_uids(tuple(c.uid for c in self.changes))})"
+
+
+class PushFlags(_Frozen):
+    """Send ``flags`` for these messages (UID STORE); agreed only once the server said OK."""
+
+    __slots__ = ("flags", "changes")
+    flags: Flags
+    changes: tuple[FlagChange, ...]
+
+    def __init__(self, flags: Flags, changes: tuple[FlagChange, ...]) -> None:
+        _init(self, flags, changes)
+
+    def describe(self) -> str:
+        uids = tuple(c.uid for c in self.changes)
+        return f"set flags {_flags(self.flags)} on the server for UID {_uids(uids)}"
+
+
+class UnkeptKeywords(_Frozen):
+    __slots__ = ("keywords",)
+    keywords: tuple[str, ...]
+
+    def __init__(self, keywords: tuple[str, ...]) -> None:
+        _init(self, keywords)
+
+    def describe(self) -> str:
+        return f"keywords the server does not keep stay here only: {', '.join(self.keywords)}"
+
+
+class ResumeUploads(_Frozen):
+    """Look on the server for uploads a crash interrupted (adopt them, or append them again)."""
+
+    __slots__ = ("names",)
+    names: tuple[str, ...]
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        _init(self, names)
+
+    def describe(self) -> str:
+        return f"finish {len(self.names)} interrupted uploads"
+
+
+class Download(_Frozen):
+    __slots__ = ("uids", "above", "refetch")
+    uids: tuple[int, ...]
+    above: int | None  # also every UID above this one (new mail, not listed)
+    refetch: tuple[str, ...]  # of ``uids``: messages whose file vanished here
+
+    def __init__(self, uids: tuple[int, ...], above: int | None = None, refetch: tuple[str, ...] = ()) -> None:
+        _init(self, uids, above, refetch)
+
+    def describe(self) -> str:
+        parts = []
+        if self.uids:
+            parts.append(f"download {len(self.uids)} messages (UID {_uids(self.uids)})")
+        if self.above is not None:
+            parts.append(f"download new messages above UID {self.above}")
+        if self.refetch:
+            parts.append(f"{len(self.refetch)} of them again, their file vanished here")
+        return "; ".join(parts)
+
+
+class UploadThere(_Frozen):
+    __slots__ = ("names", "confirmed")
+    names: tuple[str, ...]  # files saved here, new to the server
+    confirmed: bool  # a confirmation for a mass upload was used (it counts once)
+
+    def __init__(self, names: tuple[str, ...], confirmed: bool = False) -> None:
+        _init(self, names, confirmed)
+
+    def describe(self) -> str:
+        return f"upload {len(self.names)} messages saved here"
+
+
+class HoldUploads(_Frozen):
+    __slots__ = ("total",)
+    total: int
+
+    def __init__(self, total: int) -> None:
+        _init(self, total)
+
+    def describe(self) -> str:
+        return f"{self.total} messages saved here wait for a confirmation (more than {MASS_UPLOAD} at once)"
+
+
+class Checkpoint(_Frozen):
+    """Record the server's UIDVALIDITY, UIDNEXT and HIGHESTMODSEQ (and the scan time of cur/ and new/)."""
+
+    __slots__ = ("uidvalidity", "uidnext", "highestmodseq", "quiet", "rescan")
+    uidvalidity: int
+    uidnext: int
+    highestmodseq: int
+    quiet: bool  # nothing happened on either side: only HIGHESTMODSEQ may move
+    rescan: bool  # look at the files here again next time (uploads wait)
+
+    def __init__(self, uidvalidity: int, uidnext: int, highestmodseq: int, quiet: bool = False,
+                 rescan: bool = False) -> None:
+        _init(self, uidvalidity, uidnext, highestmodseq, quiet, rescan)
+
+    def describe(self) -> str:
+        return f"record the folder's state (UIDNEXT {self.uidnext}, HIGHESTMODSEQ {self.highestmodseq})"
+
+
+# Folder-level actions of a dry run (what reconcile_folders would do).
+class CreateFolder(_Frozen):
+    __slots__ = ("name", "there")
+    name: str
+    there: bool  # True: on the server (made here); False: here (new on the server)
+
+    def __init__(self, name: str, there: bool) -> None:
+        _init(self, name, there)
+
+    def describe(self) -> str:
+        if self.there:
+            return f"create folder {self.name} on the server (made here) and upload its messages"
+        return f"create folder {self.name} here and download it"
+
+
+class RenameHere(_Frozen):
+    __slots__ = ("old", "new")
+    old: str
+    new: str
+
+    def __init__(self, old: str, new: str) -> None:
+        _init(self, old, new)
+
+    def describe(self) -> str:
+        return f"rename folder {self.old} to {self.new} here (renamed on the server)"
+
+
+class QuarantineFolder(_Frozen):
+    __slots__ = ("name",)
+    name: str
+
+    def __init__(self, name: str) -> None:
+        _init(self, name)
+
+    def describe(self) -> str:
+        return f"folder {self.name} vanished from the server: keep the local copy as a Recovered folder"
+
+
+class Redownload(_Frozen):
+    __slots__ = ("name",)
+    name: str
+
+    def __init__(self, name: str) -> None:
+        _init(self, name)
+
+    def describe(self) -> str:
+        return f"the local copy of {self.name} is missing: download the folder again"
+
+
+# POP3 plans in SQL (deskmail.sync.pop3_sync); a dry run reports what it found.
+class Pop3Download(_Frozen):
+    __slots__ = ("total", "headers_only")
+    total: int
+    headers_only: bool
+
+    def __init__(self, total: int, headers_only: bool = False) -> None:
+        _init(self, total, headers_only)
+
+    def describe(self) -> str:
+        return f"download {self.total} new messages" + (" (headers only)" if self.headers_only else "")
+
+
+class Pop3Delete(_Frozen):
+    __slots__ = ("total",)
+    total: int
+
+    def __init__(self, total: int) -> None:
+        _init(self, total)
+
+    def describe(self) -> str:
+        return f"delete {self.total} messages from the server (the account's rules)"
+
+
+Action = (Recover | Rekey | DropOp | DeleteThere | MoveThere | ForgetMissing | ExpungeHere | LogConflicts
+          | PullFlags | PushFlags | UnkeptKeywords | ResumeUploads | Download | UploadThere | HoldUploads
+          | Checkpoint
+          | CreateFolder | RenameHere | QuarantineFolder | Redownload | Pop3Download | Pop3Delete)
+
+
+# --- the planner ----------------------------------------------------------------------------------
+
+def plan_folder(local: LocalState, server: ServerState) -> list[Action]:
+    """The ordered actions that bring one folder and its server copy together (see the module docstring)."""
+    actions: list[Action] = []
+    if local.leftovers:
+        actions.append(Recover(local.leftovers))
+    if local.uidvalidity and server.uidvalidity != local.uidvalidity:
+        # Every UID here means another message now: nothing else can be decided before the re-match.
+        actions.append(Rekey(local.uidvalidity, server.uidvalidity))
+        return actions
+
+    # 1. The user's journaled deletes and moves, in the order they were made.
+    op_uids: set[str] = set()
+    for op in local.ops:
+        if op.uidvalidity != server.uidvalidity:
+            actions.append(DropOp(op))
+            continue
+        op_uids.add(op.uid)
+        actions.append(MoveThere(op) if op.kind == "move" else DeleteThere(op))
+
+    # 2. What the server says, as a flag map and the UIDs it no longer has.
+    remote: Mapping[str, Flags] = server.flags if server.mode in ("qresync", "listing") else {}
+    ours = {uid: m for uid, m in local.messages.items()
+            if m.uidvalidity == server.uidvalidity and uid not in op_uids}
+    if server.mode == "listing":
+        vanished = {uid for uid in ours if uid not in remote}
+    elif server.mode == "qresync":
+        vanished = {uid for uid in server.vanished if uid in ours}
+    else:
+        vanished = set()
+
+    # 3. Files that vanished here: fetched again if the server has them, never a delete there (F-15).
+    missing = {uid for uid, m in local.messages.items() if m.missing and uid not in op_uids}
+    refetch = sorted((uid for uid in missing if uid in ours and uid not in vanished), key=int)
+    forget = sorted(missing - set(refetch), key=_uid_key)
+    if forget:
+        actions.append(ForgetMissing(tuple(forget)))
+
+    # 4. Expunged on the server wins over any local flag change.
+    gone = sorted(vanished - missing, key=int)
+    if gone:
+        dropped = tuple(uid for uid in gone if ours[uid].flags != ours[uid].synced)
+        actions.append(ExpungeHere(tuple(gone), dropped))
+
+    # 5. Flags, three-way.
+    pulls: list[FlagChange] = []
+    pull_synced: list[Flags] = []
+    pushes: dict[Flags, list[FlagChange]] = {}
+    conflicts: list[FlagChange] = []
+    unkept: set[str] = set()
+    for uid in sorted(ours, key=int):
+        m = ours[uid]
+        if uid in vanished or m.missing:
+            continue
+        base, mine = m.synced, m.flags
+        theirs = remote.get(uid, base)
+        if mine == base and theirs == base:
+            continue
+        merged = merge_flags(base, mine, theirs)
+        if mine != base and theirs != base and mine != theirs:
+            conflicts.append(FlagChange(uid, merged))
+        refused = {f for f in merged if not kept(f, server.permanent)}
+        unkept |= refused
+        send = merged - refused
+        if send != theirs:
+            pushes.setdefault(send, []).append(FlagChange(uid, merged))
+        elif merged != mine or send != base:
+            pulls.append(FlagChange(uid, merged))
+            pull_synced.append(send)
+    if conflicts:
+        actions.append(LogConflicts(tuple(conflicts)))
+    if pulls:
+        actions.append(PullFlags(tuple(pulls), tuple(pull_synced)))
+    for flags in sorted(pushes, key=lambda f: sorted(f)):
+        actions.append(PushFlags(flags, tuple(pushes[flags])))
+    if unkept:
+        actions.append(UnkeptKeywords(tuple(sorted(unkept))))
+
+    # 6. Uploads a crash interrupted: before the download, which must not fetch them as new mail.
+    if local.appends:
+        actions.append(ResumeUploads(tuple(n for n in local.unknown if _unique(n) in local.appends)))
+
+    # 7. New mail (and the messages whose file vanished here).
+    held = {uid for uid, m in local.messages.items() if m.uidvalidity == server.uidvalidity and not m.missing}
+    if server.mode == "listing":
+        wanted = {int(uid) for uid in remote if uid not in held and uid not in op_uids}
+    else:
+        wanted = {int(uid) for uid in remote if uid not in held and uid not in op_uids and uid not in vanished}
+        wanted |= {int(uid) for uid in refetch}
+    above = None
+    if server.mode != "listing" and server.uidnext != local.uidnext and server.uidnext > local.known_max + 1:
+        above = local.known_max
+        wanted = {u for u in wanted if u <= above}  # the range covers the rest
+    if wanted or above is not None:
+        actions.append(Download(tuple(sorted(wanted)), above, tuple(refetch)))
+
+    # 8. Messages saved here.
+    waiting = False
+    fresh = tuple(n for n in local.unknown if _unique(n) not in local.appends)
+    if len(fresh) > MASS_UPLOAD and not local.upload_confirmed:
+        actions.append(HoldUploads(len(fresh)))
+        fresh, waiting = (), True
+    if fresh or local.appends:
+        actions.append(UploadThere(fresh, local.upload_confirmed))
+
+    quiet = local.clean and not actions and server.uidnext == local.uidnext
+    actions.append(Checkpoint(server.uidvalidity, server.uidnext, server.highestmodseq, quiet=quiet,
+                              rescan=waiting))
+    return actions
+
+
+def _unique(name: str) -> str:
+    return name.partition(":")[0]
+
+
+def _uid_key(uid: str) -> tuple[int, str]:
+    return (int(uid), "") if uid.isdigit() else (0, uid)
+
+
+def describe(action: Action) -> str:
+    return action.describe()
+
+
+__all__ = [
+    "MASS_UPLOAD", "Action", "Checkpoint", "CreateFolder", "DeleteThere", "Download", "DropOp", "ExpungeHere",
+    "FlagChange", "Flags", "ForgetMissing", "HoldUploads", "JournalOp", "LocalMessage", "LocalState", "LogConflicts",
+    "MoveThere", "Pop3Delete", "Pop3Download", "PullFlags", "PushFlags", "QuarantineFolder", "Recover",
+    "Redownload", "Rekey", "RenameHere", "ResumeUploads", "ServerState", "UnkeptKeywords", "UploadThere",
+    "describe", "is_keyword", "kept", "merge_flags", "plan_folder",
+]
