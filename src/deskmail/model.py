@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from typing import Self
+    pass
 
 
 class Security(StrEnum):
@@ -60,60 +60,6 @@ def valid_email(address: str) -> bool:
 
 def email_domain(address: str) -> str:
     return address.rpartition("@")[2].lower().rstrip(".")
-
-
-class Value:
-    """Base of the immutable values below: equality, hash, repr and ``clone`` from ``__slots__``.
-
-    Written out instead of ``@dataclass(frozen=True)`` because these classes are on the
-    path of every `deskmail sync`: the dataclasses module imports inspect (with ast, dis
-    and tokenize) and compiles each class's methods at import, ~8 ms of a no-change sync
-    that issue 5 budgets at ~60 ms in all. Each subclass lists its fields in ``__slots__``
-    and sets them in ``__init__`` through ``_set``.
-    """
-
-    __slots__: tuple[str, ...] = ()
-
-    def _set(self, **values: Any) -> None:
-        for name, value in values.items():
-            object.__setattr__(self, name, value)
-
-    def _values(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, name) for name in self.__slots__)
-
-    def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and isinstance(other, Value) and self._values() == other._values()
-
-    def __hash__(self) -> int:
-        return hash((type(self).__name__, *self._values()))
-
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
-        return f"{type(self).__name__}({fields})"
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError(f"{type(self).__name__} is immutable; use clone()")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"{type(self).__name__} is immutable")
-
-    def __reduce__(self) -> tuple[Any, ...]:  # copy and pickle rebuild through __init__ (and its checks)
-        return (_rebuild, (type(self), {name: getattr(self, name) for name in self.__slots__}))
-
-    def clone(self, **changes: Any) -> Self:
-        values = {name: getattr(self, name) for name in self.__slots__}
-        unknown = set(changes) - set(values)
-        if unknown:
-            raise TypeError(f"{type(self).__name__} has no field(s) {', '.join(sorted(unknown))}")
-        values.update(changes)
-        return type(self)(**values)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}
-
-
-def _rebuild(cls: type[Value], values: dict[str, Any]) -> Value:
-    return cls(**values)
 
 
 @dataclass(frozen=True, slots=True)

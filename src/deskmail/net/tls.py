@@ -13,11 +13,11 @@ from __future__ import annotations
 import os
 import ssl
 import sys
+from typing import TYPE_CHECKING
 
 from deskmail.codes import Code
 from deskmail.errors import CertificateError, ConfigError
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing; mypy reads it as True
 if TYPE_CHECKING:
     from pathlib import Path
 

@@ -20,16 +20,15 @@ Credentials are sent as :class:`Segment` values: the bytes for the wire and the
 form a transcript shows (``****`` where the secret is). An adapter logs ``shown``
 and never the data, so no log line ever has to be cleaned up afterwards.
 
-(Plain classes with ``__slots__`` rather than dataclasses: :mod:`deskmail.protocol.imap`
-imports this on every sync, whose start-up is budgeted; see deskmail.model.Value.)
 """
 
 from __future__ import annotations
 
 import re
 from binascii import b2a_base64  # a builtin module: base64 itself would add to every sync's start-up
+from dataclasses import KW_ONLY, dataclass, field
+from typing import TYPE_CHECKING
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing; mypy reads it as True
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
     from typing import Protocol
@@ -100,6 +99,7 @@ def text(raw: bytes) -> str:
 # -- credentials on the wire ----------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
 class Segment:
     """Bytes to send and what a transcript shows of them (``****`` for a secret).
 
@@ -107,15 +107,10 @@ class Segment:
     different answer ends the exchange (the rest is not sent).
     """
 
-    __slots__ = ("data", "shown", "after_go_ahead")
-
-    def __init__(self, data: bytes, shown: str, *, after_go_ahead: bool = False) -> None:
-        self.data = data
-        self.shown = shown
-        self.after_go_ahead = after_go_ahead
-
-    def __repr__(self) -> str:
-        return f"Segment(shown={self.shown!r})"  # never the data: it may be a password
+    data: bytes = field(repr=False)  # never in a repr: it may be a password
+    shown: str
+    _: KW_ONLY
+    after_go_ahead: bool = False
 
 
 def secret_forms(secret: str, *usernames: str) -> tuple[str, ...]:
@@ -152,26 +147,23 @@ def repeats_secret(answer: str, secret: str, *usernames: str) -> bool:
 # -- capabilities, protocol-neutral -----------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
 class ServerCaps:
     """What a server offered: its capability keywords and the security-relevant facts.
 
     ``auth_advertised``: an AUTH (SMTP) / SASL (POP3) / AUTH= (IMAP) entry was present at all.
     """
 
-    __slots__ = ("names", "auth_mechanisms", "starttls", "login_disabled", "auth_advertised")
+    names: tuple[str, ...] = ()
+    auth_mechanisms: tuple[str, ...] = ()
+    _: KW_ONLY
+    starttls: bool = False
+    login_disabled: bool = False
+    auth_advertised: bool = False
 
-    def __init__(self, names: Iterable[str] = (), auth_mechanisms: Iterable[str] = (), *,
-                 starttls: bool = False, login_disabled: bool = False, auth_advertised: bool = False) -> None:
-        self.names: tuple[str, ...] = tuple(names)
-        self.auth_mechanisms: tuple[str, ...] = tuple(dict.fromkeys(auth_mechanisms))
-        self.starttls = starttls
-        self.login_disabled = login_disabled
-        self.auth_advertised = auth_advertised
-
-    def __repr__(self) -> str:
-        return (f"ServerCaps(names={self.names}, auth_mechanisms={self.auth_mechanisms}, "
-                f"starttls={self.starttls}, login_disabled={self.login_disabled}, "
-                f"auth_advertised={self.auth_advertised})")
+    def __post_init__(self) -> None:
+        # A mechanism listed twice (AUTH and AUTH= lines) counts once, in the server's order.
+        object.__setattr__(self, "auth_mechanisms", tuple(dict.fromkeys(self.auth_mechanisms)))
 
 
 STARTTLS_OK, STARTTLS_REFUSED, STARTTLS_INJECTED = "ok", "refused", "injected"
@@ -196,15 +188,13 @@ IMAP_OK, IMAP_PREAUTH, IMAP_BYE = "OK", "PREAUTH", "BYE"
 _IMAP_LITERAL = rb"\{(\d+)\+?\}\r?\n$"
 
 
+@dataclass(frozen=True, slots=True)
 class ImapGreeting:
     """The first line of an IMAP session: OK, PREAUTH (already logged in), BYE or junk ("")."""
 
-    __slots__ = ("kind", "capabilities", "line")
-
-    def __init__(self, kind: str, capabilities: frozenset[str] | None, line: bytes) -> None:
-        self.kind = kind
-        self.capabilities = capabilities  # from an OK [CAPABILITY ...] code, else None
-        self.line = line
+    kind: str
+    capabilities: frozenset[str] | None  # from an OK [CAPABILITY ...] code, else None
+    line: bytes
 
     @property
     def usable(self) -> bool:
@@ -236,20 +226,18 @@ def imap_capabilities(line: bytes) -> frozenset[str] | None:
 def imap_server_caps(capabilities: Iterable[str]) -> ServerCaps:
     names = [c.upper() for c in capabilities]
     auth = [c[5:] for c in names if c.startswith("AUTH=")]
-    return ServerCaps(names, auth, starttls="STARTTLS" in names, login_disabled="LOGINDISABLED" in names,
+    return ServerCaps(tuple(names), tuple(auth), starttls="STARTTLS" in names, login_disabled="LOGINDISABLED" in names,
                       auth_advertised=bool(auth))
 
 
+@dataclass(frozen=True, slots=True)
 class ImapStatus:
     """A tagged completion: ``status`` OK / NO / BAD ("" when missing), the text after it."""
 
-    __slots__ = ("tag", "status", "text", "line")
-
-    def __init__(self, tag: bytes, status: str, text: str, line: bytes) -> None:
-        self.tag = tag
-        self.status = status
-        self.text = text
-        self.line = line
+    tag: bytes
+    status: str
+    text: str
+    line: bytes
 
     @property
     def ok(self) -> bool:
@@ -306,17 +294,15 @@ def imap_login(tag: bytes, username: str, password: str) -> list[Segment]:
     ]
 
 
+@dataclass(frozen=True, slots=True)
 class ImapResponse:
     """One whole response: its lines joined (line endings dropped) with in-memory literals inline.
 
     ``literals``: each literal's bytes, or its size when it went to a sink.
     """
 
-    __slots__ = ("raw", "literals")
-
-    def __init__(self, raw: bytes, literals: list[bytes | int]) -> None:
-        self.raw = raw
-        self.literals = literals
+    raw: bytes
+    literals: list[bytes | int]
 
     @property
     def text(self) -> str:
@@ -397,6 +383,7 @@ class ImapResponseReader:
 # -- SMTP ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
 class SmtpReply:
     """One SMTP reply (RFC 5321 §4.2): the code and each line's text after the code.
 
@@ -404,13 +391,10 @@ class SmtpReply:
     or hyphen; ``code`` is then what the first line's digits say, or 0.
     """
 
-    __slots__ = ("code", "texts", "lines", "wellformed")
-
-    def __init__(self, code: int, texts: tuple[str, ...], lines: tuple[str, ...], wellformed: bool) -> None:
-        self.code = code
-        self.texts = texts
-        self.lines = lines
-        self.wellformed = wellformed
+    code: int
+    texts: tuple[str, ...]
+    lines: tuple[str, ...]
+    wellformed: bool
 
     @property
     def text(self) -> str:
@@ -480,7 +464,7 @@ def smtp_server_caps(reply: SmtpReply) -> ServerCaps:
         if words[0] == "AUTH":
             advertised = True
             auth.extend(w for w in words[1:] if w)
-    return ServerCaps(names, auth, starttls="STARTTLS" in names, auth_advertised=advertised)
+    return ServerCaps(tuple(names), tuple(auth), starttls="STARTTLS" in names, auth_advertised=advertised)
 
 
 def smtp_auth_plain(username: str, password: str) -> list[Segment]:
@@ -529,7 +513,7 @@ def pop3_server_caps(capa_lines: Iterable[str]) -> ServerCaps:
         if words[0] == "SASL":
             advertised = True
             auth.extend(words[1:])
-    return ServerCaps(names, auth, starttls="STLS" in names, auth_advertised=advertised)
+    return ServerCaps(tuple(names), tuple(auth), starttls="STLS" in names, auth_advertised=advertised)
 
 
 def pop3_unstuff(line: str) -> str | None:

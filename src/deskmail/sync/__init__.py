@@ -9,7 +9,8 @@ from __future__ import annotations
 
 # Imported where used: `deskmail.sync.early` must start its threads before the
 # model, the store and the engine are imported (that is the whole point of it).
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~2 ms of every sync); mypy reads it as True
+from typing import TYPE_CHECKING
+
 if TYPE_CHECKING:
     from deskmail.events import CancelToken, Listener
     from deskmail.model import Account

@@ -93,6 +93,8 @@ import re
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
+from dataclasses import dataclass, field, fields, replace
+from typing import TYPE_CHECKING
 
 from deskmail.errors import ProtocolError, StoreError
 from deskmail.model import Account
@@ -101,7 +103,6 @@ from deskmail.protocol.imap_stream import FetchItem, compress_uids, parse_uid_se
 from deskmail.store import Folder, Op, Row, Store, read_header_info
 from deskmail.store.maildir import Maildir, PendingMessage, Upload, info_to_flags, release_freed_memory, server_key
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing; mypy reads it as True
 if TYPE_CHECKING:
     from deskmail.events import CancelToken, Listener
     from deskmail.sync.plan import (
@@ -136,32 +137,28 @@ NAME_HINTS = {
 _COPYUID = re.compile(rb"\[COPYUID (\d+) ([\d:,]+) ([\d:,]+)\]", re.I)
 
 
+@dataclass(slots=True)
 class FolderResult:
-    """What one folder's sync did (a plain class, not a dataclass: see deskmail.model.Value for why)."""
+    """What one folder's sync did."""
 
-    def __init__(self, account: str, folder: str, *, notes: list[str] | None = None) -> None:
-        self.account = account
-        self.folder = folder
-        self.new = 0
-        self.bytes = 0
-        self.flags_pushed = 0
-        self.flags_pulled = 0
-        self.removed = 0  # expunged on the server, removed here
-        self.deleted = 0  # deleted here, pushed to the server
-        self.moved = 0
-        self.refetched = 0
-        self.conflicts = 0
-        self.uploaded = 0  # local-only messages appended to the server
-        self.notes: list[str] = notes if notes is not None else []
-        self.plan: list[Action] = []  # a dry run's planned actions (a real run applies them instead)
-
-    def __repr__(self) -> str:
-        return f"FolderResult({self.__dict__!r})"
+    account: str
+    folder: str
+    new: int = 0
+    bytes: int = 0
+    flags_pushed: int = 0
+    flags_pulled: int = 0
+    removed: int = 0  # expunged on the server, removed here
+    deleted: int = 0  # deleted here, pushed to the server
+    moved: int = 0
+    refetched: int = 0
+    conflicts: int = 0
+    uploaded: int = 0  # local-only messages appended to the server
+    notes: list[str] = field(default_factory=list)
+    plan: list[Action] = field(default_factory=list)  # a dry run's planned actions (a real run applies them)
 
     def to_dict(self) -> dict[str, object]:
-        out = dict(self.__dict__)
-        del out["plan"]  # objects, not JSON: SyncRun.to_dict describes them
-        return out
+        # Not the plan: objects, not JSON (SyncRun.to_dict describes them).
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "plan"}
 
 
 def special_use_of(flags: tuple[str, ...], name: str) -> str:
@@ -381,7 +378,7 @@ class ImapSync:
     # --- one folder: gather, plan, apply -----------------------------------------
 
     def sync_folder(self, folder: Folder) -> FolderResult:
-        result = FolderResult(self.account.name, folder.name, notes=self.folder_notes.pop(folder.name, None))
+        result = FolderResult(self.account.name, folder.name, notes=self.folder_notes.pop(folder.name, []))
         if self.listener is not None:
             from deskmail.events import FolderStarted
 
@@ -578,7 +575,7 @@ class ImapSync:
                     now = frozenset(info_to_flags(current)) | (_fs(r.flags) - _MAILDIR_FLAGS)
                     if not self.dry_run:
                         self.store.set_flags(r.id, current, now)
-                    rows[uid] = r.clone(filename=current, flags=" ".join(sorted(now)))
+                    rows[uid] = replace(r, filename=current, flags=" ".join(sorted(now)))
                     flags[uid] = now
         return flags, missing
 
@@ -732,7 +729,7 @@ class ImapSync:
             run.result.flags_pulled += 1
         name = run.md.set_flags(row.filename, change.flags)
         self.store.set_flags(row.id, name, change.flags, synced)
-        run.rows[change.uid] = row.clone(filename=name, flags=" ".join(sorted(change.flags)))
+        run.rows[change.uid] = replace(row, filename=name, flags=" ".join(sorted(change.flags)))
 
     def _push_flags(self, action: PushFlags, run: _FolderRun) -> None:
         """Local side first, then UID STORE; recorded as agreed only once the server said OK.

@@ -16,6 +16,8 @@ journaled user op makes them.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import KW_ONLY, dataclass, field
+from typing import Literal
 
 Flags = frozenset[str]
 
@@ -23,46 +25,7 @@ Flags = frozenset[str]
 # restored backup must not flood the server).
 MASS_UPLOAD = 50
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing; mypy reads it as True
-if TYPE_CHECKING:
-    from typing import Any, Literal
-
-    Mode = Literal["qresync", "unchanged", "listing", "first", "unread"]
-
-
-class _Frozen:
-    """Immutable, equal by type and fields, hashable. Hand-written rather than dataclasses or named
-    tuples: a sync that has anything to do imports this module, and defining ~25 of those costs 5-10 ms
-    of start-up (typing, and the code they generate), ~5 % of such a sync."""
-
-    __slots__: tuple[str, ...] = ()
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"{type(self).__name__} is frozen")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"{type(self).__name__} is frozen")
-
-    def _fields(self) -> tuple[object, ...]:
-        return tuple(getattr(self, name) for name in self.__slots__)
-
-    def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and isinstance(other, _Frozen) and other._fields() == self._fields()
-
-    def __hash__(self) -> int:
-        return hash((type(self), self._fields()))
-
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
-        return f"{type(self).__name__}({fields})"
-
-
-def _init(obj: _Frozen, *values: object) -> None:
-    for name, value in zip(obj.__slots__, values, strict=True):
-        object.__setattr__(obj, name, value)
-
-
-_NOTHING: Mapping[str, Any] = {}  # the default of mappings that are never mutated
+Mode = Literal["qresync", "unchanged", "listing", "first", "unread"]
 
 
 def merge_flags(base: Flags, local: Flags, remote: Flags) -> Flags:
@@ -83,59 +46,45 @@ def kept(flag: str, permanent: tuple[str, ...] | None) -> bool:
 
 # --- gathered state ------------------------------------------------------------------------------
 
-class LocalMessage(_Frozen):
-    __slots__ = ("uidvalidity", "flags", "synced", "missing")
+@dataclass(frozen=True, slots=True)
+class LocalMessage:
     uidvalidity: int
     flags: Flags  # here, now (file name + the index's keywords)
     synced: Flags  # what both sides agreed on last time
-    missing: bool  # the file vanished behind our back
-
-    def __init__(self, uidvalidity: int, flags: Flags, synced: Flags, missing: bool = False) -> None:
-        _init(self, uidvalidity, flags, synced, missing)
+    missing: bool = False  # the file vanished behind our back
 
 
-class JournalOp(_Frozen):
+@dataclass(frozen=True, slots=True)
+class JournalOp:
     """A user's delete or move, journaled here and not yet carried out on the server."""
 
-    __slots__ = ("id", "kind", "uidvalidity", "uid", "target")
     id: int
     kind: Literal["delete", "move"]
     uidvalidity: int
     uid: str
-    target: str
-
-    def __init__(self, id: int, kind: Literal["delete", "move"], uidvalidity: int, uid: str, target: str = "") -> None:
-        _init(self, id, kind, uidvalidity, uid, target)
+    target: str = ""
 
 
-class LocalState(_Frozen):
-    __slots__ = ("uidvalidity", "uidnext", "highestmodseq", "messages", "clean", "known_max", "ops", "unknown",
-                 "appends", "leftovers", "upload_confirmed")
+@dataclass(frozen=True, slots=True)
+class LocalState:
     uidvalidity: int  # as last synced (0: never)
     uidnext: int
     highestmodseq: int
     # uid -> message: every row of the folder, or (QRESYNC, nothing changed here) only the rows the
     # server reported on and those the journal names.
-    messages: Mapping[str, LocalMessage]
-    clean: bool  # cur/ and new/ untouched since the last finished sync, no upload pending
-    known_max: int  # the highest UID held here under the server's UIDVALIDITY
-    ops: tuple[JournalOp, ...]
-    unknown: tuple[str, ...]  # files here the server does not know (to upload)
-    appends: frozenset[str]  # unique names of journaled uploads a crash interrupted
-    leftovers: tuple[str, ...]  # dry run: files with our identity the index lacks (adopted first)
-    upload_confirmed: bool
-
-    def __init__(self, uidvalidity: int, uidnext: int, highestmodseq: int,
-                 messages: Mapping[str, LocalMessage] = _NOTHING, *, clean: bool = False, known_max: int = 0,
-                 ops: tuple[JournalOp, ...] = (), unknown: tuple[str, ...] = (),
-                 appends: frozenset[str] = frozenset(), leftovers: tuple[str, ...] = (),
-                 upload_confirmed: bool = False) -> None:
-        _init(self, uidvalidity, uidnext, highestmodseq, messages, clean, known_max, ops, unknown, appends,
-              leftovers, upload_confirmed)
+    messages: Mapping[str, LocalMessage] = field(default_factory=dict)
+    _: KW_ONLY
+    clean: bool = False  # cur/ and new/ untouched since the last finished sync, no upload pending
+    known_max: int = 0  # the highest UID held here under the server's UIDVALIDITY
+    ops: tuple[JournalOp, ...] = ()
+    unknown: tuple[str, ...] = ()  # files here the server does not know (to upload)
+    appends: frozenset[str] = frozenset()  # unique names of journaled uploads a crash interrupted
+    leftovers: tuple[str, ...] = ()  # dry run: files with our identity the index lacks (adopted first)
+    upload_confirmed: bool = False
 
 
-class ServerState(_Frozen):
-    __slots__ = ("uidvalidity", "uidnext", "exists", "highestmodseq", "mode", "flags", "vanished", "permanent")
+@dataclass(frozen=True, slots=True)
+class ServerState:
     uidvalidity: int
     uidnext: int
     exists: int
@@ -143,25 +92,17 @@ class ServerState(_Frozen):
     # qresync: changes since our HIGHESTMODSEQ; unchanged: CONDSTORE says nothing happened; listing:
     # every UID's flags; first: nothing here yet, nothing listed; unread: UIDVALIDITY changed.
     mode: Mode
-    flags: Mapping[str, Flags]  # qresync: the changed ones; listing: all
-    vanished: frozenset[str]  # qresync only
-    permanent: tuple[str, ...] | None  # PERMANENTFLAGS, None when not announced
-
-    def __init__(self, uidvalidity: int, uidnext: int, exists: int, highestmodseq: int, mode: Mode,
-                 flags: Mapping[str, Flags] = _NOTHING, vanished: frozenset[str] = frozenset(),
-                 permanent: tuple[str, ...] | None = None) -> None:
-        _init(self, uidvalidity, uidnext, exists, highestmodseq, mode, flags, vanished, permanent)
+    flags: Mapping[str, Flags] = field(default_factory=dict)  # qresync: the changed ones; listing: all
+    vanished: frozenset[str] = frozenset()  # qresync only
+    permanent: tuple[str, ...] | None = None  # PERMANENTFLAGS, None when not announced
 
 
 # --- actions --------------------------------------------------------------------------------------
 
-class FlagChange(_Frozen):
-    __slots__ = ("uid", "flags")
+@dataclass(frozen=True, slots=True)
+class FlagChange:
     uid: str
     flags: Flags  # the message's flags here after the change
-
-    def __init__(self, uid: str, flags: Flags) -> None:
-        _init(self, uid, flags)
 
 
 def _flags(flags: Flags) -> str:
@@ -173,160 +114,121 @@ def _uids(uids: tuple[str, ...] | tuple[int, ...]) -> str:
     return shown + (f" and {len(uids) - 8} more" if len(uids) > 8 else "")
 
 
-class Recover(_Frozen):
-    __slots__ = ("names",)
+@dataclass(frozen=True, slots=True)
+class Recover:
     names: tuple[str, ...]
-
-    def __init__(self, names: tuple[str, ...]) -> None:
-        _init(self, names)
 
     def describe(self) -> str:
         return f"adopt {len(self.names)} files a crash left unindexed"
 
 
-class Rekey(_Frozen):
-    __slots__ = ("old", "new")
+@dataclass(frozen=True, slots=True)
+class Rekey:
     old: int
     new: int
-
-    def __init__(self, old: int, new: int) -> None:
-        _init(self, old, new)
 
     def describe(self) -> str:
         return (f"UIDVALIDITY changed ({self.old} -> {self.new}): re-match local copies by Message-ID and size, "
                 "keep the rest in a local Recovered folder, then sync again")
 
 
-class DropOp(_Frozen):
-    __slots__ = ("op",)
+@dataclass(frozen=True, slots=True)
+class DropOp:
     op: JournalOp
-
-    def __init__(self, op: JournalOp) -> None:
-        _init(self, op)
 
     def describe(self) -> str:
         return f"drop the journaled {self.op.kind} of UID {self.op.uid} (the folder's UIDVALIDITY changed)"
 
 
-class DeleteThere(_Frozen):
-    __slots__ = ("op",)
+@dataclass(frozen=True, slots=True)
+class DeleteThere:
     op: JournalOp
-
-    def __init__(self, op: JournalOp) -> None:
-        _init(self, op)
 
     def describe(self) -> str:
         return f"delete UID {self.op.uid} on the server (deleted here)"
 
 
-class MoveThere(_Frozen):
-    __slots__ = ("op",)
+@dataclass(frozen=True, slots=True)
+class MoveThere:
     op: JournalOp
-
-    def __init__(self, op: JournalOp) -> None:
-        _init(self, op)
 
     def describe(self) -> str:
         return f"move UID {self.op.uid} to {self.op.target} on the server (moved here)"
 
 
-class ForgetMissing(_Frozen):
+@dataclass(frozen=True, slots=True)
+class ForgetMissing:
     """Index rows whose file vanished here and that the server no longer has under this UIDVALIDITY."""
 
-    __slots__ = ("uids",)
     uids: tuple[str, ...]
-
-    def __init__(self, uids: tuple[str, ...]) -> None:
-        _init(self, uids)
 
     def describe(self) -> str:
         return f"forget {len(self.uids)} messages whose file vanished here and which are gone on the server"
 
 
-class ExpungeHere(_Frozen):
-    __slots__ = ("uids", "dropped")
+@dataclass(frozen=True, slots=True)
+class ExpungeHere:
     uids: tuple[str, ...]
-    dropped: tuple[str, ...]  # of those, the ones whose local flag changes are lost
-
-    def __init__(self, uids: tuple[str, ...], dropped: tuple[str, ...] = ()) -> None:
-        _init(self, uids, dropped)
+    dropped: tuple[str, ...] = ()  # of those, the ones whose local flag changes are lost
 
     def describe(self) -> str:
         return f"remove {len(self.uids)} messages expunged on the server (UID {_uids(self.uids)})"
 
 
-class LogConflicts(_Frozen):
-    __slots__ = ("changes",)
+@dataclass(frozen=True, slots=True)
+class LogConflicts:
     changes: tuple[FlagChange, ...]
-
-    def __init__(self, changes: tuple[FlagChange, ...]) -> None:
-        _init(self, changes)
 
     def describe(self) -> str:
         return f"{len(self.changes)} messages had flags changed on both sides: merged"
 
 
-class PullFlags(_Frozen):
+@dataclass(frozen=True, slots=True)
+class PullFlags:
     """Set flags here (file name and index) and record them as agreed: the server has them already."""
 
-    __slots__ = ("changes", "synced")
     changes: tuple[FlagChange, ...]
     synced: tuple[Flags, ...]  # per change: what to record as agreed (unkept keywords left out)
-
-    def __init__(self, changes: tuple[FlagChange, ...], synced: tuple[Flags, ...]) -> None:
-        _init(self, changes, synced)
 
     def describe(self) -> str:
         return f"take flag changes for {len(self.changes)} messages (UID {_uids(tuple(c.uid for c in self.changes))})"
 
 
-class PushFlags(_Frozen):
+@dataclass(frozen=True, slots=True)
+class PushFlags:
     """Send ``flags`` for these messages (UID STORE); agreed only once the server said OK."""
 
-    __slots__ = ("flags", "changes")
     flags: Flags
     changes: tuple[FlagChange, ...]
-
-    def __init__(self, flags: Flags, changes: tuple[FlagChange, ...]) -> None:
-        _init(self, flags, changes)
 
     def describe(self) -> str:
         uids = tuple(c.uid for c in self.changes)
         return f"set flags {_flags(self.flags)} on the server for UID {_uids(uids)}"
 
 
-class UnkeptKeywords(_Frozen):
-    __slots__ = ("keywords",)
+@dataclass(frozen=True, slots=True)
+class UnkeptKeywords:
     keywords: tuple[str, ...]
-
-    def __init__(self, keywords: tuple[str, ...]) -> None:
-        _init(self, keywords)
 
     def describe(self) -> str:
         return f"keywords the server does not keep stay here only: {', '.join(self.keywords)}"
 
 
-class ResumeUploads(_Frozen):
+@dataclass(frozen=True, slots=True)
+class ResumeUploads:
     """Look on the server for uploads a crash interrupted (adopt them, or append them again)."""
 
-    __slots__ = ("names",)
     names: tuple[str, ...]
-
-    def __init__(self, names: tuple[str, ...]) -> None:
-        _init(self, names)
 
     def describe(self) -> str:
         return f"finish {len(self.names)} interrupted uploads"
 
 
-class Download(_Frozen):
-    __slots__ = ("uids", "above", "refetch")
+@dataclass(frozen=True, slots=True)
+class Download:
     uids: tuple[int, ...]
-    above: int | None  # also every UID above this one (new mail, not listed)
-    refetch: tuple[str, ...]  # of ``uids``: messages whose file vanished here
-
-    def __init__(self, uids: tuple[int, ...], above: int | None = None, refetch: tuple[str, ...] = ()) -> None:
-        _init(self, uids, above, refetch)
+    above: int | None = None  # also every UID above this one (new mail, not listed)
+    refetch: tuple[str, ...] = ()  # of ``uids``: messages whose file vanished here
 
     def describe(self) -> str:
         parts = []
@@ -339,55 +241,42 @@ class Download(_Frozen):
         return "; ".join(parts)
 
 
-class UploadThere(_Frozen):
-    __slots__ = ("names", "confirmed")
+@dataclass(frozen=True, slots=True)
+class UploadThere:
     names: tuple[str, ...]  # files saved here, new to the server
-    confirmed: bool  # a confirmation for a mass upload was used (it counts once)
-
-    def __init__(self, names: tuple[str, ...], confirmed: bool = False) -> None:
-        _init(self, names, confirmed)
+    confirmed: bool = False  # a confirmation for a mass upload was used (it counts once)
 
     def describe(self) -> str:
         return f"upload {len(self.names)} messages saved here"
 
 
-class HoldUploads(_Frozen):
-    __slots__ = ("total",)
+@dataclass(frozen=True, slots=True)
+class HoldUploads:
     total: int
-
-    def __init__(self, total: int) -> None:
-        _init(self, total)
 
     def describe(self) -> str:
         return f"{self.total} messages saved here wait for a confirmation (more than {MASS_UPLOAD} at once)"
 
 
-class Checkpoint(_Frozen):
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
     """Record the server's UIDVALIDITY, UIDNEXT and HIGHESTMODSEQ (and the scan time of cur/ and new/)."""
 
-    __slots__ = ("uidvalidity", "uidnext", "highestmodseq", "quiet", "rescan")
     uidvalidity: int
     uidnext: int
     highestmodseq: int
-    quiet: bool  # nothing happened on either side: only HIGHESTMODSEQ may move
-    rescan: bool  # look at the files here again next time (uploads wait)
-
-    def __init__(self, uidvalidity: int, uidnext: int, highestmodseq: int, quiet: bool = False,
-                 rescan: bool = False) -> None:
-        _init(self, uidvalidity, uidnext, highestmodseq, quiet, rescan)
+    quiet: bool = False  # nothing happened on either side: only HIGHESTMODSEQ may move
+    rescan: bool = False  # look at the files here again next time (uploads wait)
 
     def describe(self) -> str:
         return f"record the folder's state (UIDNEXT {self.uidnext}, HIGHESTMODSEQ {self.highestmodseq})"
 
 
 # Folder-level actions of a dry run (what reconcile_folders would do).
-class CreateFolder(_Frozen):
-    __slots__ = ("name", "there")
+@dataclass(frozen=True, slots=True)
+class CreateFolder:
     name: str
     there: bool  # True: on the server (made here); False: here (new on the server)
-
-    def __init__(self, name: str, there: bool) -> None:
-        _init(self, name, there)
 
     def describe(self) -> str:
         if self.there:
@@ -395,59 +284,44 @@ class CreateFolder(_Frozen):
         return f"create folder {self.name} here and download it"
 
 
-class RenameHere(_Frozen):
-    __slots__ = ("old", "new")
+@dataclass(frozen=True, slots=True)
+class RenameHere:
     old: str
     new: str
-
-    def __init__(self, old: str, new: str) -> None:
-        _init(self, old, new)
 
     def describe(self) -> str:
         return f"rename folder {self.old} to {self.new} here (renamed on the server)"
 
 
-class QuarantineFolder(_Frozen):
-    __slots__ = ("name",)
+@dataclass(frozen=True, slots=True)
+class QuarantineFolder:
     name: str
-
-    def __init__(self, name: str) -> None:
-        _init(self, name)
 
     def describe(self) -> str:
         return f"folder {self.name} vanished from the server: keep the local copy as a Recovered folder"
 
 
-class Redownload(_Frozen):
-    __slots__ = ("name",)
+@dataclass(frozen=True, slots=True)
+class Redownload:
     name: str
-
-    def __init__(self, name: str) -> None:
-        _init(self, name)
 
     def describe(self) -> str:
         return f"the local copy of {self.name} is missing: download the folder again"
 
 
 # POP3 plans in SQL (deskmail.sync.pop3_sync); a dry run reports what it found.
-class Pop3Download(_Frozen):
-    __slots__ = ("total", "headers_only")
+@dataclass(frozen=True, slots=True)
+class Pop3Download:
     total: int
-    headers_only: bool
-
-    def __init__(self, total: int, headers_only: bool = False) -> None:
-        _init(self, total, headers_only)
+    headers_only: bool = False
 
     def describe(self) -> str:
         return f"download {self.total} new messages" + (" (headers only)" if self.headers_only else "")
 
 
-class Pop3Delete(_Frozen):
-    __slots__ = ("total",)
+@dataclass(frozen=True, slots=True)
+class Pop3Delete:
     total: int
-
-    def __init__(self, total: int) -> None:
-        _init(self, total)
 
     def describe(self) -> str:
         return f"delete {self.total} messages from the server (the account's rules)"
