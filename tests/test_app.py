@@ -145,3 +145,32 @@ def test_kept_sessions_are_reused_and_replaced_when_the_server_dropped_them(
         assert not run.failures, run.failures  # the dead session was noticed (NOOP) and replaced
         assert [m.subject for m in app.list_messages()] == ["after the kick"]
         assert logins() == 2
+
+
+def test_a_keyword_the_server_would_not_keep_is_refused_when_set(app: Deskmail, sandbox: Any, mail_user: Any,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from deskmail.store import Store
+
+    monkeypatch.setenv("DM_APP_PW", mail_user.password)
+    app.add_account(app.build_account(_settings(sandbox, mail_user)))
+    sandbox.deliver(mail_user.email, b"From: a@example.test\r\nSubject: kw\r\n"
+                                     b"Message-ID: <kw@example.test>\r\n\r\nx\r\n")
+    assert not app.sync().failures
+    message = app.list_messages()[0]
+    with Store.open_reader(app.paths.data_dir) as store:
+        inbox = store.folder("acct", "INBOX")
+    assert inbox is not None and "\\*" in (inbox.permanent_flags or "").split()  # Dovecot keeps any keyword
+    assert app.set_flags([message.id], add=["sparkly"]) == 1  # so this one is kept, and sent at the next sync
+    assert not app.sync().failures
+    fetched = sandbox.doveadm("fetch", "-u", mail_user.email, "flags", "mailbox", "INBOX")
+    assert "sparkly" in fetched.stdout, fetched.stdout + fetched.stderr  # a keyword alone reached the server
+
+    # A server that keeps only the system flags (as its SELECT's PERMANENTFLAGS would say):
+    with Store.open_writer(app.paths.data_dir) as store, store.transaction():
+        store.update_folder(inbox.id, permanent_flags="\\Answered \\Flagged \\Deleted \\Seen \\Draft")
+    with pytest.raises(UsageError) as refused:
+        app.set_flags([message.id], add=["$Label1"])
+    assert refused.value.code == "flag_not_kept" and "$Label1" in str(refused.value)
+    assert "seen, flagged, answered, draft" in str(refused.value)
+    assert "$Label1" not in app.message(message.id).flags  # nothing half-done
+    assert app.set_flags([message.id], add=["flagged"]) == 1  # system flags still work

@@ -37,10 +37,24 @@ def set_flags(store: Store, ids: Iterable[int], add: set[str], remove: set[str])
     with store.transaction():
         for mid in ids:
             folder, row = store.row_by_id(mid)
+            refused = sorted(f for f in add if not folder.keeps(f))
+            if refused:
+                works = ["seen", "flagged", "answered", "draft"] + [
+                    k for k in (folder.permanent_flags or "").split() if not k.startswith("\\")]
+                raise UsageError(
+                    f"The server does not keep the flag{'s' if len(refused) > 1 else ''} {', '.join(refused)} "
+                    f"in {folder.name}",
+                    "its PERMANENTFLAGS allow no keywords of your own",
+                    f"use one of: {', '.join(works)}", code=Code.FLAG_NOT_KEPT, account=folder.account,
+                    folder=folder.name)
             flags = (set(row.flags.split()) | add) - remove
             md = store.folder_maildir(folder)
             name = md.set_flags(row.filename, flags)
             store.set_flags(row.id, name, flags)
+            if name == row.filename and flags != set(row.flags.split()):
+                # A keyword lives in the index only (Maildir file names carry no keywords), so nothing on
+                # disk changed: make the next sync look at this folder's messages instead of skipping it.
+                store.update_folder(folder.id, local_mtime=0)
             count += 1
     return count
 

@@ -62,7 +62,7 @@ if TYPE_CHECKING:
 
 # PRAGMA user_version of an index this code reads and writes. 0: made before versions were kept
 # there (schema 1, upgraded by migrate()). 2: the indexes of list_messages()'s sorts.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 TEMP_CACHE_KIB = 256
 WRITER_BUSY_TIMEOUT = 30.0  # seconds a writer waits for another's transaction before StoreLocked
 READER_BUSY_TIMEOUT = 5.0  # readers only wait in rare cases (WAL recovery, an exclusive-mode writer)
@@ -88,6 +88,7 @@ CREATE TABLE IF NOT EXISTS folders (
     uidnext INTEGER NOT NULL DEFAULT 0,
     highestmodseq INTEGER NOT NULL DEFAULT 0,
     local_mtime INTEGER NOT NULL DEFAULT 0,   -- cur/+new/ mtimes at the last scan: unchanged = nothing to scan
+    permanent_flags TEXT,                     -- the last SELECT's PERMANENTFLAGS (NULL: none announced, all kept)
     UNIQUE (account, name)
 ) STRICT;
 CREATE TABLE IF NOT EXISTS messages (
@@ -152,7 +153,7 @@ CREATE TABLE IF NOT EXISTS journal (
 
 _FOLDER_COLS = (
     "id, account, name, delimiter, path, special_use, subscribed, sync, uidvalidity, uidnext, highestmodseq,"
-    " local_mtime"
+    " local_mtime, permanent_flags"
 )
 _ROW_COLS = "id, uidvalidity, uid, filename, flags, synced_flags, message_id, size"
 
@@ -183,6 +184,15 @@ class Folder:
     uidnext: int
     highestmodseq: int
     local_mtime: int
+    permanent_flags: str | None = None  # the server's PERMANENTFLAGS, space-separated; None: none announced
+
+    def keeps(self, flag: str) -> bool:
+        """Whether the server keeps ``flag`` on this folder's messages (RFC 3501 7.1: a keyword only if
+        PERMANENTFLAGS has ``\\*`` or names it; without PERMANENTFLAGS, every flag)."""
+        if self.permanent_flags is None or flag.startswith("\\"):
+            return True
+        kept = self.permanent_flags.split()
+        return "\\*" in kept or flag in kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -403,6 +413,10 @@ class Store:
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         db.execute(statement)
+                # Schema 3: columns added to tables that older indexes already have.
+                columns = {row[1] for row in db.execute("PRAGMA table_info(folders)")}
+                if "permanent_flags" not in columns:
+                    db.execute("ALTER TABLE folders ADD COLUMN permanent_flags TEXT")
                 db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
                            (str(SCHEMA_VERSION),))
                 db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
@@ -601,8 +615,9 @@ class Store:
             candidate = f"{path}~{n}"
         return candidate
 
-    def update_folder(self, folder_id: int, **fields: int | str) -> None:
-        allowed = {"uidvalidity", "uidnext", "highestmodseq", "local_mtime", "sync", "name", "path", "special_use"}
+    def update_folder(self, folder_id: int, **fields: int | str | None) -> None:
+        allowed = {"uidvalidity", "uidnext", "highestmodseq", "local_mtime", "sync", "name", "path", "special_use",
+                   "permanent_flags"}
         if not fields or not set(fields) <= allowed:
             raise ValueError(f"cannot update {sorted(fields)}")
         cols = ", ".join(f"{k}=?" for k in fields)

@@ -450,6 +450,11 @@ class ImapSync:
                                                      verb="EXAMINE" if self.dry_run else "SELECT")
         if not status.uidvalidity:
             raise ProtocolError(f"The server gave no UIDVALIDITY for {folder.name}")
+        kept = " ".join(status.permanentflags) if status.permanentflags is not None else None
+        if kept != folder.permanent_flags and not self.dry_run:
+            # Remembered so that a keyword the server would not keep is refused when it is set here.
+            with self.store.transaction():
+                self.store.update_folder(folder.id, permanent_flags=kept)
         if status.uidvalidity == folder.uidvalidity and 0 < status.uidnext < folder.uidnext:
             # UIDs must only grow (RFC 3501 2.3.1.1). A server that goes back may reuse UIDs for other
             # messages; trusting it could overwrite or drop mail, so this folder waits (F-16).
