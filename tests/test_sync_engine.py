@@ -113,8 +113,19 @@ def test_keywords_reach_the_server_unless_it_does_not_keep_them(sandbox: Any, ma
         sandbox.fill_maildir(email, [msg(i, email) for i in range(1, 3)])
         sync(home)
         rid = row_id(home, "<m1-2000@example.test>")
-        # A keyword-only change leaves the file name as it is; with \Seen the folder is seen as changed.
-        assert home.run("flag", str(rid), "--set", "$Label1", "--set", "seen").returncode == 0
+        # The folder's PERMANENTFLAGS are known now: setting the keyword here is refused, with the flags
+        # that work, and nothing changes.
+        refused = home.run("flag", str(rid), "--set", "$Label1", "--set", "seen")
+        assert refused.returncode == 2 and "does not keep the flag $Label1" in refused.stderr, refused.stderr
+        assert "seen, flagged, answered, draft" in refused.stderr
+        assert db(home).execute("SELECT flags FROM messages WHERE id=?", (rid,)).fetchone()[0] == ""
+        # A keyword set while the server's answer was not known yet (another program, an older index) is
+        # held back by the sync itself, with a note.
+        con = db(home)
+        con.execute("UPDATE messages SET flags='$Label1' WHERE id=?", (rid,))
+        con.execute("UPDATE folders SET local_mtime=0")
+        con.commit()
+        assert home.run("flag", str(rid), "--set", "seen").returncode == 0
         report = sync(home)
         notes = [n for f in report["a"]["folders"] for n in f["notes"]]
         assert any("$Label1" in n and "does not keep" in n for n in notes), notes
