@@ -246,7 +246,7 @@ def test_starttls_response_injection_is_refused(scripted: Callable[..., int]) ->
 @pytest.mark.servers
 def test_early_connection_hands_over_its_folder_list_once(sandbox: Any, mail_user: Any) -> None:
     """The prefetched LIST-STATUS answers the engine's first question only; later ones go to the server."""
-    from deskmail.sync.early import EarlyConnection
+    from deskmail.cli.fastpath import EarlyConnection
 
     account = _account(sandbox.host, sandbox.imaps_port, Security.SSL, mail_user.email, str(sandbox.ca_file))
     account = replace(account, password=PasswordSource("env", env="DM_EARLY_PW"))
@@ -340,19 +340,21 @@ def test_inbox_state_is_read_from_an_index_in_any_folder_name(tmp_path: Any) -> 
 
 
 def _cached_home(tmp_path: Any, monkeypatch: pytest.MonkeyPatch, accounts: dict[str, Account]) -> None:
-    """A DESKMAIL_HOME whose accounts file was read once with the data folder present (so its parse is cached)."""
+    """A DESKMAIL_HOME whose accounts file the fast path read once with the data folder present (so its
+    parse is cached)."""
     from deskmail import config
+    from deskmail.cli.fastpath import load_accounts
 
     monkeypatch.setenv("DESKMAIL_HOME", str(tmp_path))
     config.save_accounts(accounts)
     config.paths().data_dir.mkdir(exist_ok=True)
-    config.load_accounts()
+    load_accounts()
 
 
 def test_dial_early_follows_the_cached_accounts_and_nothing_else(tmp_path: Any,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     from deskmail import config
-    from deskmail.sync.early import dial_early
+    from deskmail.cli.fastpath import dial_early
 
     port = closed_port()
     imaps = replace(_account("127.0.0.1", port, Security.SSL, "a@example.test", "/ca.pem"), name="imaps")
@@ -387,8 +389,8 @@ def test_dial_errors_are_the_usual_errors_and_closing_never_waits(scripted: Any)
     closing one still waiting for its server returns at once."""
     import time
 
+    from deskmail.cli.fastpath import Dial
     from deskmail.errors import NetworkError
-    from deskmail.net.dial import Dial
 
     refused = _account("127.0.0.1", closed_port(), Security.SSL, "u@example.test")
     dial = Dial("127.0.0.1", refused.incoming.port, True, "")
@@ -428,9 +430,8 @@ def test_sessions_ask_the_kernel_to_notice_a_dead_network(sandbox: Any, mail_use
 def test_dialed_connection_is_used_only_for_the_accounts_own_server(sandbox: Any, mail_user: Any,
                                                                     tmp_path: Any,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from deskmail.cli.fastpath import Dial, EarlyConnection
     from deskmail.errors import CertificateError
-    from deskmail.net.dial import Dial
-    from deskmail.sync.early import EarlyConnection
 
     account = _account(sandbox.host, sandbox.imaps_port, Security.SSL, mail_user.email, str(sandbox.ca_file))
     account = replace(account, password=PasswordSource("env", env="DM_DIAL_PW"))

@@ -17,17 +17,19 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
-from email.message import EmailMessage
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from deskmail import config, mailbox, setup
+from deskmail import config
 from deskmail.codes import Code
 from deskmail.errors import ConfigError, DeskmailError, NotFoundError, UsageError
 from deskmail.model import Account, MessageSummary, PasswordSource, Protocol
 from deskmail.secrets import Secret
 
 if TYPE_CHECKING:
+    from email.message import EmailMessage
+
+    from deskmail import mailbox, setup
     from deskmail.discovery import DiscoveryResult
     from deskmail.doctor.report import Finding, Report
     from deskmail.events import CancelToken, Listener
@@ -61,14 +63,19 @@ class MessageView:
 class Deskmail:
     """One user's deskmail: their accounts, their local mail store, their servers."""
 
-    def __init__(self, paths: config.Paths | None = None, *, keep_connections: bool = False) -> None:
+    def __init__(self, paths: config.Paths | None = None, *, keep_connections: bool = False,
+                 accounts_loader: Callable[[], dict[str, Account]] | None = None) -> None:
         """``keep_connections``: keep IMAP sessions logged in between syncs (a long-running program;
-        call :meth:`close` at the end). A one-shot command leaves it off."""
-        from deskmail.sync.sessions import SessionPool
-
+        call :meth:`close` at the end). A one-shot command leaves it off. ``accounts_loader``: where
+        the accounts come from, if not the accounts file as :mod:`deskmail.config` reads it."""
         self.paths = paths or config.paths()
         self._lock = threading.Lock()
-        self._sessions = SessionPool() if keep_connections else None
+        self._load = accounts_loader or (lambda: config.load_accounts(self.paths))
+        self._sessions = None
+        if keep_connections:
+            from deskmail.sync.sessions import SessionPool
+
+            self._sessions = SessionPool()
 
     def close(self) -> None:
         """Log out of the kept sessions."""
@@ -84,7 +91,7 @@ class Deskmail:
     # --- accounts -----------------------------------------------------------------------------
 
     def accounts(self) -> dict[str, Account]:
-        return config.load_accounts(self.paths)
+        return self._load()
 
     def account(self, name: str | None = None) -> Account:
         """The named account (by name or address), or the only one."""
@@ -106,12 +113,16 @@ class Deskmail:
 
     def build_account(self, settings: setup.ManualSettings) -> Account:
         """An account from hand-given settings, the gaps filled from the provider database; not saved."""
+        from deskmail import setup
+
         return setup.build_account(settings, self.provider_dirs())
 
     def candidates(self, settings: setup.ManualSettings, *,
                    choose_protocol: Callable[[frozenset[str]], str] | None = None,
                    on_network: Callable[[], None] | None = None) -> list[setup.Candidate]:
         """The settings to try for a new account: the hand-given ones, else what discovery finds."""
+        from deskmail import setup
+
         found = setup.candidates_for(settings, self.provider_dirs(), choose_protocol=choose_protocol,
                                      on_network=on_network)
         existing = self.accounts()
@@ -129,11 +140,15 @@ class Deskmail:
 
     def verify(self, account: Account, password: Secret, *, timeout: float = 30.0) -> None:
         """Log in to the incoming and the outgoing server; raises the first failure."""
+        from deskmail import setup
+
         setup.verify_account(account, password, timeout=timeout)
 
     def verify_candidates(self, candidates: Sequence[setup.Candidate], password: Secret, *,
                           confirm: Callable[[setup.Candidate], bool],
                           on_event: Callable[[setup.SetupEvent], None] = lambda event: None) -> setup.Verification:
+        from deskmail import setup
+
         return setup.verify_candidates(candidates, password, confirm=confirm, on_event=on_event)
 
     def add_account(self, account: Account, password: Secret | None = None) -> Account:
@@ -329,6 +344,8 @@ class Deskmail:
 
     def set_flags(self, ids: Sequence[int], *, add: Sequence[str] = (), remove: Sequence[str] = ()) -> int:
         """Change flags here (names like ``seen`` or keywords); the next sync sends the change."""
+        from deskmail import mailbox
+
         plus = {mailbox.flag_name(n) for n in add}
         minus = {mailbox.flag_name(n) for n in remove}
         if not plus and not minus:
@@ -343,6 +360,8 @@ class Deskmail:
         return self.set_flags(ids, add=["seen"] if read else [], remove=[] if read else ["seen"])
 
     def move(self, ids: Sequence[int], target: str) -> int:
+        from deskmail import mailbox
+
         store = self._store()
         try:
             return mailbox.move(store, list(ids), target)
@@ -350,6 +369,8 @@ class Deskmail:
             store.close()
 
     def delete(self, ids: Sequence[int], *, expunge: bool = False, confirmed: bool = False) -> int:
+        from deskmail import mailbox
+
         store = self._store()
         try:
             return mailbox.delete(store, self.accounts(), list(ids), expunge=expunge, confirmed=confirmed)
@@ -358,6 +379,8 @@ class Deskmail:
 
     def folders(self, account: str | None = None) -> list[mailbox.FolderInfo]:
         """The account's folders as of the last sync, with message counts."""
+        from deskmail import mailbox
+
         a = self.account(account)
         if not self._index_exists():
             return []
@@ -366,6 +389,8 @@ class Deskmail:
 
     def choose_folders(self, account: str | None = None, *, enable: Sequence[str] = (),
                        disable: Sequence[str] = (), upload: Sequence[str] = ()) -> None:
+        from deskmail import mailbox
+
         a = self.account(account)
         store = self._store()
         try:

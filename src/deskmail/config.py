@@ -196,52 +196,39 @@ def _options(reader: _Reader) -> dict[str, Any]:
 
 
 def load_accounts(p: Paths | None = None) -> dict[str, Account]:
-    file = (p or paths()).accounts_file
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    """The accounts of the accounts file (none if there is no file yet)."""
+    p = p or paths()
+    text = read_accounts_text(p)
+    if text is None:
         return {}
+    return accounts_from(p.accounts_file, text, parse_accounts(p.accounts_file, text))
+
+
+def read_accounts_text(p: Paths) -> str | None:
+    """The accounts file's text, or None when it does not exist yet."""
+    file = p.accounts_file
+    try:
+        return file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(
             f"{file} cannot be read ({exc})",
             "the file's permissions or encoding are wrong",
             f"make {file} readable UTF-8 text",
         ) from exc
-    doc = _parse_cached(file, text, (p or paths()).data_dir / dirs.ACCOUNTS_CACHE)
+
+
+def accounts_from(file: Path, text: str, doc: dict[str, Any]) -> dict[str, Account]:
+    """The accounts of ``doc``, the TOML document parsed from ``text`` (for error messages' line numbers)."""
     accounts = doc.get("accounts", {})
     if not isinstance(accounts, dict):
         raise ConfigError(f"{file}: 'accounts' must be a table", "", "use [accounts.NAME] tables")
     return {name: _account(file, text, name, data) for name, data in accounts.items()}
 
 
-def _parse_cached(file: Path, text: str, cache: Path) -> dict[str, Any]:
-    """``text`` parsed as TOML, from a cache of the last parse when the text is the same.
-
-    Every `deskmail sync` reads the accounts file, and importing tomllib (with typing and
-    datetime) is ~4 ms of a ~60 ms no-change sync. The cache holds the exact text it was
-    made from, so any edit, however small or quick, misses it; marshal is built in.
-    A cache that cannot be read or written is ignored; it is only made once the data
-    folder exists (reading the accounts never creates it).
-    """
-    cached = dirs.cached_document(text, str(cache))
-    if cached is not None:
-        return cached
-    doc = _parse(file, text)
-    if not cache.parent.parent.is_dir():
-        return doc
-    import marshal
-
-    try:
-        blob = marshal.dumps((text, doc))  # ValueError for TOML dates: then no cache
-        cache.parent.mkdir(mode=0o700, exist_ok=True)
-        tmp = cache.with_name(f".{cache.name}.{os.getpid()}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(blob)
-        os.replace(tmp, cache)
-    except (OSError, ValueError):
-        pass
-    return doc
+def parse_accounts(file: Path, text: str) -> dict[str, Any]:
+    return _parse(file, text)
 
 
 def _parse(file: Path, text: str) -> dict[str, Any]:

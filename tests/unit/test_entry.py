@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from deskmail.cli.entry import _lean_sync
+from deskmail.cli.fastpath import applies as _lean_sync
 
 
 @pytest.mark.parametrize(

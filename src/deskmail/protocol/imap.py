@@ -34,13 +34,12 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from deskmail.codes import Code
 from deskmail.errors import AuthError, ProtocolError, SecurityError, StartTLSUnavailable
 from deskmail.model import Account, Security, ServerSettings
 from deskmail.net.connect import check_plaintext_policy, translate
-from deskmail.net.dial import Dial
 from deskmail.net.log import protocol_log
 from deskmail.net.tls import client_context
 from deskmail.protocol import core, utf7
@@ -353,7 +352,7 @@ class ImapSession:
     def warm_up(self, inbox: tuple[int, int] | None = None) -> None:
         """Ask now what a sync asks first; the answers wait for it.
 
-        Used by :mod:`deskmail.sync.early` to do the server's slowest work while the process
+        Used by :mod:`deskmail.cli.fastpath` to do the server's slowest work while the process
         is still importing: ENABLE QRESYNC, then, when ``inbox`` gives the (UIDVALIDITY,
         HIGHESTMODSEQ) the index holds for INBOX, the engine's own ``SELECT INBOX (QRESYNC ...)``
         instead of INBOX's STATUS (a STATUS followed by a SELECT would open a large INBOX twice),
@@ -601,9 +600,19 @@ def keep_alive(sock: socket.socket) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
 
 
+class PreDialed(Protocol):
+    """A connection to a server already being opened elsewhere (the command-line fast path's ``Dial``)."""
+
+    key: tuple[str, int, bool, str]
+
+    def serves(self, account: Account) -> bool: ...
+
+    def take(self) -> socket.socket: ...
+
+
 @contextmanager
 def open_imap(account: Account, password: Secret, *, timeout: float = 30.0,
-              dial: Dial | None = None) -> Iterator[ImapSession]:
+              dial: PreDialed | None = None) -> Iterator[ImapSession]:
     """A logged-in session; ``dial`` is a connection to the account's server already being opened."""
     server = account.incoming
     check_plaintext_policy(account, server)

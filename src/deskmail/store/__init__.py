@@ -251,7 +251,7 @@ def read_header_info(path: Path | None, head: bytes | None = None) -> HeaderInfo
 def inbox_state(data_dir: Path, account: str) -> tuple[int, int] | None:
     """INBOX's (UIDVALIDITY, HIGHESTMODSEQ) in the index, read without the store lock; None if unknown.
 
-    For asking the server early (deskmail.sync.early): one query on a read-only connection, no
+    For asking the server early (deskmail.cli.fastpath): one query on a read-only connection, no
     schema check, never an error. The engine builds its SELECT from the row it reads under the lock.
     """
     path = data_dir / INDEX_FILE

@@ -7,7 +7,7 @@ counts as synced only when its file is durable and its index row committed.
 
 from __future__ import annotations
 
-# Imported where used: `deskmail.sync.early` must start its threads before the
+# Imported where used: `deskmail.cli.fastpath` must start its threads before the
 # model, the store and the engine are imported (that is the whole point of it).
 from typing import TYPE_CHECKING
 

@@ -260,7 +260,7 @@ class ImapSync:
             f for f in self.store.folders(name)
             if f.name in server and f.sync and (self.only is None or f.name in self.only)
         ]
-        # INBOX first: it is where new mail is, and its SELECT may already be answered (see sync.early).
+        # INBOX first: it is where new mail is, and its SELECT may already be answered (see deskmail.cli.fastpath).
         return sorted(wanted, key=lambda f: f.name.upper() != "INBOX")
 
     def _plan_folders(self, server: dict[str, tuple[tuple[str, ...], str]], known: dict[str, Folder],

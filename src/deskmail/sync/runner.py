@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 
 
 class SessionSource(Protocol):
-    """A logged-in IMAP session opened elsewhere: early at start-up (sync.early) or kept (sync.sessions)."""
+    """A logged-in IMAP session opened elsewhere: at start-up (the command-line fast path) or kept
+    between syncs (sync.sessions)."""
 
     def session(self) -> AbstractContextManager[ImapSession]: ...
 
@@ -131,7 +132,8 @@ def sync_accounts(
     headers_only: bool = False, listener: Listener | None = None, cancel: CancelToken | None = None,
     dry_run: bool = False, early: Mapping[str, SessionSource] | None = None,
 ) -> SyncRun:
-    """Sync ``accounts``; ``early`` holds sessions opened elsewhere for some of them (sync.early, sync.sessions).
+    """Sync ``accounts``; ``early`` holds sessions opened elsewhere for some of them (the command-line
+    fast path, sync.sessions).
 
     ``listener`` hears the typed events (from the accounts' threads); ``cancel`` stops every account
     at its next safe point (a cancelled account is a failure, :class:`deskmail.errors.Cancelled`);

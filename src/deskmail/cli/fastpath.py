@@ -1,0 +1,428 @@
+"""The one place where `deskmail sync` trades clarity for start-up time: the command-line fast path.
+
+`deskmail sync` is what timers and cron jobs run over and over, and most of a no-change sync is
+start-up. When the command needs nothing interactive (`sync [ACCOUNT]` with `--quiet`, or output not
+on a terminal), :func:`run` replaces the Typer command. Each trick, and what it buys (measured on the
+2-core test machine, 10,000-message mailbox, whole process, medians; see bench/README.md):
+
+1. **No Typer, Click or Rich** (about 45 ms): plain text out, the same output and exit codes as the
+   full command.
+2. **Connect before importing** (:class:`Dial`, :func:`dial_early`): the server's address comes from a
+   cached parse of the accounts file (:func:`cached_document`, marshal: no TOML parser), and the
+   TCP and TLS connection is opened in a thread first thing. :class:`EarlyConnection` then logs in,
+   SELECTs INBOX and lists the folders with their STATUS in that thread
+   (:meth:`deskmail.protocol.imap.ImapSession.warm_up`) while the main thread imports the
+   configuration, the store and the engine: the server's waits overlap the imports.
+3. **No interpreter tear-down** (``os._exit`` once everything is written and committed: about 4 ms).
+
+Nothing in the engine depends on this module. The engine offers three plain hooks that it uses:
+``open_imap(dial=...)`` (a socket already being connected), ``ImapSession.warm_up()`` (ask now what
+a sync asks first) and ``store.inbox_state()``; the façade takes the sessions it opened
+(``Deskmail.sync(early=...)``). This module imports only what the connection needs (os, threading,
+and lazily socket and ssl) before the connection is under way.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import _socket
+    import socket
+    from pathlib import Path
+
+    from deskmail.model import Account
+    from deskmail.protocol.imap import ImapSession
+
+ACCOUNTS_CACHE = os.path.join("cache", "accounts.marshal")  # in the data directory
+
+
+# --- the connection, opened first --------------------------------------------------------
+
+class Dial:
+    """One connection being opened; :meth:`take` hands it over (or raises what went wrong)."""
+
+    def __init__(self, host: str, port: int, tls: bool, ca_file: str, timeout: float = 60.0) -> None:
+        self.key = (host, port, tls, ca_file)
+        self._timeout = timeout
+        self._sock: socket.socket | None = None
+        self._error: BaseException | None = None
+        self._lock = threading.Lock()
+        self._abandoned = False
+        self.on_network = threading.Event()  # set once the thread waits for the server (or has finished)
+        self._thread = threading.Thread(target=self._run, name=f"dial-{host}", daemon=True)
+        self._thread.start()
+
+    def serves(self, account: Account) -> bool:
+        """Whether this connection goes where ``account`` connects to, checked as ``account`` would."""
+        server = account.incoming
+        return self.key == (server.host, server.port, server.security.value == "ssl", account.ca_file)
+
+    def let_it_start(self) -> None:
+        """Wait until the thread's imports are done: they are on the critical path, the caller's are not."""
+        self.on_network.wait(timeout=2.0)
+
+    def _run(self) -> None:
+        try:
+            host, port, tls, ca_file = self.key
+            # An ASCII name as bytes: a str goes through the "idna" codec, whose import
+            # (with stringprep and unicodedata) costs ~1 ms here.
+            address: str | bytes = host.encode("ascii") if host.isascii() else host
+            # Connect before importing socket.py and ssl (~10 ms): the server starts its side
+            # meanwhile. Dovecot forks a login process per connection, and a TLS handshake
+            # begun at once waits ~5 ms for it; begun 10 ms later, ~1 ms.
+            raw = _connect(address, port, self._timeout)
+            try:
+                import socket
+
+                from deskmail.net.tls import client_context
+
+                sock = socket.socket(raw.family, raw.type, raw.proto, fileno=raw.detach())
+            except BaseException:
+                raw.close()
+                raise
+            try:
+                sock.settimeout(self._timeout)
+                if tls:
+                    ctx = client_context(ca_file)
+                    self.on_network.set()
+                    sock = ctx.wrap_socket(sock, server_hostname=address)  # (bytes: no idna codec either)
+            except BaseException:
+                sock.close()
+                raise
+            with self._lock:
+                if self._abandoned:
+                    sock.close()
+                else:
+                    self._sock = sock
+        except BaseException as exc:
+            self._error = exc
+        finally:
+            self.on_network.set()
+
+    def take(self) -> socket.socket:
+        """The connected socket, once; the connection's exception is raised here, in the caller's thread."""
+        self._thread.join()
+        sock, self._sock = self._sock, None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+        if sock is None:
+            raise RuntimeError("the dialed connection was already taken (or closed)")
+        return sock
+
+    def close(self) -> None:
+        """Close the connection if nobody took it; returns at once, even while the thread still waits."""
+        with self._lock:
+            self._abandoned = True
+            sock, self._sock = self._sock, None
+        if sock is not None:
+            sock.close()
+
+
+def _connect(host: str | bytes, port: int, timeout: float) -> _socket.socket:
+    """socket.create_connection() (each address in turn, the last error raised) on the C-level socket.
+
+    Written out because create_connection lives in socket.py, whose import (enum, selectors:
+    ~5 ms) is exactly what this connection is meant to get ahead of.
+    """
+    import _socket
+
+    error: OSError | None = None
+    for family, kind, proto, _name, address in _socket.getaddrinfo(host, port, 0, _socket.SOCK_STREAM):
+        raw = _socket.socket(family, kind, proto)
+        try:
+            raw.settimeout(timeout)
+            raw.connect(address)
+        except OSError as exc:
+            raw.close()
+            error = exc
+            continue
+        return raw
+    raise error if error is not None else OSError(f"no address found for {host!r}")
+
+
+class EarlyConnection:
+    def __init__(self, account: Account, data_dir: Path | None = None, timeout: float = 60.0,
+                 dial: Dial | None = None) -> None:
+        self.account = account
+        self._data_dir = data_dir
+        self._dial = dial
+        self._timeout = timeout
+        self._cm: AbstractContextManager[ImapSession] | None = None
+        self._session: ImapSession | None = None
+        self._error: BaseException | None = None
+        self.waiting = threading.Event()  # set once the thread has imported what it needs and starts waiting
+        self._inbox_lock = threading.Lock()
+        self._inbox_known = False
+        self._inbox: tuple[int, int] | None = None
+        self._thread = threading.Thread(target=self._open, name=f"connect-{account.name}", daemon=True)
+        self._thread.start()
+
+    def let_it_start(self) -> None:
+        """Block until the thread is on the network: its imports are on the critical path, the caller's are not.
+
+        Both threads import modules, which needs the GIL; run side by side they would
+        slow each other down. In turn, the caller's imports fill the time the thread
+        spends waiting for the server.
+        """
+        self.waiting.wait(timeout=2.0)
+        # The thread now waits for its login; reading INBOX's state for it here keeps the
+        # deskmail.store import and the query out of its way.
+        self._read_inbox_state()
+
+    def _read_inbox_state(self) -> None:
+        """Once, by whichever thread comes first: the caller in let_it_start(), else the connection thread."""
+        with self._inbox_lock:
+            if not self._inbox_known:
+                if self._data_dir is not None:
+                    # (deskmail.store: imported by the caller next anyway, so not a cost of its own here)
+                    from deskmail.store import inbox_state
+
+                    self._inbox = inbox_state(self._data_dir, self.account.name)
+                self._inbox_known = True
+
+    @classmethod
+    def start_for(cls, accounts: list[Account], data_dir: Path,
+                  dials: dict[str, Dial] | None = None) -> dict[str, EarlyConnection]:
+        """Early connections for the IMAP accounts among ``accounts``, by account name.
+
+        Not for accounts without encryption: their plaintext warning must come before anything
+        is sent, and they gain nothing worth that. ``dials`` (from :func:`dial_early`) are
+        taken over when they go to the account's server, and closed otherwise.
+        """
+        from deskmail.model import Protocol, Security
+
+        dials = dict(dials or {})
+        early = {}
+        for a in accounts:
+            dial = dials.pop(a.name, None)
+            server = a.incoming
+            if dial is not None and not dial.serves(a):
+                dial.close()  # the cached settings were not the ones the configuration gives now
+                dial = None
+            if server.protocol is Protocol.IMAP and server.security is not Security.NONE:
+                early[a.name] = cls(a, data_dir, dial=dial)
+            elif dial is not None:
+                dial.close()
+        for dial in dials.values():
+            dial.close()
+        return early
+
+    def _open(self) -> None:
+        try:
+            from deskmail.protocol.imap import open_imap
+            from deskmail.secrets import get_password
+
+            password = get_password(self.account)
+            self.waiting.set()
+            cm = open_imap(self.account, password, timeout=self._timeout, dial=self._dial)
+            session = cm.__enter__()
+            self._cm, self._session = cm, session
+            self._read_inbox_state()  # already done, or being done, by let_it_start() when it was called
+            session.warm_up(inbox=self._inbox)
+        except BaseException as exc:
+            self._error = exc
+        finally:
+            self.waiting.set()
+
+    @contextmanager
+    def session(self) -> Iterator[ImapSession]:
+        """The logged-in session; errors of the connection thread are raised here, in the caller's thread."""
+        self._thread.join()
+        try:
+            if self._error is not None:
+                raise self._error
+            assert self._session is not None
+            yield self._session
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._thread.join()
+        if self._dial is not None:
+            self._dial.close()  # only if open_imap never took it (an error came first)
+        cm, self._cm = self._cm, None
+        if cm is not None:
+            cm.__exit__(None, None, None)
+
+
+def dial_early(name: str | None) -> dict[str, Dial]:
+    """Connections to the IMAP servers `deskmail sync [name]` will sync, opened before the configuration is read.
+
+    The servers come from the cached parse of the accounts file (:mod:`deskmail.dirs`), so
+    this needs neither the TOML parser nor the configuration module. Those settings are
+    only a guess until :func:`deskmail.config.load_accounts` has checked them:
+    :meth:`EarlyConnection.start_for` takes a connection over only if it goes to the
+    account's server with the account's CA file. Anything unexpected here means no early
+    connection, never an error.
+    """
+    from deskmail import dirs
+
+    where = dirs.dirs()
+    if where is None:
+        return {}
+    config_dir, data_dir = where
+    try:
+        with open(os.path.join(config_dir, dirs.ACCOUNTS_FILE), encoding="utf-8") as fh:
+            text = fh.read()
+    except (OSError, UnicodeDecodeError):
+        return {}
+    doc = cached_document(text, os.path.join(data_dir, ACCOUNTS_CACHE))
+    accounts = doc.get("accounts") if doc is not None else None
+    if not isinstance(accounts, dict):
+        return {}
+    dials = {}
+    for account_name, table in accounts.items():
+        if name is not None and account_name != name:
+            continue  # (an account named by its address is not guessed at: it simply connects later)
+        incoming = table.get("incoming") if isinstance(table, dict) else None
+        if not isinstance(incoming, dict):
+            continue
+        host, port, security = incoming.get("host"), incoming.get("port"), incoming.get("security")
+        ca_file = table.get("ca_file", "")
+        if (incoming.get("protocol") == "imap" and security in ("ssl", "starttls") and isinstance(host, str)
+                and host and type(port) is int and 0 < port < 65536 and isinstance(ca_file, str)):
+            dials[account_name] = Dial(host, port, security == "ssl", ca_file)
+    return dials
+
+
+# --- the accounts file, parsed once ----------------------------------------------------------
+
+def cached_document(text: str, cache: str) -> dict[str, Any] | None:
+    """The TOML document parsed from ``text``, if the cache at ``cache`` was made from exactly ``text``.
+
+    Any edit to the accounts file, however small or quick, misses the cache: it holds the
+    whole text it was parsed from. A cache that cannot be read counts as a miss.
+    """
+    import marshal
+
+    try:
+        with open(cache, "rb") as fh:
+            cached_text, doc = marshal.loads(fh.read())
+    except (OSError, ValueError, EOFError, TypeError):
+        return None
+    return doc if cached_text == text and isinstance(doc, dict) else None
+
+def load_accounts() -> dict[str, Account]:
+    """The configured accounts, the TOML parse taken from the marshal cache when the file is unchanged
+    (importing tomllib, with typing and datetime, is ~4 ms of a no-change sync); a missed cache is
+    written anew once the data folder exists."""
+    from deskmail import config
+
+    paths = config.paths()
+    text = config.read_accounts_text(paths)
+    if text is None:
+        return {}
+    cache = str(paths.data_dir / ACCOUNTS_CACHE)
+    doc = cached_document(text, cache)
+    if doc is None:
+        doc = config.parse_accounts(paths.accounts_file, text)
+        _write_cache(cache, text, doc)
+    return config.accounts_from(paths.accounts_file, text, doc)
+
+
+def _write_cache(cache: str, text: str, doc: dict[str, Any]) -> None:
+    """Best effort: a cache that cannot be written (no data folder yet, TOML dates) is simply not there."""
+    import marshal
+
+    folder = os.path.dirname(cache)
+    if not os.path.isdir(os.path.dirname(folder)):
+        return  # reading the accounts never creates the data folder
+    try:
+        blob = marshal.dumps((text, doc))  # ValueError for TOML dates: then no cache
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        tmp = os.path.join(folder, f".accounts.marshal.{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(blob)
+        os.replace(tmp, cache)
+    except (OSError, ValueError):
+        pass
+
+
+# --- the command ------------------------------------------------------------------------------
+
+def applies(args: list[str]) -> tuple[str | None, bool] | None:
+    """(account name, quiet) when ``args`` is a plain `sync [ACCOUNT] [-q]` this path can run."""
+    if not args or args[0] != "sync":
+        return None
+    name, quiet = None, False
+    for arg in args[1:]:
+        if arg in ("-q", "--quiet"):
+            quiet = True
+        elif arg.startswith("-") or name is not None:
+            return None  # anything else (--json, --watch, --help, ...) is the full command's
+        else:
+            name = arg
+    if not quiet and sys.stdout.isatty():
+        return None  # a person is watching: the full command shows a progress bar
+    return name, quiet
+
+
+def run(name: str | None, quiet: bool) -> int:
+    """`deskmail sync [NAME] [-q]`: the same output and exit codes as the full command."""
+    # Connect first, from the cached settings: the configuration, the store and the sync
+    # engine are imported while the server answers.
+    dials = dial_early(name)
+    for dial in dials.values():
+        dial.let_it_start()
+    from deskmail import config
+    from deskmail.errors import DeskmailError
+
+    early: dict[str, EarlyConnection] = {}
+    try:
+        accounts = load_accounts()
+        targets = [config.resolve_account(name, accounts)] if name else (
+            list(accounts.values()) or [config.resolve_account(None, accounts)])
+        # Log in and list the folders while the rest is imported.
+        early = EarlyConnection.start_for(targets, config.paths().data_dir, dials)
+        dials = {}
+        for connection in early.values():
+            connection.let_it_start()
+        from deskmail.app import Deskmail
+        from deskmail.net.connect import plaintext_warnings
+
+        for account in targets:
+            for warning in plaintext_warnings(account):
+                sys.stderr.write(warning + "\n")
+
+        def rebuilt(moved_to: Path) -> None:
+            sys.stderr.write(f"The mail index was damaged; it was moved to {moved_to} and is rebuilt "
+                             "from the mail files (nothing is downloaded again).\n")
+
+        app = Deskmail(accounts_loader=lambda: accounts)
+        result = app.sync([a.name for a in targets], early=early, on_index_rebuilt=rebuilt)
+    except DeskmailError as exc:
+        sys.stderr.write(f"Error: {exc}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("Interrupted.\n")
+        return 130
+    finally:
+        for dial in dials.values():
+            dial.close()  # the configuration could not be read: nothing took them
+        for connection in early.values():
+            try:
+                connection.close()
+            except (DeskmailError, OSError):
+                pass  # the connection's own error was reported through the sync (or is moot now)
+    if not quiet:
+        sys.stdout.write("".join(line + "\n" for line in result.summary_lines()))
+    for account_name, failure in result.failures.items():
+        prefix = f"{account_name}: " if len(targets) > 1 else ""
+        sys.stderr.write(f"Error: {prefix}{failure}\n")
+    return next(iter(result.failures.values())).exit_code if result.failures else 0
+
+
+def exit_now(code: int) -> None:
+    """End the console command: everything is written, closed and committed by now, so skip the
+    interpreter's tear-down of every module and object (~4 ms of a no-change sync)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
