@@ -916,8 +916,10 @@ def test_more_than_50_local_messages_wait_for_confirmation(sandbox: Any, acct: H
     for i in range(51):
         drop(acct, msg(100 + i, email), f"17000010{i:02d}.R{i}.mutt:2,S")
     report = sync(acct)
-    assert per_folder(report, "uploaded") == 0
-    assert any("--upload" in n for f in report["a"]["folders"] for n in f["notes"])
+    assert per_folder(report, "uploaded") == 0 and per_folder(report, "held_uploads", "INBOX") == 51
+    assert any("confirmed" in n for f in report["a"]["folders"] for n in f["notes"])
+    shown = acct.run("sync")  # the command line says what to type
+    assert "deskmail folders --upload 'INBOX'" in shown.stdout, shown.stdout + shown.stderr
     assert server_list(sandbox, email) == []
     assert acct.run("folders", "--upload", "INBOX").returncode == 0
     report = sync(acct)

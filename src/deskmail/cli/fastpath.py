@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
     from deskmail.model import Account
     from deskmail.protocol.imap import ImapSession
+    from deskmail.sync.runner import SyncRun
 
 ACCOUNTS_CACHE = os.path.join("cache", "accounts.marshal")  # in the data directory
 
@@ -413,11 +414,17 @@ def run(name: str | None, quiet: bool) -> int:
             except (DeskmailError, OSError):
                 pass  # the connection's own error was reported through the sync (or is moot now)
     if not quiet:
-        sys.stdout.write("".join(line + "\n" for line in result.summary_lines()))
+        sys.stdout.write("".join(line + "\n" for line in [*result.summary_lines(), *hints(result)]))
     for account_name, failure in result.failures.items():
         prefix = f"{account_name}: " if len(targets) > 1 else ""
         sys.stderr.write(f"Error: {prefix}{failure}\n")
     return next(iter(result.failures.values())).exit_code if result.failures else 0
+
+
+def hints(result: SyncRun) -> list[str]:
+    """What to type about a sync's results (the engine's notes name no command)."""
+    return [f"To upload the {r.held_uploads} messages saved in {r.folder}: `deskmail folders --upload "
+            f"{r.folder!r}`, then sync." for results in result.results.values() for r in results if r.held_uploads]
 
 
 def exit_now(code: int) -> None:

@@ -102,6 +102,10 @@ def register(app: typer.Typer) -> None:
         elif not quiet:
             for line in run.summary_lines():
                 out.print(visible(line), markup=False, highlight=False)
+            from deskmail.cli.fastpath import hints
+
+            for line in hints(run):
+                out.print(visible(line), markup=False, highlight=False)
         for name, failure in run.failures.items():
             print_error(failure, f"{name}: " if len(targets) > 1 else "")
         if run.failures:

@@ -96,6 +96,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING
 
+from deskmail.codes import Code
 from deskmail.errors import ProtocolError, StoreError
 from deskmail.model import Account
 from deskmail.protocol.imap import FolderStatus, ImapSession, qresync_params, quote_string
@@ -153,6 +154,7 @@ class FolderResult:
     refetched: int = 0
     conflicts: int = 0
     uploaded: int = 0  # local-only messages appended to the server
+    held_uploads: int = 0  # messages saved here that wait for a confirmation before they are uploaded
     notes: list[str] = field(default_factory=list)
     plan: list[Action] = field(default_factory=list)  # a dry run's planned actions (a real run applies them)
 
@@ -420,8 +422,9 @@ class ImapSync:
             raise StoreError(
                 f"The local copy of folder {folder.name!r} is missing or damaged ({md.root})",
                 "the mail folder was deleted, moved, unmounted or made unreadable",
-                "restore it, or run `deskmail sync --redownload` to fetch the folder again; "
-                "nothing was deleted on the server",
+                "restore it, or download the folder again (a sync with redownload); nothing was deleted on "
+                "the server",
+                code=Code.STORE_MISSING, account=folder.account, folder=folder.name,
             )
         if not self.dry_run:
             try:
@@ -462,7 +465,8 @@ class ImapSync:
                 f"The server's UIDNEXT for {folder.name} went backwards ({folder.uidnext} -> {status.uidnext})",
                 "the server lost its index or reuses message numbers",
                 "nothing was changed here; ask the provider, or remove the folder's local copy and "
-                "sync with --redownload once the server is consistent",
+                "download it again once the server is consistent",
+                account=folder.account, folder=folder.name,
             )
         ops = [op for op in pending if op.kind in ("delete", "move")]
         if (
@@ -657,8 +661,9 @@ class ImapSync:
             self._download_action(action, run)
         elif isinstance(action, HoldUploads):
             note = (f"{action.total} messages in {folder.name} are only here, more than {MASS_UPLOAD} at once: "
-                    f"not uploaded; run `deskmail folders --upload {folder.name!r}` and sync to upload them")
+                    "not uploaded until the upload of this folder is confirmed")
             result.notes.append(note)
+            result.held_uploads = action.total
             with self.store.transaction():
                 self.store.log(account, folder.name, note)
         elif isinstance(action, UploadThere):
