@@ -174,3 +174,25 @@ def test_a_keyword_the_server_would_not_keep_is_refused_when_set(app: Deskmail, 
     assert "seen, flagged, answered, draft" in str(refused.value)
     assert "$Label1" not in app.message(message.id).flags  # nothing half-done
     assert app.set_flags([message.id], add=["flagged"]) == 1  # system flags still work
+
+
+def test_list_filters_and_sort_through_the_cli(sandbox: Any, mail_user: Any, tmp_path: Path) -> None:
+    import json
+
+    from helpers import Home, add_imaps_account
+
+    home = Home(tmp_path / "home", env={"DM_PW": mail_user.password})
+    add_imaps_account(home, sandbox, mail_user)
+    for n, subject in enumerate(("banana", "apple", "cherry")):
+        sandbox.deliver(mail_user.email, (f"From: a@example.test\r\nSubject: {subject}\r\n"
+                                          f"Message-ID: <f{n}@example.test>\r\n\r\nx\r\n").encode())
+    assert home.run("sync").returncode == 0
+    rows = json.loads(home.run("list", "--sort", "subject", "--json").stdout)
+    assert [r["subject"] for r in rows] == ["apple", "banana", "cherry"]
+    apple = rows[0]["id"]
+    assert home.run("flag", str(apple), "--set", "seen", "--set", "flagged").returncode == 0
+    unread = json.loads(home.run("list", "--unread", "--sort", "subject", "--json").stdout)
+    assert [r["subject"] for r in unread] == ["banana", "cherry"]
+    assert [r["subject"] for r in json.loads(home.run("list", "--flagged", "--json").stdout)] == ["apple"]
+    bad = home.run("list", "--sort", "size")
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr

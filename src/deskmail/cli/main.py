@@ -388,10 +388,15 @@ def list_messages(
     account: opt.AccountOpt = None,
     folder: Annotated[str | None, typer.Option("--folder", "-f", help="Only this folder (e.g. Sent).")] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Show at most N messages.")] = 50,
+    unread: Annotated[bool, typer.Option("--unread", help="Only messages not read yet.")] = False,
+    flagged: Annotated[bool, typer.Option("--flagged", help="Only flagged (starred) messages.")] = False,
+    sort: Annotated[str, typer.Option("--sort", help="date (newest first), date_asc, sender or subject.",
+                                      click_type=click.Choice(["date", "date_asc", "sender", "subject"]))] = "date",
     json_out: opt.JsonOut = False,
 ) -> None:
     """List stored messages, newest first."""
-    rows = dm().list_messages(account=account, folder=folder, limit=limit)
+    rows = dm().list_messages(account=account, folder=folder, limit=limit, sort=sort, unread_only=unread,
+                              flagged_only=flagged)
     if json_out:
         _emit_json([r.to_dict() for r in rows])
         return
