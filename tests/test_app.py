@@ -196,3 +196,34 @@ def test_list_filters_and_sort_through_the_cli(sandbox: Any, mail_user: Any, tmp
     assert [r["subject"] for r in json.loads(home.run("list", "--flagged", "--json").stdout)] == ["apple"]
     bad = home.run("list", "--sort", "size")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+def test_watch_reports_new_mail_as_typed_events(app: Deskmail, sandbox: Any, mail_user: Any,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+    import time
+
+    from deskmail.events import Event, FolderFinished, FolderStarted
+
+    monkeypatch.setenv("DM_APP_PW", mail_user.password)
+    app.add_account(app.build_account(_settings(sandbox, mail_user)))
+    events: list[Event] = []
+    said: list[str] = []
+    stop = threading.Event()
+    watcher = threading.Thread(target=app.watch, args=(None, stop, said.append), kwargs={"listener": events.append})
+    watcher.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not any("watching" in s for s in said) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        sandbox.deliver(mail_user.email, b"From: a@example.test\r\nSubject: pushed\r\n"
+                                         b"Message-ID: <push@example.test>\r\n\r\nx\r\n")
+        while time.monotonic() < deadline and not any(
+                isinstance(e, FolderFinished) and e.folder == "INBOX" and e.new == 1 for e in events):
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        watcher.join(30)
+    assert any(isinstance(e, FolderStarted) for e in events)
+    assert any(isinstance(e, FolderFinished) and e.folder == "INBOX" and e.new == 1 for e in events), events
+    assert [m.subject for m in app.list_messages()] == ["pushed"]

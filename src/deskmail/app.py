@@ -239,13 +239,17 @@ class Deskmail:
                                  early=sessions)
 
     def watch(self, names: Sequence[str] | None, stop: threading.Event, report: WatchReport, *,
-              folders: Sequence[str] = ("INBOX",), interval: float = 300.0,
-              notify_command: str = "") -> dict[str, DeskmailError]:
-        """Stay in sync until ``stop`` is set (IDLE push); returns the accounts stopped by a fatal error."""
+              folders: Sequence[str] = ("INBOX",), interval: float = 300.0, notify_command: str = "",
+              listener: Listener | None = None) -> dict[str, DeskmailError]:
+        """Stay in sync until ``stop`` is set (IDLE push); returns the accounts stopped by a fatal error.
+
+        ``report`` hears what a person should read (watching, reconnecting…); ``listener`` the typed
+        events of every sync the watch runs (``FolderFinished`` after each)."""
         from deskmail.sync.watch import WatchOptions, watch
 
         targets = self._targets(names)
-        options = WatchOptions(folders=tuple(folders), interval=interval, notify_command=notify_command)
+        options = WatchOptions(folders=tuple(folders), interval=interval, notify_command=notify_command,
+                               listener=listener)
         with self._writer():
             return watch(targets, self.paths.data_dir, options, stop, report)
 

@@ -20,6 +20,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from deskmail.errors import (
     AuthError,
@@ -36,6 +37,9 @@ from deskmail.secrets import get_password
 from deskmail.store import Store
 from deskmail.sync.imap_sync import FolderResult, ImapSync
 
+if TYPE_CHECKING:
+    from deskmail.events import Listener
+
 IDLE_RENEW = 25 * 60
 MAX_BACKOFF = 300.0
 
@@ -51,6 +55,17 @@ class WatchOptions:
     idle_renew: float = IDLE_RENEW
     backoff_start: float = 1.0
     max_backoff: float = MAX_BACKOFF
+    # Typed progress events (deskmail.events), from the watching threads; FolderFinished after each sync.
+    listener: Listener | None = None
+
+
+def finished(account: Account, result: FolderResult, options: WatchOptions) -> None:
+    """A folder was synced while watching: tell the listener, then the desktop (new mail only)."""
+    if options.listener is not None:
+        from deskmail.events import FolderFinished
+
+        options.listener(FolderFinished(account.name, result.folder, result.new, tuple(result.notes)))
+    notify(account, result, options.notify_command)
 
 
 def notify(account: Account, result: FolderResult, command: str) -> None:
@@ -90,16 +105,16 @@ def watch_folder(account: Account, data_dir: Path, folder_name: str, options: Wa
         try:
             with open_imap(account, get_password(account), timeout=60) as imap:
                 connected = True
-                engine = ImapSync(account, store, imap)
+                engine = ImapSync(account, store, imap, listener=options.listener)
                 folders = engine.reconcile_folders()
                 if periodic:
                     for f in folders:
-                        notify(account, engine.sync_folder(f), options.notify_command)
+                        finished(account, engine.sync_folder(f), options)
                 target = store.folder(account.name, folder_name)
                 if target is None:
                     report(f"{account.name}: folder {folder_name!r} does not exist on the server; not watching it")
                     return None
-                notify(account, engine.sync_folder(target), options.notify_command)
+                finished(account, engine.sync_folder(target), options)
                 backoff = options.backoff_start
                 report(f"{account.name}/{folder_name}: watching for new mail")
                 next_full = _now() + options.interval
@@ -117,7 +132,7 @@ def watch_folder(account: Account, data_dir: Path, folder_name: str, options: Wa
                         break
                     if periodic and _now() >= next_full:
                         for f in engine.reconcile_folders():
-                            notify(account, engine.sync_folder(f), options.notify_command)
+                            finished(account, engine.sync_folder(f), options)
                         next_full = _now() + options.interval
                     else:
                         # Also after a plain renewal, not only on a change: a change the server announced
@@ -127,7 +142,7 @@ def watch_folder(account: Account, data_dir: Path, folder_name: str, options: Wa
                         r = engine.sync_folder(target)
                         if r.new or r.removed or r.flags_pulled:
                             report(f"{account.name}/{folder_name}: {r.new} new, {r.removed} removed")
-                        notify(account, r, options.notify_command)
+                        finished(account, r, options)
         except DeskmailError as exc:
             if stop.is_set():
                 break  # the connection failed because we are shutting down: nothing to report
@@ -188,8 +203,8 @@ def _poll_pop3(account: Account, data_dir: Path, options: WatchOptions, stop: th
     while not stop.is_set():
         store = Store(data_dir)
         try:
-            for r in sync_account(account, get_password(account), store):
-                notify(account, r, options.notify_command)
+            for r in sync_account(account, get_password(account), store, listener=options.listener):
+                notify(account, r, options.notify_command)  # sync_account told the listener itself
             connected = True
         except DeskmailError as exc:
             if _fatal(exc, connected, account):  # a wrong password would be retried every interval, forever
