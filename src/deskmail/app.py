@@ -125,11 +125,7 @@ class Deskmail:
 
         found = setup.candidates_for(settings, self.provider_dirs(), choose_protocol=choose_protocol,
                                      on_network=on_network)
-        existing = self.accounts()
-        name = found[0].account.name
-        if name in existing:
-            raise UsageError(f"An account named {name!r} exists already", "",
-                             "remove it first or choose another name", code=Code.ACCOUNT_EXISTS, account=name)
+        _check_new(found[0].account.name, self.accounts())
         return found
 
     def check_keyring(self) -> None:
@@ -155,10 +151,7 @@ class Deskmail:
         """Save ``account`` (its password into the keyring when that is its source)."""
         with self._lock:
             accounts = self.accounts()
-            if account.name in accounts:
-                raise UsageError(f"An account named {account.name!r} exists already", "",
-                                 "remove it first or choose another name", code=Code.ACCOUNT_EXISTS,
-                                 account=account.name)
+            _check_new(account.name, accounts)
             if account.password.kind == "keyring":
                 if password is None:
                     raise UsageError("No password given for the keyring", code=Code.NO_PASSWORD, account=account.name)
@@ -173,8 +166,9 @@ class Deskmail:
         """Replace the saved settings of the account of the same name."""
         with self._lock:
             accounts = self.accounts()
-            if account.name not in accounts:
-                config.resolve_account(account.name, accounts)  # raises the NotFoundError
+            if account.name not in accounts:  # (by name only: an address must not make a second entry)
+                raise NotFoundError(f"There is no account named {account.name!r}", "", "add it first",
+                                    code=Code.NO_SUCH_ACCOUNT, account=account.name)
             accounts[account.name] = account
             config.save_accounts(accounts, self.paths)
         return account
@@ -429,6 +423,13 @@ class Deskmail:
         from deskmail.doctor import run_doctor
 
         return run_doctor(account, password, send_test=send_test, round_trip=round_trip, on_step=on_step)
+
+
+def _check_new(name: str, accounts: dict[str, Account]) -> None:
+    """Asked before the password (candidates) and again when saving (add_account): a name is used once."""
+    if name in accounts:
+        raise UsageError(f"An account named {name!r} exists already", "", "remove it first or choose another name",
+                         code=Code.ACCOUNT_EXISTS, account=name)
 
 
 __all__ = ["ConfigError", "Deskmail", "MessageView", "RemovedAccount", "SentMessage"]

@@ -32,11 +32,14 @@ def flag_name(name: str) -> str:
 
 
 def set_flags(store: Store, ids: Iterable[int], add: set[str], remove: set[str]) -> int:
-    """Add and remove flags on messages here; returns how many messages were changed."""
-    count = 0
+    """Add and remove flags on messages here; returns how many messages were changed.
+
+    Every message is looked up and checked before any file is renamed: a refusal (or an unknown id)
+    leaves all of them as they were, files and index alike.
+    """
     with store.transaction():
-        for mid in ids:
-            folder, row = store.row_by_id(mid)
+        targets = [store.row_by_id(mid) for mid in ids]
+        for folder, _row in targets:
             refused = sorted(f for f in add if not folder.keeps(f))
             if refused:
                 works = ["seen", "flagged", "answered", "draft"] + [
@@ -47,6 +50,7 @@ def set_flags(store: Store, ids: Iterable[int], add: set[str], remove: set[str])
                     "its PERMANENTFLAGS allow no keywords of your own",
                     f"use one of: {', '.join(works)}", code=Code.FLAG_NOT_KEPT, account=folder.account,
                     folder=folder.name)
+        for folder, row in targets:
             flags = (set(row.flags.split()) | add) - remove
             md = store.folder_maildir(folder)
             name = md.set_flags(row.filename, flags)
@@ -55,8 +59,7 @@ def set_flags(store: Store, ids: Iterable[int], add: set[str], remove: set[str])
                 # A keyword lives in the index only (Maildir file names carry no keywords), so nothing on
                 # disk changed: make the next sync look at this folder's messages instead of skipping it.
                 store.update_folder(folder.id, local_mtime=0)
-            count += 1
-    return count
+    return len(targets)
 
 
 def delete(store: Store, accounts: dict[str, Account], ids: list[int], *, expunge: bool = False,
@@ -68,18 +71,22 @@ def delete(store: Store, accounts: dict[str, Account], ids: list[int], *, expung
                          "large deletions need confirmation", "confirm that this is what you want",
                          code=Code.MASS_DELETE)
     with store.transaction():
-        for mid in ids:
-            folder, row = store.row_by_id(mid)
-            account = accounts.get(folder.account)
-            if account is None:
+        # Every message is looked up first: an unknown id deletes nothing, on disk or in the index.
+        targets = [(mid, *store.row_by_id(mid)) for mid in ids]
+        for mid, folder, _row in targets:
+            if folder.account not in accounts:
                 raise NotFoundError(f"Message {mid} belongs to a removed account", code=Code.ACCOUNT_REMOVED)
-            trash = next((f for f in store.folders(folder.account) if f.special_use == "\\Trash"), None)
+        trash = {name: next((f for f in store.folders(name) if f.special_use == "\\Trash"), None)
+                 for name in {folder.account for _mid, folder, _row in targets}}
+        for _mid, folder, row in targets:
+            account = accounts[folder.account]
+            account_trash = trash[folder.account]
             md = store.folder_maildir(folder)
             if account.incoming.protocol is Protocol.POP3:
                 if account.options.get("delete_when_deleted_here"):
                     store.add_op(folder.account, "delete", folder.name, 0, row.uid)
-            elif trash is not None and trash.id != folder.id and not expunge:
-                store.add_op(folder.account, "move", folder.name, row.uidvalidity, row.uid, trash.name,
+            elif account_trash is not None and account_trash.id != folder.id and not expunge:
+                store.add_op(folder.account, "move", folder.name, row.uidvalidity, row.uid, account_trash.name,
                              row.message_id)
                 continue  # the file stays until the server has moved it
             else:

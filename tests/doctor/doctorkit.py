@@ -42,8 +42,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from rich.console import Console
 
+from deskmail.cli.doctor_render import render_report
 from deskmail.doctor import Code, DnsResolver, Finding, Report, Timeouts, run_doctor
-from deskmail.doctor.render import render_report
 from deskmail.model import Account, Protocol, Security, ServerSettings
 from deskmail.secrets import Secret
 

@@ -18,13 +18,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
+from deskmail.cli.doctor_render import DoctorPrinter
 from deskmail.doctor import MEANINGS, Code, DnsResolver, Finding, Report, Server, Status, Step
 from deskmail.doctor.certinfo import parse_certificate
 from deskmail.doctor.checks import username_alternatives
 from deskmail.doctor.classify import classify_login_failure, smtp_needs_auth, smtp_relay_refusal
 from deskmail.doctor.interception import interceptor_name
 from deskmail.doctor.providers import provider_hint
-from deskmail.doctor.render import DoctorPrinter
 from deskmail.doctor.resolve import DnsFailure
 from deskmail.model import Protocol, Security
 

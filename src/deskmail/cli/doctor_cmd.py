@@ -22,7 +22,7 @@ def show_doctor(app_: Deskmail, account: Account, password: Secret | None, *, se
         report = app_.doctor(account, password, send_test=send_test, round_trip=round_trip)
         sys.stdout.write(report.to_json() + "\n")
         return bool(report.ok)
-    from deskmail.doctor.render import DoctorPrinter
+    from deskmail.cli.doctor_render import DoctorPrinter
 
     printer = DoctorPrinter(console=out._console_now())
     report = app_.doctor(account, password, send_test=send_test, round_trip=round_trip, on_step=printer)

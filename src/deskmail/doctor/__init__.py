@@ -29,7 +29,7 @@ Public surface::
                provider=None) -> Report
     Report.ok / .summary() / .to_json() / .find(code)
     Finding, Code, Status, Step, Server, Timeouts, DnsResolver
-    deskmail.doctor.render.DoctorPrinter, render_report   (Rich output)
+    deskmail.cli.doctor_render.DoctorPrinter, render_report   (Rich output, in the CLI)
 
 Codes and remedies are documented in ``docs/doctor.md``.
 """

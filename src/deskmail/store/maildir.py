@@ -447,11 +447,27 @@ class Maildir:
         new, cur = self.root / "new", self.root / "cur"
         if new.is_dir():
             for entry in new.iterdir():
-                os.rename(entry, cur / (entry.name if ":2," in entry.name else entry.name + ":2,"))
+                os.rename(entry, cur / _cur_name(entry.name))
         if cur.is_dir():
             with os.scandir(cur) as it:
                 for found in it:
                     yield found.name
+
+    def peek_files(self) -> list[str]:
+        """:meth:`files` without moving anything: the names files in new/ would get in cur/ (a dry run)."""
+        out: list[str] = []
+        for sub in ("cur", "new"):
+            try:
+                entries = os.listdir(self.root / sub)
+            except OSError:
+                continue
+            out.extend(n if sub == "cur" else _cur_name(n) for n in entries if not n.startswith("."))
+        return out
+
+
+def _cur_name(name: str) -> str:
+    """A new/ file's name in cur/: with the Maildir info part (``:2,``) it may still lack."""
+    return name if ":2," in name else name + ":2,"
 
 
 def _header_end(data: bytes, limit: int) -> int:

@@ -526,7 +526,7 @@ class ImapSync:
             mode = "first"  # no listing needed, everything from UID 1 up is new
         else:
             mode = "listing"
-            remote = {str(i.uid): _fs(i.flags or ()) for i in self.imap.command("UID FETCH 1:* (UID FLAGS)") if i.uid}
+            remote = self._server_flags()
         known_max = 0
         if mode != "listing" and not rekey and status.uidnext != folder.uidnext:
             known_max = self.store.max_uid(folder.id, status.uidvalidity)
@@ -557,7 +557,7 @@ class ImapSync:
         mode: Mode = "first" if not rows and not self.store.has_messages(folder.id) else "listing"
         remote: dict[str, frozenset[str]] = {}
         if mode == "listing":
-            remote = {str(i.uid): _fs(i.flags or ()) for i in self.imap.command("UID FETCH 1:* (UID FLAGS)") if i.uid}
+            remote = self._server_flags()
         fresh.server = ServerState(status.uidvalidity, status.uidnext, status.exists, status.highestmodseq, mode,
                                    remote, frozenset(), status.permanentflags)
         old = run.local
@@ -569,10 +569,14 @@ class ImapSync:
         )
         return fresh
 
+    def _server_flags(self) -> dict[str, frozenset[str]]:
+        """Every message's flags in the selected folder, by UID (the full listing)."""
+        return {str(i.uid): _fs(i.flags or ()) for i in self.imap.command("UID FETCH 1:* (UID FLAGS)") if i.uid}
+
     def _scan(self, md: Maildir, rows: dict[str, Row]) -> tuple[dict[str, frozenset[str]], set[str]]:
         """Current local flags (from file names) and the rows whose file is gone (dry run: nothing written)."""
         flags = {uid: _fs(r.flags) for uid, r in rows.items()}
-        on_disk = {name.partition(":")[0]: name for name in (_names(md) if self.dry_run else md.files())}
+        on_disk = {name.partition(":")[0]: name for name in (md.peek_files() if self.dry_run else md.files())}
         missing: set[str] = set()
         with nullcontext() if self.dry_run else self.store.transaction():
             for uid, r in rows.items():
@@ -770,13 +774,13 @@ class ImapSync:
     def _download_action(self, action: Download, run: _FolderRun) -> None:
         """The download; a message whose file vanished keeps its index row until its new copy replaces it."""
         uv = run.status.uidvalidity
-        replace = {int(uid): run.rows[uid].id for uid in action.refetch if uid in run.rows}
+        stale = {int(uid): run.rows[uid].id for uid in action.refetch if uid in run.rows}
         run.result.refetched += len(action.refetch)
-        current = {u for u, r in run.rows.items() if r.uidvalidity == uv and int(u) not in replace} | run.adopted
-        self._download(run.folder, run.md, uv, list(action.uids), action.above, current, run.result, replace)
-        if replace:  # not sent by the server (expunged meanwhile): the row of the vanished file goes
+        current = {u for u, r in run.rows.items() if r.uidvalidity == uv and int(u) not in stale} | run.adopted
+        self._download(run.folder, run.md, uv, list(action.uids), action.above, current, run.result, stale)
+        if stale:  # not sent by the server (expunged meanwhile): the row of the vanished file goes
             with self.store.transaction():
-                for row_id in replace.values():
+                for row_id in stale.values():
                     self.store.delete_row(row_id)
 
     def _move(self, folder: Folder, md: Maildir, rows: dict[str, Row], uid: str, target: str,
@@ -1208,24 +1212,12 @@ class _FolderRun:
         self.waiting = False  # uploads refused or held: look at the files again next time
 
 
-def _names(md: Maildir) -> list[str]:
-    """cur/ and new/ as :meth:`Maildir.files` would name them, without moving anything (dry run)."""
-    out: list[str] = []
-    for sub in ("cur", "new"):
-        try:
-            entries = os.listdir(md.root / sub)
-        except OSError:
-            continue
-        out.extend(n if sub == "cur" or ":2," in n else n + ":2," for n in entries if not n.startswith("."))
-    return out
-
-
 def _orphans(md: Maildir, rows: dict[str, Row], uidvalidities: set[int]) -> tuple[list[str], list[str]]:
     """Dry run's read-only :meth:`Store.recover_unknown`: (crash leftovers it would adopt, unknown files)."""
     indexed = {r.filename.partition(":")[0] for r in rows.values()}
     leftovers: list[str] = []
     unknown: list[str] = []
-    for name in _names(md):
+    for name in md.peek_files():
         if name.partition(":")[0] in indexed:
             continue
         key = server_key(name)
