@@ -82,6 +82,7 @@ class Code(StrEnum):
     NO_CHANGE = "no_change"
     MASS_DELETE = "mass_delete"
     NO_UPLOAD = "no_upload"
+    GUI_MISSING = "gui_missing"
     ATTACHMENT_MISSING = "attachment_missing"
     ATTACHMENT_IS_FOLDER = "attachment_is_folder"
     NO_RECIPIENT = "no_recipient"
@@ -174,6 +175,7 @@ MEANINGS: dict[Code, str] = {
     Code.NO_CHANGE: "a change was asked for without saying what to change",
     Code.MASS_DELETE: "many messages would be deleted at once: confirmation needed",
     Code.NO_UPLOAD: "messages saved in this folder cannot be uploaded (unknown, unsynced or POP3)",
+    Code.GUI_MISSING: "the desktop application's Qt libraries (PySide6) are not installed",
     Code.ATTACHMENT_MISSING: "an attachment file does not exist",
     Code.ATTACHMENT_IS_FOLDER: "an attachment is a folder, not a file",
     Code.NO_RECIPIENT: "the message has no recipient",

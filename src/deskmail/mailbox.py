@@ -118,17 +118,19 @@ class FolderInfo:
     sync: bool
     messages: int
     path: str
+    unread: int = 0
 
     def to_dict(self) -> dict[str, object]:
         return {"name": self.name, "special_use": self.special_use, "subscribed": self.subscribed,
-                "sync": self.sync, "messages": self.messages, "path": self.path}
+                "sync": self.sync, "messages": self.messages, "unread": self.unread, "path": self.path}
 
 
 def folders(store: Store, account: str) -> list[FolderInfo]:
     rows = store.folders(account)
     counts = store.folder_counts()
-    return [FolderInfo(f.name, f.special_use, bool(f.subscribed), bool(f.sync), counts.get(f.id, 0), f.path)
-            for f in rows]
+    unread = store.folder_unread_counts()
+    return [FolderInfo(f.name, f.special_use, bool(f.subscribed), bool(f.sync), counts.get(f.id, 0), f.path,
+                       unread.get(f.id, 0)) for f in rows]
 
 
 def choose_folders(store: Store, account: Account, *, enable: Iterable[str] = (), disable: Iterable[str] = (),

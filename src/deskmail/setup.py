@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 from deskmail.codes import Code
@@ -54,6 +55,16 @@ class Candidate:
     source: str
     needs_confirmation: bool = False
     notes: tuple[str, ...] = ()
+    password_hint: str = ""  # e.g. "app-password": what the provider wants typed (discovery.PasswordPolicy)
+    help_url: str = ""  # the provider's setup page
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """One server of the candidate accepted the login (``server``: "incoming" or "outgoing")."""
+
+    candidate: Candidate
+    server: str
 
 
 # --- what happens during verification, for the caller to show ------------------------------------
@@ -82,7 +93,7 @@ class Worked:
     after_failures: bool
 
 
-SetupEvent = Trying | Skipped | DidNotWork | Worked
+SetupEvent = Trying | Checked | Skipped | DidNotWork | Worked
 
 
 @dataclass(slots=True)
@@ -248,7 +259,9 @@ def discover_candidates(
                     outgoing=replace(a.outgoing, username=s.username or outg.username, auth=outg.auth,
                                               auth_required=s.smtp_auth and outg.auth_required))
         label = f"{c.provider.display_name}: {c.source}" if c.provider is not None else c.source
-        out.append(Candidate(a, label, c.needs_confirmation, tuple(c.notes)))
+        out.append(Candidate(a, label, c.needs_confirmation, tuple(c.notes),
+                             c.provider.password.value if c.provider is not None else "",
+                             c.provider.help_url if c.provider is not None else ""))
     return out
 
 
@@ -265,8 +278,10 @@ def candidates_for(
     return discover_candidates(s, provider_dirs, choose_protocol=choose_protocol, on_network=on_network)
 
 
-def verify_account(account: Account, password: Secret, *, timeout: float = 30.0) -> None:
-    """Log in to both servers; raises the first failure."""
+def verify_account(account: Account, password: Secret, *, timeout: float = 30.0,
+                   on_checked: Callable[[str], None] = lambda server: None) -> None:
+    """Log in to both servers; raises the first failure. ``on_checked("incoming")`` then
+    ``on_checked("outgoing")`` as each login is accepted."""
     from deskmail.protocol.smtp import open_smtp
 
     if account.incoming.protocol is Protocol.IMAP:
@@ -279,8 +294,10 @@ def verify_account(account: Account, password: Secret, *, timeout: float = 30.0)
 
         with open_pop3(account, password, timeout=timeout):
             pass
+    on_checked("incoming")
     with open_smtp(account, password, timeout=timeout):
         pass
+    on_checked("outgoing")
 
 
 def verify_candidates(
@@ -304,7 +321,8 @@ def verify_candidates(
             continue
         on_event(Trying(candidate))
         try:
-            verify_account(candidate.account, password, timeout=timeout)
+            verify_account(candidate.account, password, timeout=timeout,
+                           on_checked=partial(_report_checked, on_event, candidate))
         except AuthError as exc:
             outcome.rejected = exc
             outcome.failures.append((candidate, exc))
@@ -318,3 +336,7 @@ def verify_candidates(
         outcome.account = candidate.account
         return outcome
     return outcome
+
+
+def _report_checked(on_event: Callable[[SetupEvent], None], candidate: Candidate, server: str) -> None:
+    on_event(Checked(candidate, server))

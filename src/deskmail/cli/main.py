@@ -24,7 +24,7 @@ from deskmail.codes import Code
 from deskmail.errors import AuthError, DeskmailError, UsageError
 from deskmail.model import Account, PasswordSource, email_domain
 from deskmail.secrets import Secret
-from deskmail.setup import Candidate, DidNotWork, ManualSettings, SetupEvent, Skipped, Trying
+from deskmail.setup import Candidate, Checked, DidNotWork, ManualSettings, SetupEvent, Skipped, Trying
 
 app = typer.Typer(
     help="deskmail: your mailbox on your desktop. Set up, send, receive, diagnose.",
@@ -242,6 +242,8 @@ def _verify_candidates(app_: Deskmail, candidates: list[Candidate], secret: Secr
 
     def show(event: SetupEvent) -> None:
         c = event.candidate
+        if isinstance(event, Checked):
+            return  # the terminal says it once, when both servers worked
         if isinstance(event, Skipped):
             err.print(f"Skipped {safe(_where(c))}: {safe(c.source)}, not confirmed (use --yes to accept such "
                       "servers).", highlight=False)
@@ -452,7 +454,7 @@ def _register_optional() -> None:
 
     sync_cmd.register(app)
     sandbox_cmd.register(app)
-    for module in ("discover_cmd", "doctor_cmd"):
+    for module in ("discover_cmd", "doctor_cmd", "gui_cmd"):
         try:
             mod = __import__(f"deskmail.cli.{module}", fromlist=["register"])
         except ImportError:

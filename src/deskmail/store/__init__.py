@@ -953,6 +953,12 @@ class Store:
         rows = self._read("SELECT folder_id, COUNT(*) FROM messages GROUP BY folder_id")
         return {int(f): int(n) for f, n in rows}
 
+    def folder_unread_counts(self) -> dict[int, int]:
+        """folder id -> number of messages without \\Seen, for every folder that has any."""
+        rows = self._read("SELECT folder_id, COUNT(*) FROM messages WHERE instr(flags, '\\Seen') = 0"
+                          " GROUP BY folder_id")
+        return {int(f): int(n) for f, n in rows}
+
     def _summary(self, r: tuple[Any, ...]) -> MessageSummary:
         account, folder, filename, path = str(r[1]), str(r[2]), str(r[11]), str(r[12])
         return MessageSummary(

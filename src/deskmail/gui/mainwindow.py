@@ -1,0 +1,480 @@
+"""The main window: folders of every account, the message list, the reader pane, the status line.
+
+The list and the folder counts follow the index: a timer compares the façade's change token
+and refreshes only when something changed (a sync here or in another process, a flag set from
+the terminal). Getting mail runs on a worker thread; its progress events become the status line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from PySide6.QtCore import QByteArray, QSettings, Qt, QThreadPool, QTimer, QUrl
+from PySide6.QtGui import QAction, QCloseEvent, QFont, QKeySequence
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHeaderView,
+    QLabel,
+    QMainWindow,
+    QSplitter,
+    QStyle,
+    QTableView,
+    QTextBrowser,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from deskmail import events
+from deskmail.app import Deskmail, MessageView
+from deskmail.errors import DeskmailError
+from deskmail.gui.common import app_icon, esc, show_error, std_icon, tr
+from deskmail.gui.models import COLUMNS, MessageListModel, View, short_date
+from deskmail.gui.tasks import Task
+from deskmail.mailbox import FolderInfo
+from deskmail.sync.runner import SyncRun
+
+# Special folders first, in Thunderbird's order; then the rest by name.
+SPECIAL_ORDER = {"INBOX": 0, "\\Drafts": 1, "\\Sent": 2, "\\Archive": 3, "\\Junk": 4, "\\Trash": 5}
+SPECIAL_ICONS = {
+    "INBOX": QStyle.StandardPixmap.SP_DriveNetIcon,
+    "\\Drafts": QStyle.StandardPixmap.SP_FileDialogDetailedView,
+    "\\Sent": QStyle.StandardPixmap.SP_ArrowForward,
+    "\\Archive": QStyle.StandardPixmap.SP_DirClosedIcon,
+    "\\Junk": QStyle.StandardPixmap.SP_MessageBoxWarning,
+    "\\Trash": QStyle.StandardPixmap.SP_TrashIcon,
+}
+SYNC_EVERY_MS = 5 * 60 * 1000
+WATCH_INDEX_MS = 1500
+
+
+def folder_key(f: FolderInfo) -> tuple[int, str]:
+    kind = "INBOX" if f.name.upper() == "INBOX" else f.special_use
+    return SPECIAL_ORDER.get(kind, 9), f.name.casefold()
+
+
+def folder_label(name: str, unread: int) -> str:
+    return f"{name} ({unread})" if unread else name
+
+
+class SafeBrowser(QTextBrowser):
+    """Shows a message; fetches nothing from the network, ever.
+
+    Qt asks ``loadResource`` for every image and style sheet the document names. Only what the
+    message itself carries may be returned (``cid:``/``data:`` parts, once the renderer hands
+    them over); any other URL gets nothing, so no tracking pixel or remote image is requested.
+    """
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setOpenLinks(False)  # a click opens the desktop's browser, never this pane
+        self.inline: dict[str, tuple[str, bytes]] = {}
+        self.refused: list[str] = []
+
+    def loadResource(self, kind: int, url: QUrl | str) -> object:
+        u = QUrl(url) if isinstance(url, str) else url
+        if u.scheme() == "cid":
+            part = self.inline.get(u.path())
+            return QByteArray(part[1]) if part is not None else None
+        if u.scheme() == "data":
+            return super().loadResource(kind, u)
+        self.refused.append(u.toString())
+        return None
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, app: Deskmail, settings: QSettings | None = None) -> None:
+        super().__init__()
+        self.app = app
+        self.settings = settings
+        self.sync_task: Task | None = None
+        self.tasks: list[Task] = []
+        self.last_token: tuple[int, int] | None = None
+        self.online: bool | None = None
+        self.setWindowTitle("deskmail")
+        self.setWindowIcon(app_icon())
+
+        self.folders = QTreeWidget()
+        self.folders.setHeaderHidden(True)
+        self.folders.setMinimumWidth(180)
+        self.model = MessageListModel(app, self)
+        self.list = QTableView()
+        self.list.setModel(self.model)
+        self.list.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.list.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.list.setSortingEnabled(True)
+        self.list.sortByColumn(COLUMNS.index("date"), Qt.SortOrder.DescendingOrder)
+        self.list.verticalHeader().hide()
+        self.list.verticalHeader().setDefaultSectionSize(self.list.fontMetrics().height() + 8)
+        self.list.setShowGrid(False)
+        self.list.setWordWrap(False)
+        self.list.setAlternatingRowColors(True)
+        header = self.list.horizontalHeader()
+        header.setSectionResizeMode(COLUMNS.index("subject"), QHeaderView.ResizeMode.Stretch)
+        header.resizeSection(COLUMNS.index("flags"), 36)
+        header.resizeSection(COLUMNS.index("sender"), 220)
+        header.resizeSection(COLUMNS.index("date"), 130)
+        header.resizeSection(COLUMNS.index("size"), 70)
+        header.setHighlightSections(False)
+
+        self.reader_header = QLabel()
+        self.reader_header.setTextFormat(Qt.TextFormat.RichText)
+        self.reader_header.setWordWrap(True)
+        self.reader_header.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.reader_header.setContentsMargins(8, 6, 8, 6)
+        self.reader = SafeBrowser()
+        reader_box = QWidget()
+        rl = QVBoxLayout(reader_box)
+        rl.setContentsMargins(0, 0, 0, 0)
+        rl.setSpacing(0)
+        rl.addWidget(self.reader_header)
+        rl.addWidget(self.reader, 1)
+
+        self.right = QSplitter(Qt.Orientation.Vertical)
+        self.right.addWidget(self.list)
+        self.right.addWidget(reader_box)
+        self.right.setSizes([300, 400])
+        self.split = QSplitter(Qt.Orientation.Horizontal)
+        self.split.addWidget(self.folders)
+        self.split.addWidget(self.right)
+        self.split.setStretchFactor(1, 1)
+        self.split.setSizes([220, 900])
+        self.setCentralWidget(self.split)
+
+        self.progress = QLabel()
+        self.state = QLabel()
+        self.statusBar().addWidget(self.progress, 1)
+        self.statusBar().addPermanentWidget(self.state)
+        self._actions()
+        self.folders.currentItemChanged.connect(self._folder_chosen)
+        self.list.selectionModel().currentRowChanged.connect(self._message_chosen)
+
+        self.index_timer = QTimer(self)
+        self.index_timer.timeout.connect(self.refresh_if_changed)
+        self.index_timer.start(WATCH_INDEX_MS)
+        self.sync_timer = QTimer(self)
+        self.sync_timer.timeout.connect(self.get_mail)
+        self.sync_timer.start(SYNC_EVERY_MS)
+        self._restore()
+        self.reload_folders()
+
+    # --- actions and keys ---------------------------------------------------------------------
+
+    def _actions(self) -> None:
+        def action(text: str, keys: Sequence[QKeySequence | QKeySequence.StandardKey | str], slot: object,
+                   icon: QStyle.StandardPixmap | None = None) -> QAction:
+            a = QAction(text, self)
+            a.setShortcuts([QKeySequence(k) for k in keys])
+            a.triggered.connect(slot)
+            if icon is not None:
+                a.setIcon(std_icon(self, icon))
+            self.addAction(a)
+            return a
+
+        self.get_mail_action = action(tr("Get Mail"), ["F5"], self.get_mail, QStyle.StandardPixmap.SP_BrowserReload)
+        self.delete_action = action(tr("Delete"), [QKeySequence.StandardKey.Delete], self.delete_selected,
+                                    QStyle.StandardPixmap.SP_TrashIcon)
+        self.read_action = action(tr("Mark as Read/Unread"), ["M"], self.toggle_read)
+        self.flag_action = action(tr("Star"), ["S"], self.toggle_flag)
+        self.next_unread_action = action(tr("Next Unread Message"), ["N"], self.next_unread)
+        self.add_account_action = action(tr("Add Mail Account…"), [], self.add_account)
+        self.settings_action = action(tr("Account Settings…"), [], self.account_settings)
+        self.quit_action = action(tr("Quit"), [QKeySequence.StandardKey.Quit], self.close)
+
+        bar = self.addToolBar(tr("Mail"))
+        bar.setObjectName("mail-toolbar")
+        bar.setMovable(False)
+        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        for a in (self.get_mail_action, self.delete_action):
+            bar.addAction(a)
+        menu = self.menuBar()
+        file_menu = menu.addMenu(tr("&File"))
+        for a in (self.get_mail_action, self.add_account_action, self.settings_action):
+            file_menu.addAction(a)
+        file_menu.addSeparator()
+        file_menu.addAction(self.quit_action)
+        message_menu = menu.addMenu(tr("&Message"))
+        for a in (self.read_action, self.flag_action, self.next_unread_action, self.delete_action):
+            message_menu.addAction(a)
+
+    # --- folders ----------------------------------------------------------------------------
+
+    def reload_folders(self) -> None:
+        """Rebuild the folder tree (counts included), keeping the chosen folder."""
+        current = self._current_view()
+        self.folders.blockSignals(True)
+        self.folders.clear()
+        bold = QFont()
+        bold.setBold(True)
+        unified = QTreeWidgetItem([tr("All Inboxes")])
+        unified.setData(0, Qt.ItemDataRole.UserRole, View(None, "INBOX"))
+        unified.setIcon(0, std_icon(self, QStyle.StandardPixmap.SP_DriveNetIcon))
+        self.folders.addTopLevelItem(unified)
+        total_unread = 0
+        select: QTreeWidgetItem | None = None
+        for name, account in self.app.accounts().items():
+            top = QTreeWidgetItem([account.email if account.email != name else name])
+            top.setData(0, Qt.ItemDataRole.UserRole, None)
+            top.setIcon(0, std_icon(self, QStyle.StandardPixmap.SP_ComputerIcon))
+            self.folders.addTopLevelItem(top)
+            try:
+                infos = self.app.folders(name)
+            except DeskmailError:
+                infos = []
+            for f in sorted(infos, key=folder_key):
+                if not f.sync:
+                    continue
+                item = QTreeWidgetItem([folder_label(f.name if f.name.upper() != "INBOX" else tr("Inbox"),
+                                                     f.unread)])
+                view = View(name, f.name)
+                item.setData(0, Qt.ItemDataRole.UserRole, view)
+                kind = "INBOX" if f.name.upper() == "INBOX" else f.special_use
+                item.setIcon(0, std_icon(self, SPECIAL_ICONS.get(kind, QStyle.StandardPixmap.SP_DirIcon)))
+                if f.unread:
+                    item.setFont(0, bold)
+                if f.name.upper() == "INBOX":
+                    total_unread += f.unread
+                top.addChild(item)
+                if view == current:
+                    select = item
+            top.setExpanded(True)
+        unified.setText(0, folder_label(tr("All Inboxes"), total_unread))
+        if total_unread:
+            unified.setFont(0, bold)
+        if current == View(None, "INBOX") or select is None:
+            select = unified
+        self.folders.setCurrentItem(select)
+        self.folders.blockSignals(False)
+        if self.model.view != select.data(0, Qt.ItemDataRole.UserRole):
+            self._folder_chosen(select, None)
+
+    def _current_view(self) -> View | None:
+        item = self.folders.currentItem()
+        view = item.data(0, Qt.ItemDataRole.UserRole) if item is not None else None
+        return view if isinstance(view, View) else None
+
+    def _folder_chosen(self, item: QTreeWidgetItem | None, _previous: QTreeWidgetItem | None) -> None:
+        view = item.data(0, Qt.ItemDataRole.UserRole) if item is not None else None
+        if not isinstance(view, View):
+            return
+        self.model.show(view)
+        self._show_message(None)
+        self.list.scrollToTop()
+
+    # --- the message list and the reader ----------------------------------------------------
+
+    def selected_ids(self) -> list[int]:
+        rows = sorted({i.row() for i in self.list.selectionModel().selectedRows()})
+        ids = []
+        for row in rows:
+            s = self.model.summary(row)
+            if s is not None:
+                ids.append(s.id)
+        return ids
+
+    def _message_chosen(self, current: object, _previous: object) -> None:
+        row = self.list.currentIndex().row()
+        s = self.model.summary(row) if row >= 0 else None
+        if s is None:
+            self._show_message(None)
+            return
+        try:
+            view = self.app.read_message(s.id)
+        except DeskmailError as exc:
+            self._show_message(None)
+            self.reader.setPlainText(str(exc))
+            return
+        self._show_message(view)
+        if "\\Seen" not in s.flags:
+            self._change(lambda: self.app.mark_read([s.id]))
+
+    def _show_message(self, view: MessageView | None) -> None:
+        self.reader.inline = {}
+        if view is None:
+            self.reader_header.clear()
+            self.reader.clear()
+            return
+        h = view.reading.headers
+        rows = [(tr("From"), h.get("From", view.summary.sender)),
+                (tr("Subject"), h.get("Subject", view.summary.subject)),
+                (tr("Date"), short_date(view.summary.date)), (tr("To"), h.get("To", view.summary.to))]
+        if h.get("Cc"):
+            rows.append((tr("Cc"), h["Cc"]))
+        names = ", ".join(f"{a.filename} ({a.content_type})" for a in view.reading.attachments)
+        if names:
+            rows.append((tr("Attachments"), names))
+        self.reader_header.setText("<table>" + "".join(
+            f"<tr><td style='color: palette(mid)'>{esc(k)}:&nbsp;</td><td>{esc(v)}</td></tr>" for k, v in rows)
+            + "</table>")
+        self.reader.setPlainText(view.reading.text)
+
+    def _change(self, work: object) -> None:
+        """A change to messages (flags, delete), off the GUI thread; the index timer shows the result."""
+        assert callable(work)
+        task = Task(lambda _task: work())
+        task.failed.connect(lambda exc: show_error(self, exc))
+        task.done.connect(lambda _result: self.refresh_if_changed())
+        self._run(task)
+
+    def toggle_read(self) -> None:
+        ids = self.selected_ids()
+        if not ids:
+            return
+        first = self.model.summary(self.list.currentIndex().row())
+        read = first is None or "\\Seen" not in first.flags
+        self._change(lambda: self.app.mark_read(ids, read))
+
+    def toggle_flag(self) -> None:
+        ids = self.selected_ids()
+        if not ids:
+            return
+        first = self.model.summary(self.list.currentIndex().row())
+        starred = first is not None and "\\Flagged" in first.flags
+        self._change(lambda: self.app.set_flags(ids, remove=["flagged"]) if starred
+                     else self.app.set_flags(ids, add=["flagged"]))
+
+    def delete_selected(self) -> None:
+        ids = self.selected_ids()
+        if ids:
+            # A person pressing Delete on what they selected has confirmed it (Thunderbird asks nothing either).
+            self._change(lambda: self.app.delete(ids, confirmed=True))
+
+    def next_unread(self) -> None:
+        start = self.list.currentIndex().row() + 1
+        for row in range(start, self.model.rowCount()):
+            s = self.model.summary(row)
+            if s is not None and "\\Seen" not in s.flags:
+                self.list.selectRow(row)
+                return
+
+    def refresh_if_changed(self) -> None:
+        try:
+            token = self.app.change_token()
+        except DeskmailError:
+            return
+        if token == self.last_token:
+            return
+        self.last_token = token
+        keep = self.model.summary(self.list.currentIndex().row()) if self.list.currentIndex().isValid() else None
+        self.model.refresh()
+        self.reload_folders()
+        if keep is not None:
+            row = self.model.row_of(keep.id)
+            if row is not None:
+                self.list.selectionModel().blockSignals(True)
+                self.list.selectRow(row)
+                self.list.selectionModel().blockSignals(False)
+
+    # --- getting mail -----------------------------------------------------------------------
+
+    def get_mail(self) -> None:
+        if self.sync_task is not None and self.sync_task.running:
+            return
+        if not self.app.accounts():
+            return
+
+        def work(task: Task) -> SyncRun:
+            return self.app.sync(listener=task.report, cancel=task.cancel)
+
+        task = Task(work)
+        task.progress.connect(self._sync_event)
+        task.done.connect(self._synced)
+        task.failed.connect(self._sync_failed)
+        self.sync_task = task
+        self.progress.setText(tr("Getting mail…"))
+        self._run(task)
+
+    def _sync_event(self, event: events.Event) -> None:
+        if isinstance(event, events.FolderStarted):
+            self.progress.setText(tr("{account}: checking {folder}").format(account=event.account,
+                                                                           folder=event.folder))
+        elif isinstance(event, events.MessagesDownloaded):
+            of = f" / {event.total}" if event.total else ""
+            self.progress.setText(tr("{account}: {folder}: {done}{of} messages downloaded").format(
+                account=event.account, folder=event.folder, done=event.done, of=of))
+        elif isinstance(event, events.FolderFinished):
+            self.refresh_if_changed()
+
+    def _synced(self, run: SyncRun) -> None:
+        new = sum(r.new for results in run.results.values() for r in results)
+        if run.failures:
+            name, exc = next(iter(run.failures.items()))
+            self._set_online(False, f"{name}: {exc.what}")
+            self.progress.setText(tr("{account}: {what}").format(account=name, what=exc.what))
+        else:
+            self._set_online(True)
+            self.progress.setText(tr("{n} new messages").format(n=new) if new else tr("Up to date"))
+        self.refresh_if_changed()
+
+    def _sync_failed(self, exc: DeskmailError) -> None:
+        self._set_online(False, exc.what)
+        self.progress.setText(exc.what)
+
+    def _set_online(self, online: bool, why: str = "") -> None:
+        self.online = online
+        self.state.setText(tr("Online") if online else tr("Offline"))
+        self.state.setToolTip(why)
+
+    # --- accounts ---------------------------------------------------------------------------
+
+    def add_account(self) -> None:
+        from deskmail.gui.wizard import SetupWizard
+
+        wizard = SetupWizard(self.app, self, ca_file=str(self.property("ca_file") or ""))
+        wizard.account_added.connect(self._account_added)
+        wizard.open()
+
+    def _account_added(self, _account: object) -> None:
+        self.reload_folders()
+        self.get_mail()
+
+    def account_settings(self) -> None:
+        from deskmail.gui.settings import AccountSettings
+
+        view = self._current_view()
+        names = list(self.app.accounts())
+        if not names:
+            return
+        name = view.account if view is not None and view.account else names[0]
+        AccountSettings(self.app, name, self).open()
+
+    # --- life ------------------------------------------------------------------------------
+
+    def _run(self, task: Task) -> None:
+        task.setParent(self)
+        self.tasks = [t for t in self.tasks if t.running]
+        self.tasks.append(task)
+        task.start()
+
+    def _restore(self) -> None:
+        if self.settings is None:
+            self.resize(1180, 760)
+            return
+        geometry = self.settings.value("main/geometry")
+        if isinstance(geometry, QByteArray):
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1180, 760)
+        for key, widget in (("main/split", self.split), ("main/right", self.right)):
+            state = self.settings.value(key)
+            if isinstance(state, QByteArray):
+                widget.restoreState(state)
+        columns = self.settings.value("main/columns")
+        if isinstance(columns, QByteArray):
+            self.list.horizontalHeader().restoreState(columns)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        """Stop background work at its next safe point (nothing half-done is kept), then remember the layout."""
+        for task in self.tasks:
+            task.cancel.cancel()
+        self.index_timer.stop()
+        self.sync_timer.stop()
+        QThreadPool.globalInstance().waitForDone(30_000)
+        if self.settings is not None:
+            self.settings.setValue("main/geometry", self.saveGeometry())
+            self.settings.setValue("main/split", self.split.saveState())
+            self.settings.setValue("main/right", self.right.saveState())
+            self.settings.setValue("main/columns", self.list.horizontalHeader().saveState())
+            self.settings.sync()
+        super().closeEvent(event)

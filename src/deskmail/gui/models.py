@@ -1,0 +1,184 @@
+"""The message list as a virtual model: rows are fetched from the index a page at a time.
+
+Qt asks for cells of the visible rows only; the model keeps a few pages of
+:class:`~deskmail.model.MessageSummary` rows and asks the façade for the page a row falls in
+(``offset``/``limit``; sorting and filtering happen in SQL). A 100,000-row folder therefore costs
+one COUNT and the pages actually looked at, never a list of every message.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt
+from PySide6.QtGui import QFont
+
+from deskmail.app import Deskmail
+from deskmail.gui.common import tr
+from deskmail.model import MessageSummary
+
+Index = QModelIndex | QPersistentModelIndex
+
+COLUMNS = ("flags", "sender", "subject", "date", "size")
+# Sorting a column asks the index for this order; columns without one keep the current order.
+SORT_KEYS = {("sender", Qt.SortOrder.AscendingOrder): "sender", ("sender", Qt.SortOrder.DescendingOrder): "sender",
+             ("subject", Qt.SortOrder.AscendingOrder): "subject", ("subject", Qt.SortOrder.DescendingOrder): "subject",
+             ("date", Qt.SortOrder.AscendingOrder): "date_asc", ("date", Qt.SortOrder.DescendingOrder): "date"}
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """Which messages the list shows: an account's folder, or a folder of every account (``account=None``)."""
+
+    account: str | None
+    folder: str | None
+    unread_only: bool = False
+    flagged_only: bool = False
+
+
+def short_date(iso: str, today: dt.date | None = None) -> str:
+    """Today's mail by time, this year's by day and month, older by full date (like Thunderbird)."""
+    if not iso:
+        return ""
+    try:
+        when = dt.datetime.fromisoformat(iso)
+    except ValueError:
+        return iso
+    if when.tzinfo is not None:
+        when = when.astimezone()
+    today = today or dt.date.today()
+    if when.date() == today:
+        return when.strftime("%H:%M")
+    if when.year == today.year:
+        return when.strftime("%d %b %H:%M")
+    return when.strftime("%Y-%m-%d")
+
+
+def human_size(size: int) -> str:
+    if size < 1024:
+        return f"{size} B"
+    if size < 1024 * 1024:
+        return f"{size / 1024:.0f} KB"
+    return f"{size / (1024 * 1024):.1f} MB"
+
+
+def flag_marks(flags: str) -> str:
+    return ("★" if "\\Flagged" in flags else "") + ("↩" if "\\Answered" in flags else "")
+
+
+class MessageListModel(QAbstractTableModel):
+    PAGE = 200
+    KEPT_PAGES = 20
+
+    def __init__(self, app: Deskmail, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._app = app
+        self._view: View | None = None
+        self._sort = "date"
+        self._count = 0
+        self._pages: OrderedDict[int, list[MessageSummary]] = OrderedDict()
+        self._bold = QFont()
+        self._bold.setBold(True)
+
+    # --- what is shown ---------------------------------------------------------------------------
+
+    @property
+    def view(self) -> View | None:
+        return self._view
+
+    def show(self, view: View | None) -> None:
+        self.beginResetModel()
+        self._view = view
+        self._reload()
+        self.endResetModel()
+
+    def refresh(self) -> None:
+        """Read the list again (after a sync or a change); the view stays."""
+        self.beginResetModel()
+        self._reload()
+        self.endResetModel()
+
+    def _reload(self) -> None:
+        self._pages.clear()
+        v = self._view
+        self._count = 0 if v is None else self._app.count_messages(
+            account=v.account, folder=v.folder, unread_only=v.unread_only, flagged_only=v.flagged_only)
+
+    def summary(self, row: int) -> MessageSummary | None:
+        if not 0 <= row < self._count or self._view is None:
+            return None
+        page_no = row // self.PAGE
+        page = self._pages.get(page_no)
+        if page is None:
+            v = self._view
+            page = self._app.list_messages(account=v.account, folder=v.folder, limit=self.PAGE,
+                                           offset=page_no * self.PAGE, sort=self._sort,
+                                           unread_only=v.unread_only, flagged_only=v.flagged_only)
+            self._pages[page_no] = page
+            while len(self._pages) > self.KEPT_PAGES:
+                self._pages.popitem(last=False)
+        else:
+            self._pages.move_to_end(page_no)
+        i = row - page_no * self.PAGE
+        return page[i] if i < len(page) else None
+
+    def row_of(self, message_id: int, *, search_rows: int = 2000) -> int | None:
+        """The row showing ``message_id`` among the first ``search_rows`` (to keep a selection)."""
+        for row in range(min(self._count, search_rows)):
+            s = self.summary(row)
+            if s is not None and s.id == message_id:
+                return row
+        return None
+
+    # --- Qt's side --------------------------------------------------------------------------------
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008 - Qt's default argument
+        return 0 if parent.isValid() else self._count
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> object:
+        if orientation is Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole \
+                and 0 <= section < len(COLUMNS):
+            return {"flags": "", "sender": tr("From"), "subject": tr("Subject"), "date": tr("Date"),
+                    "size": tr("Size")}[COLUMNS[section]]
+        return None
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> object:
+        if not index.isValid():
+            return None
+        s = self.summary(index.row())
+        if s is None:
+            return None
+        column = COLUMNS[index.column()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            if column == "flags":
+                return flag_marks(s.flags)
+            if column == "sender":
+                return s.sender
+            if column == "subject":
+                return s.subject or tr("(no subject)")
+            if column == "date":
+                return short_date(s.date)
+            return human_size(s.size)
+        if role == Qt.ItemDataRole.FontRole and "\\Seen" not in s.flags:
+            return self._bold
+        if role == Qt.ItemDataRole.ToolTipRole and column in ("sender", "subject"):
+            return s.sender if column == "sender" else s.subject
+        if role == Qt.ItemDataRole.TextAlignmentRole and column == "size":
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.UserRole:
+            return s.id
+        return None
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        key = SORT_KEYS.get((COLUMNS[column], order)) if 0 <= column < len(COLUMNS) else None
+        if key is None or key == self._sort:
+            return
+        self.beginResetModel()  # every row moves: a reset is honest and as cheap (pages are re-read lazily)
+        self._sort = key
+        self._pages.clear()
+        self.endResetModel()
