@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterator
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -18,19 +17,6 @@ os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.mkdtemp(prefix="deskmail-qt-")
 from deskmail.app import Deskmail
 from deskmail.config import Paths
 from deskmail.model import Account, PasswordSource, Protocol, Security, ServerSettings
-
-
-def message(i: int, *, subject: str = "", body: str = "", sender: str = "", html: str = "") -> bytes:
-    m = EmailMessage()
-    m["From"] = sender or f"Sender {i % 7} <s{i % 7}@example.org>"
-    m["To"] = "you@example.test"
-    m["Subject"] = subject or f"Message number {i:05d}"
-    m["Date"] = f"Mon, {1 + i % 28:02d} Jun 2026 {i % 24:02d}:{i % 60:02d}:00 +0000"
-    m["Message-ID"] = f"<gui-{i}-{os.getpid()}@example.org>"
-    m.set_content(body or f"Body of message {i}.\n")
-    if html:
-        m.add_alternative(html, subtype="html")
-    return m.as_bytes().replace(b"\n", b"\r\n")
 
 
 @pytest.fixture

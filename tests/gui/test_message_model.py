@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from gui_helpers import message
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QAbstractItemModelTester
 
-from conftest import message
 from deskmail.app import Deskmail
 from deskmail.gui.models import COLUMNS, MessageListModel, View, short_date
 

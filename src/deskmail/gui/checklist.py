@@ -10,6 +10,7 @@ from deskmail.doctor.report import Finding, Report, Status
 from deskmail.errors import DeskmailError
 from deskmail.gui.common import tr
 
+CODE_ROLE = Qt.ItemDataRole.UserRole + 1
 MARKS = {"ok": "✓", "failed": "✗", "warning": "!", "skipped": "–", "running": "…"}
 
 
@@ -22,10 +23,11 @@ class CheckList(QListWidget):
         self.setTextElideMode(Qt.TextElideMode.ElideNone)
         self.setUniformItemSizes(False)
 
-    def add(self, status: str, text: str, detail: str = "") -> QListWidgetItem:
+    def add(self, status: str, text: str, detail: str = "", code: str = "") -> QListWidgetItem:
         """A line (plain text: server words and message data are never markup here)."""
         item = QListWidgetItem(f"{MARKS.get(status, '')}  {text}" + (f"\n     {detail}" if detail else ""))
         item.setData(Qt.ItemDataRole.UserRole, status)
+        item.setData(CODE_ROLE, code)
         color = {"failed": QColor("#c62828"), "warning": QColor("#b26a00")}.get(status)
         if color is not None:
             item.setForeground(QBrush(color))
@@ -36,17 +38,20 @@ class CheckList(QListWidget):
         return item
 
     def add_error(self, exc: DeskmailError) -> None:
-        self.add("failed", exc.what.rstrip(".") + ".", _cause_remedy(exc.cause, exc.remedy))
+        self.add("failed", exc.what.rstrip(".") + ".", _cause_remedy(exc.cause, exc.remedy), exc.code)
 
     def add_finding(self, f: Finding) -> None:
         detail = _cause_remedy(f.cause, f.remedy) if f.status in (Status.FAILED, Status.WARNING) else ""
-        self.add(f.status.value, f"{f.server.heading}: {f.text.rstrip('.')}.", detail)
+        self.add(f.status.value, f"{f.server.heading}: {f.text.rstrip('.')}.", detail, f.code.value)
 
     def add_report(self, report: Report) -> None:
         self.add("ok" if report.ok else "failed", report.summary())
 
     def statuses(self) -> list[str]:
         return [str(self.item(i).data(Qt.ItemDataRole.UserRole)) for i in range(self.count())]
+
+    def codes(self) -> list[str]:
+        return [str(self.item(i).data(CODE_ROLE)) for i in range(self.count())]
 
     def texts(self) -> list[str]:
         return [self.item(i).text() for i in range(self.count())]
