@@ -11,7 +11,7 @@ from deskmail.errors import DeskmailError
 from deskmail.gui.common import tr
 
 CODE_ROLE = Qt.ItemDataRole.UserRole + 1
-MARKS = {"ok": "✓", "failed": "✗", "warning": "!", "skipped": "–", "running": "…"}
+MARKS = {"ok": "✓", "failed": "✗", "warning": "!", "skipped": "–", "info": "→"}
 
 
 class CheckList(QListWidget):

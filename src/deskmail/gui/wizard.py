@@ -60,7 +60,7 @@ class SetupWizard(QWizard):
         self.setWindowIcon(app_icon())
         self.setWizardStyle(QWizard.WizardStyle.ClassicStyle)
         self.setOption(QWizard.WizardOption.NoBackButtonOnLastPage)
-        self.setMinimumSize(640, 560)
+        self.setMinimumSize(720, 680)
         self.address_page = AddressPage()
         self.found_page = FoundPage(self)
         self.verify_page = VerifyPage(self)
@@ -129,6 +129,7 @@ class FoundPage(QWizardPage):
         super().__init__()
         self.w = wizard
         self.setTitle(tr("Settings found"))
+        self.setSubTitle(tr("Check what deskmail found, then type your password."))
         self.status = wrapping_label()
         self.servers = wrapping_label(rich=True)
         self.notes = wrapping_label(rich=True)
@@ -216,7 +217,7 @@ class FoundPage(QWizardPage):
         w.candidates = cands
         best = cands[0]
         a = best.account
-        self.status.setText(tr("Found in: {source}").format(source=best.source))
+        self.status.setText(tr("Where these settings come from: {source}").format(source=best.source))
         rows = [(tr("Incoming"), a.incoming.describe()), (tr("Outgoing"), a.outgoing.describe()),
                 (tr("User name"), a.incoming.username)]
         self.servers.setText("<table>" + "".join(f"<tr><td><b>{esc(k)}:</b>&nbsp;</td><td>{esc(v)}</td></tr>"
@@ -306,7 +307,7 @@ class VerifyPage(QWizardPage):
     def _event(self, event: setup.SetupEvent) -> None:
         c = event.candidate
         if isinstance(event, setup.Trying):
-            self.checks.add("running", tr("Trying {servers} ({source})").format(
+            self.checks.add("info", tr("Trying {servers} ({source})").format(
                 servers=f"{c.account.incoming.describe()} + {c.account.outgoing.describe()}", source=c.source))
         elif isinstance(event, setup.Checked):
             s = c.account.incoming if event.server == "incoming" else c.account.outgoing
@@ -316,7 +317,8 @@ class VerifyPage(QWizardPage):
         elif isinstance(event, setup.Skipped):
             self.checks.add("skipped", tr("Skipped {host}: not confirmed").format(host=c.account.incoming.host))
         elif isinstance(event, setup.DidNotWork):
-            self.checks.add_error(event.error)
+            # What failed, in one line: when no settings work, the doctor's findings below say why at length.
+            self.checks.add("failed", event.error.what.rstrip(".") + ".", code=event.error.code)
 
     def _verified(self, v: setup.Verification, password: Secret) -> None:
         w = self.w
@@ -339,7 +341,7 @@ class VerifyPage(QWizardPage):
         if isinstance(first, AuthError):
             self.verdict.setText(esc(tr("The server answered but refused the login, so the settings are right "
                                         "and the password (or the user name) is not.")))
-        self.checks.add("running", tr("Asking the connection doctor why…"))
+        self.checks.add("info", tr("Asking the connection doctor why…"))
         self._run_doctor(candidate.account, password)
 
     def _run_doctor(self, account: Account, password: Secret) -> None:
@@ -359,7 +361,6 @@ class VerifyPage(QWizardPage):
             self.checks.add_finding(f)
 
     def _diagnosed(self, report: Report) -> None:
-        self.checks.add_report(report)
         self.verdict.setText(self.verdict.text() + "<p>" + esc(tr(
             "The account was not saved. Press Next to check or change the settings by hand.")) + "</p>")
         self.finished = True
@@ -441,7 +442,7 @@ class ManualPage(QWizardPage):
     def _event(self, event: setup.SetupEvent) -> None:
         c = event.candidate
         if isinstance(event, setup.Trying):
-            self.checks.add("running", tr("Logging in to {server}").format(server=c.account.incoming.describe()))
+            self.checks.add("info", tr("Logging in to {server}").format(server=c.account.incoming.describe()))
         elif isinstance(event, setup.Checked):
             s = c.account.incoming if event.server == "incoming" else c.account.outgoing
             self.checks.add("ok", tr("{server} accepted the login").format(server=s.describe()))
@@ -449,16 +450,15 @@ class ManualPage(QWizardPage):
             self.checks.add_error(event.error)
 
     def _tested(self, v: setup.Verification, password: Secret) -> None:
-        self.testing = False
-        self.test.setEnabled(True)
         if v.account is not None:
+            self._idle()
             self.w.account = v.account
             self.w.password = password
             self.checks.add("ok", tr("Both servers work. Press Next to save the account."))
             self.completeChanged.emit()
             return
         candidate, _ = v.failures[0]
-        self.checks.add("running", tr("Asking the connection doctor why…"))
+        self.checks.add("info", tr("Asking the connection doctor why…"))
 
         def work(task: Task) -> Report:
             return self.w.app.doctor(candidate.account, password, on_step=task.report)
@@ -467,7 +467,14 @@ class ManualPage(QWizardPage):
         task.progress.connect(self._finding)
         task.done.connect(self.checks.add_report)
         task.failed.connect(self._crashed)
+        task.ended.connect(self._idle)
         self.w.run(task)
+
+    def _idle(self) -> None:
+        """The test (and the doctor after a failure) has finished."""
+        self.testing = False
+        self.test.setEnabled(True)
+        self.completeChanged.emit()
 
     def _finding(self, f: object) -> None:
         from deskmail.doctor.report import Finding
@@ -476,8 +483,7 @@ class ManualPage(QWizardPage):
             self.checks.add_finding(f)
 
     def _crashed(self, exc: DeskmailError) -> None:
-        self.testing = False
-        self.test.setEnabled(True)
+        self._idle()
         self.checks.add_error(exc)
 
     def isComplete(self) -> bool:
@@ -492,6 +498,7 @@ class DonePage(QWizardPage):
         super().__init__()
         self.w = wizard
         self.setTitle(tr("Saving your account"))
+        self.setSubTitle(tr("The password goes into your desktop's keyring, never into a file."))
         self.message = wrapping_label(rich=True)
         layout = QVBoxLayout(self)
         layout.addWidget(self.message)
