@@ -71,6 +71,8 @@ class Deskmail:
         self.paths = paths or config.paths()
         self._lock = threading.Lock()
         self._load = accounts_loader or (lambda: config.load_accounts(self.paths))
+        self._token_readers = threading.local()
+        self._token_stores: list[tuple[int, Store]] = []
         self._sessions = None
         if keep_connections:
             from deskmail.sync.sessions import SessionPool
@@ -78,9 +80,15 @@ class Deskmail:
             self._sessions = SessionPool()
 
     def close(self) -> None:
-        """Log out of the kept sessions."""
+        """Log out of the kept sessions; close the change-token handles."""
         if self._sessions is not None:
             self._sessions.close()
+        with self._lock:
+            stores, self._token_stores = self._token_stores, []
+        for thread, store in stores:
+            if thread == threading.get_ident():  # (a connection is closed by its own thread; the others
+                store.close()  # go with their threads)
+        self._token_readers = threading.local()
 
     def __enter__(self) -> Deskmail:
         return self
@@ -315,11 +323,22 @@ class Deskmail:
 
     def change_token(self) -> tuple[int, int] | None:
         """Changes whenever the index changed (another process or thread synced, flagged, deleted…): a
-        reader compares it with the last one it saw and refreshes only then. None before the first sync."""
+        reader compares it with the last one it saw and refreshes only then. None before the first sync.
+
+        Tokens are only comparable from one connection (SQLite's ``data_version`` is per connection), so
+        each calling thread keeps one read-only handle for them, closed by :meth:`close`.
+        """
         if not self._index_exists():
             return None
-        with self._reader() as store:
-            return store.change_token()
+        from deskmail.store import Store
+
+        store = getattr(self._token_readers, "store", None)
+        if store is None:
+            store = Store.open_reader(self.paths.data_dir)
+            self._token_readers.store = store
+            with self._lock:
+                self._token_stores.append((threading.get_ident(), store))
+        return store.change_token()
 
     def message(self, message_id: int) -> MessageSummary:
         with self._message_reader(message_id) as store:

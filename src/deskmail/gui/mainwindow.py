@@ -7,7 +7,7 @@ the terminal). Getting mail runs on a worker thread; its progress events become 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QThreadPool, QTimer, QUrl
 from PySide6.QtGui import QAction, QCloseEvent, QFont, QKeySequence
@@ -309,12 +309,13 @@ class MainWindow(QMainWindow):
             + "</table>")
         self.reader.setPlainText(view.reading.text)
 
-    def _change(self, work: object) -> None:
-        """A change to messages (flags, delete), off the GUI thread; the index timer shows the result."""
-        assert callable(work)
+    def _change(self, work: Callable[[], object], *, send_now: bool = False) -> None:
+        """A change to messages (flags, delete), off the GUI thread; the index timer shows the result.
+        ``send_now``: get mail at once after it (a delete or move is carried out by the next sync, and only
+        then leaves the list)."""
         task = Task(lambda _task: work())
         task.failed.connect(lambda exc: show_error(self, exc))
-        task.done.connect(lambda _result: self.refresh_if_changed())
+        task.done.connect(lambda _result: self.get_mail() if send_now else self.refresh_if_changed())
         self._run(task)
 
     def toggle_read(self) -> None:
@@ -338,7 +339,7 @@ class MainWindow(QMainWindow):
         ids = self.selected_ids()
         if ids:
             # A person pressing Delete on what they selected has confirmed it (Thunderbird asks nothing either).
-            self._change(lambda: self.app.delete(ids, confirmed=True))
+            self._change(lambda: self.app.delete(ids, confirmed=True), send_now=True)
 
     def next_unread(self) -> None:
         start = self.list.currentIndex().row() + 1

@@ -39,7 +39,8 @@ class Task(QObject):
         super().__init__(parent)
         self._work = work
         self.cancel = CancelToken()
-        self.running = False
+        self.running = False  # as the GUI thread sees it (False once ``ended`` was delivered)
+        self.finished = threading.Event()  # set by the worker when the work returned or raised
         self._answered = threading.Event()
         self._answer = False
 
@@ -79,6 +80,7 @@ class Task(QObject):
             self.failed.emit(unexpected(exc))
         else:
             self.done.emit(result)
+        self.finished.set()
         self.ended.emit()
 
 

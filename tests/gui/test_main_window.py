@@ -1,0 +1,105 @@
+"""The main window against the sandbox: folders and counts, reading, keyboard actions, closing mid-sync."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from gui_helpers import message
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication
+
+from deskmail.app import Deskmail
+from deskmail.gui.main import instance_key, listen, raise_running
+from deskmail.gui.mainwindow import MainWindow
+from deskmail.gui.models import View
+
+pytestmark = pytest.mark.servers
+
+
+def synced_window(qtbot: Any, dm: Deskmail) -> MainWindow:
+    window = MainWindow(dm)
+    qtbot.addWidget(window)
+    window.show()
+    window.get_mail()
+    qtbot.waitUntil(lambda: window.sync_task is not None and not window.sync_task.running, timeout=60_000)
+    window.refresh_if_changed()
+    return window
+
+
+def folder_texts(window: MainWindow) -> list[str]:
+    out = []
+    for i in range(window.folders.topLevelItemCount()):
+        top = window.folders.topLevelItem(i)
+        out.append(top.text(0))
+        out += [top.child(j).text(0) for j in range(top.childCount())]
+    return out
+
+
+def test_read_flag_delete_and_counts(qtbot: Any, dm: Deskmail, sandbox: Any, mail_user: Any) -> None:
+    sandbox.fill_maildir(mail_user.email, [message(i, subject=f"Note {i}", body=f"The body of note {i}.")
+                                           for i in range(3)])
+    window = synced_window(qtbot, dm)
+    assert window.state.text() == "Online"
+    assert "All Inboxes (3)" in folder_texts(window) and "Inbox (3)" in folder_texts(window)
+    assert window.model.view == View(None, "INBOX") and window.model.rowCount() == 3
+
+    # Reading the newest message shows its headers and body, and marks it read.
+    window.list.selectRow(0)
+    first = window.model.summary(0)
+    assert first is not None
+    assert "The body of" in window.reader.toPlainText()
+    assert first.subject in window.reader_header.text()
+    qtbot.waitUntil(lambda: "Inbox (2)" in folder_texts(window), timeout=10_000)
+
+    # S stars it, M marks it unread again; N goes to the next unread message.
+    qtbot.keyClick(window.list, Qt.Key.Key_S)
+    qtbot.waitUntil(lambda: "\\Flagged" in dm.message(first.id).flags, timeout=10_000)
+    qtbot.keyClick(window.list, Qt.Key.Key_M)
+    qtbot.waitUntil(lambda: "\\Seen" not in dm.message(first.id).flags, timeout=10_000)
+    qtbot.keyClick(window.list, Qt.Key.Key_N)
+    assert window.list.currentIndex().row() == 1
+
+    # Delete moves it to Trash here; Get Mail (F5) carries that and the star to the server.
+    second = window.model.summary(1)
+    assert second is not None
+    window.list.selectRow(1)
+    qtbot.keyClick(window.list, Qt.Key.Key_Delete)
+    qtbot.waitUntil(lambda: window.model.rowCount() == 2, timeout=10_000)
+    qtbot.keyClick(window.list, Qt.Key.Key_F5)
+    qtbot.waitUntil(lambda: window.sync_task is not None and not window.sync_task.running, timeout=60_000)
+    fetched = sandbox.doveadm("fetch", "-u", mail_user.email, "mailbox flags", "ALL", check=True).stdout
+    assert "mailbox: Trash" in fetched and fetched.count("mailbox: INBOX") == 2
+    assert "\\Flagged" in fetched
+
+
+def test_closing_mid_sync_cancels_at_a_safe_point(qtbot: Any, dm: Deskmail, sandbox: Any, mail_user: Any) -> None:
+    n = 3000
+    sandbox.fill_maildir(mail_user.email, [message(i) for i in range(n)])
+    window = MainWindow(dm)
+    qtbot.addWidget(window)
+    window.show()
+    window.get_mail()
+    task = window.sync_task
+    assert task is not None
+    qtbot.waitUntil(lambda: "downloaded" in window.progress.text(), timeout=60_000)
+    window.close()  # returns once the worker stopped
+    assert task.finished.is_set() and task.cancel.cancelled
+    assert dm.count_messages() < n  # it really was stopped part-way
+    run = dm.sync()  # a normal sync then finishes the exact mailbox
+    assert not run.failures and dm.count_messages() == n
+
+
+def test_a_second_instance_brings_the_first_forward(qtbot: Any, dm: Deskmail) -> None:
+    window = MainWindow(dm)
+    qtbot.addWidget(window)
+    window.showMinimized()
+    key = instance_key(dm)
+    server = listen(key, window)
+    try:
+        assert raise_running(key)
+        qtbot.waitUntil(lambda: not window.isMinimized(), timeout=5_000)
+    finally:
+        server.close()
+    assert not raise_running(key)  # nobody listening: this one would start
+    QApplication.processEvents()
