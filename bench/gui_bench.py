@@ -1,0 +1,238 @@
+"""The desktop application's speed (issue 15): start to the inbox painted, memory, opening a message,
+and the longest stall while scrolling a 100,000-row list.
+
+    xvfb-run -a -s '-screen 0 1280x800x24 -nolisten tcp' .venv/bin/python bench/gui_bench.py \
+        --messages 50000 --runs 5 [--json out.json]
+
+Without a DISPLAY it runs on Qt's offscreen platform (and says so). Needs root (the sandbox Dovecot).
+
+1. A sandbox user gets ``--messages`` generated messages (bench/mailbox_gen.py); deskmail syncs them into a
+   fresh home, as a person's first sync would.
+2. **Start → inbox painted**: the parent takes the time, then spawns ``deskmail-gui`` as the console script
+   would (``from deskmail.gui.main import main``) inside a small child wrapper. The wrapper adds, from
+   outside, an event filter on the message list's viewport: the first paint with rows in the model stops
+   the clock. Resident memory (VmRSS) is read at that moment. Median of ``--runs``.
+3. **Open a message**: in the same kind of child, after the paint, 30 rows are selected one after the
+   other; each selection reads and shows the message (what a click does). Median and maximum.
+4. **Scroll stall**: an index of ``--scroll-rows`` messages in one folder (rows written straight into the
+   SQLite index, as bench/store_bench.py does: the list reads only the index), then the list is scrolled
+   page by page and by jumps to random positions (dragging the scroll bar); each step is timed from
+   the scroll to the end of the repaint it causes. The longest step is the longest stall.
+
+No production code carries a hook for this: the child wraps the application from outside.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import mailbox_gen  # sibling module; bench/ is not a package
+
+CHILD = r'''
+import json, os, sys, time
+t0 = float(sys.argv[1]); mode = sys.argv[2]
+from PySide6.QtCore import QEvent, QObject, QTimer
+from PySide6.QtWidgets import QApplication
+from deskmail.gui import mainwindow
+
+def rss_mb():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+class Painted(QObject):
+    def __init__(self, window):
+        super().__init__(window)
+        self.window = window
+        self.done = False
+    def eventFilter(self, obj, event):
+        if not self.done and event.type() == QEvent.Type.Paint and self.window.model.rowCount() > 0:
+            self.done = True
+            result = {"painted_s": time.time() - t0, "rss_mb": rss_mb(), "rows": self.window.model.rowCount()}
+            QTimer.singleShot(0, lambda: finish(self.window, result))
+        return False
+
+def finish(window, result):
+    result["rss_after_paint_mb"] = rss_mb()
+    if mode == "open":
+        times = []
+        for row in range(1, 31):
+            t = time.perf_counter()
+            window.list.selectRow(row)
+            QApplication.processEvents()
+            times.append((time.perf_counter() - t) * 1000)
+            assert window.reader.toPlainText()
+        result["open_ms"] = times
+    print(json.dumps(result), flush=True)
+    os._exit(0)
+
+original = mainwindow.MainWindow.__init__
+def init(self, *args, **kwargs):
+    original(self, *args, **kwargs)
+    self.list.viewport().installEventFilter(Painted(self))
+mainwindow.MainWindow.__init__ = init
+from deskmail.gui.main import main
+sys.exit(main([]))
+'''
+
+
+def child_env(home: Path, extra: dict[str, str]) -> dict[str, str]:
+    return {**os.environ, "DESKMAIL_HOME": str(home), **extra}
+
+
+def run_child(home: Path, mode: str, env: dict[str, str]) -> dict[str, object]:
+    t0 = time.time()
+    out = subprocess.run([sys.executable, "-c", CHILD, str(t0), mode], env=child_env(home, env),
+                         capture_output=True, text=True, timeout=120, check=False)
+    line = next((x for x in out.stdout.splitlines() if x.startswith("{")), None)
+    if line is None:
+        raise SystemExit(f"the application did not paint its list: {out.stderr[-2000:]}")
+    result: dict[str, object] = json.loads(line)
+    return result
+
+
+def scroll_stalls(rows: int, workdir: Path) -> dict[str, float]:
+    """Scroll a ``rows``-message folder in this process; the longest scroll-to-repainted step, in ms."""
+    from PySide6.QtWidgets import QApplication
+
+    from deskmail.app import Deskmail
+    from deskmail.config import Paths
+    from deskmail.gui.mainwindow import MainWindow
+    from deskmail.gui.models import View
+    from deskmail.store import Store
+
+    paths = Paths(workdir / "scroll-config", workdir / "scroll-data")
+    paths.data_dir.mkdir(parents=True)
+    store = Store.open_writer(paths.data_dir)
+    try:
+        with store.transaction():
+            fid = store.ensure_folder("a", "INBOX").id
+        rnd = random.Random(7)
+        batch = []
+        for n in range(rows):
+            date = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(1_400_000_000 + rnd.randrange(10**8)))
+            batch.append((fid, 1, str(n + 1), f"{n}.M1P1Q1.host,U={n + 1}:2,", "\\Seen", "\\Seen", 1000 + n % 5000,
+                          date, f"Person {n % 500} <p{n % 500}@example.test>", "me@example.test",
+                          f"Subject {rnd.randrange(10**6):06d}", f"<{n}@x>"))
+        with store.transaction() as db:  # (bench only: the store has no bulk-insert API)
+            db.executemany("INSERT INTO messages (folder_id, uidvalidity, uid, filename, flags, synced_flags, size,"
+                           " date, sender, recipients, subject, message_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", batch)
+    finally:
+        store.close()
+    from deskmail.model import Account, PasswordSource, Protocol, Security, ServerSettings
+
+    qapp = QApplication.instance() or QApplication(["gui-bench"])
+    app = Deskmail(paths)
+    app.add_account(Account(  # never contacted: the scroll test only reads the index
+        "a", "a@example.test", "", ServerSettings(Protocol.IMAP, "localhost", 993, Security.SSL, "a"),
+        ServerSettings(Protocol.SMTP, "localhost", 587, Security.STARTTLS, "a"), PasswordSource("env", env="NONE")))
+    window = MainWindow(app)
+    window.sync_timer.stop()
+    window.show()
+    window.model.show(View("a", "INBOX"))
+    QApplication.processEvents()
+    bar = window.list.verticalScrollBar()
+    steps: list[float] = []
+
+    def step(value: int) -> None:
+        t = time.perf_counter()
+        bar.setValue(value)
+        window.list.viewport().repaint()
+        QApplication.processEvents()
+        steps.append((time.perf_counter() - t) * 1000)
+
+    for value in range(0, min(bar.maximum(), 200 * bar.pageStep()), bar.pageStep()):  # page by page
+        step(value)
+    rnd = random.Random(3)
+    for _ in range(200):  # the thumb dragged anywhere
+        step(rnd.randrange(bar.maximum() + 1))
+    step(bar.maximum())
+    window.index_timer.stop()
+    window.sync_timer.stop()
+    window.hide()
+    app.close()
+    del qapp
+    return {"steps": len(steps), "median_ms": statistics.median(steps), "max_ms": max(steps),
+            "p99_ms": sorted(steps)[int(len(steps) * 0.99) - 1]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=50000)
+    parser.add_argument("--scroll-rows", type=int, default=100000)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp"))
+    args = parser.parse_args(argv)
+    platform = "xcb (Xvfb)" if os.environ.get("DISPLAY") else "offscreen"
+    env = {"QT_QPA_PLATFORM": "xcb" if os.environ.get("DISPLAY") else "offscreen",
+           "XDG_RUNTIME_DIR": tempfile.mkdtemp(prefix="gui-bench-rt-")}
+    os.environ.update(env)
+
+    from deskmail.app import Deskmail
+    from deskmail.config import Paths
+    from deskmail.sandbox import start_sandbox
+    from deskmail.setup import ManualSettings
+
+    root = Path(tempfile.mkdtemp(prefix="deskmail-guibench-", dir=args.workdir))
+    os.chmod(root, 0o755)
+    sb = start_sandbox(root / "sandbox")
+    results: dict[str, object] = {"platform": platform, "messages": args.messages}
+    try:
+        user = sb.create_user("guibench")
+        t = time.perf_counter()
+        sb.fill_maildir(user.email, mailbox_gen.messages(args.messages))
+        print(f"mailbox of {args.messages} generated in {time.perf_counter() - t:.1f} s", flush=True)
+        home = root / "home"
+        password_file = root / "pw"
+        password_file.write_text(user.password)
+        app = Deskmail(Paths(home / "config", home / "data"))
+        app.add_account(app.build_account(ManualSettings(
+            email=user.email, name="bench", in_host=sb.host, in_port=sb.imaps_port, in_security="ssl",
+            smtp_host=sb.host, smtp_port=sb.submission_port, smtp_security="starttls", ca_file=str(sb.ca_file),
+            password_command=f"cat {password_file}")))
+        t = time.perf_counter()
+        run = app.sync()
+        assert not run.failures, run.failures
+        print(f"first sync of {app.count_messages()} messages: {time.perf_counter() - t:.1f} s", flush=True)
+        app.close()
+
+        starts = [run_child(home, "paint", env) for _ in range(args.runs)]
+        painted = [float(s["painted_s"]) for s in starts]  # type: ignore[arg-type]
+        rss = [float(s["rss_mb"]) for s in starts]  # type: ignore[arg-type]
+        results["start_to_painted_s"] = {"runs": painted, "median": statistics.median(painted)}
+        results["rss_mb"] = {"runs": rss, "median": statistics.median(rss)}
+        print(f"start → inbox painted ({starts[0]['rows']} rows, {platform}): median "
+              f"{statistics.median(painted):.3f} s over {args.runs} (min {min(painted):.3f}, max {max(painted):.3f}); "
+              f"RSS {statistics.median(rss):.1f} MB", flush=True)
+        opened = run_child(home, "open", env)
+        times = [float(x) for x in opened["open_ms"]]  # type: ignore[attr-defined]
+        results["open_message_ms"] = {"runs": times, "median": statistics.median(times), "max": max(times)}
+        print(f"open a message: median {statistics.median(times):.1f} ms, max {max(times):.1f} ms (30 messages)",
+              flush=True)
+    finally:
+        sb.stop()
+    stalls = scroll_stalls(args.scroll_rows, root)
+    results["scroll"] = stalls
+    print(f"scrolling {args.scroll_rows} rows: {stalls['steps']:.0f} steps, median {stalls['median_ms']:.1f} ms, "
+          f"p99 {stalls['p99_ms']:.1f} ms, longest stall {stalls['max_ms']:.1f} ms", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    subprocess.run(["rm", "-rf", str(root)], check=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
