@@ -242,6 +242,7 @@ class Deskmail:
 
     def watch(self, names: Sequence[str] | None, stop: threading.Event, report: WatchReport, *,
               folders: Sequence[str] = ("INBOX",), interval: float = 300.0, notify_command: str = "",
+              notify_desktop: bool = True,
               listener: Listener | None = None) -> dict[str, DeskmailError]:
         """Stay in sync until ``stop`` is set (IDLE push); returns the accounts stopped by a fatal error.
 
@@ -251,6 +252,7 @@ class Deskmail:
 
         targets = self._targets(names)
         options = WatchOptions(folders=tuple(folders), interval=interval, notify_command=notify_command,
+                               notify_desktop=notify_desktop,
                                listener=listener)
         with self._writer():
             return watch(targets, self.paths.data_dir, options, stop, report)

@@ -22,9 +22,16 @@ def synced_window(qtbot: Any, dm: Deskmail) -> MainWindow:
     qtbot.addWidget(window)
     window.show()
     window.get_mail()
-    qtbot.waitUntil(lambda: window.sync_task is not None and not window.sync_task.running, timeout=60_000)
+    qtbot.waitUntil(lambda: window.syncs_done == 1, timeout=60_000)
     window.refresh_if_changed()
     return window
+
+
+def get_mail(qtbot: Any, window: MainWindow) -> None:
+    """F5, and wait until that sync (not an earlier one) has finished."""
+    before = window.syncs_done
+    qtbot.keyClick(window.list, Qt.Key.Key_F5)
+    qtbot.waitUntil(lambda: window.syncs_done > before, timeout=60_000)
 
 
 def folder_texts(window: MainWindow) -> list[str]:
@@ -60,14 +67,13 @@ def test_read_flag_delete_and_counts(qtbot: Any, dm: Deskmail, sandbox: Any, mai
     qtbot.keyClick(window.list, Qt.Key.Key_N)
     assert window.list.currentIndex().row() == 1
 
-    # Delete moves it to Trash here; Get Mail (F5) carries that and the star to the server.
+    # Delete moves it to Trash (a sync starts at once to do it); Get Mail (F5) sends the star.
     second = window.model.summary(1)
     assert second is not None
     window.list.selectRow(1)
     qtbot.keyClick(window.list, Qt.Key.Key_Delete)
-    qtbot.waitUntil(lambda: window.model.rowCount() == 2, timeout=10_000)
-    qtbot.keyClick(window.list, Qt.Key.Key_F5)
-    qtbot.waitUntil(lambda: window.sync_task is not None and not window.sync_task.running, timeout=60_000)
+    qtbot.waitUntil(lambda: window.model.rowCount() == 2, timeout=20_000)
+    get_mail(qtbot, window)
     fetched = sandbox.doveadm("fetch", "-u", mail_user.email, "mailbox flags", "ALL", check=True).stdout
     assert "mailbox: Trash" in fetched and fetched.count("mailbox: INBOX") == 2
     assert "\\Flagged" in fetched
@@ -103,3 +109,17 @@ def test_a_second_instance_brings_the_first_forward(qtbot: Any, dm: Deskmail) ->
         server.close()
     assert not raise_running(key)  # nobody listening: this one would start
     QApplication.processEvents()
+
+
+def test_new_mail_is_pushed_and_announced(qtbot: Any, dm: Deskmail, sandbox: Any, mail_user: Any) -> None:
+    window = synced_window(qtbot, dm)
+    qtbot.waitUntil(lambda: window.watch_task is not None and window.watch_task.running, timeout=10_000)
+    qtbot.waitUntil(lambda: "watching" in window.progress.text(), timeout=20_000)  # in IDLE now
+    sandbox.deliver(mail_user.email, message(7, subject="Pushed to you"))
+    # No timer and no key: the server's IDLE notice brings it (the periodic sync is minutes away).
+    qtbot.waitUntil(lambda: window.model.rowCount() == 1, timeout=20_000)
+    assert window.model.summary(0).subject == "Pushed to you"  # type: ignore[union-attr]
+    assert window.notified and "1 new messages" in window.notified[-1]
+    # F5 while watching: the watch steps aside, the sync runs, the watch comes back.
+    get_mail(qtbot, window)
+    qtbot.waitUntil(lambda: window.watch_task is not None and window.watch_task.running, timeout=10_000)

@@ -7,6 +7,7 @@ the terminal). Getting mail runs on a worker thread; its progress events become 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QThreadPool, QTimer, QUrl
@@ -89,9 +90,16 @@ class MainWindow(QMainWindow):
         self.app = app
         self.settings = settings
         self.sync_task: Task | None = None
+        self.watch_task: Task | None = None
+        self.watch_stop = threading.Event()
+        self.sync_after_watch = False
+        self.push = True  # after each sync, watch the inboxes (IDLE) until the next one
         self.tasks: list[Task] = []
         self.last_token: tuple[int, int] | None = None
         self.online: bool | None = None
+        self.closing = False
+        self.notified: list[str] = []  # the new-mail notices given (newest last)
+        self.syncs_done = 0  # finished "get mail" runs, failed ones included
         self.setWindowTitle("deskmail")
         self.setWindowIcon(app_icon())
 
@@ -153,8 +161,9 @@ class MainWindow(QMainWindow):
         self.index_timer = QTimer(self)
         self.index_timer.timeout.connect(self.refresh_if_changed)
         self.index_timer.start(WATCH_INDEX_MS)
+        # Without push (the watch stopped by an error), mail is still fetched every few minutes.
         self.sync_timer = QTimer(self)
-        self.sync_timer.timeout.connect(self.get_mail)
+        self.sync_timer.timeout.connect(self._timed_sync)
         self.sync_timer.start(SYNC_EVERY_MS)
         self._restore()
         self.reload_folders()
@@ -370,9 +379,15 @@ class MainWindow(QMainWindow):
     # --- getting mail -----------------------------------------------------------------------
 
     def get_mail(self) -> None:
+        """Sync every account now. A running watch holds the store, so it is stopped first (within half a
+        second) and started again after the sync."""
         if self.sync_task is not None and self.sync_task.running:
             return
         if not self.app.accounts():
+            return
+        if self.watch_task is not None and self.watch_task.running:
+            self.sync_after_watch = True
+            self.watch_stop.set()
             return
 
         def work(task: Task) -> SyncRun:
@@ -386,7 +401,42 @@ class MainWindow(QMainWindow):
         self.progress.setText(tr("Getting mail…"))
         self._run(task)
 
-    def _sync_event(self, event: events.Event) -> None:
+    def _timed_sync(self) -> None:
+        if self.watch_task is None or not self.watch_task.running:
+            self.get_mail()
+
+    def start_watch(self) -> None:
+        """Push: the inboxes wait in IDLE and sync as mail arrives (every folder every five minutes)."""
+        if not self.push or (self.watch_task is not None and self.watch_task.running) or self.closing:
+            return
+        stop = self.watch_stop = threading.Event()
+
+        def work(task: Task) -> dict[str, DeskmailError]:
+            return self.app.watch(None, stop, lambda text: task.report(text), listener=task.report,
+                                  interval=SYNC_EVERY_MS / 1000, notify_desktop=False)
+
+        task = Task(work)
+        task.progress.connect(self._sync_event)
+        task.done.connect(self._watch_ended)
+        task.failed.connect(self._sync_failed)
+        task.ended.connect(self._after_watch)
+        self.watch_task = task
+        self._run(task)
+
+    def _watch_ended(self, failures: dict[str, DeskmailError]) -> None:
+        for name, exc in failures.items():
+            self._set_online(False, f"{name}: {exc.what}")
+            self.progress.setText(f"{name}: {exc.what}")
+
+    def _after_watch(self) -> None:
+        if self.sync_after_watch and not self.closing:
+            self.sync_after_watch = False
+            self.get_mail()
+
+    def _sync_event(self, event: events.Event | str) -> None:
+        if isinstance(event, str):  # the watch's words for a person (watching, reconnecting…)
+            self.progress.setText(event)
+            return
         if isinstance(event, events.FolderStarted):
             self.progress.setText(tr("{account}: checking {folder}").format(account=event.account,
                                                                            folder=event.folder))
@@ -395,9 +445,21 @@ class MainWindow(QMainWindow):
             self.progress.setText(tr("{account}: {folder}: {done}{of} messages downloaded").format(
                 account=event.account, folder=event.folder, done=event.done, of=of))
         elif isinstance(event, events.FolderFinished):
+            if event.new and event.folder.upper() == "INBOX":
+                self.new_mail(event.account, event.new)
             self.refresh_if_changed()
 
+    def new_mail(self, account: str, count: int) -> None:
+        """Tell the person: a desktop notification, or the status line when the desktop has none."""
+        from deskmail.gui.notify import desktop_notify
+
+        text = tr("{n} new messages in {account}").format(n=count, account=account)
+        self.notified.append(text)
+        if self.isActiveWindow() or not desktop_notify("deskmail", text):
+            self.statusBar().showMessage(text, 10_000)
+
     def _synced(self, run: SyncRun) -> None:
+        self.syncs_done += 1
         new = sum(r.new for results in run.results.values() for r in results)
         if run.failures:
             name, exc = next(iter(run.failures.items()))
@@ -407,8 +469,11 @@ class MainWindow(QMainWindow):
             self._set_online(True)
             self.progress.setText(tr("{n} new messages").format(n=new) if new else tr("Up to date"))
         self.refresh_if_changed()
+        if not run.failures:
+            self.start_watch()
 
     def _sync_failed(self, exc: DeskmailError) -> None:
+        self.syncs_done += 1
         self._set_online(False, exc.what)
         self.progress.setText(exc.what)
 
@@ -467,6 +532,8 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         """Stop background work at its next safe point (nothing half-done is kept), then remember the layout."""
+        self.closing = True
+        self.watch_stop.set()
         for task in self.tasks:
             task.cancel.cancel()
         self.index_timer.stop()

@@ -43,10 +43,10 @@ class Task(QObject):
         self.finished = threading.Event()  # set by the worker when the work returned or raised
         self._answered = threading.Event()
         self._answer = False
+        self.ended.connect(self._stopped)  # first, so that slots connected later see running == False
 
     def start(self, pool: QThreadPool | None = None) -> None:
         self.running = True
-        self.ended.connect(self._stopped)
         (pool or QThreadPool.globalInstance()).start(_Runner(self))
 
     def report(self, value: object) -> None:

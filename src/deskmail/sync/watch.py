@@ -51,6 +51,7 @@ class WatchOptions:
     folders: tuple[str, ...] = ("INBOX",)
     interval: float = 300.0  # full sync of all folders
     notify_command: str = ""
+    notify_desktop: bool = True  # notify-send when no command is given (off: the caller shows new mail itself)
     # Timings: defaults are the documented ones; tests lower them to prove renewal and back-off in seconds.
     idle_renew: float = IDLE_RENEW
     backoff_start: float = 1.0
@@ -65,12 +66,13 @@ def finished(account: Account, result: FolderResult, options: WatchOptions) -> N
         from deskmail.events import FolderFinished
 
         options.listener(FolderFinished(account.name, result.folder, result.new, tuple(result.notes)))
-    notify(account, result, options.notify_command)
+    notify(account, result, options)
 
 
-def notify(account: Account, result: FolderResult, command: str) -> None:
+def notify(account: Account, result: FolderResult, options: WatchOptions) -> None:
     """Tell the desktop about new mail: the user's command, else notify-send when there is a desktop."""
-    if result.new <= 0:
+    command = options.notify_command
+    if result.new <= 0 or not (command or options.notify_desktop):
         return
     env = {**os.environ, "DESKMAIL_ACCOUNT": account.name, "DESKMAIL_FOLDER": result.folder,
            "DESKMAIL_NEW": str(result.new)}
@@ -125,7 +127,9 @@ def watch_folder(account: Account, data_dir: Path, folder_name: str, options: Wa
                     if imap.selected is None or imap.selected.name != folder_name:
                         imap.select(folder_name)  # the engine may have skipped SELECT (nothing changed)
                     if can_idle:
-                        imap.idle_wait(min(wait, 5.0), stop, wait)  # changed or not, the folder is synced below
+                        # changed or not, the folder is synced below; stop is looked at twice a second (a
+                        # window asking for mail now stops the watch first)
+                        imap.idle_wait(min(wait, 0.5), stop, wait)
                     else:
                         stop.wait(wait)
                     if stop.is_set():
@@ -204,7 +208,7 @@ def _poll_pop3(account: Account, data_dir: Path, options: WatchOptions, stop: th
         store = Store(data_dir)
         try:
             for r in sync_account(account, get_password(account), store, listener=options.listener):
-                notify(account, r, options.notify_command)  # sync_account told the listener itself
+                notify(account, r, options)  # sync_account told the listener itself
             connected = True
         except DeskmailError as exc:
             if _fatal(exc, connected, account):  # a wrong password would be retried every interval, forever
