@@ -55,6 +55,7 @@ def test_read_flag_delete_and_counts(qtbot: Any, dm: Deskmail, sandbox: Any, mai
     window.list.selectRow(0)
     first = window.model.summary(0)
     assert first is not None
+    qtbot.waitUntil(lambda: window.shown_id == first.id, timeout=5_000)
     assert "The body of" in window.reader.toPlainText()
     assert first.subject in window.reader_header.text()
     qtbot.waitUntil(lambda: "Inbox (2)" in folder_texts(window), timeout=10_000)

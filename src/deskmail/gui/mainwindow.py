@@ -100,6 +100,8 @@ class MainWindow(QMainWindow):
         self.closing = False
         self.notified: list[str] = []  # the new-mail notices given (newest last)
         self.syncs_done = 0  # finished "get mail" runs, failed ones included
+        self.wanted_id: int | None = None  # the message chosen in the list
+        self.shown_id: int | None = None  # the message in the reader pane
         self.setWindowTitle("deskmail")
         self.setWindowIcon(app_icon())
 
@@ -283,23 +285,34 @@ class MainWindow(QMainWindow):
         return ids
 
     def _message_chosen(self, current: object, _previous: object) -> None:
+        """Read the chosen message off the GUI thread (a 20 MB message must not freeze the window); only the
+        last one chosen is shown when several reads overlap (arrowing quickly down the list)."""
         row = self.list.currentIndex().row()
         s = self.model.summary(row) if row >= 0 else None
+        self.wanted_id = s.id if s is not None else None
         if s is None:
             self._show_message(None)
             return
-        try:
-            view = self.app.read_message(s.id)
-        except DeskmailError as exc:
-            self._show_message(None)
-            self.reader.setPlainText(str(exc))
-            return
-        self._show_message(view)
+
+        def shown(view: MessageView) -> None:
+            if self.wanted_id == s.id:
+                self._show_message(view)
+
+        def failed(exc: DeskmailError) -> None:
+            if self.wanted_id == s.id:
+                self._show_message(None)
+                self.reader.setPlainText(str(exc))
+
+        task = Task(lambda _task: self.app.read_message(s.id))
+        task.done.connect(shown)
+        task.failed.connect(failed)
+        self._run(task)
         if "\\Seen" not in s.flags:
             self._change(lambda: self.app.mark_read([s.id]))
 
     def _show_message(self, view: MessageView | None) -> None:
         self.reader.inline = {}
+        self.shown_id = view.summary.id if view is not None else None
         if view is None:
             self.reader_header.clear()
             self.reader.clear()
