@@ -436,6 +436,22 @@ class Deskmail:
             return SentMessage(message, tuple(recipients), "", exc)
         return SentMessage(message, tuple(recipients), folder)
 
+    def reply(self, message_id: int, *, reply_all: bool = False) -> tuple[str, Draft]:
+        """A reply to a stored message, quoted, addressed and threaded: (the account to send it from, the draft)."""
+        from deskmail.outbox.reply import reply_draft
+
+        view = self.read_message(message_id)
+        account = self.account(view.summary.account)
+        return account.name, reply_draft(account, self.raw_message(message_id), view.reading.text,
+                                         reply_all=reply_all)
+
+    def forward(self, message_id: int) -> tuple[str, Draft]:
+        """A stored message forwarded inline: (the account it came to, the draft, still to be addressed)."""
+        from deskmail.outbox.reply import forward_draft
+
+        view = self.read_message(message_id)
+        return view.summary.account, forward_draft(self.raw_message(message_id), view.reading.text)
+
     # --- troubleshooting ---------------------------------------------------------------------
 
     def doctor(self, account: Account, password: Secret | None, *, send_test: bool = False,

@@ -31,6 +31,8 @@ class Draft:
     subject: str = ""
     body: str = ""
     attachments: Sequence[Path] = field(default_factory=tuple)
+    in_reply_to: str = ""  # the Message-ID answered (a reply)
+    references: Sequence[str] = ()  # the thread's Message-IDs, oldest first
 
 
 def _addresses(values: Sequence[str], field_name: str) -> list[str]:
@@ -66,6 +68,10 @@ def build_message(account: Account, draft: Draft) -> tuple[EmailMessage, list[st
     msg["Subject"] = draft.subject
     msg["Date"] = formatdate(localtime=True)
     msg["Message-ID"] = make_msgid(domain=email_domain(account.email))
+    if draft.in_reply_to:
+        msg["In-Reply-To"] = draft.in_reply_to
+    if draft.references:
+        msg["References"] = " ".join(draft.references)
     msg["User-Agent"] = "deskmail"
     msg.set_content(draft.body if draft.body.endswith("\n") else draft.body + "\n")
     for path in draft.attachments:
