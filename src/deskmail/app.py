@@ -342,6 +342,13 @@ class Deskmail:
                 self._token_stores.append((threading.get_ident(), store))
         return store.change_token()
 
+    def correspondents(self, limit: int = 2000) -> list[str]:
+        """People mail came from, most recent first (to complete addresses as they are typed)."""
+        if not self._index_exists():
+            return []
+        with self._reader() as store:
+            return store.correspondents(limit)
+
     def message(self, message_id: int) -> MessageSummary:
         with self._message_reader(message_id) as store:
             return store.get(message_id)

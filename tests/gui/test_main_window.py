@@ -124,3 +124,42 @@ def test_new_mail_is_pushed_and_announced(qtbot: Any, dm: Deskmail, sandbox: Any
     # F5 while watching: the watch steps aside, the sync runs, the watch comes back.
     get_mail(qtbot, window)
     qtbot.waitUntil(lambda: window.watch_task is not None and window.watch_task.running, timeout=10_000)
+
+
+def test_a_reply_is_sent_threaded_and_saved_in_sent(qtbot: Any, dm: Deskmail, sandbox: Any, mail_user: Any) -> None:
+    sandbox.deliver(mail_user.email, message(3, subject="Lunch on Friday?", body="Shall we meet at noon?",
+                                             sender="Ada Keeper <ada@harbour.example>"))
+    window = synced_window(qtbot, dm)
+    window.list.selectRow(0)
+    original = window.model.summary(0)
+    assert original is not None
+    qtbot.waitUntil(lambda: window.shown_id == original.id, timeout=5_000)
+    qtbot.keyClick(window.list, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: bool(window.composers), timeout=10_000)
+    composer = window.composers[-1]
+    assert composer.to.text() == "Ada Keeper <ada@harbour.example>"
+    assert composer.subject.text() == "Re: Lunch on Friday?"
+    assert "> Shall we meet at noon?" in composer.body.toPlainText()
+    composer.body.setPlainText("Noon is fine.\n\n" + composer.body.toPlainText())
+    composer.send_button.click()
+    qtbot.waitUntil(lambda: not composer.isVisible(), timeout=30_000)
+    # The copy in Sent carries the thread's headers; the message itself went to the submission server.
+    sent = sandbox.doveadm("fetch", "-u", mail_user.email, "hdr", "mailbox", "Sent", check=True).stdout
+    assert "Subject: Re: Lunch on Friday?" in sent
+    assert "In-Reply-To: <gui-3-" in sent and "Noon is fine" not in sent  # (headers only were fetched)
+    body = sandbox.doveadm("fetch", "-u", mail_user.email, "body", "mailbox", "Sent", check=True).stdout
+    assert "Noon is fine." in body and "> Shall we meet at noon?" in body
+
+
+def test_sending_fails_clearly_and_keeps_what_was_typed(qtbot: Any, dm: Deskmail) -> None:
+    window = MainWindow(dm)
+    qtbot.addWidget(window)
+    composer = window.write()
+    composer.to.setText("not an address")
+    composer.subject.setText("Kept")
+    composer.body.setPlainText("Every word I typed.")
+    composer.send_button.click()
+    qtbot.waitUntil(lambda: bool(composer.problem.text()), timeout=10_000)
+    assert "is not an e-mail address" in composer.problem.text() and "What to do" in composer.problem.text()
+    assert composer.isVisible() and composer.body.toPlainText() == "Every word I typed."
+    composer.close()

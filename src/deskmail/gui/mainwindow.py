@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QThreadPool, QTimer, QUrl
 from PySide6.QtGui import QAction, QCloseEvent, QFont, QKeySequence
@@ -35,6 +36,10 @@ from deskmail.gui.models import COLUMNS, MessageListModel, View, short_date
 from deskmail.gui.tasks import Task
 from deskmail.mailbox import FolderInfo
 from deskmail.sync.runner import SyncRun
+
+if TYPE_CHECKING:
+    from deskmail.gui.composer import ComposeWindow
+    from deskmail.outbox.compose import Draft
 
 # Special folders first, in Thunderbird's order; then the rest by name.
 SPECIAL_ORDER = {"INBOX": 0, "\\Drafts": 1, "\\Sent": 2, "\\Archive": 3, "\\Junk": 4, "\\Trash": 5}
@@ -100,10 +105,15 @@ class MainWindow(QMainWindow):
         self.closing = False
         self.notified: list[str] = []  # the new-mail notices given (newest last)
         self.syncs_done = 0  # finished "get mail" runs, failed ones included
+        self.composers: list[ComposeWindow] = []
         self.wanted_id: int | None = None  # the message chosen in the list
         self.shown_id: int | None = None  # the message in the reader pane
         self.setWindowTitle("deskmail")
         self.setWindowIcon(app_icon())
+        # The pool's default is one thread per core; a watch holds one for as long as it runs, and work
+        # mostly waits on the network, not the processor: room for a sync, a send and reads at once.
+        pool = QThreadPool.globalInstance()
+        pool.setMaxThreadCount(max(pool.maxThreadCount(), 8))
 
         self.folders = QTreeWidget()
         self.folders.setHeaderHidden(True)
@@ -189,6 +199,11 @@ class MainWindow(QMainWindow):
         self.read_action = action(tr("Mark as Read/Unread"), ["M"], self.toggle_read)
         self.flag_action = action(tr("Star"), ["S"], self.toggle_flag)
         self.next_unread_action = action(tr("Next Unread Message"), ["N"], self.next_unread)
+        self.write_action = action(tr("Write"), ["Ctrl+N"], self.write, QStyle.StandardPixmap.SP_FileIcon)
+        self.reply_action = action(tr("Reply"), ["Ctrl+R"], lambda: self.reply(False),
+                                   QStyle.StandardPixmap.SP_ArrowBack)
+        self.reply_all_action = action(tr("Reply All"), ["Ctrl+Shift+R"], lambda: self.reply(True))
+        self.forward_action = action(tr("Forward"), ["Ctrl+L"], self.forward, QStyle.StandardPixmap.SP_ArrowRight)
         self.add_account_action = action(tr("Add Mail Account…"), [], self.add_account)
         self.settings_action = action(tr("Account Settings…"), [], self.account_settings)
         self.quit_action = action(tr("Quit"), [QKeySequence.StandardKey.Quit], self.close)
@@ -197,7 +212,8 @@ class MainWindow(QMainWindow):
         bar.setObjectName("mail-toolbar")
         bar.setMovable(False)
         bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        for a in (self.get_mail_action, self.delete_action):
+        for a in (self.get_mail_action, self.write_action, self.reply_action, self.reply_all_action,
+                  self.forward_action, self.delete_action):
             bar.addAction(a)
         menu = self.menuBar()
         file_menu = menu.addMenu(tr("&File"))
@@ -206,7 +222,8 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
         message_menu = menu.addMenu(tr("&Message"))
-        for a in (self.read_action, self.flag_action, self.next_unread_action, self.delete_action):
+        for a in (self.write_action, self.reply_action, self.reply_all_action, self.forward_action, self.read_action,
+                  self.flag_action, self.next_unread_action, self.delete_action):
             message_menu.addAction(a)
 
     # --- folders ----------------------------------------------------------------------------
@@ -338,6 +355,34 @@ class MainWindow(QMainWindow):
         task = Task(lambda _task: work())
         task.failed.connect(lambda exc: show_error(self, exc))
         task.done.connect(lambda _result: self.get_mail() if send_now else self.refresh_if_changed())
+        self._run(task)
+
+    # --- writing ---------------------------------------------------------------------------
+
+    def write(self, draft: Draft | None = None, account: str | None = None) -> ComposeWindow:
+        from deskmail.gui.composer import ComposeWindow
+
+        view = self._current_view()
+        window = ComposeWindow(self.app, draft, account or (view.account if view is not None else None), self)
+        window.setWindowFlag(Qt.WindowType.Window)
+        window.sent.connect(lambda _sent: self.statusBar().showMessage(tr("Message sent"), 8000))
+        self.composers.append(window)
+        window.show()
+        return window
+
+    def reply(self, reply_all: bool) -> None:
+        self._start_from(lambda mid: self.app.reply(mid, reply_all=reply_all))
+
+    def forward(self) -> None:
+        self._start_from(self.app.forward)
+
+    def _start_from(self, make: Callable[[int], tuple[str, Draft]]) -> None:
+        message_id = self.shown_id
+        if message_id is None:
+            return
+        task = Task(lambda _task: make(message_id))
+        task.done.connect(lambda made: self.write(made[1], made[0]))
+        task.failed.connect(lambda exc: show_error(self, exc))
         self._run(task)
 
     def toggle_read(self) -> None:

@@ -967,6 +967,12 @@ class Store:
             flags=str(r[10]), path=str(self.maildir(account, path).path(filename)), partial=bool(r[13]),
         )
 
+    def correspondents(self, limit: int = 2000) -> list[str]:
+        """Senders of the newest messages, most recent first, each once (address completion)."""
+        rows = self._read("SELECT sender FROM messages WHERE sender != '' GROUP BY sender ORDER BY MAX(date) DESC"
+                          " LIMIT ?", (limit,))
+        return [str(r[0]) for r in rows]
+
     def get(self, message_id: int) -> MessageSummary:
         rows = self._read(self._SUMMARY_SQL + " WHERE m.id=?", (message_id,))
         if not rows:

@@ -1,0 +1,201 @@
+"""Writing a message: recipients with completion, the account to send from, text, attachments, Send.
+
+Sending runs on a worker; on failure the window stays open with everything typed and the error with its
+remedy above the text, so nothing is lost. (Drafts and the outbox queue come with the sending issue.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from PySide6.QtCore import QStringListModel, Qt, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QComboBox,
+    QCompleter,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLineEdit,
+    QListWidget,
+    QMainWindow,
+    QMessageBox,
+    QPlainTextEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from deskmail.app import Deskmail, SentMessage
+from deskmail.errors import DeskmailError
+from deskmail.gui.common import app_icon, error_html, tr, wrapping_label
+from deskmail.gui.tasks import Task
+from deskmail.outbox.compose import Draft
+
+
+class AddressCompleter(QCompleter):
+    """Completes the address being typed after the last comma."""
+
+    def __init__(self, addresses: Sequence[str], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setModel(QStringListModel(list(addresses), self))
+        self.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        self.setFilterMode(Qt.MatchFlag.MatchContains)
+
+    def splitPath(self, path: str) -> list[str]:
+        return [path.rsplit(",", 1)[-1].strip()]
+
+    def pathFromIndex(self, index: object) -> str:
+        chosen = str(super().pathFromIndex(index))  # type: ignore[arg-type]
+        line = self.widget()
+        typed = line.text() if isinstance(line, QLineEdit) else ""
+        head = typed.rsplit(",", 1)[0] + ", " if "," in typed else ""
+        return head + chosen
+
+
+class ComposeWindow(QMainWindow):
+    sent = Signal(object)  # SentMessage
+
+    def __init__(self, app: Deskmail, draft: Draft | None = None, account: str | None = None,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.app = app
+        self.setWindowIcon(app_icon())
+        self.setAcceptDrops(True)
+        self.resize(760, 620)
+        self.sending: Task | None = None
+        self.in_flight = False  # handed to the engine, no answer yet
+        self.draft: Draft | None = None  # what the window was opened with (a reply's threading headers)
+        self.identity = QComboBox()
+        for name, a in app.accounts().items():
+            self.identity.addItem(f"{a.display_name} <{a.email}>" if a.display_name else a.email, name)
+        if account is not None and self.identity.findData(account) >= 0:
+            self.identity.setCurrentIndex(self.identity.findData(account))
+        self.to, self.cc, self.bcc, self.subject = QLineEdit(), QLineEdit(), QLineEdit(), QLineEdit()
+        try:
+            known = app.correspondents()
+        except DeskmailError:
+            known = []
+        for line in (self.to, self.cc, self.bcc):
+            line.setCompleter(AddressCompleter(known, line))
+            line.setPlaceholderText(tr("name@example.com, Name <name@example.com>"))
+        self.body = QPlainTextEdit()
+        self.attachments = QListWidget()
+        self.attachments.setMaximumHeight(80)
+        self.problem = wrapping_label(rich=True)
+        self.problem.setStyleSheet("color: #c62828")
+        self.send_button = QPushButton(tr("Send"))
+        self.send_button.setDefault(True)
+        attach = QPushButton(tr("Attach…"))
+        remove = QPushButton(tr("Remove attachment"))
+
+        form = QFormLayout()
+        form.addRow(tr("From:"), self.identity)
+        form.addRow(tr("To:"), self.to)
+        form.addRow(tr("Cc:"), self.cc)
+        form.addRow(tr("Bcc:"), self.bcc)
+        form.addRow(tr("Subject:"), self.subject)
+        buttons = QHBoxLayout()
+        buttons.addWidget(attach)
+        buttons.addWidget(remove)
+        buttons.addStretch(1)
+        buttons.addWidget(self.send_button)
+        box = QWidget()
+        layout = QVBoxLayout(box)
+        layout.addLayout(form)
+        layout.addWidget(self.problem)
+        layout.addWidget(self.body, 1)
+        layout.addWidget(self.attachments)
+        layout.addLayout(buttons)
+        self.setCentralWidget(box)
+
+        send_action = QAction(tr("Send"), self)
+        send_action.setShortcuts([QKeySequence("Ctrl+Return"), QKeySequence("Ctrl+Enter")])
+        send_action.triggered.connect(self.send)
+        self.addAction(send_action)
+        self.send_button.clicked.connect(self.send)
+        attach.clicked.connect(self._choose_files)
+        remove.clicked.connect(lambda: [self.attachments.takeItem(self.attachments.row(i))
+                                        for i in self.attachments.selectedItems()])
+        self.subject.textChanged.connect(self._title)
+        if draft is not None:
+            self.load(draft)
+        self._title()
+
+    def load(self, draft: Draft) -> None:
+        self.draft = draft
+        self.to.setText(", ".join(draft.to))
+        self.cc.setText(", ".join(draft.cc))
+        self.bcc.setText(", ".join(draft.bcc))
+        self.subject.setText(draft.subject)
+        self.body.setPlainText(draft.body)
+        for path in draft.attachments:
+            self.attachments.addItem(str(path))
+        self.body.moveCursor(self.body.textCursor().MoveOperation.Start)
+        (self.to if not draft.to else self.body).setFocus()
+
+    def _title(self) -> None:
+        self.setWindowTitle(tr("Write: {subject}").format(subject=self.subject.text() or tr("(no subject)")))
+
+    def _choose_files(self) -> None:
+        files, _filter = QFileDialog.getOpenFileNames(self, tr("Attach files"))
+        for f in files:
+            self.attachments.addItem(f)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        for url in event.mimeData().urls():
+            if url.isLocalFile():
+                self.attachments.addItem(url.toLocalFile())
+        event.acceptProposedAction()
+
+    def current_draft(self) -> Draft:
+        def split(line: QLineEdit) -> tuple[str, ...]:
+            return tuple(a.strip() for a in line.text().split(",") if a.strip())
+
+        previous = self.draft
+        return Draft(to=split(self.to), cc=split(self.cc), bcc=split(self.bcc), subject=self.subject.text(),
+                     body=self.body.toPlainText(),
+                     attachments=tuple(Path(self.attachments.item(i).text()) for i in range(self.attachments.count())),
+                     in_reply_to=previous.in_reply_to if previous else "",
+                     references=tuple(previous.references) if previous else ())
+
+    def send(self) -> None:
+        if self.in_flight:
+            return
+        draft = self.current_draft()
+        account = str(self.identity.currentData())
+        self.problem.clear()
+        self.send_button.setEnabled(False)
+        self.statusBar().showMessage(tr("Sending…"))
+        task = Task(lambda _task: self.app.send(draft, account), self)
+        task.done.connect(self._sent)
+        task.failed.connect(self._failed)
+        self.sending = task
+        self.in_flight = True
+        task.start()
+
+    def _sent(self, result: SentMessage) -> None:
+        self.in_flight = False
+        self.sent.emit(result)
+        if result.copy_error is not None:
+            QMessageBox.warning(self, tr("Sent, but not saved in Sent"),
+                                tr("The message went out, but its copy could not be saved in Sent.") + "\n\n"
+                                + str(result.copy_error))
+        self.close()
+
+    def _failed(self, exc: DeskmailError) -> None:
+        self.in_flight = False
+        self.send_button.setEnabled(True)
+        self.statusBar().showMessage(tr("Not sent"))
+        self.problem.setText(error_html(exc))
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self.in_flight:
+            event.ignore()  # a message half-handed to the server must not lose its window
+            return
+        super().closeEvent(event)
