@@ -154,6 +154,15 @@ def main() -> None:
     settle(0.5)
     shot(window, "08-reader-html")
 
+    # The composer: a reply, quoted and addressed.
+    window.reply(False)
+    wait(lambda: bool(window.composers))
+    composer = window.composers[-1]
+    composer.body.setPlainText("Thank you, I will collect it on Monday.\n" + composer.body.toPlainText())
+    settle(0.5)
+    shot(composer, "09-composer-reply")
+    composer.close()
+
     # Account settings: the doctor live, with a setting made wrong on purpose, and Repair offered.
     dialog = AccountSettings(app, "demo", window)
     dialog.form.in_security.setCurrentIndex(dialog.form.in_security.findData(Security.STARTTLS.value))
@@ -162,7 +171,7 @@ def main() -> None:
     dialog.run_test()
     wait(lambda: dialog.test.isEnabled())
     settle(0.5)
-    shot(dialog, "09-settings-doctor")
+    shot(dialog, "10-settings-doctor")
     dialog.close()
 
     # An error, as a person sees it.
@@ -171,7 +180,7 @@ def main() -> None:
     def grab_box() -> None:
         box = QApplication.activeModalWidget()
         if box is not None:
-            shot(box, "10-error")
+            shot(box, "11-error")
             box.close()
 
     QTimer.singleShot(800, grab_box)

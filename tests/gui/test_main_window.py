@@ -120,7 +120,7 @@ def test_new_mail_is_pushed_and_announced(qtbot: Any, dm: Deskmail, sandbox: Any
     # No timer and no key: the server's IDLE notice brings it (the periodic sync is minutes away).
     qtbot.waitUntil(lambda: window.model.rowCount() == 1, timeout=20_000)
     assert window.model.summary(0).subject == "Pushed to you"  # type: ignore[union-attr]
-    assert window.notified and "1 new messages" in window.notified[-1]
+    assert window.notified and "1 new message in" in window.notified[-1]
     # F5 while watching: the watch steps aside, the sync runs, the watch comes back.
     get_mail(qtbot, window)
     qtbot.waitUntil(lambda: window.watch_task is not None and window.watch_task.running, timeout=10_000)

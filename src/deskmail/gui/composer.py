@@ -83,11 +83,15 @@ class ComposeWindow(QMainWindow):
         self.body = QPlainTextEdit()
         self.attachments = QListWidget()
         self.attachments.setMaximumHeight(80)
+        self.attachments.setVisible(False)  # shown once there is something attached
+        self.attachments.model().rowsInserted.connect(self._attachments_changed)
+        self.attachments.model().rowsRemoved.connect(self._attachments_changed)
         self.problem = wrapping_label(rich=True)
         self.problem.setStyleSheet("color: #c62828")
         self.send_button = QPushButton(tr("Send"))
         self.send_button.setDefault(True)
         attach = QPushButton(tr("Attach…"))
+        attach.setToolTip(tr("Or drop files on this window"))
         remove = QPushButton(tr("Remove attachment"))
 
         form = QFormLayout()
@@ -134,6 +138,9 @@ class ComposeWindow(QMainWindow):
             self.attachments.addItem(str(path))
         self.body.moveCursor(self.body.textCursor().MoveOperation.Start)
         (self.to if not draft.to else self.body).setFocus()
+
+    def _attachments_changed(self) -> None:
+        self.attachments.setVisible(self.attachments.count() > 0)
 
     def _title(self) -> None:
         self.setWindowTitle(tr("Write: {subject}").format(subject=self.subject.text() or tr("(no subject)")))

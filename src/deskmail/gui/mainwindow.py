@@ -511,7 +511,8 @@ class MainWindow(QMainWindow):
         """Tell the person: a desktop notification, or the status line when the desktop has none."""
         from deskmail.gui.notify import desktop_notify
 
-        text = tr("{n} new messages in {account}").format(n=count, account=account)
+        text = (tr("1 new message in {account}") if count == 1 else tr("{n} new messages in {account}")).format(
+            n=count, account=account)
         self.notified.append(text)
         if self.isActiveWindow() or not desktop_notify("deskmail", text):
             self.statusBar().showMessage(text, 10_000)
@@ -525,7 +526,8 @@ class MainWindow(QMainWindow):
             self.progress.setText(tr("{account}: {what}").format(account=name, what=exc.what))
         else:
             self._set_online(True)
-            self.progress.setText(tr("{n} new messages").format(n=new) if new else tr("Up to date"))
+            self.progress.setText(tr("Up to date") if not new else tr("1 new message") if new == 1
+                                  else tr("{n} new messages").format(n=new))
         self.refresh_if_changed()
         if not run.failures:
             self.start_watch()
