@@ -33,14 +33,16 @@ __all__ = ["AttachmentInfo", "CalendarEvent", "RenderWarning", "Rendered", "Susp
 
 
 def sender_address(raw_from: str) -> str:
-    """The address of a From header (decoded or not), lower-cased; "" when none can be read."""
-    try:
-        pairs = getaddresses([decode_header(raw_from)])
-    except Exception:  # the stdlib address parser on hostile punctuation
-        pairs = []
-    for _name, address in pairs:
-        if "@" in address:
-            return address.strip().lower()
+    """The address of a From header, lower-cased; "" when none can be read. Read from the header as
+    written first: a display name's encoded words may decode to text that looks like an address."""
+    for value in (raw_from, decode_header(raw_from)):
+        try:
+            pairs = getaddresses([value.replace("\r", " ").replace("\n", " ")])
+        except Exception:  # the stdlib address parser on hostile punctuation
+            continue
+        for _name, address in pairs:
+            if "@" in address and "=?" not in address:
+                return address.strip().lower()
     m = re.search(r"[^\s<>\"'@,;:]+@[^\s<>\"'@,;:]+", raw_from)
     return m.group().lower() if m else ""
 

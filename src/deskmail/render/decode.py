@@ -136,10 +136,11 @@ def _uudecode(payload: bytes) -> bytes:
 
 _ENCODED_WORD = re.compile(r"=\?([^?\s]{1,64})\?([bBqQ])\?([^?]*?)\?=")
 _SPACE_BETWEEN = re.compile(r"\s+")
+_B64_WORD = re.compile(r"[A-Za-z0-9+/]*={0,3}")
 
 
 def _word_bytes(kind: str, text: str) -> bytes:
-    raw = text.encode("ascii", "surrogateescape")
+    raw = text.encode("utf-8", "surrogateescape")
     if kind in "bB":
         return b64decode(raw)
     return binascii.a2b_qp(raw.replace(b"_", b" "), header=True)
@@ -176,6 +177,8 @@ def decode_header(value: str) -> str:
         if between and not (pending and _SPACE_BETWEEN.fullmatch(between)):
             flush()
             out.append(raw_header_text(between))
+        if m.group(2) in "bB" and not _B64_WORD.fullmatch(m.group(3)):
+            continue  # not base64 at all: left as it is written (decoding would only make noise)
         label = m.group(1).split("*", 1)[0]  # RFC 2231 language suffix: charset*lang
         pending.append((label, _word_bytes(m.group(2), m.group(3))))
         pos = m.end()
@@ -255,7 +258,8 @@ def _rfc2231(pieces: dict[int, tuple[str, bool]]) -> str:
         raw, encoded = pieces[index]
         if encoded and index == min(pieces) and raw.count("'") >= 2:
             label, _lang, raw = raw.split("'", 2)
-        data += unquote_to_bytes(raw) if encoded else raw.encode("utf-8", "surrogateescape")
+        piece = raw.encode("utf-8", "surrogateescape")
+        data += unquote_to_bytes(piece) if encoded else piece
     return decode_text(bytes(data), label)[0]
 
 

@@ -15,7 +15,7 @@ import unicodedata
 from pathlib import Path
 
 MAX_BYTES = 180  # below every file system's 255-byte limit, with room for " (123)"
-_MAX_EXT = 16
+_EXTENSION = re.compile(r"(?:\.[A-Za-z0-9]{1,4})?\.[^.\s]{1,16}\Z")
 
 # Controls (C0, DEL, C1), bidi marks, overrides and isolates, zero-width characters, BOM, and the
 # line/paragraph separators: none belongs in a file name, several disguise one.
@@ -51,12 +51,11 @@ def safe_filename(name: str | None, content_type: str = "application/octet-strea
     text = re.sub(r"\s+", " ", text).strip(" .")  # no leading dot (hidden files), no trailing dot or space
     if not text:
         return f"attachment-{index}{extension_for(content_type)}"
-    stem, dot, ext = text.rpartition(".")
-    if not dot or not stem or len(ext) > _MAX_EXT or " " in ext:
-        stem, ext = text, ""
+    # The extension kept through truncation: the last suffix, or the last two when short (".tar.gz").
+    m = _EXTENSION.search(text)
+    stem, suffix = (text[: m.start()], m.group()) if m and m.start() > 0 else (text, "")
     if stem.split(".", 1)[0].rstrip(" ").upper() in _RESERVED:
         stem = "_" + stem
-    suffix = f".{ext}" if ext else ""
     stem = _truncate_utf8(stem, MAX_BYTES - len(suffix.encode("utf-8"))).rstrip(" .")
     return (stem or f"attachment-{index}") + suffix
 

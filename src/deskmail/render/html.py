@@ -37,7 +37,7 @@ _ATTRIBUTES: dict[str, set[str]] = {
 }
 # Dropped with everything inside them: content that was never meant to be read as text.
 _CLEAN_CONTENT = {"script", "style", "title", "iframe", "object", "embed", "applet", "template", "frameset",
-                  "noembed", "noframes", "select", "textarea", "head", "svg", "math"}
+                  "noembed", "noframes", "noscript", "select", "textarea", "head", "svg", "math"}
 # Inline CSS properties kept: how text and boxes look. Not kept: anything that can load (background,
 # list-style, content, cursor, border-image…) or lay a box over the reader's window (position, z-index).
 _CSS = {

@@ -153,7 +153,8 @@ def headers(msg: Message) -> dict[str, str]:
     for key, value in msg.raw_items():
         canonical = next((h for h in SHOWN_HEADERS if h.lower() == key.lower()), None)
         if canonical and canonical not in found and isinstance(value, str):
-            found[canonical] = decode_header(value).strip()
+            # One line: a CR or LF decoded out of an encoded word must not start a fake header line.
+            found[canonical] = re.sub(r"[\r\n]+", " ", decode_header(value)).strip()
     return found
 
 
