@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from deskmail.doctor.report import Finding, Report
     from deskmail.events import CancelToken, Listener
     from deskmail.outbox.compose import Draft
-    from deskmail.render import Reading
+    from deskmail.render import AttachmentInfo, Rendered
     from deskmail.store import Store
     from deskmail.sync.runner import SessionSource, SyncRun
     from deskmail.sync.watch import Report as WatchReport
@@ -57,7 +57,7 @@ class SentMessage:
 @dataclass(frozen=True, slots=True)
 class MessageView:
     summary: MessageSummary
-    reading: Reading
+    reading: Rendered
 
 
 class Deskmail:
@@ -353,15 +353,70 @@ class Deskmail:
         with self._message_reader(message_id) as store:
             return store.get(message_id)
 
-    def read_message(self, message_id: int) -> MessageView:
-        """One message's headers, text and attachment list."""
-        from deskmail.render import read_message
-
+    def read_message(self, message_id: int, *, prefer_html: bool = False,
+                     allow_remote: bool | None = None) -> MessageView:
+        """One message's summary and its rendering (see :meth:`render_message`)."""
         with self._message_reader(message_id) as store:
             summary = store.get(message_id)
-            # The file's current name: a flag change since the row was read renames it.
-            path = store.message_path(message_id)
-        return MessageView(summary, read_message(path))
+        return MessageView(summary, self.render_message(message_id, prefer_html=prefer_html,
+                                                        allow_remote=allow_remote))
+
+    def render_message(self, message_id: int, *, prefer_html: bool = True,
+                       allow_remote: bool | None = None) -> Rendered:
+        """The message made safe to show: sanitized HTML (``cid:`` images in ``inline_images``), text,
+        attachments, warnings. Remote images load only when ``allow_remote`` is True, or when it is None
+        and the sender is on the allow list (:meth:`allow_remote_content`). Never raises for a malformed
+        message (it degrades, with a warning)."""
+        from deskmail.render import render, sender_of
+
+        raw = self.raw_message(message_id)
+        if allow_remote is None:
+            allowed = self.remote_content_senders()
+            allow_remote = bool(allowed) and sender_of(raw) in allowed
+        return render(raw, prefer_html=prefer_html, allow_remote=allow_remote)
+
+    def attachments(self, message_id: int) -> list[AttachmentInfo]:
+        """The message's attachments: number, name, type, size."""
+        from deskmail.render import attachments
+
+        return attachments(self.raw_message(message_id))
+
+    def save_attachments(self, message_id: int, directory: Path, *, which: Sequence[int] | None = None) -> list[Path]:
+        """Save the attachments numbered ``which`` (default: all) into ``directory`` under safe new names
+        (nothing overwritten, nothing written outside it); returns the files written."""
+        from deskmail.render import save_attachments
+
+        return save_attachments(self.raw_message(message_id), Path(directory), which=which)
+
+    def remote_content_senders(self) -> frozenset[str]:
+        """The senders whose messages load remote images."""
+        import json
+
+        try:
+            data = json.loads(self._remote_file().read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return frozenset()
+        senders = data.get("senders") if isinstance(data, dict) else None
+        return frozenset(s for s in senders if isinstance(s, str)) if isinstance(senders, list) else frozenset()
+
+    def allow_remote_content(self, sender: str, allow: bool = True) -> frozenset[str]:
+        """Put ``sender`` (an address) on the allow list for remote images, or take it off; returns the list."""
+        import json
+
+        from deskmail.render import sender_address
+
+        address = sender_address(sender)
+        if not address:
+            raise UsageError(f"{sender!r} is not an e-mail address", code=Code.USAGE)
+        with self._lock:
+            senders = set(self.remote_content_senders())
+            (senders.add if allow else senders.discard)(address)
+            config.atomic_write(self._remote_file(),
+                                json.dumps({"senders": sorted(senders)}, indent=1).encode() + b"\n")
+        return frozenset(senders)
+
+    def _remote_file(self) -> Path:
+        return self.paths.config_dir / "remote-content.json"
 
     def raw_message(self, message_id: int) -> bytes:
         """The message exactly as stored."""

@@ -97,6 +97,8 @@ class Code(StrEnum):
     ACCOUNT_REMOVED = "account_removed"
     NO_SUCH_FOLDER = "no_such_folder"
     NO_SUCH_MESSAGE = "no_such_message"
+    NO_SUCH_ATTACHMENT = "no_such_attachment"
+    SAVE_FAILED = "save_failed"
     # passwords
     NO_PASSWORD = "no_password"
     NO_KEYRING = "no_keyring"
@@ -189,6 +191,8 @@ MEANINGS: dict[Code, str] = {
     Code.ACCOUNT_REMOVED: "the message belongs to an account that was removed",
     Code.NO_SUCH_FOLDER: "the account has no folder of that name (as of the last sync)",
     Code.NO_SUCH_MESSAGE: "no stored message has that id",
+    Code.NO_SUCH_ATTACHMENT: "the message has no attachment of that number",
+    Code.SAVE_FAILED: "an attachment could not be saved into the folder given",
     Code.NO_PASSWORD: "the account's password source gave no password",
     Code.NO_KEYRING: "no usable system keyring can hold the password",
     Code.NO_PASSWORD_STORED: "the keyring holds no password for the account",

@@ -19,7 +19,7 @@ import typer
 from deskmail import config
 from deskmail.app import Deskmail
 from deskmail.cli import options as opt
-from deskmail.cli.ui import cell, err, out, safe, visible
+from deskmail.cli.ui import cell, err, out, safe
 from deskmail.codes import Code
 from deskmail.errors import AuthError, DeskmailError, UsageError
 from deskmail.model import Account, PasswordSource, email_domain
@@ -49,6 +49,7 @@ CLI_HINTS: dict[str, str] = {
     Code.NO_ACCOUNTS: "add one with `deskmail account add` (or try `deskmail sandbox demo`)",
     Code.SEVERAL_ACCOUNTS: "name it with --account",
     Code.NO_SUCH_MESSAGE: "see `deskmail list` for the ids",
+    Code.NO_SUCH_ATTACHMENT: "see `deskmail attachments ID` for the numbers",
     Code.NO_KEYRING: "or re-add the account with --password-command 'pass show mail' or --password-env VARIABLE",
     Code.STORE_MISSING: "run `deskmail sync --redownload` to fetch the folder again",
     Code.NO_PASSWORD_STORED: "run `deskmail account password ACCOUNT` to store it again",
@@ -419,40 +420,11 @@ def list_messages(
     out.print(table)
 
 
-@app.command()
-def read(
-    message: Annotated[int, typer.Argument(metavar="ID", show_default=False)],
-    json_out: opt.JsonOut = False,
-    raw: Annotated[bool, typer.Option("--raw", help="Print the message exactly as stored.")] = False,
-) -> None:
-    """Show message ID: headers, text and attachment names."""
-    app_ = dm()
-    if raw:
-        sys.stdout.buffer.write(app_.raw_message(message))
-        return
-    view = app_.read_message(message)
-    summary, reading = view.summary, view.reading
-    if summary.partial:
-        err.print("[yellow]Only the headers of this message are downloaded; `deskmail sync` fetches the rest.[/]")
-    if json_out:
-        _emit_json({"id": summary.id, "account": summary.account, "folder": summary.folder,
-                    "partial": summary.partial, **reading.to_dict()})
-        return
-    for key, value in reading.headers.items():
-        out.print(f"[bold]{safe(key, newlines=False)}:[/] {safe(value, newlines=False)}", highlight=False)
-    out.print()
-    out.print(visible(reading.text), markup=False, highlight=False)
-    if reading.attachments:
-        out.print("[bold]Attachments:[/]")
-        for a in reading.attachments:
-            out.print(visible(f"  {a.filename} ({a.content_type}, {a.size} bytes)", newlines=False), markup=False,
-                      highlight=False)
-
-
 def _register_optional() -> None:
-    from deskmail.cli import sandbox_cmd, sync_cmd
+    from deskmail.cli import read_cmd, sandbox_cmd, sync_cmd
 
     sync_cmd.register(app)
+    read_cmd.register(app)
     sandbox_cmd.register(app)
     for module in ("discover_cmd", "doctor_cmd", "gui_cmd"):
         try:
