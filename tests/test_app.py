@@ -12,7 +12,7 @@ from deskmail.config import Paths
 from deskmail.errors import AuthError, NotFoundError, UsageError
 from deskmail.outbox.compose import Draft
 from deskmail.secrets import Secret
-from deskmail.setup import Candidate, DidNotWork, ManualSettings, SetupEvent, Trying, Worked
+from deskmail.setup import Candidate, Checked, DidNotWork, ManualSettings, SetupEvent, Trying, Worked
 
 pytestmark = pytest.mark.servers
 
@@ -40,7 +40,8 @@ def test_setup_sync_read_flag_move_delete_send_remove(app: Deskmail, sandbox: An
     seen: list[SetupEvent] = []
     outcome = app.verify_candidates(candidates, Secret(mail_user.password), confirm=lambda c: False,
                                     on_event=seen.append)
-    assert outcome.ok and [type(e) for e in seen] == [Trying, Worked]
+    assert outcome.ok and [type(e) for e in seen] == [Trying, Checked, Checked, Worked]
+    assert [e.server for e in seen if isinstance(e, Checked)] == ["incoming", "outgoing"]
     assert outcome.account is not None
     account = app.add_account(outcome.account)
     assert app.account().name == "acct" == account.name
