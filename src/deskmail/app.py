@@ -375,6 +375,16 @@ class Deskmail:
             allow_remote = bool(allowed) and sender_of(raw) in allowed
         return render(raw, prefer_html=prefer_html, allow_remote=allow_remote)
 
+    def remote_images(self, rendered: Rendered) -> dict[str, tuple[str, bytes]]:
+        """Fetch the remote images of a message rendered with remote content allowed: url -> (type, bytes).
+        Bounded (count, size, time); an image that cannot be fetched is left out."""
+        from deskmail.net.remote import fetch_images
+        from deskmail.render.remote import remote_image_urls
+
+        if not rendered.remote_allowed:
+            return {}
+        return fetch_images(remote_image_urls(rendered.html))
+
     def attachments(self, message_id: int) -> list[AttachmentInfo]:
         """The message's attachments: number, name, type, size."""
         from deskmail.render import attachments

@@ -57,7 +57,7 @@ def test_read_flag_delete_and_counts(qtbot: Any, dm: Deskmail, sandbox: Any, mai
     assert first is not None
     qtbot.waitUntil(lambda: window.shown_id == first.id, timeout=5_000)
     assert "The body of" in window.reader.toPlainText()
-    assert first.subject in window.reader_header.text()
+    assert first.subject in window.reader_pane.header.text()
     qtbot.waitUntil(lambda: "Inbox (2)" in folder_texts(window), timeout=10_000)
 
     # S stars it, M marks it unread again; N goes to the next unread message.
@@ -163,3 +163,96 @@ def test_sending_fails_clearly_and_keeps_what_was_typed(qtbot: Any, dm: Deskmail
     assert "is not an e-mail address" in composer.problem.text() and "What to do" in composer.problem.text()
     assert composer.isVisible() and composer.body.toPlainText() == "Every word I typed."
     composer.close()
+
+
+class ImageServer:
+    """A local HTTP server that serves one PNG and counts the requests (the tracking pixel's point of view)."""
+
+    PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+                        "1f15c4890000000d49444154789c6360f8ffff3f0005fe02fea7d6a4f30000000049454e44ae426082")
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        self.requests: list[str] = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                outer.requests.append(self.path)
+                self.send_response(200)
+                self.send_header("Content-Type", "image/png")
+                self.send_header("Content-Length", str(len(outer.PNG)))
+                self.end_headers()
+                self.wfile.write(outer.PNG)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_remote_images_are_not_fetched_until_allowed(qtbot: Any, dm: Deskmail, sandbox: Any,
+                                                     mail_user: Any) -> None:
+    images = ImageServer()
+    try:
+        html = (f'<p>Your <b>pass</b> is ready.</p><img src="{images.url}/pixel.png" width="1" height="1">'
+                f'<div style="background: url({images.url}/bg.png)">x</div><script>alert(1)</script>')
+        sandbox.deliver(mail_user.email, message(5, subject="Newsletter", html=html,
+                                                 sender="News <news@shop.example>"))
+        window = synced_window(qtbot, dm)
+        window.list.selectRow(0)
+        s = window.model.summary(0)
+        assert s is not None
+        qtbot.waitUntil(lambda: window.shown_id == s.id, timeout=5_000)
+        pane = window.reader_pane
+        assert "pass" in window.reader.toPlainText() and "alert" not in window.reader.toHtml()
+        assert pane.remote_bar.isVisibleTo(pane) and "1 remote images" in pane.remote_text.text()
+        QApplication.processEvents()
+        assert images.requests == []  # nothing was fetched: not by the engine, not by Qt
+        # Allowed for this message: the image is fetched (once) and shown; the sender is not remembered.
+        pane.remote_once.click()
+        qtbot.waitUntil(lambda: bool(window.reader.remote), timeout=10_000)
+        assert images.requests == ["/pixel.png"] and not pane.remote_bar.isVisibleTo(pane)
+        assert dm.remote_content_senders() == frozenset()
+        # "Always for news@shop.example": remembered for the sender's next message.
+        window.list.clearSelection()
+        window.list.selectRow(0)
+        pane.remote_always.click()
+        qtbot.waitUntil(lambda: dm.remote_content_senders() == frozenset({"news@shop.example"}), timeout=10_000)
+    finally:
+        images.close()
+
+
+def test_attachments_are_listed_and_saved_under_safe_names(qtbot: Any, dm: Deskmail, sandbox: Any,
+                                                           mail_user: Any, tmp_path: Any) -> None:
+    from email.message import EmailMessage
+
+    m = EmailMessage()
+    m["From"], m["To"], m["Subject"] = "a@example.org", mail_user.email, "Files"
+    m.set_content("see attached")
+    m.add_attachment(b"month,visitors\n", maintype="text", subtype="csv", filename="../../etc/figures.csv")
+    sandbox.deliver(mail_user.email, m.as_bytes().replace(b"\n", b"\r\n"))
+    window = synced_window(qtbot, dm)
+    window.list.selectRow(0)
+    s = window.model.summary(0)
+    assert s is not None
+    qtbot.waitUntil(lambda: window.shown_id == s.id, timeout=5_000)
+    pane = window.reader_pane
+    assert pane.attachment_bar.isVisibleTo(pane)
+    view = pane.view
+    assert view is not None
+    (attachment,) = view.reading.attachments
+    folder = tmp_path / "saved"
+    folder.mkdir()
+    window.save_attachment(attachment, str(folder))
+    qtbot.waitUntil(lambda: any(folder.iterdir()), timeout=10_000)
+    assert [p.name for p in folder.iterdir()] == ["figures.csv"]  # inside the folder chosen, nowhere else
+    assert (folder / "figures.csv").read_bytes() == b"month,visitors\n"

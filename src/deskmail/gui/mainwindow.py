@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QThreadPool, QTimer, QUrl
-from PySide6.QtGui import QAction, QCloseEvent, QFont, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QFont, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHeaderView,
@@ -21,20 +22,19 @@ from PySide6.QtWidgets import (
     QSplitter,
     QStyle,
     QTableView,
-    QTextBrowser,
     QTreeWidget,
     QTreeWidgetItem,
-    QVBoxLayout,
-    QWidget,
 )
 
 from deskmail import events
 from deskmail.app import Deskmail, MessageView
 from deskmail.errors import DeskmailError
-from deskmail.gui.common import app_icon, esc, show_error, std_icon, tr
-from deskmail.gui.models import COLUMNS, MessageListModel, View, short_date
+from deskmail.gui.common import app_icon, show_error, std_icon, tr
+from deskmail.gui.models import COLUMNS, MessageListModel, View
+from deskmail.gui.reader import Reader, open_folder
 from deskmail.gui.tasks import Task
 from deskmail.mailbox import FolderInfo
+from deskmail.render import AttachmentInfo
 from deskmail.sync.runner import SyncRun
 
 if TYPE_CHECKING:
@@ -62,31 +62,6 @@ def folder_key(f: FolderInfo) -> tuple[int, str]:
 
 def folder_label(name: str, unread: int) -> str:
     return f"{name} ({unread})" if unread else name
-
-
-class SafeBrowser(QTextBrowser):
-    """Shows a message; fetches nothing from the network, ever.
-
-    Qt asks ``loadResource`` for every image and style sheet the document names. Only what the
-    message itself carries may be returned (``cid:``/``data:`` parts, once the renderer hands
-    them over); any other URL gets nothing, so no tracking pixel or remote image is requested.
-    """
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setOpenLinks(False)  # a click opens the desktop's browser, never this pane
-        self.inline: dict[str, tuple[str, bytes]] = {}
-        self.refused: list[str] = []
-
-    def loadResource(self, kind: int, url: QUrl | str) -> object:
-        u = QUrl(url) if isinstance(url, str) else url
-        if u.scheme() == "cid":
-            part = self.inline.get(u.path())
-            return QByteArray(part[1]) if part is not None else None
-        if u.scheme() == "data":
-            return super().loadResource(kind, u)
-        self.refused.append(u.toString())
-        return None
 
 
 class MainWindow(QMainWindow):
@@ -138,18 +113,12 @@ class MainWindow(QMainWindow):
         header.resizeSection(COLUMNS.index("size"), 70)
         header.setHighlightSections(False)
 
-        self.reader_header = QLabel()
-        self.reader_header.setTextFormat(Qt.TextFormat.RichText)
-        self.reader_header.setWordWrap(True)
-        self.reader_header.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.reader_header.setContentsMargins(8, 6, 8, 6)
-        self.reader = SafeBrowser()
-        reader_box = QWidget()
-        rl = QVBoxLayout(reader_box)
-        rl.setContentsMargins(0, 0, 0, 0)
-        rl.setSpacing(0)
-        rl.addWidget(self.reader_header)
-        rl.addWidget(self.reader, 1)
+        self.reader_pane = Reader()
+        self.reader = self.reader_pane.browser
+        self.reader_pane.load_remote.connect(self.load_remote)
+        self.reader_pane.save_attachment.connect(self.save_attachment)
+        self.reader_pane.open_attachment.connect(self.open_attachment)
+        reader_box = self.reader_pane
 
         self.right = QSplitter(Qt.Orientation.Vertical)
         self.right.addWidget(self.list)
@@ -320,33 +289,63 @@ class MainWindow(QMainWindow):
                 self._show_message(None)
                 self.reader.setPlainText(str(exc))
 
-        task = Task(lambda _task: self.app.read_message(s.id))
+        task = Task(lambda _task: self.app.read_message(s.id, prefer_html=True))
         task.done.connect(shown)
         task.failed.connect(failed)
         self._run(task)
         if "\\Seen" not in s.flags:
             self._change(lambda: self.app.mark_read([s.id]))
 
-    def _show_message(self, view: MessageView | None) -> None:
-        self.reader.inline = {}
+    def _show_message(self, view: MessageView | None, remote: dict[str, tuple[str, bytes]] | None = None) -> None:
         self.shown_id = view.summary.id if view is not None else None
+        self.reader_pane.show_message(view, remote)
+
+    def load_remote(self, always: bool) -> None:
+        """The person allowed remote images (for this message, or for its sender from now on): read the
+        message again with them allowed, fetch them off the GUI thread, show them."""
+        view = self.reader_pane.view
         if view is None:
-            self.reader_header.clear()
-            self.reader.clear()
             return
-        h = view.reading.headers
-        rows = [(tr("From"), h.get("From", view.summary.sender)),
-                (tr("Subject"), h.get("Subject", view.summary.subject)),
-                (tr("Date"), short_date(view.summary.date)), (tr("To"), h.get("To", view.summary.to))]
-        if h.get("Cc"):
-            rows.append((tr("Cc"), h["Cc"]))
-        names = ", ".join(f"{a.filename} ({a.content_type})" for a in view.reading.attachments)
-        if names:
-            rows.append((tr("Attachments"), names))
-        self.reader_header.setText("<table>" + "".join(
-            f"<tr><td style='color: palette(mid)'>{esc(k)}:&nbsp;</td><td>{esc(v)}</td></tr>" for k, v in rows)
-            + "</table>")
-        self.reader.setPlainText(view.reading.text)
+        message_id, sender = view.summary.id, view.reading.sender
+
+        def work(_task: Task) -> tuple[MessageView, dict[str, tuple[str, bytes]]]:
+            if always and sender:
+                self.app.allow_remote_content(sender)
+            again = self.app.read_message(message_id, prefer_html=True, allow_remote=True)
+            return again, self.app.remote_images(again.reading)
+
+        def shown(result: tuple[MessageView, dict[str, tuple[str, bytes]]]) -> None:
+            if self.wanted_id == message_id:
+                self._show_message(*result)
+
+        task = Task(work)
+        task.done.connect(shown)
+        task.failed.connect(lambda exc: show_error(self, exc))
+        self._run(task)
+
+    def save_attachment(self, attachment: AttachmentInfo | None, folder: str) -> None:
+        """Save one attachment (None: all) into ``folder`` under a safe new name; nothing is overwritten."""
+        view = self.reader_pane.view
+        if view is None:
+            return
+        which = None if attachment is None else [attachment.index]
+        message_id = view.summary.id
+        task = Task(lambda _task: self.app.save_attachments(message_id, Path(folder), which=which))
+        task.done.connect(lambda paths: self.statusBar().showMessage(
+            tr("Saved {names}").format(names=", ".join(p.name for p in paths)), 8000))
+        task.failed.connect(lambda exc: show_error(self, exc))
+        self._run(task)
+
+    def open_attachment(self, attachment: AttachmentInfo) -> None:
+        """Open with the desktop's program for its type, from a private temporary folder."""
+        view = self.reader_pane.view
+        if view is None:
+            return
+        message_id = view.summary.id
+        task = Task(lambda _task: self.app.save_attachments(message_id, open_folder(), which=[attachment.index]))
+        task.done.connect(lambda paths: [QDesktopServices.openUrl(QUrl.fromLocalFile(str(p))) for p in paths])
+        task.failed.connect(lambda exc: show_error(self, exc))
+        self._run(task)
 
     def _change(self, work: Callable[[], object], *, send_now: bool = False) -> None:
         """A change to messages (flags, delete), off the GUI thread; the index timer shows the result.
