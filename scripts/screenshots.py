@@ -153,6 +153,12 @@ def main() -> None:
             window.list.selectRow(row)
     settle(0.5)
     shot(window, "08-reader-html")
+    for row in range(window.model.rowCount()):
+        s = window.model.summary(row)
+        if s is not None and "figures attached" in s.subject:
+            window.list.selectRow(row)
+    settle(0.5)
+    shot(window, "08b-reader-attachments")
 
     # The composer: a reply, quoted and addressed.
     window.reply(False)

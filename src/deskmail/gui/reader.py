@@ -137,8 +137,10 @@ class Reader(QWidget):
         self.header.setText("<table>" + "".join(
             f"<tr><td style='color: gray'>{esc(k)}:&nbsp;</td><td>{esc(v)}</td></tr>" for k, v in rows) + "</table>")
         if r.blocked_remote and not r.remote_allowed:
-            self.remote_text.setText(tr("To protect your privacy, deskmail did not load {n} remote images in this "
-                                        "message.").format(n=r.blocked_remote))
+            self.remote_text.setText((tr("To protect your privacy, deskmail did not load the remote image in this "
+                                         "message.") if r.blocked_remote == 1 else
+                                      tr("To protect your privacy, deskmail did not load {n} remote images in this "
+                                         "message.")).format(n=r.blocked_remote))
             self.remote_always.setText(tr("Always for {sender}").format(sender=r.sender) if r.sender
                                        else tr("Always"))
             self.remote_always.setVisible(bool(r.sender))
