@@ -106,6 +106,12 @@ def test_a_second_instance_brings_the_first_forward(qtbot: Any, dm: Deskmail) ->
     try:
         assert raise_running(key)
         qtbot.waitUntil(lambda: not window.isMinimized(), timeout=5_000)
+        # `deskmail-gui mailto:…` while it runs: the running window opens the composer.
+        assert raise_running(key, "mailto:ada@harbour.example?subject=Tide%20tables")
+        qtbot.waitUntil(lambda: bool(window.composers), timeout=5_000)
+        assert window.composers[-1].to.text() == "ada@harbour.example"
+        assert window.composers[-1].subject.text() == "Tide tables"
+        window.composers[-1].close()
     finally:
         server.close()
     assert not raise_running(key)  # nobody listening: this one would start

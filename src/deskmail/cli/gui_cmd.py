@@ -13,6 +13,7 @@ from deskmail.errors import UsageError
 def register(app: typer.Typer) -> None:
     @app.command()
     def gui(
+        mailto: Annotated[str, typer.Argument(help="A mailto: link to write to.", show_default=False)] = "",
         ca_file: Annotated[str, typer.Option("--ca-file", help="An extra trusted certificate authority "
                                                                "(self-hosted servers).")] = "",
     ) -> None:
@@ -22,4 +23,4 @@ def register(app: typer.Typer) -> None:
         except ImportError as exc:
             raise UsageError("The desktop application is not installed", f"Python cannot import {exc.name}",
                              "install it with: pip install 'deskmail[gui]'", code=Code.GUI_MISSING) from None
-        raise typer.Exit(run(ca_file=ca_file))
+        raise typer.Exit(run(ca_file=ca_file, mailto=mailto))

@@ -30,34 +30,51 @@ def instance_key(app: Deskmail) -> str:
     return "deskmail-" + hashlib.sha256(str(app.paths.data_dir.resolve()).encode()).hexdigest()[:16]
 
 
-def raise_running(key: str) -> bool:
-    """True if another instance listens on ``key`` (it was asked to come to the front)."""
+def raise_running(key: str, mailto: str = "") -> bool:
+    """True if another instance listens on ``key``: it was asked to come to the front (and to open a
+    composer for ``mailto``)."""
     sock = QLocalSocket()
     sock.connectToServer(key)
     if not sock.waitForConnected(500):
         return False
-    sock.write(b"raise\n")
+    sock.write((mailto or "raise").encode() + b"\n")
     sock.flush()
     sock.waitForBytesWritten(500)
     sock.disconnectFromServer()
     return True
 
 
-def listen(key: str, window: QWidget) -> QLocalServer:
+def listen(key: str, window: MainWindow) -> QLocalServer:
     server = QLocalServer(window)
     QLocalServer.removeServer(key)  # a socket file left by a crashed instance
     server.listen(key)
 
     def come_forward() -> None:
         conn = server.nextPendingConnection()
+        request = b""
         if conn is not None:
+            if conn.waitForReadyRead(500):
+                request = bytes(conn.readLine(4096).data()).strip()
             conn.close()
         window.showNormal()
         window.raise_()
         window.activateWindow()
+        if request.lower().startswith(b"mailto:"):
+            open_mailto(window, request.decode("utf-8", "replace"))
 
     server.newConnection.connect(come_forward)
     return server
+
+
+def open_mailto(window: MainWindow, url: str) -> None:
+    from deskmail.outbox.mailto import parse_mailto
+
+    try:
+        draft = parse_mailto(url)
+    except DeskmailError as exc:
+        show_error(window, exc)
+        return
+    window.write(draft)
 
 
 def _log_to_file(app: Deskmail) -> None:
@@ -81,11 +98,12 @@ def _excepthook(window: QWidget | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="deskmail-gui", description="deskmail, the desktop application")
     parser.add_argument("--ca-file", default="", help="an extra trusted certificate authority for self-hosted servers")
+    parser.add_argument("mailto", nargs="?", default="", help="a mailto: link to write to (the desktop's handler)")
     args, qt_args = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
-    return run(ca_file=args.ca_file, qt_args=qt_args)
+    return run(ca_file=args.ca_file, mailto=args.mailto, qt_args=qt_args)
 
 
-def run(*, ca_file: str = "", qt_args: list[str] | None = None) -> int:
+def run(*, ca_file: str = "", mailto: str = "", qt_args: list[str] | None = None) -> int:
     qapp = QApplication.instance() or QApplication(["deskmail", *(qt_args or [])])
     assert isinstance(qapp, QApplication)
     qapp.setApplicationName("deskmail")
@@ -94,7 +112,7 @@ def run(*, ca_file: str = "", qt_args: list[str] | None = None) -> int:
     qapp.setWindowIcon(app_icon())
     dm = Deskmail(keep_connections=True)
     key = instance_key(dm)
-    if raise_running(key):
+    if raise_running(key, mailto):
         return 0
     _log_to_file(dm)
     try:
@@ -110,6 +128,8 @@ def run(*, ca_file: str = "", qt_args: list[str] | None = None) -> int:
     window.show()
     if accounts:
         QTimer.singleShot(0, window.get_mail)
+        if mailto:
+            QTimer.singleShot(0, lambda: open_mailto(window, mailto))
     else:
         QTimer.singleShot(0, window.add_account)
     try:
