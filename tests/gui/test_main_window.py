@@ -262,3 +262,36 @@ def test_attachments_are_listed_and_saved_under_safe_names(qtbot: Any, dm: Deskm
     qtbot.waitUntil(lambda: any(folder.iterdir()), timeout=10_000)
     assert [p.name for p in folder.iterdir()] == ["figures.csv"]  # inside the folder chosen, nowhere else
     assert (folder / "figures.csv").read_bytes() == b"month,visitors\n"
+
+
+def test_offline_is_shown_with_the_reason(qtbot: Any, dm: Deskmail) -> None:
+    from dataclasses import replace
+
+    from helpers import closed_port
+
+    account = dm.account("a")
+    dm.update_account(replace(account, incoming=replace(account.incoming, port=closed_port())))
+    window = synced_window(qtbot, dm)
+    assert window.state.text() == "Offline"
+    assert "refused" in window.state.toolTip() and "refused" in window.progress.text()
+
+
+def test_window_layout_is_remembered(qtbot: Any, dm: Deskmail, tmp_path: Any) -> None:
+    from PySide6.QtCore import QSettings
+
+    settings = QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat)
+    first = MainWindow(dm, settings)
+    qtbot.addWidget(first)
+    first.show()
+    first.resize(700, 500)  # (inside the offscreen screen, 800x600)
+    first.split.setSizes([250, 450])
+    first.list.horizontalHeader().resizeSection(1, 321)
+    QApplication.processEvents()
+    first.close()
+    again = MainWindow(dm, QSettings(str(tmp_path / "gui.ini"), QSettings.Format.IniFormat))
+    qtbot.addWidget(again)
+    again.show()
+    QApplication.processEvents()
+    assert (again.width(), again.height()) == (700, 500)
+    assert again.split.sizes()[0] == first.split.sizes()[0]
+    assert again.list.horizontalHeader().sectionSize(1) == 321
