@@ -34,6 +34,11 @@ def test_model_pages_sorts_and_filters_in_sql(qtbot: Any, dm: Deskmail, sandbox:
     assert len(model._pages) <= model.KEPT_PAGES
     assert model.index(0, COLUMNS.index("sender")).data(Qt.ItemDataRole.FontRole).bold()  # unread: bold
 
+    # Reading on page after page (keyset from the page before) gives exactly the index's order.
+    model.show(View("a", "INBOX"))
+    in_order = [model.summary(r).id for r in range(n)]  # type: ignore[union-attr]
+    assert in_order == [m.id for m in dm.list_messages(account="a", folder="INBOX", limit=n)]
+
     model.sort(COLUMNS.index("subject"), Qt.SortOrder.AscendingOrder)
     subjects = [model.index(r, COLUMNS.index("subject")).data() for r in range(n)]
     assert subjects == sorted(subjects, key=str.casefold)

@@ -113,9 +113,13 @@ class MessageListModel(QAbstractTableModel):
         page = self._pages.get(page_no)
         if page is None:
             v = self._view
+            # Scrolling on from a page already read: keyset paging from its last row (as fast deep in the
+            # list as at the top). A jump (the scroll bar's thumb dragged far): an offset.
+            before = self._pages.get(page_no - 1)
+            after = before[-1] if before is not None and len(before) == self.PAGE else None
             page = self._app.list_messages(account=v.account, folder=v.folder, limit=self.PAGE,
-                                           offset=page_no * self.PAGE, sort=self._sort,
-                                           unread_only=v.unread_only, flagged_only=v.flagged_only)
+                                           offset=0 if after is not None else page_no * self.PAGE, after=after,
+                                           sort=self._sort, unread_only=v.unread_only, flagged_only=v.flagged_only)
             self._pages[page_no] = page
             while len(self._pages) > self.KEPT_PAGES:
                 self._pages.popitem(last=False)
