@@ -34,12 +34,12 @@ from deskmail.gui.models import COLUMNS, MessageListModel, View
 from deskmail.gui.reader import Reader, open_folder
 from deskmail.gui.tasks import Task
 from deskmail.mailbox import FolderInfo
-from deskmail.render import AttachmentInfo
-from deskmail.sync.runner import SyncRun
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # (types only: the renderer and the sync engine load when first used, after the window shows)
     from deskmail.gui.composer import ComposeWindow
     from deskmail.outbox.compose import Draft
+    from deskmail.render import AttachmentInfo
+    from deskmail.sync.runner import SyncRun
 
 # Special folders first, in Thunderbird's order; then the rest by name.
 SPECIAL_ORDER = {"INBOX": 0, "\\Drafts": 1, "\\Sent": 2, "\\Archive": 3, "\\Junk": 4, "\\Trash": 5}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QByteArray, Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
@@ -31,7 +32,9 @@ from PySide6.QtWidgets import (
 from deskmail.app import MessageView
 from deskmail.gui.common import esc, tr
 from deskmail.gui.models import human_size, short_date
-from deskmail.render import AttachmentInfo
+
+if TYPE_CHECKING:
+    from deskmail.render import AttachmentInfo
 
 
 class SafeBrowser(QTextBrowser):
