@@ -295,3 +295,14 @@ def test_window_layout_is_remembered(qtbot: Any, dm: Deskmail, tmp_path: Any) ->
     assert (again.width(), again.height()) == (700, 500)
     assert again.split.sizes()[0] == first.split.sizes()[0]
     assert again.list.horizontalHeader().sectionSize(1) == 321
+
+
+def test_start_up_work_waits_for_the_first_paint(qtbot: Any, dm: Deskmail) -> None:
+    window = MainWindow(dm)
+    qtbot.addWidget(window)
+    ran: list[bool] = []
+    window.after_first_paint(lambda: ran.append(window.list.viewport().isVisible()))
+    QApplication.processEvents()
+    assert ran == []  # not shown, not painted: not yet
+    window.show()
+    qtbot.waitUntil(lambda: ran == [True], timeout=5_000)

@@ -127,7 +127,7 @@ def run(*, ca_file: str = "", mailto: str = "", qt_args: list[str] | None = None
     server = listen(key, window)
     window.show()
     if accounts:
-        QTimer.singleShot(0, window.get_mail)
+        window.after_first_paint(window.get_mail)
         if mailto:
             QTimer.singleShot(0, lambda: open_mailto(window, mailto))
     else:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QThreadPool, QTimer, QUrl
+from PySide6.QtCore import QByteArray, QEvent, QObject, QSettings, Qt, QThreadPool, QTimer, QUrl
 from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QFont, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -148,6 +148,21 @@ class MainWindow(QMainWindow):
         self.sync_timer.start(SYNC_EVERY_MS)
         self._restore()
         self.reload_folders()
+
+    def after_first_paint(self, work: Callable[[], None]) -> None:
+        """Run ``work`` once the message list has been painted: the start-up sync (which loads the sync
+        engine and opens connections) must not delay the first sight of the mail already here."""
+        viewport = self.list.viewport()
+
+        class FirstPaint(QObject):
+            def eventFilter(self, obj: QObject, event: QEvent) -> bool:
+                if event.type() == QEvent.Type.Paint:
+                    viewport.removeEventFilter(self)
+                    QTimer.singleShot(0, work)
+                return False
+
+        self._first_paint = FirstPaint(self)
+        viewport.installEventFilter(self._first_paint)
 
     # --- actions and keys ---------------------------------------------------------------------
 
