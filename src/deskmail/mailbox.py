@@ -119,6 +119,7 @@ class FolderInfo:
     messages: int
     path: str
     unread: int = 0
+    delimiter: str = "/"  # the server's hierarchy separator (a folder "Archive/2024" is inside "Archive")
 
     def to_dict(self) -> dict[str, object]:
         return {"name": self.name, "special_use": self.special_use, "subscribed": self.subscribed,
@@ -130,7 +131,7 @@ def folders(store: Store, account: str) -> list[FolderInfo]:
     counts = store.folder_counts()
     unread = store.folder_unread_counts()
     return [FolderInfo(f.name, f.special_use, bool(f.subscribed), bool(f.sync), counts.get(f.id, 0), f.path,
-                       unread.get(f.id, 0)) for f in rows]
+                       unread.get(f.id, 0), f.delimiter or "/") for f in rows]
 
 
 def choose_folders(store: Store, account: Account, *, enable: Iterable[str] = (), disable: Iterable[str] = (),

@@ -35,11 +35,16 @@ def get_mail(qtbot: Any, window: MainWindow) -> None:
 
 
 def folder_texts(window: MainWindow) -> list[str]:
-    out = []
+    """Every label of the folder tree, depth first."""
+    out: list[str] = []
+
+    def walk(item: Any) -> None:
+        out.append(item.text(0))
+        for j in range(item.childCount()):
+            walk(item.child(j))
+
     for i in range(window.folders.topLevelItemCount()):
-        top = window.folders.topLevelItem(i)
-        out.append(top.text(0))
-        out += [top.child(j).text(0) for j in range(top.childCount())]
+        walk(window.folders.topLevelItem(i))
     return out
 
 
@@ -306,3 +311,25 @@ def test_start_up_work_waits_for_the_first_paint(qtbot: Any, dm: Deskmail) -> No
     assert ran == []  # not shown, not painted: not yet
     window.show()
     qtbot.waitUntil(lambda: ran == [True], timeout=5_000)
+
+
+def test_moving_by_drop_and_nested_folders(qtbot: Any, dm: Deskmail, sandbox: Any, mail_user: Any) -> None:
+    from deskmail.gui.mainwindow import dropped_ids
+
+    sandbox.doveadm("mailbox", "create", "-u", mail_user.email, "Archive/2026", check=True)
+    sandbox.deliver(mail_user.email, message(9, subject="Keep this"))
+    window = synced_window(qtbot, dm)
+    texts = folder_texts(window)
+    assert "2026" in texts and "Archive/2026" not in texts  # shown inside Archive, by its own name
+    archive = next(window.folders.topLevelItem(1).child(j) for j in range(window.folders.topLevelItem(1).childCount())
+                   if window.folders.topLevelItem(1).child(j).text(0) == "Archive")
+    assert archive.child(0).text(0) == "2026"
+    # What the list hands to a drag is what the folder tree reads from a drop.
+    window.list.selectRow(0)
+    ids = window.selected_ids()
+    mime = window.model.mimeData([window.model.index(0, 0)])
+    assert dropped_ids(mime) == ids
+    window.move_to(ids, View("a", "Archive/2026"))
+    qtbot.waitUntil(lambda: window.model.rowCount() == 0, timeout=20_000)
+    fetched = sandbox.doveadm("fetch", "-u", mail_user.email, "mailbox hdr.subject", "ALL", check=True).stdout
+    assert "mailbox: Archive/2026" in fetched and "Keep this" in fetched

@@ -9,28 +9,52 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QByteArray, QEvent, QObject, QSettings, Qt, QThreadPool, QTimer, QUrl
-from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QFont, QKeySequence
+from PySide6.QtCore import (
+    QByteArray,
+    QEvent,
+    QMimeData,
+    QObject,
+    QPoint,
+    QSettings,
+    Qt,
+    QThreadPool,
+    QTimer,
+    QUrl,
+    Signal,
+)
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QDesktopServices,
+    QDragEnterEvent,
+    QDragMoveEvent,
+    QDropEvent,
+    QFont,
+    QKeySequence,
+)
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHeaderView,
     QLabel,
     QMainWindow,
+    QMenu,
     QSplitter,
     QStyle,
     QTableView,
     QTreeWidget,
     QTreeWidgetItem,
+    QWidget,
 )
 
 from deskmail import events
 from deskmail.app import Deskmail, MessageView
 from deskmail.errors import DeskmailError
 from deskmail.gui.common import app_icon, show_error, std_icon, tr
-from deskmail.gui.models import COLUMNS, MessageListModel, View
+from deskmail.gui.models import COLUMNS, IDS_MIME, MessageListModel, View
 from deskmail.gui.reader import Reader, open_folder
 from deskmail.gui.tasks import Task
 from deskmail.mailbox import FolderInfo
@@ -64,6 +88,47 @@ def folder_label(name: str, unread: int) -> str:
     return f"{name} ({unread})" if unread else name
 
 
+def dropped_ids(mime: QMimeData) -> list[int]:
+    if not mime.hasFormat(IDS_MIME):
+        return []
+    text = bytes(mime.data(IDS_MIME).data()).decode("ascii", "replace")
+    return [int(x) for x in text.split(",") if x.isdigit()]
+
+
+class FolderTree(QTreeWidget):
+    """The folders; messages dropped on a folder of their own account are moved there."""
+
+    dropped = Signal(list, object)  # message ids, the View of the folder
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setAcceptDrops(True)
+        self.setDropIndicatorShown(True)
+        self.setDragDropMode(QAbstractItemView.DragDropMode.DropOnly)
+
+    def _target(self, event: QDropEvent | QDragMoveEvent) -> View | None:
+        item = self.itemAt(event.position().toPoint())
+        view = item.data(0, Qt.ItemDataRole.UserRole) if item is not None else None
+        return view if isinstance(view, View) and view.account else None
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if event.mimeData().hasFormat(IDS_MIME):
+            event.acceptProposedAction()
+
+    def dragMoveEvent(self, event: QDragMoveEvent) -> None:
+        if self._target(event) is not None:
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        target = self._target(event)
+        ids = dropped_ids(event.mimeData())
+        if target is not None and ids:
+            event.acceptProposedAction()
+            self.dropped.emit(ids, target)
+
+
 class MainWindow(QMainWindow):
     def __init__(self, app: Deskmail, settings: QSettings | None = None) -> None:
         super().__init__()
@@ -90,7 +155,7 @@ class MainWindow(QMainWindow):
         pool = QThreadPool.globalInstance()
         pool.setMaxThreadCount(max(pool.maxThreadCount(), 8))
 
-        self.folders = QTreeWidget()
+        self.folders = FolderTree()
         self.folders.setHeaderHidden(True)
         self.folders.setMinimumWidth(180)
         self.model = MessageListModel(app, self)
@@ -105,6 +170,10 @@ class MainWindow(QMainWindow):
         self.list.setShowGrid(False)
         self.list.setWordWrap(False)
         self.list.setAlternatingRowColors(True)
+        self.list.setDragEnabled(True)
+        self.list.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
+        self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.list.customContextMenuRequested.connect(self._list_menu)
         header = self.list.horizontalHeader()
         header.setSectionResizeMode(COLUMNS.index("subject"), QHeaderView.ResizeMode.Stretch)
         header.resizeSection(COLUMNS.index("flags"), 36)
@@ -137,6 +206,7 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.state)
         self._actions()
         self.folders.currentItemChanged.connect(self._folder_chosen)
+        self.folders.dropped.connect(self.move_to)
         self.list.selectionModel().currentRowChanged.connect(self._message_chosen)
 
         self.index_timer = QTimer(self)
@@ -234,11 +304,13 @@ class MainWindow(QMainWindow):
                 infos = self.app.folders(name)
             except DeskmailError:
                 infos = []
+            items: dict[str, QTreeWidgetItem] = {}
             for f in sorted(infos, key=folder_key):
                 if not f.sync:
                     continue
-                item = QTreeWidgetItem([folder_label(f.name if f.name.upper() != "INBOX" else tr("Inbox"),
-                                                     f.unread)])
+                parent_name, _, leaf = f.name.rpartition(f.delimiter) if f.delimiter else ("", "", f.name)
+                label = tr("Inbox") if f.name.upper() == "INBOX" else leaf
+                item = QTreeWidgetItem([folder_label(label, f.unread)])
                 view = View(name, f.name)
                 item.setData(0, Qt.ItemDataRole.UserRole, view)
                 kind = "INBOX" if f.name.upper() == "INBOX" else f.special_use
@@ -247,10 +319,13 @@ class MainWindow(QMainWindow):
                     item.setFont(0, bold)
                 if f.name.upper() == "INBOX":
                     total_unread += f.unread
-                top.addChild(item)
+                # Inside its parent folder when that is shown (sorted parents come first), else at the top.
+                (items.get(parent_name) or top).addChild(item)
+                items[f.name] = item
                 if view == current:
                     select = item
             top.setExpanded(True)
+        self.folders.expandAll()
         unified.setText(0, folder_label(tr("All Inboxes"), total_unread))
         if total_unread:
             unified.setFont(0, bold)
@@ -415,6 +490,36 @@ class MainWindow(QMainWindow):
         starred = first is not None and "\\Flagged" in first.flags
         self._change(lambda: self.app.set_flags(ids, remove=["flagged"]) if starred
                      else self.app.set_flags(ids, add=["flagged"]))
+
+    def move_to(self, ids: list[int], target: View) -> None:
+        """Move messages into a folder of their account (sent at once, like a delete)."""
+        if not ids or target.folder is None:
+            return
+        folder = target.folder
+        self._change(lambda: self.app.move(ids, folder), send_now=True)
+
+    def _list_menu(self, where: QPoint) -> None:
+        ids = self.selected_ids()
+        first = self.model.summary(self.list.indexAt(where).row())
+        if not ids or first is None:
+            return
+        menu = QMenu(self)
+        for a in (self.reply_action, self.reply_all_action, self.forward_action):
+            menu.addAction(a)
+        menu.addSeparator()
+        for a in (self.read_action, self.flag_action):
+            menu.addAction(a)
+        move = menu.addMenu(tr("Move To"))
+        try:
+            names = [f.name for f in sorted(self.app.folders(first.account), key=folder_key) if f.sync]
+        except DeskmailError:
+            names = []
+        for name in names:
+            if name != first.folder:
+                move.addAction(name, partial(self.move_to, ids, View(first.account, name)))
+        menu.addSeparator()
+        menu.addAction(self.delete_action)
+        menu.popup(self.list.viewport().mapToGlobal(where))
 
     def delete_selected(self) -> None:
         ids = self.selected_ids()

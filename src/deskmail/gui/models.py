@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt
+from PySide6.QtCore import QAbstractTableModel, QByteArray, QMimeData, QModelIndex, QObject, QPersistentModelIndex, Qt
 from PySide6.QtGui import QFont
 
 from deskmail.app import Deskmail
@@ -21,6 +22,7 @@ from deskmail.model import MessageSummary
 
 Index = QModelIndex | QPersistentModelIndex
 
+IDS_MIME = "application/x-deskmail-message-ids"
 COLUMNS = ("flags", "sender", "subject", "date", "size")
 # Sorting a column asks the index for this order; columns without one keep the current order.
 SORT_KEYS = {("sender", Qt.SortOrder.AscendingOrder): "sender", ("sender", Qt.SortOrder.DescendingOrder): "sender",
@@ -177,6 +179,24 @@ class MessageListModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.UserRole:
             return s.id
         return None
+
+    def flags(self, index: Index) -> Qt.ItemFlag:
+        base = super().flags(index)
+        return base | Qt.ItemFlag.ItemIsDragEnabled if index.isValid() else base
+
+    def mimeTypes(self) -> list[str]:
+        return [IDS_MIME]
+
+    def mimeData(self, indexes: Sequence[QModelIndex]) -> QMimeData:
+        """The dragged messages' ids (to drop them on a folder)."""
+        ids = []
+        for row in sorted({i.row() for i in indexes}):
+            s = self.summary(row)
+            if s is not None:
+                ids.append(str(s.id))
+        data = QMimeData()
+        data.setData(IDS_MIME, QByteArray(",".join(ids).encode()))
+        return data
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
         key = SORT_KEYS.get((COLUMNS[column], order)) if 0 <= column < len(COLUMNS) else None
