@@ -515,12 +515,14 @@ def test_pop3_leave_on_server_and_delete_after_days(sandbox: Any, mail_user: Any
     assert home.run("delete", str(rid)).returncode == 0
     sync(home)
     assert len(maildir_files_pop(home)) == 4 and len(server(sandbox, mail_user.email)) == 5
-    # delete_after_days: pretend three messages were downloaded 10 days ago.
+    # delete_after_days: pretend three of the messages still here were downloaded 10 days ago, and
+    # the one deleted here too: that one stays on the server, as no copy here vouches for it (issue 12).
     cfg = home.root / "config" / "accounts.toml"
     cfg.write_text(cfg.read_text() + "\n[accounts.p.options]\ndelete_after_days = 7\n")
     conn = db(home)
     conn.execute("UPDATE pop_seen SET first_seen = first_seen - 10*86400 WHERE rowid IN "
-                 "(SELECT rowid FROM pop_seen ORDER BY uidl LIMIT 3)")
+                 "(SELECT s.rowid FROM pop_seen s JOIN messages m ON m.uid = s.uidl ORDER BY s.uidl LIMIT 3)"
+                 " OR uidl NOT IN (SELECT uid FROM messages)")
     conn.commit()
     report = sync(home)
     assert report["p"]["folders"][0]["deleted"] == 3
