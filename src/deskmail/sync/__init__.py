@@ -44,7 +44,8 @@ def sync_account(
 
     with open_imap(account, password, timeout=timeout) as imap:
         return sync_imap_account(account, store, imap, listener=listener, cancel=cancel, folders=folders,
-                                 redownload=redownload, dry_run=dry_run)
+                                 redownload=redownload, dry_run=dry_run,
+                                 reopen=lambda: open_imap(account, password, timeout=timeout))
 
 
 __all__ = ["sync_account"]

@@ -92,12 +92,12 @@ import os
 import re
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING
 
 from deskmail.codes import Code
-from deskmail.errors import ProtocolError, StoreError
+from deskmail.errors import NetworkError, ProtocolError, StoreError
 from deskmail.model import Account
 from deskmail.protocol.imap import FolderStatus, ImapSession, qresync_params, quote_string
 from deskmail.protocol.imap_stream import FetchItem, compress_uids, parse_uid_set
@@ -156,6 +156,7 @@ class FolderResult:
     uploaded: int = 0  # local-only messages appended to the server
     held_uploads: int = 0  # messages saved here that wait for a confirmation before they are uploaded
     notes: list[str] = field(default_factory=list)
+    codes: list[str] = field(default_factory=list)  # deskmail.codes of what kept something from being done
     plan: list[Action] = field(default_factory=list)  # a dry run's planned actions (a real run applies them)
 
     def to_dict(self) -> dict[str, object]:
@@ -201,16 +202,19 @@ class ImapSync:
         self.status_hint: dict[str, dict[str, int]] = {}
         self.account = account
         self.store = store
-        self.imap = session
         self.only = folders
+        self._use(session)
+        self.folder_notes: dict[str, list[str]] = {}  # said by reconcile_folders, shown with the folder's result
+        self.unsynced: list[FolderResult] = []  # folders made here that the server refused to create
+
+    def _use(self, session: ImapSession) -> None:
+        self.imap = session
         caps = {c.decode().upper() if isinstance(c, bytes) else str(c).upper() for c in session.capabilities}
         self.caps = caps
         self.qresync = "QRESYNC" in caps and "QRESYNC" in {c.upper() for c in session.enable("QRESYNC")}
         self.condstore = self.qresync or "CONDSTORE" in caps
         self.move = "MOVE" in caps
         self.uidplus = "UIDPLUS" in caps
-        self.folder_notes: dict[str, list[str]] = {}  # said by reconcile_folders, shown with the folder's result
-        self.unsynced: list[FolderResult] = []  # folders made here that the server refused to create
 
     def _check(self) -> None:
         """A safe point: stop here (raising Cancelled) if the caller asked."""
@@ -946,12 +950,16 @@ class ImapSync:
             with upload.open() as message:
                 appended = self.imap.append(folder.name, message, flags, when=_mtime_of(md, name), size=upload.size)
         except ProtocolError as exc:
+            if not self.imap.in_step:
+                raise  # the connection is out of step: the folder fails and the next one reconnects
             # Refused (too big, over quota...): the file stays, the journal entry too (checked next time).
             note = f"a message saved here could not be uploaded to {folder.name}: {exc.what}"
             result.notes.append(note)
             with self.store.transaction():
                 self.store.log(account, folder.name, note)
             return False
+        except NetworkError:
+            raise  # an OSError too, but the connection's, not the local copy's
         except OSError as exc:
             raise StoreError(f"The copy of {name} made for its upload cannot be read ({exc.strerror})") from exc
         if os.environ.get(FAULT_ENV) == "crash_after_append":
@@ -1147,8 +1155,24 @@ def sync_imap_account(
     account: Account, store: Store, session: ImapSession, *, listener: Listener | None = None,
     cancel: CancelToken | None = None, folders: list[str] | None = None,
     on_folder: Callable[[FolderResult], None] | None = None, redownload: bool = False, dry_run: bool = False,
+    reopen: Callable[[], AbstractContextManager[ImapSession]] | None = None,
 ) -> list[FolderResult]:
-    """Sync every folder of an IMAP account; ``dry_run``: plan only (each result's ``plan``), write nothing."""
+    """Sync every folder of an IMAP account; ``dry_run``: plan only (each result's ``plan``), write nothing.
+
+    A folder that fails part-way through a server response (the connection cut, garbage in a FETCH)
+    is reported as not synced, and the next folder starts on a new connection from ``reopen``
+    (without one, the error stops the account): the old stream is out of step, and reading on would
+    take the rest of one answer for the next command's. A refusal (a tagged NO) keeps the connection.
+    """
+    with ExitStack() as sessions:
+        return _sync_folders(account, store, session, listener, cancel, folders, on_folder, redownload, dry_run,
+                             (lambda: sessions.enter_context(reopen())) if reopen is not None else None)
+
+
+def _sync_folders(account: Account, store: Store, session: ImapSession, listener: Listener | None,
+                  cancel: CancelToken | None, folders: list[str] | None,
+                  on_folder: Callable[[FolderResult], None] | None, redownload: bool, dry_run: bool,
+                  reopen: Callable[[], ImapSession] | None) -> list[FolderResult]:
     engine = ImapSync(account, store, session, listener=listener, cancel=cancel, folders=folders,
                       redownload=redownload, dry_run=dry_run)
     results: list[FolderResult] = []
@@ -1164,20 +1188,32 @@ def sync_imap_account(
 
     engine._check()
     wanted = engine.reconcile_folders()
+    dropped = False
     for folder in wanted:
         engine._check()  # between folders
+        if dropped:
+            assert reopen is not None
+            engine._use(reopen())  # a failure to connect again stops the account: the network is gone
+            dropped = False
         try:
             r = engine.sync_folder(folder)
-        except ProtocolError as exc:
-            # One broken folder (hostile names, refused commands, inconsistent UIDs) must not stop the
-            # others; network and store errors do stop the account, the connection or disk is gone.
-            r = FolderResult(account.name, folder.name, notes=[f"not synced: {exc}"])
+        except (ProtocolError, NetworkError) as exc:
+            # One broken folder (hostile names, refused commands, inconsistent UIDs, a response cut or
+            # garbled part-way) must not stop the others; a store error does stop the account (the disk).
+            out_of_step = isinstance(exc, NetworkError) or not engine.imap.in_step
+            if out_of_step:
+                if reopen is None:
+                    raise
+                engine.imap.abort()
+                dropped = True
+            r = FolderResult(account.name, folder.name, notes=[f"not synced: {exc}"], codes=[exc.code])
             if listener is not None:
                 from deskmail.events import FolderFailed
 
                 listener(FolderFailed(account.name, folder.name, exc))
             if not dry_run:
-                store.log(account.name, folder.name, f"not synced: {exc.what}")
+                with store.transaction():
+                    store.log(account.name, folder.name, f"not synced: {exc.what}")
         report(r)
     for r in engine.unsynced:
         report(r)
