@@ -13,7 +13,7 @@ import shutil
 import socket
 import subprocess
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -248,5 +248,154 @@ def test_a_folder_whose_fetch_breaks_midway_fails_alone_and_the_next_folders_rec
         report = sync(home)
         assert {f["folder"]: f["new"] for f in report["a"]["folders"]}["Lists"] == 3
         assert len(maildir_files(home, ".Lists")) == 3 and len(server(sandbox, email, "Lists")) == 3
+    finally:
+        proxy.close()
+
+
+# ---- a server without UIDPLUS, MOVE, CONDSTORE and QRESYNC ---------------------------------------
+
+LEGACY_DROPS = {"UIDPLUS", "MOVE", "CONDSTORE", "QRESYNC"}
+
+
+@pytest.fixture(scope="module")
+def legacy() -> Iterator[Any]:
+    """A second Dovecot whose IMAP capability lacks UIDPLUS, MOVE, CONDSTORE and QRESYNC (its
+    ``imap_capability`` set in the sandbox's etc/local.conf, from the list the same Dovecot offers)."""
+    import imaplib
+    import tempfile
+
+    from deskmail.sandbox import start_sandbox
+
+    root = Path(tempfile.mkdtemp(prefix="deskmail-legacy-"))
+    sb = start_sandbox(root)
+    try:
+        probe = sb.create_user("caps")
+        with imaplib.IMAP4_SSL(sb.host, sb.imaps_port, ssl_context=sb.client_ssl_context()) as c:
+            c.login(probe.email, probe.password)
+            caps = c.capability()[1][0].decode().split()
+        kept = [c for c in caps if c.upper() not in LEGACY_DROPS]
+        (root / "etc" / "local.conf").write_text("protocol imap {\n  imap_capability = " + " ".join(kept) + "\n}\n")
+        sb.stop()
+        sb = start_sandbox(root)
+        with imaplib.IMAP4_SSL(sb.host, sb.imaps_port, ssl_context=sb.client_ssl_context()) as c:
+            c.login(probe.email, probe.password)
+            now = set(c.capability()[1][0].decode().upper().split())
+        assert not now & LEGACY_DROPS and "IMAP4REV1" in now, now
+        yield sb
+    finally:
+        sb.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _row(home: Home, message_id: str) -> str:
+    return str(db(home).execute("SELECT id FROM messages WHERE message_id=?", (message_id,)).fetchone()[0])
+
+
+def _mid(i: int) -> str:
+    return f"<m{i}-2000@example.test>"
+
+
+def _flags_elsewhere(sb: Any, email: str, changes: list[tuple[str, str, int]]) -> Callable[[bytes], None]:
+    """An action for the proxy: another client's flag changes (doveadm), once."""
+    done = threading.Event()
+
+    def act(_line: bytes) -> None:
+        if done.is_set():
+            return
+        done.set()
+        for verb, flag, i in changes:
+            sb.doveadm("flags", verb, "-u", email, flag, "mailbox", "INBOX", "header", "Message-ID", _mid(i),
+                       check=True)
+    return act
+
+
+# ---- 2. Flags pushed with a guard --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("server_kind", ["condstore", "legacy"])
+def test_flags_another_client_changes_between_gathering_and_store_are_kept(
+        request: pytest.FixtureRequest, tmp_path: Path, server_kind: str) -> None:
+    """Here: m2 gets \\Seen, m4 loses \\Seen. Another client, exactly between deskmail's gathering and its
+    UID STORE (the proxy runs doveadm when it sees the STORE, before passing it on): m2 gets \\Flagged,
+    m4 gets \\Answered. Neither side's change is lost, on the server or here, and a second sync agrees.
+    With CONDSTORE the STORE is guarded (UNCHANGEDSINCE, re-merged on MODIFIED); without, only deltas."""
+    sb = request.getfixturevalue("sandbox" if server_kind == "condstore" else "legacy")
+    user = sb.create_user(hint=f"flags-{server_kind}")
+    email = user.email
+    proxy = WireProxy((sb.host, sb.imap_port))
+    try:
+        home = plain_account(sb, user, tmp_path, proxy.port)
+        sb.fill_maildir(email, [msg(i, email) for i in range(1, 4)])
+        sb.fill_maildir(email, [msg(i, email) for i in range(4, 6)], flags="S")
+        sync(home)
+        assert home.run("flag", _row(home, _mid(2)), "--set", "seen").returncode == 0
+        assert home.run("flag", _row(home, _mid(4)), "--unset", "seen").returncode == 0
+        proxy.before(rb"UID STORE", _flags_elsewhere(sb, email, [("add", "\\Flagged", 2), ("add", "\\Answered", 4)]))
+        report = sync(home)
+        stores = [c for c in proxy.commands if b"UID STORE" in c]
+        if server_kind == "condstore":
+            assert all(b"UNCHANGEDSINCE" in c for c in stores), stores
+        else:
+            assert stores and all(re.search(rb"[+-]FLAGS", c) for c in stores), stores
+        want = {_mid(1): "", _mid(2): "\\Flagged \\Seen", _mid(3): "", _mid(4): "\\Answered", _mid(5): "\\Seen"}
+        assert server(sb, email) == want, "the other client's flags survived our STORE"
+        assert sum(f["flags_pushed"] for f in report["a"]["folders"]) == 2
+        if server_kind == "legacy":
+            # Without CONDSTORE the other client's change is not seen during this sync; the next one
+            # pulls it (three-way: it is theirs, not a conflict), and sends nothing.
+            again = sync(home)
+            assert sum(f["flags_pulled"] for f in again["a"]["folders"]) == 2, again
+        assert {m: f for m, (f, _name) in local(home).items()} == want
+        synced = dict(db(home).execute("SELECT message_id, synced_flags FROM messages").fetchall())
+        assert synced == want, "agreed only on what the server holds"
+        again = sync(home)
+        assert all(f["flags_pushed"] == f["flags_pulled"] == 0 for f in again["a"]["folders"]), again
+        assert server(sb, email) == want
+    finally:
+        proxy.close()
+
+
+# ---- 3. Expunge without UIDPLUS ----------------------------------------------------------------
+
+
+def test_without_uidplus_another_clients_deleted_message_survives_our_delete_and_move(
+        legacy: Any, tmp_path: Path) -> None:
+    """The server offers neither UIDPLUS nor MOVE, and another client has marked m1 \\Deleted (not yet
+    expunged). deskmail's delete (for good) of m2 and move of m3 must not send a plain EXPUNGE that would
+    take m1 too: they wait, reported with a code, until the other client's \\Deleted is gone; then
+    they go through, and m1's fate stayed the other client's."""
+    user = legacy.create_user(hint="no-uidplus")
+    email = user.email
+    proxy = WireProxy((legacy.host, legacy.imap_port))
+    try:
+        home = plain_account(legacy, user, tmp_path, proxy.port)
+        legacy.fill_maildir(email, [msg(i, email) for i in range(1, 6)])
+        sync(home)
+        legacy.doveadm("flags", "add", "-u", email, "\\Deleted", "mailbox", "INBOX", "header", "Message-ID",
+                       _mid(1), check=True)
+        assert home.run("delete", "--expunge", _row(home, _mid(2))).returncode == 0
+        assert home.run("move", _row(home, _mid(3)), "--to", "Archive").returncode == 0
+        report = sync(home)
+        inbox = next(f for f in report["a"]["folders"] if f["folder"] == "INBOX")
+        assert inbox["codes"] == ["delete_held", "delete_held"], inbox
+        assert any("marked deleted by another program" in n for n in inbox["notes"]), inbox["notes"]
+        assert not any(re.match(rb"D\d+ (UID )?EXPUNGE", c) for c in proxy.commands), "no EXPUNGE of any kind"
+        there = server(legacy, email)
+        assert {_mid(1), _mid(2), _mid(3)} <= set(there) and there[_mid(1)] == "\\Deleted", there
+        assert server(legacy, email, "Archive") == {}, "no copy made that could not be completed"
+        assert db(home).execute("SELECT COUNT(*) FROM ops").fetchone()[0] == 2, "both wait in the journal"
+
+        report = sync(home)  # still marked: still waiting, nothing re-downloaded meanwhile
+        assert _mid(2) not in local(home) and db(home).execute("SELECT COUNT(*) FROM ops").fetchone()[0] == 2
+
+        legacy.doveadm("expunge", "-u", email, "mailbox", "INBOX", "deleted", check=True)  # the other client's doing
+        report = sync(home)
+        inbox = next(f for f in report["a"]["folders"] if f["folder"] == "INBOX")
+        assert inbox["deleted"] == 1 and inbox["moved"] == 1 and inbox["codes"] == [], inbox
+        assert set(server(legacy, email)) == {_mid(4), _mid(5)}
+        assert set(server(legacy, email, "Archive")) == {_mid(3)}
+        assert set(local(home)) == {_mid(4), _mid(5)} and set(local(home, "Archive")) == {_mid(3)}
+        assert db(home).execute("SELECT COUNT(*) FROM ops").fetchone()[0] == 0
+        assert any(re.match(rb"D\d+ EXPUNGE", c) for c in proxy.commands), "a plain EXPUNGE once it is safe"
     finally:
         proxy.close()

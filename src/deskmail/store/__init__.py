@@ -786,6 +786,15 @@ class Store:
                 (filename, text, " ".join(sorted(synced)), row_id),
             )
 
+    def set_synced(self, row_id: int, synced: Iterable[str]) -> None:
+        """Record what both sides agree on now (the server accepted a STORE); the flags here are not touched."""
+        self.db.execute("UPDATE messages SET synced_flags=? WHERE id=?", (" ".join(sorted(synced)), row_id))
+
+    def row(self, row_id: int) -> Row | None:
+        """The index row as it is now (a change made here during a sync shows), or None if it is gone."""
+        r = self.db.execute(f"SELECT {_ROW_COLS} FROM messages WHERE id=?", (row_id,)).fetchone()
+        return Row(*r) if r else None
+
     def delete_row(self, row_id: int) -> None:
         self.db.execute("DELETE FROM messages WHERE id=?", (row_id,))
 

@@ -100,7 +100,7 @@ from deskmail.codes import Code
 from deskmail.errors import NetworkError, ProtocolError, StoreError
 from deskmail.model import Account
 from deskmail.protocol.imap import FolderStatus, ImapSession, qresync_params, quote_string
-from deskmail.protocol.imap_stream import FetchItem, compress_uids, parse_uid_set
+from deskmail.protocol.imap_stream import FetchItem, Untagged, compress_uids, parse_uid_set
 from deskmail.store import Folder, Op, Row, Store, read_header_info
 from deskmail.store.maildir import Maildir, PendingMessage, Upload, info_to_flags, release_freed_memory, server_key
 
@@ -704,11 +704,24 @@ class ImapSync:
 
         op, result = action.op, run.result
         if isinstance(action, MoveThere):
+            if not self.move and not self._may_expunge(run, op.uid, f"the move of UID {op.uid} to {op.target}"):
+                return  # held: the journal keeps it, the file stays here
             self._move(run.folder, run.md, run.rows, op.uid, op.target, result)
-        else:
+        elif self.uidplus or self._may_expunge(run, op.uid, None):
             self.imap.run(f"UID STORE {op.uid} +FLAGS.SILENT (\\Deleted)")
             self.imap.run(f"UID EXPUNGE {op.uid}" if self.uidplus else "EXPUNGE")
             result.deleted += 1
+        elif (trash := self._trash_for(run)) is not None:
+            # UID MOVE removes only the message moved (RFC 6851): it goes to Trash instead of for good.
+            self.imap.run(f"UID MOVE {op.uid} {self.imap.quote(trash)}")
+            result.deleted += 1
+            self._held(run, Code.DELETED_TO_TRASH,
+                       f"UID {op.uid} was moved to {trash} instead of deleted for good: other messages in "
+                       f"{run.folder.name} are marked deleted by another program, and this server cannot "
+                       "expunge one message alone (no UIDPLUS)")
+        else:
+            self._held(run, Code.DELETE_HELD, self._held_text(run, f"the delete of UID {op.uid}"))
+            return
         with self.store.transaction():
             row = run.rows.pop(op.uid, None)
             if row is not None and not isinstance(action, MoveThere):
@@ -719,6 +732,41 @@ class ImapSync:
             from deskmail.events import Deleted
 
             self.listener(Deleted(self.account.name, run.folder.name, 1, here=False))
+
+    def _may_expunge(self, run: _FolderRun, uid: str, what: str | None) -> bool:
+        """Whether a plain EXPUNGE (no UIDPLUS) would remove only what deskmail means to remove: no other
+        message of the folder carries \\Deleted. Those of our own journaled deletes and moves do not
+        count (a run cut between their STORE and EXPUNGE). When not, and ``what`` names the change, it is
+        held (reported with ``delete_held``) and stays journaled for a later sync."""
+        if self.uidplus:
+            return True
+        if run.deleted_elsewhere is None:
+            seen = self.imap.run("UID SEARCH DELETED", parse=frozenset({b"SEARCH"}))
+            marked = {v.decode() for _kind, values in seen.data for v in values if isinstance(v, bytes) and v.isdigit()}
+            run.deleted_elsewhere = marked - {op.uid for op in run.local.ops}
+        if not run.deleted_elsewhere - {uid}:
+            return True
+        if what is not None:
+            self._held(run, Code.DELETE_HELD, self._held_text(run, what))
+        return False
+
+    def _held_text(self, run: _FolderRun, what: str) -> str:
+        return (f"{what} waits: {len(run.deleted_elsewhere or ())} other messages in {run.folder.name} are marked "
+                "deleted by another program, and this server cannot expunge one message alone (no UIDPLUS); "
+                "expunging now would remove them too")
+
+    def _held(self, run: _FolderRun, code: Code, note: str) -> None:
+        run.result.notes.append(note)
+        run.result.codes.append(code)
+        with self.store.transaction():
+            self.store.log(self.account.name, run.folder.name, note)
+
+    def _trash_for(self, run: _FolderRun) -> str | None:
+        """Where a delete goes instead when it cannot be expunged alone: Trash, if the server can MOVE."""
+        if not self.move:
+            return None
+        trash = next((f for f in self.store.folders(self.account.name) if f.special_use == "\\Trash"), None)
+        return trash.name if trash is not None and trash.id != run.folder.id else None
 
     def _expunge_here(self, action: ExpungeHere, run: _FolderRun) -> None:
         dropped = set(action.dropped)
@@ -752,8 +800,11 @@ class ImapSync:
     def _push_flags(self, action: PushFlags, run: _FolderRun) -> None:
         """Local side first, then UID STORE; recorded as agreed only once the server said OK.
 
-        A STORE that fails (connection lost, keyword refused) leaves ``synced_flags`` as they were,
-        so the next sync sees the change here again and sends it again.
+        Never a blind replacement of another client's change: with CONDSTORE, ``UNCHANGEDSINCE`` the
+        SELECT's HIGHESTMODSEQ (a message changed since comes back in ``[MODIFIED ...]`` and is merged
+        again, :meth:`_remerge`); without it, ``+FLAGS``/``-FLAGS`` of the difference only. A STORE
+        that fails (connection lost, keyword refused) leaves ``synced_flags`` as they were, so the next
+        sync sees the change here again and sends it again.
         """
         pulled = run.result.flags_pulled
         with self.store.transaction():
@@ -764,16 +815,65 @@ class ImapSync:
 
             self.listener(FlagsPulled(self.account.name, run.folder.name, run.result.flags_pulled - pulled))
         uids = compress_uids([int(c.uid) for c in action.changes])
-        self.imap.run(f"UID STORE {uids} FLAGS.SILENT ({' '.join(sorted(action.flags))})")
+        modified: set[int] = set()
+        if self.condstore and run.status.highestmodseq:
+            seen = self.imap.run(f"UID STORE {uids} (UNCHANGEDSINCE {run.status.highestmodseq}) "
+                                 f"FLAGS.SILENT ({' '.join(sorted(action.flags))})")
+            modified = _modified(seen)
+        else:
+            for sign, flags in (("+", action.add), ("-", action.remove)):
+                if flags:
+                    self.imap.run(f"UID STORE {uids} {sign}FLAGS.SILENT ({' '.join(sorted(flags))})")
+        accepted = [c for c in action.changes if int(c.uid) not in modified]
         with self.store.transaction():
-            for c in action.changes:
-                row = run.rows[c.uid]
-                self.store.set_flags(row.id, row.filename, c.flags, action.flags)
-        run.result.flags_pushed += len(action.changes)
-        if self.listener is not None:
+            for c in accepted:
+                self.store.set_synced(run.rows[c.uid].id, action.flags)
+        pushed = len(accepted)
+        if modified:
+            pushed += self._remerge([c for c in action.changes if int(c.uid) in modified], action.theirs, run)
+        run.result.flags_pushed += pushed
+        if pushed and self.listener is not None:
             from deskmail.events import FlagsPushed
 
-            self.listener(FlagsPushed(self.account.name, run.folder.name, len(action.changes)))
+            self.listener(FlagsPushed(self.account.name, run.folder.name, pushed))
+
+    def _remerge(self, changes: list[FlagChange], assumed: frozenset[str], run: _FolderRun) -> int:
+        """Messages another client changed between the gathering and our STORE: read their flags again,
+        merge (:func:`deskmail.sync.plan.remerge`) and store with the modseq just read; a few rounds,
+        then the next sync takes over (nothing is recorded as agreed that the server did not accept)."""
+        from deskmail.sync.plan import FlagChange, remerge
+
+        pending = {c.uid: (c.flags, assumed) for c in changes}
+        pushed = 0
+        for _round in range(3):
+            if not pending:
+                break
+            now = {str(i.uid): i for i in self.imap.command(
+                f"UID FETCH {compress_uids([int(u) for u in pending])} (UID FLAGS MODSEQ)") if i.uid}
+            again: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
+            for uid, (mine, base) in pending.items():
+                item = now.get(uid)
+                if item is None or uid not in run.rows:
+                    continue  # expunged meanwhile: the next sync removes it here
+                theirs = _fs(item.flags or ())
+                merged, send = remerge(base, mine, theirs, run.status.permanentflags)
+                note = f"UID {uid}: flags changed by another client during the sync; merged to {' '.join(sorted(merged))}"
+                with self.store.transaction():
+                    self._set_local_flags(run, FlagChange(uid, merged), send if send == theirs else None)
+                    self.store.log(self.account.name, run.folder.name, note)
+                run.result.conflicts += 1
+                if send == theirs:
+                    continue  # the server has it all already: recorded as agreed above
+                seen = self.imap.run(f"UID STORE {uid} (UNCHANGEDSINCE {item.modseq}) "
+                                     f"FLAGS.SILENT ({' '.join(sorted(send))})")
+                if int(uid) in _modified(seen):
+                    again[uid] = (merged, theirs)
+                    continue
+                with self.store.transaction():
+                    self.store.set_synced(run.rows[uid].id, send)
+                pushed += 1
+            pending = again
+        return pushed
 
     def _download_action(self, action: Download, run: _FolderRun) -> None:
         """The download; a message whose file vanished keeps its index row until its new copy replaces it."""
@@ -1113,6 +1213,15 @@ class _BodySinks:
 _MAILDIR_FLAGS = frozenset({"\\Draft", "\\Flagged", "\\Answered", "\\Seen", "\\Deleted"})
 
 
+_MODIFIED = re.compile(rb"\[MODIFIED ([\d:,]+)\]", re.I)
+
+
+def _modified(seen: Untagged) -> set[int]:
+    """The UIDs a conditional STORE left alone because they changed since (RFC 7162 ``[MODIFIED ...]``)."""
+    m = _MODIFIED.search(seen.tagged)
+    return set(parse_uid_set(m.group(1).decode())) if m else set()
+
+
 def _mtime_of(md: Maildir, name: str) -> float | None:
     """When a file saved here was written: the best INTERNALDATE it has (Maildir keeps no other)."""
     try:
@@ -1246,6 +1355,7 @@ class _FolderRun:
         self.journaled: dict[str, Op] = {}  # interrupted uploads not found on the server: appended again
         self.adopted: set[str] = set()  # UIDs a resumed upload adopted: never downloaded
         self.waiting = False  # uploads refused or held: look at the files again next time
+        self.deleted_elsewhere: set[str] | None = None  # UIDs marked \\Deleted by others (no UIDPLUS: asked once)
 
 
 def _orphans(md: Maildir, rows: dict[str, Row], uidvalidities: set[int]) -> tuple[list[str], list[str]]:
