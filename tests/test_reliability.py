@@ -85,9 +85,10 @@ class WireProxy:
     ``action(line)`` (another client's change, e.g. doveadm) *before* the command goes on to the
     server: deterministic, the server sees the other client's change first.
     ``fault_in(pattern, kind)``: once the client sent a command matching ``pattern`` (a SELECT of
-    one folder), the first ``BODY[] {n}`` literal of the answer to its next FETCH of bodies is cut ("cut": 1,000 bytes into the
-    literal, then both ways closed) or garbled ("garble": its size announced 40 bytes short, so the
-    rest of the body lands where the parser expects the response to go on). Only once.
+    one folder), the first ``BODY[] {n}`` literal of the answer to its next FETCH of bodies is cut
+    ("cut": 1,000 bytes into the literal, then both ways closed) or garbled ("garble": its size
+    announced 40 bytes short, so the rest of the body lands where the parser expects the response to
+    go on). Only once.
     """
 
     LITERAL = re.compile(rb"BODY\[\] \{(\d+)\}\r\n")
@@ -399,3 +400,106 @@ def test_without_uidplus_another_clients_deleted_message_survives_our_delete_and
         assert any(re.match(rb"D\d+ EXPUNGE", c) for c in proxy.commands), "a plain EXPUNGE once it is safe"
     finally:
         proxy.close()
+
+
+# ---- 6. flag, move and delete while a sync runs -------------------------------------------------
+
+
+def test_flag_move_and_delete_during_a_large_sync_all_reach_the_server(sandbox: Any, mail_user: Any,
+                                                                       tmp_path: Path) -> None:
+    """The façade's set_flags / move / delete in a loop (this process) while a sync of thousands of
+    messages runs (another process): first the download of 4,000 messages, then a sync that pulls a
+    flag another client set on all of them and downloads 1,000 more. Then a normal sync: every change
+    made here is on the server, nothing is lost or doubled, and here equals there; one more sync
+    changes nothing."""
+    import random
+    import sqlite3
+
+    from deskmail.app import Deskmail
+    from deskmail.config import Paths
+    from helpers import add_imaps_account
+
+    email = mail_user.email
+    home = Home(tmp_path / "home", env={"DM_PW": mail_user.password})
+    add_imaps_account(home, sandbox, mail_user)
+    app = Deskmail(Paths(home.root / "config", home.root / "data"))
+    rng = random.Random(12)
+    total = 4000
+    sandbox.fill_maildir(email, [msg(i, email, size=1500) for i in range(total)])
+    flags: dict[str, set[str]] = {}  # message-id -> flags set here
+    moved: set[str] = set()
+    deleted: set[str] = set()
+
+    def index() -> dict[int, str]:
+        path = home.root / "data" / "index.sqlite3"
+        if not path.exists():
+            return {}
+        conn = sqlite3.connect(path.absolute().as_uri() + "?mode=ro", uri=True, timeout=30)
+        try:
+            return dict(conn.execute("SELECT m.id, m.message_id FROM messages m JOIN folders f ON f.id = m.folder_id"
+                                     " WHERE f.name = 'INBOX' AND f.account = 'a'").fetchall())
+        except sqlite3.OperationalError:
+            return {}  # the first sync is creating the index
+        finally:
+            conn.close()
+
+    def during(proc: subprocess.Popen[bytes]) -> int:
+        """Flag, move and delete INBOX messages until the sync ends; how many changes landed during it."""
+        done = 0
+        while proc.poll() is None:
+            touched = flags.keys() | moved | deleted
+            free = [(rid, m) for rid, m in index().items() if m not in touched]
+            if len(free) < 10:
+                continue
+            for rid, m in rng.sample(free, 10):
+                kind = rng.random()
+                if kind < 0.6:
+                    add = rng.sample(["seen", "flagged", "$Label1"], rng.randint(1, 2))
+                    app.set_flags([rid], add=add)
+                    flags[m] = {"\\Seen" if a == "seen" else "\\Flagged" if a == "flagged" else a for a in add}
+                elif kind < 0.8:
+                    app.move([rid], "Archive")
+                    moved.add(m)
+                else:
+                    app.delete([rid])  # to Trash
+                    deleted.add(m)
+                done += proc.poll() is None
+        err = proc.stderr.read().decode() if proc.stderr is not None else ""
+        assert proc.returncode == 0, f"the sync itself must not fail: {err}"
+        return done
+
+    landed = during(_popen(home, "sync"))
+    assert landed >= 30, f"only {landed} changes landed while the first sync ran"
+    # Another client flags every INBOX message, and 1,000 more arrive: the next sync pulls and downloads.
+    sandbox.doveadm("flags", "add", "-u", email, "\\Answered", "mailbox", "INBOX", "all", check=True)
+    sandbox.fill_maildir(email, [msg(i, email, size=1500) for i in range(total, total + 1000)])
+    landed = during(_popen(home, "sync"))
+    assert landed >= 30, f"only {landed} changes landed while the second sync ran"
+
+    sync(home)
+    inbox, archive, trash = (server(sandbox, email, f) for f in ("INBOX", "Archive", "Trash"))
+    everything = {f"<m{i}-1500@example.test>" for i in range(total + 1000)}
+    assert set(archive) == moved and set(trash) == deleted, "every move and delete reached the server"
+    assert set(inbox) == everything - moved - deleted, "nothing lost, nothing doubled"
+    for m, wanted in flags.items():
+        there = next(f for f in (inbox, archive, trash) if m in f)[m]
+        assert wanted <= set(there.split()), f"{m}: {wanted} set here, server has {there!r}"
+    for folder, there in (("INBOX", inbox), ("Archive", archive), ("Trash", trash)):
+        here = local(home, folder)
+        assert {m: f for m, (f, _name) in here.items()} == there, f"{folder}: here differs from the server"
+        rows = db(home).execute("SELECT COUNT(*) FROM messages m JOIN folders f ON f.id = m.folder_id"
+                                " WHERE f.name = ?", (folder,)).fetchone()[0]
+        path = "" if folder == "INBOX" else "." + folder
+        assert rows == len(there) == len(maildir_files(home, path)), f"{folder}: one file and one row each"
+    assert db(home).execute("SELECT COUNT(*) FROM ops").fetchone()[0] == 0
+    again = sync(home)
+    assert all(f["flags_pushed"] == f["flags_pulled"] == f["new"] == 0 for f in again["a"]["folders"]), again
+
+
+def _popen(home: Home, *args: str) -> subprocess.Popen[bytes]:
+    import os
+    import sys
+
+    env = {**os.environ, "DESKMAIL_HOME": str(home.root), **home.env}
+    return subprocess.Popen([sys.executable, "-m", "deskmail", *args], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)

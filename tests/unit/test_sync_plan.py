@@ -33,8 +33,8 @@ from deskmail.sync.plan import (
     UnkeptKeywords,
     UploadThere,
     merge_flags,
-    remerge,
     plan_folder,
+    remerge,
 )
 
 UV = 7

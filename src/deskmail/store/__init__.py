@@ -88,6 +88,7 @@ CREATE TABLE IF NOT EXISTS folders (
     uidnext INTEGER NOT NULL DEFAULT 0,
     highestmodseq INTEGER NOT NULL DEFAULT 0,
     local_mtime INTEGER NOT NULL DEFAULT 0,   -- cur/+new/ mtimes at the last scan: unchanged = nothing to scan
+                                              -- (<= 0: scan next time, a change made here sets a new negative)
     permanent_flags TEXT,                     -- the last SELECT's PERMANENTFLAGS (NULL: none announced, all kept)
     UNIQUE (account, name)
 ) STRICT;
@@ -622,6 +623,21 @@ class Store:
             raise ValueError(f"cannot update {sorted(fields)}")
         cols = ", ".join(f"{k}=?" for k in fields)
         self.db.execute(f"UPDATE folders SET {cols} WHERE id=?", (*fields.values(), folder_id))
+
+    def touch_folder(self, folder_id: int) -> None:
+        """A person changed messages of this folder here (flag, move, delete): the next sync must look at
+        its rows. A value no sync can have read before, so that a sync running now does not record the
+        folder as clean over this change (see :meth:`checkpoint_folder`)."""
+        self.db.execute("UPDATE folders SET local_mtime = MIN(local_mtime, 0) - 1 WHERE id=?", (folder_id,))
+
+    def checkpoint_folder(self, folder_id: int, *, uidvalidity: int, uidnext: int, highestmodseq: int,
+                          local_mtime: int, seen: int) -> None:
+        """A folder's sync finished: its server state, and the scan mark ``local_mtime`` unless the folder
+        was touched here since the sync read ``seen`` (then 0: the next sync looks at every row)."""
+        self.db.execute(
+            "UPDATE folders SET uidvalidity=?, uidnext=?, highestmodseq=?,"
+            " local_mtime = CASE WHEN local_mtime = ? THEN ? ELSE 0 END WHERE id=?",
+            (uidvalidity, uidnext, highestmodseq, seen, local_mtime, folder_id))
 
     def remove_folder(self, folder_id: int) -> None:
         self.db.execute("DELETE FROM folders WHERE id=?", (folder_id,))

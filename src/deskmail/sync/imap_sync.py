@@ -583,9 +583,20 @@ class ImapSync:
         on_disk = {name.partition(":")[0]: name for name in (md.peek_files() if self.dry_run else md.files())}
         missing: set[str] = set()
         with nullcontext() if self.dry_run else self.store.transaction():
-            for uid, r in rows.items():
+            for uid, r in list(rows.items()):
                 unique = r.filename.partition(":")[0]
                 current = on_disk.get(unique)
+                if current != r.filename:
+                    # Changed here since the rows were read (a person's flag change or delete, made in
+                    # its own transaction): the row as it is now, not a vanished file or a stale name.
+                    fresh = r if self.dry_run else self.store.row(r.id)
+                    if fresh is None:
+                        del rows[uid], flags[uid]
+                        continue
+                    if fresh != r:
+                        rows[uid] = r = fresh
+                        flags[uid] = _fs(r.flags)
+                        current = r.filename if md.path(r.filename).exists() else current
                 if current is None:
                     missing.add(uid)
                 elif current != r.filename:
@@ -690,11 +701,12 @@ class ImapSync:
                 if action.highestmodseq != folder.highestmodseq:
                     self.store.update_folder(folder.id, highestmodseq=action.highestmodseq)
                 return
-            self.store.update_folder(
+            self.store.checkpoint_folder(
                 folder.id, uidvalidity=action.uidvalidity, uidnext=action.uidnext,
                 highestmodseq=action.highestmodseq,
                 # 0: look at the waiting uploads again next time
                 local_mtime=0 if (run.waiting or action.rescan) else _mtime(run.md),
+                seen=folder.local_mtime,  # a flag, move or delete made here during this sync: look again
             )
         else:  # folder-level actions are planned by reconcile_folders' dry run only
             raise AssertionError(f"not a folder action: {action!r}")
@@ -724,7 +736,7 @@ class ImapSync:
             return
         with self.store.transaction():
             row = run.rows.pop(op.uid, None)
-            if row is not None and not isinstance(action, MoveThere):
+            if row is not None and not isinstance(action, MoveThere) and (row := self.store.row(row.id)):
                 run.md.remove(row.filename)
                 self.store.delete_row(row.id)
             self.store.op_done(op.id)
@@ -774,6 +786,8 @@ class ImapSync:
         with self.store.transaction():
             for uid in action.uids:
                 row = run.rows.pop(uid, None)
+                if row is not None:
+                    row = self.store.row(row.id)  # its name now (a flag change here renames the file)
                 if row is None:
                     continue
                 if uid in dropped:
@@ -789,13 +803,27 @@ class ImapSync:
             self.listener(Deleted(self.account.name, run.folder.name, removed, here=True))
 
     def _set_local_flags(self, run: _FolderRun, change: FlagChange, synced: frozenset[str] | None) -> None:
-        """The message's file name and index flags become ``change.flags``; ``synced`` recorded when given."""
-        row = run.rows[change.uid]
-        if change.flags != _fs(row.flags):
+        """The message's file name and index flags become ``change.flags``; ``synced`` recorded when given.
+
+        Inside the caller's transaction the row is read again: a flag change a person made here since
+        the gathering (mailbox.set_flags, serialised with this transaction) is merged in, never
+        overwritten; a message deleted here meanwhile is left alone.
+        """
+        from deskmail.sync.plan import merge_flags
+
+        row = run.rows.get(change.uid)
+        fresh = self.store.row(row.id) if row is not None else None
+        if fresh is None:
+            run.rows.pop(change.uid, None)
+            return
+        flags = change.flags
+        if row is not None and fresh.flags != row.flags:
+            flags = merge_flags(_fs(row.flags), _fs(fresh.flags), change.flags)
+        if flags != _fs(fresh.flags):
             run.result.flags_pulled += 1
-        name = run.md.set_flags(row.filename, change.flags)
-        self.store.set_flags(row.id, name, change.flags, synced)
-        run.rows[change.uid] = replace(row, filename=name, flags=" ".join(sorted(change.flags)))
+        name = run.md.set_flags(fresh.filename, flags)
+        self.store.set_flags(fresh.id, name, flags, synced)
+        run.rows[change.uid] = replace(fresh, filename=name, flags=" ".join(sorted(flags)))
 
     def _push_flags(self, action: PushFlags, run: _FolderRun) -> None:
         """Local side first, then UID STORE; recorded as agreed only once the server said OK.
@@ -857,7 +885,8 @@ class ImapSync:
                     continue  # expunged meanwhile: the next sync removes it here
                 theirs = _fs(item.flags or ())
                 merged, send = remerge(base, mine, theirs, run.status.permanentflags)
-                note = f"UID {uid}: flags changed by another client during the sync; merged to {' '.join(sorted(merged))}"
+                note = (f"UID {uid}: flags changed by another client during the sync; merged to "
+                        f"{' '.join(sorted(merged))}")
                 with self.store.transaction():
                     self._set_local_flags(run, FlagChange(uid, merged), send if send == theirs else None)
                     self.store.log(self.account.name, run.folder.name, note)
@@ -904,6 +933,9 @@ class ImapSync:
         m = next((m for m in (_COPYUID.search(line) for line in lines) if m), None)
         dest = self.store.folder(self.account.name, target)
         with self.store.transaction():
+            row = self.store.row(row.id)  # its name now: flagged here since the gathering, or deleted
+            if row is None:
+                return
             if m and dest is not None and dest.uidvalidity == int(m.group(1)):
                 # The server told us the new UID: carry the file over instead of downloading it again.
                 new_uid = parse_uid_set(m.group(3).decode())[0]
