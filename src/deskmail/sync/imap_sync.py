@@ -855,7 +855,8 @@ class ImapSync:
         accepted = [c for c in action.changes if int(c.uid) not in modified]
         with self.store.transaction():
             for c in accepted:
-                self.store.set_synced(run.rows[c.uid].id, action.flags)
+                if (row := run.rows.get(c.uid)) is not None:  # (not deleted here meanwhile)
+                    self.store.set_synced(row.id, action.flags)
         pushed = len(accepted)
         if modified:
             pushed += self._remerge([c for c in action.changes if int(c.uid) in modified], action.theirs, run)
@@ -871,18 +872,19 @@ class ImapSync:
         then the next sync takes over (nothing is recorded as agreed that the server did not accept)."""
         from deskmail.sync.plan import FlagChange, remerge
 
-        pending = {c.uid: (c.flags, assumed) for c in changes}
+        pending = {c.uid: assumed for c in changes}  # uid -> the server's flags the last STORE assumed
         pushed = 0
         for _round in range(3):
             if not pending:
                 break
             now = {str(i.uid): i for i in self.imap.command(
                 f"UID FETCH {compress_uids([int(u) for u in pending])} (UID FLAGS MODSEQ)") if i.uid}
-            again: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
-            for uid, (mine, base) in pending.items():
+            again: dict[str, frozenset[str]] = {}
+            for uid, base in pending.items():
                 item = now.get(uid)
                 if item is None or uid not in run.rows:
-                    continue  # expunged meanwhile: the next sync removes it here
+                    continue  # expunged there (the next sync removes it here), or deleted here meanwhile
+                mine = _fs(run.rows[uid].flags)  # set here by the plan (and a person's change since)
                 theirs = _fs(item.flags or ())
                 merged, send = remerge(base, mine, theirs, run.status.permanentflags)
                 note = (f"UID {uid}: flags changed by another client during the sync; merged to "
@@ -896,10 +898,11 @@ class ImapSync:
                 seen = self.imap.run(f"UID STORE {uid} (UNCHANGEDSINCE {item.modseq}) "
                                      f"FLAGS.SILENT ({' '.join(sorted(send))})")
                 if int(uid) in _modified(seen):
-                    again[uid] = (merged, theirs)
+                    again[uid] = theirs
                     continue
-                with self.store.transaction():
-                    self.store.set_synced(run.rows[uid].id, send)
+                if (row := run.rows.get(uid)) is not None:
+                    with self.store.transaction():
+                        self.store.set_synced(row.id, send)
                 pushed += 1
             pending = again
         return pushed
