@@ -260,28 +260,38 @@ LEGACY_DROPS = {"UIDPLUS", "MOVE", "CONDSTORE", "QRESYNC"}
 
 @pytest.fixture(scope="module")
 def legacy() -> Iterator[Any]:
-    """A second Dovecot whose IMAP capability lacks UIDPLUS, MOVE, CONDSTORE and QRESYNC (its
-    ``imap_capability`` set in the sandbox's etc/local.conf, from the list the same Dovecot offers)."""
+    """A second Dovecot whose IMAP capability lacks UIDPLUS, MOVE, CONDSTORE and QRESYNC."""
+    yield from _variant(LEGACY_DROPS)
+
+
+@pytest.fixture(scope="module")
+def no_uidplus() -> Iterator[Any]:
+    """A second Dovecot without UIDPLUS only (it still offers MOVE)."""
+    yield from _variant({"UIDPLUS"})
+
+
+def _variant(drops: set[str]) -> Iterator[Any]:
+    """A sandbox whose ``imap_capability`` (its etc/local.conf) is what the same Dovecot offers, less ``drops``."""
     import imaplib
     import tempfile
 
     from deskmail.sandbox import start_sandbox
 
-    root = Path(tempfile.mkdtemp(prefix="deskmail-legacy-"))
+    root = Path(tempfile.mkdtemp(prefix="deskmail-variant-"))
     sb = start_sandbox(root)
     try:
         probe = sb.create_user("caps")
         with imaplib.IMAP4_SSL(sb.host, sb.imaps_port, ssl_context=sb.client_ssl_context()) as c:
             c.login(probe.email, probe.password)
             caps = c.capability()[1][0].decode().split()
-        kept = [c for c in caps if c.upper() not in LEGACY_DROPS]
+        kept = [c for c in caps if c.upper() not in drops]
         (root / "etc" / "local.conf").write_text("protocol imap {\n  imap_capability = " + " ".join(kept) + "\n}\n")
         sb.stop()
         sb = start_sandbox(root)
         with imaplib.IMAP4_SSL(sb.host, sb.imaps_port, ssl_context=sb.client_ssl_context()) as c:
             c.login(probe.email, probe.password)
             now = set(c.capability()[1][0].decode().upper().split())
-        assert not now & LEGACY_DROPS and "IMAP4REV1" in now, now
+        assert not now & drops and "IMAP4REV1" in now and "IDLE" in now, now
         yield sb
     finally:
         sb.stop()
@@ -503,3 +513,32 @@ def _popen(home: Home, *args: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "DESKMAIL_HOME": str(home.root), **home.env}
     return subprocess.Popen([sys.executable, "-m", "deskmail", *args], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
+
+
+def test_without_uidplus_but_with_move_a_delete_for_good_goes_to_trash_instead(no_uidplus: Any,
+                                                                               tmp_path: Path) -> None:
+    """No UIDPLUS, but MOVE: with another client's \\Deleted message in the folder, deskmail's delete for
+    good of m2 becomes a UID MOVE to Trash (code deleted_to_trash), and its move of m3 is a UID MOVE as
+    always; no EXPUNGE is sent and the other client's m1 stays, still marked."""
+    sb = no_uidplus
+    user = sb.create_user(hint="to-trash")
+    email = user.email
+    proxy = WireProxy((sb.host, sb.imap_port))
+    try:
+        home = plain_account(sb, user, tmp_path, proxy.port)
+        sb.fill_maildir(email, [msg(i, email) for i in range(1, 5)])
+        sync(home)
+        sb.doveadm("flags", "add", "-u", email, "\\Deleted", "mailbox", "INBOX", "header", "Message-ID", _mid(1),
+                   check=True)
+        assert home.run("delete", "--expunge", _row(home, _mid(2))).returncode == 0
+        assert home.run("move", _row(home, _mid(3)), "--to", "Archive").returncode == 0
+        report = sync(home)
+        inbox = next(f for f in report["a"]["folders"] if f["folder"] == "INBOX")
+        assert inbox["codes"] == ["deleted_to_trash"] and inbox["deleted"] == 1 and inbox["moved"] == 1, inbox
+        assert not any(re.match(rb"D\d+ (UID )?EXPUNGE", c) for c in proxy.commands), "no EXPUNGE of any kind"
+        assert server(sb, email) == {_mid(1): "\\Deleted", _mid(4): ""}
+        assert set(server(sb, email, "Trash")) == {_mid(2)} and set(server(sb, email, "Archive")) == {_mid(3)}
+        assert set(local(home, "Trash")) == {_mid(2)} and set(local(home, "Archive")) == {_mid(3)}
+        assert db(home).execute("SELECT COUNT(*) FROM ops").fetchone()[0] == 0
+    finally:
+        proxy.close()

@@ -726,6 +726,7 @@ class ImapSync:
         elif (trash := self._trash_for(run)) is not None:
             # UID MOVE removes only the message moved (RFC 6851): it goes to Trash instead of for good.
             self.imap.run(f"UID MOVE {op.uid} {self.imap.quote(trash)}")
+            self.status_hint.pop(trash, None)  # changed since the LIST: Trash's sync must look
             result.deleted += 1
             self._held(run, Code.DELETED_TO_TRASH,
                        f"UID {op.uid} was moved to {trash} instead of deleted for good: other messages in "
@@ -922,6 +923,9 @@ class ImapSync:
     def _move(self, folder: Folder, md: Maildir, rows: dict[str, Row], uid: str, target: str,
               result: FolderResult) -> None:
         quoted = self.imap.quote(target)
+        # The target changed since the LIST that gave its status: its sync in this run must SELECT it (it
+        # downloads the message when the server gave no COPYUID to carry the file over).
+        self.status_hint.pop(target, None)
         if self.move:
             seen = self.imap.run(f"UID MOVE {uid} {quoted}")
         else:
