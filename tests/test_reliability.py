@@ -542,3 +542,24 @@ def test_without_uidplus_but_with_move_a_delete_for_good_goes_to_trash_instead(n
         assert db(home).execute("SELECT COUNT(*) FROM ops").fetchone()[0] == 0
     finally:
         proxy.close()
+
+
+def test_a_flag_set_here_then_a_move_reaches_the_server_in_the_target(sandbox: Any, mail_user: Any,
+                                                                      tmp_path: Path) -> None:
+    """Flagged, then moved, before any sync: the move carries the file over (COPYUID), and the flag set
+    here is not taken as agreed with the server's copy (it was never sent): the target's sync sends it."""
+    from helpers import add_imaps_account
+
+    email = mail_user.email
+    home = Home(tmp_path / "home", env={"DM_PW": mail_user.password})
+    add_imaps_account(home, sandbox, mail_user)
+    sandbox.fill_maildir(email, [msg(i, email) for i in range(1, 4)])
+    sync(home)
+    assert home.run("flag", _row(home, _mid(2)), "--set", "flagged").returncode == 0
+    assert home.run("move", _row(home, _mid(2)), "--to", "Archive").returncode == 0
+    report = sync(home)
+    assert {f["folder"]: f["new"] for f in report["a"]["folders"]}["Archive"] == 0, "carried over, not downloaded"
+    assert server(sandbox, email, "Archive") == {_mid(2): "\\Flagged"}
+    assert {m: f for m, (f, _n) in local(home, "Archive").items()} == {_mid(2): "\\Flagged"}
+    again = sync(home)
+    assert all(f["flags_pushed"] == f["flags_pulled"] == 0 for f in again["a"]["folders"]), again

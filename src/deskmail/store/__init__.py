@@ -674,18 +674,20 @@ class Store:
 
     def insert_message(
         self, md: Maildir, folder_id: int, uidvalidity: int, uid: str, filename: str, flags: Iterable[str],
-        head: bytes | None = None, size: int | None = None,
+        head: bytes | None = None, size: int | None = None, *, synced: Iterable[str] | None = None,
     ) -> int:
+        """A message row; its flags are taken as agreed with the server unless ``synced`` says otherwise."""
         # The Path only when the file must be read: see PendingMessage on pathlib's interning.
         info = read_header_info(md.path(filename) if head is None else None, head)
         if size is None:
             size = md.path(filename).stat().st_size
         flag_text = " ".join(sorted(flags))
+        synced_text = flag_text if synced is None else " ".join(sorted(synced))
         cur = self.db.execute(
             "INSERT OR IGNORE INTO messages (folder_id, uidvalidity, uid, filename, flags, synced_flags, size,"
             " date, sender, recipients, subject, message_id, added) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
-                folder_id, uidvalidity, uid, filename, flag_text, flag_text, size,
+                folder_id, uidvalidity, uid, filename, flag_text, synced_text, size,
                 info.date, info.sender, info.recipients, info.subject, info.message_id, int(time.time()),
             ),
         )

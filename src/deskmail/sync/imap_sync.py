@@ -951,7 +951,10 @@ class ImapSync:
                 unique, _, info = row.filename.partition(":")
                 name = f"{re.sub(r',V=.*$', '', unique)},V={dest.uidvalidity},U={new_uid}:{info}"
                 md.path(row.filename).rename(dest_md.path(name))
-                self.store.insert_message(dest_md, dest.id, dest.uidvalidity, str(new_uid), name, _fs(row.flags))
+                # The server's copy has the flags agreed before (a change made here and not yet sent goes
+                # with the file and is sent by the target's sync, not taken as agreed).
+                self.store.insert_message(dest_md, dest.id, dest.uidvalidity, str(new_uid), name, _fs(row.flags),
+                                          synced=_fs(row.synced_flags))
             else:
                 md.remove(row.filename)  # the target folder's sync downloads it with its new UID
             self.store.delete_row(row.id)
