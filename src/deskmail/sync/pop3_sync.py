@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import time
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -214,8 +215,6 @@ def _copy_here(md: Maildir, filename: str, size: int) -> bool:
         st = os.stat(md.path(filename))
     except OSError:
         return False
-    import stat
-
     return stat.S_ISREG(st.st_mode) and st.st_size == size
 
 
