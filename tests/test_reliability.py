@@ -42,9 +42,19 @@ def test_pop3_never_deletes_from_the_server_once_the_local_copy_is_gone(sandbox:
     cfg.write_text(cfg.read_text() + "\n[accounts.p.options]\ndelete_after_days = 1\n")
     sandbox.fill_maildir(email, [msg(i, email) for i in range(1, 6)])
     assert sync(home)["p"]["folders"][0]["new"] == 5
-    shutil.rmtree(home.root / "data" / "mail" / "p")
-
     later = ["faketime", "-f", "+2d"]
+
+    # The store replaced by a symlink to an empty directory (an unmounted disk looks the same).
+    mail = home.root / "data" / "mail" / "p"
+    mail.rename(tmp_path / "away")
+    (tmp_path / "empty").mkdir()
+    mail.symlink_to(tmp_path / "empty")
+    proc = _run_at(home, later, "sync", "--json")
+    assert proc.returncode == 10 and '"code": "store_missing"' in proc.stdout, proc.stdout + proc.stderr
+    assert len(server(sandbox, email)) == 5 and not list((tmp_path / "empty").iterdir())
+    mail.unlink()
+    shutil.rmtree(tmp_path / "away")  # and now gone for good
+
     proc = _run_at(home, later, "sync", "--json")
     assert proc.returncode == 10, proc.stdout + proc.stderr
     assert '"code": "store_missing"' in proc.stdout, proc.stdout
