@@ -42,7 +42,7 @@ class StoreCutter(RewritingProxy):
         try:
             while data := client.recv(65536):
                 self.client_bytes += data
-                if re.search(rb"UID STORE [\d:,]+ FLAGS", data):
+                if re.search(rb"UID STORE [\d:,]+ (\(UNCHANGEDSINCE \d+\) )?[+-]?FLAGS", data):
                     self.cut += 1
                     for sock in (client, server):
                         sock.shutdown(socket.SHUT_RDWR)

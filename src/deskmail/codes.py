@@ -117,6 +117,9 @@ class Code(StrEnum):
     STORE_FULL = "store_full"
     STORE_IO = "store_io"
     MESSAGE_FILE_MISSING = "message_file_missing"
+    # a folder's sync: what was held back (FolderResult.codes)
+    DELETE_HELD = "delete_held"
+    DELETED_TO_TRASH = "deleted_to_trash"
 
 
 # One line per code: what it means. docs/doctor.md and docs/errors.md expand each.
@@ -208,6 +211,10 @@ MEANINGS: dict[Code, str] = {
     Code.STORE_FULL: "the disk holding the mail store is full",
     Code.STORE_IO: "the mail store cannot be read or written (an I/O error, permissions, a folder in the way)",
     Code.MESSAGE_FILE_MISSING: "the message's file is gone from the mail folder (another program removed it)",
+    Code.DELETE_HELD: "a delete or move waits: the server cannot expunge one message alone (no UIDPLUS) and "
+                      "another program has marked other messages in the folder deleted",
+    Code.DELETED_TO_TRASH: "a delete for good became a move to Trash: expunging would have removed messages "
+                           "another program marked deleted (the server has no UIDPLUS)",
 }
 
 # The codes the doctor reports (docs/doctor.md); the others are the engine's (docs/errors.md).

@@ -55,10 +55,10 @@ def set_flags(store: Store, ids: Iterable[int], add: set[str], remove: set[str])
             md = store.folder_maildir(folder)
             name = md.set_flags(row.filename, flags)
             store.set_flags(row.id, name, flags)
-            if name == row.filename and flags != set(row.flags.split()):
-                # A keyword lives in the index only (Maildir file names carry no keywords), so nothing on
-                # disk changed: make the next sync look at this folder's messages instead of skipping it.
-                store.update_folder(folder.id, local_mtime=0)
+            if flags != set(row.flags.split()):
+                # Also for a keyword, which lives in the index only (nothing on disk changes): the next
+                # sync looks at this folder's messages instead of skipping it, even if one runs now.
+                store.touch_folder(folder.id)
     return len(targets)
 
 
@@ -88,12 +88,14 @@ def delete(store: Store, accounts: dict[str, Account], ids: list[int], *, expung
             elif account_trash is not None and account_trash.id != folder.id and not expunge:
                 store.add_op(folder.account, "move", folder.name, row.uidvalidity, row.uid, account_trash.name,
                              row.message_id)
+                store.touch_folder(folder.id)
                 continue  # the file stays until the server has moved it
             else:
                 store.add_op(folder.account, "delete", folder.name, row.uidvalidity, row.uid,
                              message_id=row.message_id)
             md.remove(row.filename)
             store.delete_row(row.id)
+            store.touch_folder(folder.id)
     return len(ids)
 
 
@@ -107,6 +109,7 @@ def move(store: Store, ids: list[int], target: str) -> int:
                                     "", "pick one of the account's folders (they are known after a sync)",
                                     code=Code.NO_SUCH_FOLDER, account=folder.account, folder=target)
             store.add_op(folder.account, "move", folder.name, row.uidvalidity, row.uid, target, row.message_id)
+            store.touch_folder(folder.id)
     return len(ids)
 
 

@@ -42,8 +42,18 @@ def partial(store: Store, uidl: str, name: str) -> int:
     return int(cur.lastrowid or 0)
 
 
+def stored(store: Store, *uidls: str, age_days: float = 0, partial_copy: bool = False) -> None:
+    """Downloaded whole (or headers only) and indexed, as the sync commits it: pop_seen + message row."""
+    seen(store, *uidls, age_days=age_days)
+    with store.transaction():
+        store.db.executemany(
+            "INSERT INTO messages (folder_id, uidvalidity, uid, filename, size, partial) VALUES (?,0,?,?,?,?)",
+            [(folder_id(store), u, f"{u}-file:2,", 100, int(partial_copy)) for u in uidls])
+
+
 def doomed(store: Store, *, leave: bool = True, days: int = 0) -> list[int]:
-    return list(doomed_messages(store, "acct", leave=leave, days=days, now=time.time()))
+    return [d.number for d in doomed_messages(store, "acct", folder_id(store), leave=leave, days=days,
+                                              now=time.time())]
 
 
 def test_new_is_the_listing_minus_pop_seen_in_number_order(store: Store) -> None:
@@ -91,39 +101,46 @@ def test_a_failing_listing_leaves_no_half_table(store: Store) -> None:
 
 def test_leave_on_server_by_default_deletes_nothing(store: Store) -> None:
     load_listing(store, [(1, "a"), (2, "b")])
-    seen(store, "a", "b", age_days=400)
+    stored(store, "a", "b", age_days=400)
     assert doomed(store) == []
 
 
 def test_leave_on_server_false_deletes_only_what_is_stored_here(store: Store) -> None:
-    load_listing(store, [(1, "a"), (2, "b"), (3, "c")])
-    seen(store, "c", "a")  # "b" was never stored: it must stay on the server
+    load_listing(store, [(1, "a"), (2, "b"), (3, "c"), (4, "d"), (5, "e")])
+    stored(store, "c", "a")  # "b" was never stored: it must stay on the server
     seen(store, "b", account="other")
+    seen(store, "d")  # downloaded once, but no copy is indexed here (deleted here, or the index lost it)
+    stored(store, "e", partial_copy=True)  # only its headers are here
     assert doomed(store, leave=False) == [1, 3]
+    got = list(doomed_messages(store, "acct", folder_id(store), leave=False, days=0, now=time.time()))
+    assert [(d.filename, d.size) for d in got] == [("a-file:2,", 100), ("c-file:2,", 100)]  # checked before DELE
 
 
 def test_delete_after_days_counts_from_the_download(store: Store) -> None:
     load_listing(store, [(1, "old"), (2, "new"), (3, "edge"), (4, "not-here")])
-    seen(store, "old", age_days=10)
-    seen(store, "new", age_days=0.5)
-    seen(store, "edge", age_days=6.9)
+    stored(store, "old", age_days=10)
+    stored(store, "new", age_days=0.5)
+    stored(store, "edge", age_days=6.9)
     assert doomed(store, days=7) == [1]
     assert doomed(store, days=1) == [1, 3]
 
 
 def test_pending_delete_ops_are_deleted_even_when_leaving_on_server(store: Store) -> None:
     load_listing(store, [(1, "a"), (2, "b"), (3, "c")])
-    seen(store, "a", "b", "c")
+    stored(store, "a", "b")
+    seen(store, "c")  # deleted here by the user: no copy left, the journaled op asks for the DELE
     with store.transaction():
         store.add_op("acct", "delete", "INBOX", 0, "c")
         store.add_op("acct", "delete", "INBOX", 0, "gone-from-server")
         store.add_op("other", "delete", "INBOX", 0, "a")
     assert doomed(store) == [3]
+    assert [d.filename for d in doomed_messages(store, "acct", folder_id(store), leave=True, days=0,
+                                                 now=time.time())] == [""]  # nothing here to check
 
 
 def test_a_uidl_listed_twice_is_never_deleted(store: Store) -> None:
     load_listing(store, [(1, "a"), (2, "dup"), (3, "dup"), (4, "b")])
-    seen(store, "a", "dup", "b")
+    stored(store, "a", "dup", "b")
     with store.transaction():
         store.add_op("acct", "delete", "INBOX", 0, "dup")
     assert doomed(store, leave=False) == [1, 4]

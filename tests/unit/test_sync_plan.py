@@ -34,6 +34,7 @@ from deskmail.sync.plan import (
     UploadThere,
     merge_flags,
     plan_folder,
+    remerge,
 )
 
 UV = 7
@@ -285,3 +286,25 @@ def test_held_uploads_are_named_in_the_plan() -> None:
 def test_conflicts_carry_the_merged_flags() -> None:
     actions = plan_folder(local({"5": msg(fs(F), fs(A))}), server(flags={"5": fs(A, S)}))
     assert actions[0] == LogConflicts((FlagChange("5", fs(F, S)),))
+
+
+def test_pushes_carry_the_server_flags_they_assume_so_only_the_difference_is_sent() -> None:
+    """Same target, different server starting points: two pushes, each with its own +FLAGS/-FLAGS."""
+    actions = plan_folder(local({"1": msg(fs(S), fs()), "2": msg(fs(S), fs(F, S))}),
+                          server(flags={"2": fs(F, S)}))
+    pushes = [a for a in actions if isinstance(a, PushFlags)]
+    assert [(p.flags, p.theirs, p.add, p.remove) for p in pushes] == [
+        (fs(S), fs(), fs(S), fs()), (fs(S), fs(F, S), fs(), fs(F))]
+
+
+@given(FLAGS, FLAGS, FLAGS)
+def test_a_remerge_after_modified_loses_neither_sides_change(assumed: frozenset[str], mine: frozenset[str],
+                                                             now: frozenset[str]) -> None:
+    """``mine``: the flags here (our change on top of what the plan saw, ``assumed``); ``now``: what the
+    server has after another client's change. Every addition and removal of either side survives."""
+    merged, send = remerge(assumed, mine, now, None)
+    assert (mine - assumed) <= merged and (now - assumed) <= merged  # additions kept
+    assert not (assumed - mine) & merged and not (assumed - now) & merged  # removals kept
+    assert send == merged
+    kept_only, sent = remerge(assumed, mine, now, (S, F, A, "\\Draft"))
+    assert kept_only == merged and sent == {f for f in merged if f.startswith("\\")}

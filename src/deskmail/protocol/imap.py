@@ -116,6 +116,10 @@ class ImapSession:
         self._listed: list[ListedFolder] | None = None
         self._selects = 0  # SELECT/EXAMINE commands so far: a prefetched SELECT is valid only while it is the last
         self._prefetched: tuple[str, str, int, tuple[FolderStatus, list[FetchItem], Untagged]] | None = None
+        # False from a command's start until its tagged completion is read: a failure part-way through
+        # a response (cut, garbage, a caller that stopped reading) leaves the stream out of step, and
+        # the next command would read the rest of this one's answer as its own.
+        self.in_step = True
 
     # --- the wire ------------------------------------------------------------
 
@@ -142,12 +146,14 @@ class ImapSession:
         tag = self._tag()
         protocol_log.debug("C: %s %s", tag.decode(), text)  # credentials never come this way: see _login
         seen = untagged if untagged is not None else Untagged()
+        self.in_step = False
         try:
             self._send(tag + b" " + text.encode("utf-8") + b"\r\n")
             yield from read_responses(self._reader, tag, body_sink, seen, parse=parse, check=check)
         except OSError as exc:
             raise translate(exc, self.server) from exc
         finally:
+            self.in_step = seen.tagged.startswith(tag + b" ")
             if protocol_log.enabled:
                 for line in seen.other:
                     protocol_log.debug("S: %s", line.decode("utf-8", "replace").rstrip())
@@ -475,6 +481,7 @@ class ImapSession:
         head = f"APPEND {self.quote(folder)} ({' '.join(flags)}){date} {{{size}{'+' if plus else ''}}}"
         protocol_log.debug("C: %s %s", tag.decode(), head)
         seen = Untagged()
+        self.in_step = False
         try:
             self._send(tag + b" " + head.encode("utf-8") + b"\r\n")
             while not plus:
@@ -482,6 +489,7 @@ class ImapSession:
                 if line.startswith(b"+"):
                     break
                 if line.startswith(tag + b" "):
+                    seen.tagged = line
                     raise ProtocolError(f"The IMAP server {self.server.host} refused to store a message in "
                                         f"{folder} ({_text(line).strip()})")
                 seen.other.append(line[:1000])  # untagged news (EXISTS ...) may come before the go-ahead
@@ -493,6 +501,8 @@ class ImapSession:
                 pass
         except OSError as exc:
             raise translate(exc, self.server) from exc
+        finally:
+            self.in_step = seen.tagged.startswith(tag + b" ")
         m = _APPENDUID.search(seen.tagged)
         return (int(m.group(1)), int(m.group(2))) if m else None
 
@@ -509,6 +519,14 @@ class ImapSession:
             self._send(chunk)
             left -= len(chunk)
         self._send(b"\r\n")
+
+    def abort(self) -> None:
+        """Hang up at once, without LOGOUT: the stream is out of step (see ``in_step``), or dead."""
+        self.in_step = False
+        try:
+            self._sock.close()
+        except OSError:
+            pass
 
     def logout(self) -> None:
         # Every command before this one has had its tagged answer, so nothing is left in

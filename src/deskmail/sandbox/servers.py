@@ -8,6 +8,7 @@ Theory of operation
 :func:`start_sandbox` owns one directory ``ROOT``::
 
     etc/dovecot.conf   complete config (rewritten at every start; no /etc/dovecot include)
+    etc/local.conf     optional, included last: a test's variant of the server (e.g. fewer capabilities)
     etc/users.d/EMAIL  one passwd-file per user, read by Dovecot and the SMTP server
     etc/smtpd.json     the SMTP server's settings (see :class:`SmtpdConfig`)
     tls/               ca.crt (trust this), ca.key, server.key, server.crt, fullchain.crt
@@ -1096,6 +1097,7 @@ service imap-urlauth-login {{
     port = 0
   }}
 }}
+!include_try {root / "etc" / "local.conf"}
 """
 
 

@@ -88,6 +88,7 @@ CREATE TABLE IF NOT EXISTS folders (
     uidnext INTEGER NOT NULL DEFAULT 0,
     highestmodseq INTEGER NOT NULL DEFAULT 0,
     local_mtime INTEGER NOT NULL DEFAULT 0,   -- cur/+new/ mtimes at the last scan: unchanged = nothing to scan
+                                              -- (<= 0: scan next time, a change made here sets a new negative)
     permanent_flags TEXT,                     -- the last SELECT's PERMANENTFLAGS (NULL: none announced, all kept)
     UNIQUE (account, name)
 ) STRICT;
@@ -623,6 +624,21 @@ class Store:
         cols = ", ".join(f"{k}=?" for k in fields)
         self.db.execute(f"UPDATE folders SET {cols} WHERE id=?", (*fields.values(), folder_id))
 
+    def touch_folder(self, folder_id: int) -> None:
+        """A person changed messages of this folder here (flag, move, delete): the next sync must look at
+        its rows. A value no sync can have read before, so that a sync running now does not record the
+        folder as clean over this change (see :meth:`checkpoint_folder`)."""
+        self.db.execute("UPDATE folders SET local_mtime = MIN(local_mtime, 0) - 1 WHERE id=?", (folder_id,))
+
+    def checkpoint_folder(self, folder_id: int, *, uidvalidity: int, uidnext: int, highestmodseq: int,
+                          local_mtime: int, seen: int) -> None:
+        """A folder's sync finished: its server state, and the scan mark ``local_mtime`` unless the folder
+        was touched here since the sync read ``seen`` (then 0: the next sync looks at every row)."""
+        self.db.execute(
+            "UPDATE folders SET uidvalidity=?, uidnext=?, highestmodseq=?,"
+            " local_mtime = CASE WHEN local_mtime = ? THEN ? ELSE 0 END WHERE id=?",
+            (uidvalidity, uidnext, highestmodseq, seen, local_mtime, folder_id))
+
     def remove_folder(self, folder_id: int) -> None:
         self.db.execute("DELETE FROM folders WHERE id=?", (folder_id,))
 
@@ -658,18 +674,20 @@ class Store:
 
     def insert_message(
         self, md: Maildir, folder_id: int, uidvalidity: int, uid: str, filename: str, flags: Iterable[str],
-        head: bytes | None = None, size: int | None = None,
+        head: bytes | None = None, size: int | None = None, *, synced: Iterable[str] | None = None,
     ) -> int:
+        """A message row; its flags are taken as agreed with the server unless ``synced`` says otherwise."""
         # The Path only when the file must be read: see PendingMessage on pathlib's interning.
         info = read_header_info(md.path(filename) if head is None else None, head)
         if size is None:
             size = md.path(filename).stat().st_size
         flag_text = " ".join(sorted(flags))
+        synced_text = flag_text if synced is None else " ".join(sorted(synced))
         cur = self.db.execute(
             "INSERT OR IGNORE INTO messages (folder_id, uidvalidity, uid, filename, flags, synced_flags, size,"
             " date, sender, recipients, subject, message_id, added) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
-                folder_id, uidvalidity, uid, filename, flag_text, flag_text, size,
+                folder_id, uidvalidity, uid, filename, flag_text, synced_text, size,
                 info.date, info.sender, info.recipients, info.subject, info.message_id, int(time.time()),
             ),
         )
@@ -785,6 +803,15 @@ class Store:
                 "UPDATE messages SET filename=?, flags=?, synced_flags=? WHERE id=?",
                 (filename, text, " ".join(sorted(synced)), row_id),
             )
+
+    def set_synced(self, row_id: int, synced: Iterable[str]) -> None:
+        """Record what both sides agree on now (the server accepted a STORE); the flags here are not touched."""
+        self.db.execute("UPDATE messages SET synced_flags=? WHERE id=?", (" ".join(sorted(synced)), row_id))
+
+    def row(self, row_id: int) -> Row | None:
+        """The index row as it is now (a change made here during a sync shows), or None if it is gone."""
+        r = self.db.execute(f"SELECT {_ROW_COLS} FROM messages WHERE id=?", (row_id,)).fetchone()
+        return Row(*r) if r else None
 
     def delete_row(self, row_id: int) -> None:
         self.db.execute("DELETE FROM messages WHERE id=?", (row_id,))

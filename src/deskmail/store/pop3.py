@@ -76,11 +76,24 @@ def count_new(store: Store, account: str) -> int:
     return int(row[0])
 
 
-def doomed_messages(store: Store, account: str, *, leave: bool, days: int, now: float) -> Iterator[int]:
-    """Message numbers to DELE, ascending: stored here (in ``pop_seen``, i.e. committed) and due by
-    ``leave_on_server``/``delete_after_days``, or deleted here with a pending delete op.
+class Doomed(NamedTuple):
+    """A message due for DELE: its number, and the local copy that must be checked first ("" when a
+    journaled delete asks for it: the user deleted the copy here)."""
+
+    number: int
+    filename: str
+    size: int
+
+
+def doomed_messages(store: Store, account: str, folder_id: int, *, leave: bool, days: int,
+                    now: float) -> Iterator[Doomed]:
+    """Messages to DELE, by ascending number: stored here whole (in ``pop_seen`` *and* indexed in the
+    folder, not a headers-only copy) and due by ``leave_on_server``/``delete_after_days``, or deleted
+    here with a pending delete op. The caller checks each one's file before its DELE.
 
     A UIDL listed twice is never deleted: which of the two messages is stored here is unknowable.
+    A message whose row is gone without a delete op (deleted here while ``delete_when_deleted_here``
+    was off) is left on the server: nothing here vouches for a copy of it.
     """
     db = store.db
     has_ops = db.execute("SELECT 1 FROM ops WHERE account = ? AND folder = 'INBOX' AND kind = 'delete' LIMIT 1",
@@ -89,18 +102,35 @@ def doomed_messages(store: Store, account: str, *, leave: bool, days: int, now: 
         return  # the default: nothing can be due, skip the pass over the listing
     with closing(db.execute(
         """
-        SELECT u.num FROM temp.pop_listing u
-        WHERE (EXISTS (SELECT 1 FROM pop_seen s WHERE s.account = :account AND s.uidl = u.uidl
-                       AND (:leave = 0 OR (:days != 0 AND :now - s.first_seen > :days * 86400)))
-               OR u.uidl IN (SELECT o.uid FROM ops o
-                             WHERE o.account = :account AND o.folder = 'INBOX' AND o.kind = 'delete'))
+        SELECT u.num, COALESCE(m.filename, ''), COALESCE(m.size, 0),
+               u.uidl IN (SELECT o.uid FROM ops o
+                          WHERE o.account = :account AND o.folder = 'INBOX' AND o.kind = 'delete') AS asked
+        FROM temp.pop_listing u
+        LEFT JOIN messages m ON m.folder_id = :folder AND m.uidvalidity = 0 AND m.uid = u.uidl AND m.partial = 0
+        WHERE (asked
+               OR (m.id IS NOT NULL
+                   AND EXISTS (SELECT 1 FROM pop_seen s WHERE s.account = :account AND s.uidl = u.uidl
+                               AND (:leave = 0 OR (:days != 0 AND :now - s.first_seen > :days * 86400)))))
           AND u.uidl NOT IN (SELECT d.uidl FROM temp.pop_listing d GROUP BY d.uidl HAVING COUNT(*) > 1)
         ORDER BY u.num
         """,
-        {"account": account, "leave": int(leave), "days": days, "now": now},
+        {"account": account, "folder": folder_id, "leave": int(leave), "days": days, "now": now},
     )) as cursor:
-        for (number,) in cursor:
-            yield int(number)
+        for number, filename, size, asked in cursor:
+            yield Doomed(int(number), "" if asked else str(filename), int(size))
+
+
+def has_history(store: Store, account: str, folder_id: int) -> bool:
+    """Whether this account ever stored POP3 mail here (a Maildir missing now was removed, not never made)."""
+    db = store.db
+    return (db.execute("SELECT 1 FROM pop_seen WHERE account = ? LIMIT 1", (account,)).fetchone() is not None
+            or db.execute("SELECT 1 FROM messages WHERE folder_id = ? LIMIT 1", (folder_id,)).fetchone() is not None)
+
+
+def forget_history(store: Store, account: str, folder_id: int) -> None:
+    """Download everything the server still has again: the local copy is gone (a sync with redownload)."""
+    store.db.execute("DELETE FROM pop_seen WHERE account = ?", (account,))
+    store.db.execute("DELETE FROM messages WHERE folder_id = ?", (folder_id,))
 
 
 def settled_ops(store: Store, account: str, *, deleting: bool) -> list[int]:

@@ -35,7 +35,8 @@ def sync_account(
         settled: list[int] = []
         with open_pop3(account, password, timeout=timeout) as pop:
             result = sync_pop3_account(account, store, pop, listener=listener, cancel=cancel,
-                                       headers_only=headers_only, settled=settled, dry_run=dry_run)
+                                       headers_only=headers_only, settled=settled, dry_run=dry_run,
+                                       redownload=redownload)
         forget_ops(store, settled)  # QUIT went through: the DELEs happened
         return [result]
     from deskmail.protocol.imap import open_imap
@@ -43,7 +44,8 @@ def sync_account(
 
     with open_imap(account, password, timeout=timeout) as imap:
         return sync_imap_account(account, store, imap, listener=listener, cancel=cancel, folders=folders,
-                                 redownload=redownload, dry_run=dry_run)
+                                 redownload=redownload, dry_run=dry_run,
+                                 reopen=lambda: open_imap(account, password, timeout=timeout))
 
 
 __all__ = ["sync_account"]

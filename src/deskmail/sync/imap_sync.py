@@ -92,15 +92,15 @@ import os
 import re
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING
 
 from deskmail.codes import Code
-from deskmail.errors import ProtocolError, StoreError
+from deskmail.errors import NetworkError, ProtocolError, StoreError
 from deskmail.model import Account
 from deskmail.protocol.imap import FolderStatus, ImapSession, qresync_params, quote_string
-from deskmail.protocol.imap_stream import FetchItem, compress_uids, parse_uid_set
+from deskmail.protocol.imap_stream import FetchItem, Untagged, compress_uids, parse_uid_set
 from deskmail.store import Folder, Op, Row, Store, read_header_info
 from deskmail.store.maildir import Maildir, PendingMessage, Upload, info_to_flags, release_freed_memory, server_key
 
@@ -156,6 +156,7 @@ class FolderResult:
     uploaded: int = 0  # local-only messages appended to the server
     held_uploads: int = 0  # messages saved here that wait for a confirmation before they are uploaded
     notes: list[str] = field(default_factory=list)
+    codes: list[str] = field(default_factory=list)  # deskmail.codes of what kept something from being done
     plan: list[Action] = field(default_factory=list)  # a dry run's planned actions (a real run applies them)
 
     def to_dict(self) -> dict[str, object]:
@@ -201,16 +202,19 @@ class ImapSync:
         self.status_hint: dict[str, dict[str, int]] = {}
         self.account = account
         self.store = store
-        self.imap = session
         self.only = folders
+        self._use(session)
+        self.folder_notes: dict[str, list[str]] = {}  # said by reconcile_folders, shown with the folder's result
+        self.unsynced: list[FolderResult] = []  # folders made here that the server refused to create
+
+    def _use(self, session: ImapSession) -> None:
+        self.imap = session
         caps = {c.decode().upper() if isinstance(c, bytes) else str(c).upper() for c in session.capabilities}
         self.caps = caps
         self.qresync = "QRESYNC" in caps and "QRESYNC" in {c.upper() for c in session.enable("QRESYNC")}
         self.condstore = self.qresync or "CONDSTORE" in caps
         self.move = "MOVE" in caps
         self.uidplus = "UIDPLUS" in caps
-        self.folder_notes: dict[str, list[str]] = {}  # said by reconcile_folders, shown with the folder's result
-        self.unsynced: list[FolderResult] = []  # folders made here that the server refused to create
 
     def _check(self) -> None:
         """A safe point: stop here (raising Cancelled) if the caller asked."""
@@ -579,9 +583,20 @@ class ImapSync:
         on_disk = {name.partition(":")[0]: name for name in (md.peek_files() if self.dry_run else md.files())}
         missing: set[str] = set()
         with nullcontext() if self.dry_run else self.store.transaction():
-            for uid, r in rows.items():
+            for uid, r in list(rows.items()):
                 unique = r.filename.partition(":")[0]
                 current = on_disk.get(unique)
+                if current != r.filename:
+                    # Changed here since the rows were read (a person's flag change or delete, made in
+                    # its own transaction): the row as it is now, not a vanished file or a stale name.
+                    fresh = r if self.dry_run else self.store.row(r.id)
+                    if fresh is None:
+                        del rows[uid], flags[uid]
+                        continue
+                    if fresh != r:
+                        rows[uid] = r = fresh
+                        flags[uid] = _fs(r.flags)
+                        current = r.filename if md.path(r.filename).exists() else current
                 if current is None:
                     missing.add(uid)
                 elif current != r.filename:
@@ -686,11 +701,12 @@ class ImapSync:
                 if action.highestmodseq != folder.highestmodseq:
                     self.store.update_folder(folder.id, highestmodseq=action.highestmodseq)
                 return
-            self.store.update_folder(
+            self.store.checkpoint_folder(
                 folder.id, uidvalidity=action.uidvalidity, uidnext=action.uidnext,
                 highestmodseq=action.highestmodseq,
                 # 0: look at the waiting uploads again next time
                 local_mtime=0 if (run.waiting or action.rescan) else _mtime(run.md),
+                seen=folder.local_mtime,  # a flag, move or delete made here during this sync: look again
             )
         else:  # folder-level actions are planned by reconcile_folders' dry run only
             raise AssertionError(f"not a folder action: {action!r}")
@@ -700,14 +716,28 @@ class ImapSync:
 
         op, result = action.op, run.result
         if isinstance(action, MoveThere):
+            if not self.move and not self._may_expunge(run, op.uid, f"the move of UID {op.uid} to {op.target}"):
+                return  # held: the journal keeps it, the file stays here
             self._move(run.folder, run.md, run.rows, op.uid, op.target, result)
-        else:
+        elif self.uidplus or self._may_expunge(run, op.uid, None):
             self.imap.run(f"UID STORE {op.uid} +FLAGS.SILENT (\\Deleted)")
             self.imap.run(f"UID EXPUNGE {op.uid}" if self.uidplus else "EXPUNGE")
             result.deleted += 1
+        elif (trash := self._trash_for(run)) is not None:
+            # UID MOVE removes only the message moved (RFC 6851): it goes to Trash instead of for good.
+            self.imap.run(f"UID MOVE {op.uid} {self.imap.quote(trash)}")
+            self.status_hint.pop(trash, None)  # changed since the LIST: Trash's sync must look
+            result.deleted += 1
+            self._held(run, Code.DELETED_TO_TRASH,
+                       f"UID {op.uid} was moved to {trash} instead of deleted for good: other messages in "
+                       f"{run.folder.name} are marked deleted by another program, and this server cannot "
+                       "expunge one message alone (no UIDPLUS)")
+        else:
+            self._held(run, Code.DELETE_HELD, self._held_text(run, f"the delete of UID {op.uid}"))
+            return
         with self.store.transaction():
             row = run.rows.pop(op.uid, None)
-            if row is not None and not isinstance(action, MoveThere):
+            if row is not None and not isinstance(action, MoveThere) and (row := self.store.row(row.id)):
                 run.md.remove(row.filename)
                 self.store.delete_row(row.id)
             self.store.op_done(op.id)
@@ -716,12 +746,49 @@ class ImapSync:
 
             self.listener(Deleted(self.account.name, run.folder.name, 1, here=False))
 
+    def _may_expunge(self, run: _FolderRun, uid: str, what: str | None) -> bool:
+        """Whether a plain EXPUNGE (no UIDPLUS) would remove only what deskmail means to remove: no other
+        message of the folder carries \\Deleted. Those of our own journaled deletes and moves do not
+        count (a run cut between their STORE and EXPUNGE). When not, and ``what`` names the change, it is
+        held (reported with ``delete_held``) and stays journaled for a later sync."""
+        if self.uidplus:
+            return True
+        if run.deleted_elsewhere is None:
+            seen = self.imap.run("UID SEARCH DELETED", parse=frozenset({b"SEARCH"}))
+            marked = {v.decode() for _kind, values in seen.data for v in values if isinstance(v, bytes) and v.isdigit()}
+            run.deleted_elsewhere = marked - {op.uid for op in run.local.ops}
+        if not run.deleted_elsewhere - {uid}:
+            return True
+        if what is not None:
+            self._held(run, Code.DELETE_HELD, self._held_text(run, what))
+        return False
+
+    def _held_text(self, run: _FolderRun, what: str) -> str:
+        return (f"{what} waits: {len(run.deleted_elsewhere or ())} other messages in {run.folder.name} are marked "
+                "deleted by another program, and this server cannot expunge one message alone (no UIDPLUS); "
+                "expunging now would remove them too")
+
+    def _held(self, run: _FolderRun, code: Code, note: str) -> None:
+        run.result.notes.append(note)
+        run.result.codes.append(code)
+        with self.store.transaction():
+            self.store.log(self.account.name, run.folder.name, note)
+
+    def _trash_for(self, run: _FolderRun) -> str | None:
+        """Where a delete goes instead when it cannot be expunged alone: Trash, if the server can MOVE."""
+        if not self.move:
+            return None
+        trash = next((f for f in self.store.folders(self.account.name) if f.special_use == "\\Trash"), None)
+        return trash.name if trash is not None and trash.id != run.folder.id else None
+
     def _expunge_here(self, action: ExpungeHere, run: _FolderRun) -> None:
         dropped = set(action.dropped)
         removed = 0
         with self.store.transaction():
             for uid in action.uids:
                 row = run.rows.pop(uid, None)
+                if row is not None:
+                    row = self.store.row(row.id)  # its name now (a flag change here renames the file)
                 if row is None:
                     continue
                 if uid in dropped:
@@ -737,19 +804,36 @@ class ImapSync:
             self.listener(Deleted(self.account.name, run.folder.name, removed, here=True))
 
     def _set_local_flags(self, run: _FolderRun, change: FlagChange, synced: frozenset[str] | None) -> None:
-        """The message's file name and index flags become ``change.flags``; ``synced`` recorded when given."""
-        row = run.rows[change.uid]
-        if change.flags != _fs(row.flags):
+        """The message's file name and index flags become ``change.flags``; ``synced`` recorded when given.
+
+        Inside the caller's transaction the row is read again: a flag change a person made here since
+        the gathering (mailbox.set_flags, serialised with this transaction) is merged in, never
+        overwritten; a message deleted here meanwhile is left alone.
+        """
+        from deskmail.sync.plan import merge_flags
+
+        row = run.rows.get(change.uid)
+        fresh = self.store.row(row.id) if row is not None else None
+        if fresh is None:
+            run.rows.pop(change.uid, None)
+            return
+        flags = change.flags
+        if row is not None and fresh.flags != row.flags:
+            flags = merge_flags(_fs(row.flags), _fs(fresh.flags), change.flags)
+        if flags != _fs(fresh.flags):
             run.result.flags_pulled += 1
-        name = run.md.set_flags(row.filename, change.flags)
-        self.store.set_flags(row.id, name, change.flags, synced)
-        run.rows[change.uid] = replace(row, filename=name, flags=" ".join(sorted(change.flags)))
+        name = run.md.set_flags(fresh.filename, flags)
+        self.store.set_flags(fresh.id, name, flags, synced)
+        run.rows[change.uid] = replace(fresh, filename=name, flags=" ".join(sorted(flags)))
 
     def _push_flags(self, action: PushFlags, run: _FolderRun) -> None:
         """Local side first, then UID STORE; recorded as agreed only once the server said OK.
 
-        A STORE that fails (connection lost, keyword refused) leaves ``synced_flags`` as they were,
-        so the next sync sees the change here again and sends it again.
+        Never a blind replacement of another client's change: with CONDSTORE, ``UNCHANGEDSINCE`` the
+        SELECT's HIGHESTMODSEQ (a message changed since comes back in ``[MODIFIED ...]`` and is merged
+        again, :meth:`_remerge`); without it, ``+FLAGS``/``-FLAGS`` of the difference only. A STORE
+        that fails (connection lost, keyword refused) leaves ``synced_flags`` as they were, so the next
+        sync sees the change here again and sends it again.
         """
         pulled = run.result.flags_pulled
         with self.store.transaction():
@@ -760,16 +844,69 @@ class ImapSync:
 
             self.listener(FlagsPulled(self.account.name, run.folder.name, run.result.flags_pulled - pulled))
         uids = compress_uids([int(c.uid) for c in action.changes])
-        self.imap.run(f"UID STORE {uids} FLAGS.SILENT ({' '.join(sorted(action.flags))})")
+        modified: set[int] = set()
+        if self.condstore and run.status.highestmodseq:
+            seen = self.imap.run(f"UID STORE {uids} (UNCHANGEDSINCE {run.status.highestmodseq}) "
+                                 f"FLAGS.SILENT ({' '.join(sorted(action.flags))})")
+            modified = _modified(seen)
+        else:
+            for sign, flags in (("+", action.add), ("-", action.remove)):
+                if flags:
+                    self.imap.run(f"UID STORE {uids} {sign}FLAGS.SILENT ({' '.join(sorted(flags))})")
+        accepted = [c for c in action.changes if int(c.uid) not in modified]
         with self.store.transaction():
-            for c in action.changes:
-                row = run.rows[c.uid]
-                self.store.set_flags(row.id, row.filename, c.flags, action.flags)
-        run.result.flags_pushed += len(action.changes)
-        if self.listener is not None:
+            for c in accepted:
+                if (row := run.rows.get(c.uid)) is not None:  # (not deleted here meanwhile)
+                    self.store.set_synced(row.id, action.flags)
+        pushed = len(accepted)
+        if modified:
+            pushed += self._remerge([c for c in action.changes if int(c.uid) in modified], action.theirs, run)
+        run.result.flags_pushed += pushed
+        if pushed and self.listener is not None:
             from deskmail.events import FlagsPushed
 
-            self.listener(FlagsPushed(self.account.name, run.folder.name, len(action.changes)))
+            self.listener(FlagsPushed(self.account.name, run.folder.name, pushed))
+
+    def _remerge(self, changes: list[FlagChange], assumed: frozenset[str], run: _FolderRun) -> int:
+        """Messages another client changed between the gathering and our STORE: read their flags again,
+        merge (:func:`deskmail.sync.plan.remerge`) and store with the modseq just read; a few rounds,
+        then the next sync takes over (nothing is recorded as agreed that the server did not accept)."""
+        from deskmail.sync.plan import FlagChange, remerge
+
+        pending = {c.uid: assumed for c in changes}  # uid -> the server's flags the last STORE assumed
+        pushed = 0
+        for _round in range(3):
+            if not pending:
+                break
+            now = {str(i.uid): i for i in self.imap.command(
+                f"UID FETCH {compress_uids([int(u) for u in pending])} (UID FLAGS MODSEQ)") if i.uid}
+            again: dict[str, frozenset[str]] = {}
+            for uid, base in pending.items():
+                item = now.get(uid)
+                if item is None or uid not in run.rows:
+                    continue  # expunged there (the next sync removes it here), or deleted here meanwhile
+                mine = _fs(run.rows[uid].flags)  # set here by the plan (and a person's change since)
+                theirs = _fs(item.flags or ())
+                merged, send = remerge(base, mine, theirs, run.status.permanentflags)
+                note = (f"UID {uid}: flags changed by another client during the sync; merged to "
+                        f"{' '.join(sorted(merged))}")
+                with self.store.transaction():
+                    self._set_local_flags(run, FlagChange(uid, merged), send if send == theirs else None)
+                    self.store.log(self.account.name, run.folder.name, note)
+                run.result.conflicts += 1
+                if send == theirs:
+                    continue  # the server has it all already: recorded as agreed above
+                seen = self.imap.run(f"UID STORE {uid} (UNCHANGEDSINCE {item.modseq}) "
+                                     f"FLAGS.SILENT ({' '.join(sorted(send))})")
+                if int(uid) in _modified(seen):
+                    again[uid] = theirs
+                    continue
+                if (row := run.rows.get(uid)) is not None:
+                    with self.store.transaction():
+                        self.store.set_synced(row.id, send)
+                pushed += 1
+            pending = again
+        return pushed
 
     def _download_action(self, action: Download, run: _FolderRun) -> None:
         """The download; a message whose file vanished keeps its index row until its new copy replaces it."""
@@ -786,6 +923,9 @@ class ImapSync:
     def _move(self, folder: Folder, md: Maildir, rows: dict[str, Row], uid: str, target: str,
               result: FolderResult) -> None:
         quoted = self.imap.quote(target)
+        # The target changed since the LIST that gave its status: its sync in this run must SELECT it (it
+        # downloads the message when the server gave no COPYUID to carry the file over).
+        self.status_hint.pop(target, None)
         if self.move:
             seen = self.imap.run(f"UID MOVE {uid} {quoted}")
         else:
@@ -800,6 +940,9 @@ class ImapSync:
         m = next((m for m in (_COPYUID.search(line) for line in lines) if m), None)
         dest = self.store.folder(self.account.name, target)
         with self.store.transaction():
+            row = self.store.row(row.id)  # its name now: flagged here since the gathering, or deleted
+            if row is None:
+                return
             if m and dest is not None and dest.uidvalidity == int(m.group(1)):
                 # The server told us the new UID: carry the file over instead of downloading it again.
                 new_uid = parse_uid_set(m.group(3).decode())[0]
@@ -808,7 +951,10 @@ class ImapSync:
                 unique, _, info = row.filename.partition(":")
                 name = f"{re.sub(r',V=.*$', '', unique)},V={dest.uidvalidity},U={new_uid}:{info}"
                 md.path(row.filename).rename(dest_md.path(name))
-                self.store.insert_message(dest_md, dest.id, dest.uidvalidity, str(new_uid), name, _fs(row.flags))
+                # The server's copy has the flags agreed before (a change made here and not yet sent goes
+                # with the file and is sent by the target's sync, not taken as agreed).
+                self.store.insert_message(dest_md, dest.id, dest.uidvalidity, str(new_uid), name, _fs(row.flags),
+                                          synced=_fs(row.synced_flags))
             else:
                 md.remove(row.filename)  # the target folder's sync downloads it with its new UID
             self.store.delete_row(row.id)
@@ -946,12 +1092,16 @@ class ImapSync:
             with upload.open() as message:
                 appended = self.imap.append(folder.name, message, flags, when=_mtime_of(md, name), size=upload.size)
         except ProtocolError as exc:
+            if not self.imap.in_step:
+                raise  # the connection is out of step: the folder fails and the next one reconnects
             # Refused (too big, over quota...): the file stays, the journal entry too (checked next time).
             note = f"a message saved here could not be uploaded to {folder.name}: {exc.what}"
             result.notes.append(note)
             with self.store.transaction():
                 self.store.log(account, folder.name, note)
             return False
+        except NetworkError:
+            raise  # an OSError too, but the connection's, not the local copy's
         except OSError as exc:
             raise StoreError(f"The copy of {name} made for its upload cannot be read ({exc.strerror})") from exc
         if os.environ.get(FAULT_ENV) == "crash_after_append":
@@ -1105,6 +1255,15 @@ class _BodySinks:
 _MAILDIR_FLAGS = frozenset({"\\Draft", "\\Flagged", "\\Answered", "\\Seen", "\\Deleted"})
 
 
+_MODIFIED = re.compile(rb"\[MODIFIED ([\d:,]+)\]", re.I)
+
+
+def _modified(seen: Untagged) -> set[int]:
+    """The UIDs a conditional STORE left alone because they changed since (RFC 7162 ``[MODIFIED ...]``)."""
+    m = _MODIFIED.search(seen.tagged)
+    return set(parse_uid_set(m.group(1).decode())) if m else set()
+
+
 def _mtime_of(md: Maildir, name: str) -> float | None:
     """When a file saved here was written: the best INTERNALDATE it has (Maildir keeps no other)."""
     try:
@@ -1147,8 +1306,24 @@ def sync_imap_account(
     account: Account, store: Store, session: ImapSession, *, listener: Listener | None = None,
     cancel: CancelToken | None = None, folders: list[str] | None = None,
     on_folder: Callable[[FolderResult], None] | None = None, redownload: bool = False, dry_run: bool = False,
+    reopen: Callable[[], AbstractContextManager[ImapSession]] | None = None,
 ) -> list[FolderResult]:
-    """Sync every folder of an IMAP account; ``dry_run``: plan only (each result's ``plan``), write nothing."""
+    """Sync every folder of an IMAP account; ``dry_run``: plan only (each result's ``plan``), write nothing.
+
+    A folder that fails part-way through a server response (the connection cut, garbage in a FETCH)
+    is reported as not synced, and the next folder starts on a new connection from ``reopen``
+    (without one, the error stops the account): the old stream is out of step, and reading on would
+    take the rest of one answer for the next command's. A refusal (a tagged NO) keeps the connection.
+    """
+    with ExitStack() as sessions:
+        return _sync_folders(account, store, session, listener, cancel, folders, on_folder, redownload, dry_run,
+                             (lambda: sessions.enter_context(reopen())) if reopen is not None else None)
+
+
+def _sync_folders(account: Account, store: Store, session: ImapSession, listener: Listener | None,
+                  cancel: CancelToken | None, folders: list[str] | None,
+                  on_folder: Callable[[FolderResult], None] | None, redownload: bool, dry_run: bool,
+                  reopen: Callable[[], ImapSession] | None) -> list[FolderResult]:
     engine = ImapSync(account, store, session, listener=listener, cancel=cancel, folders=folders,
                       redownload=redownload, dry_run=dry_run)
     results: list[FolderResult] = []
@@ -1164,20 +1339,32 @@ def sync_imap_account(
 
     engine._check()
     wanted = engine.reconcile_folders()
+    dropped = False
     for folder in wanted:
         engine._check()  # between folders
+        if dropped:
+            assert reopen is not None
+            engine._use(reopen())  # a failure to connect again stops the account: the network is gone
+            dropped = False
         try:
             r = engine.sync_folder(folder)
-        except ProtocolError as exc:
-            # One broken folder (hostile names, refused commands, inconsistent UIDs) must not stop the
-            # others; network and store errors do stop the account, the connection or disk is gone.
-            r = FolderResult(account.name, folder.name, notes=[f"not synced: {exc}"])
+        except (ProtocolError, NetworkError) as exc:
+            # One broken folder (hostile names, refused commands, inconsistent UIDs, a response cut or
+            # garbled part-way) must not stop the others; a store error does stop the account (the disk).
+            out_of_step = isinstance(exc, NetworkError) or not engine.imap.in_step
+            if out_of_step:
+                if reopen is None:
+                    raise
+                engine.imap.abort()
+                dropped = True
+            r = FolderResult(account.name, folder.name, notes=[f"not synced: {exc}"], codes=[exc.code])
             if listener is not None:
                 from deskmail.events import FolderFailed
 
                 listener(FolderFailed(account.name, folder.name, exc))
             if not dry_run:
-                store.log(account.name, folder.name, f"not synced: {exc.what}")
+                with store.transaction():
+                    store.log(account.name, folder.name, f"not synced: {exc.what}")
         report(r)
     for r in engine.unsynced:
         report(r)
@@ -1210,6 +1397,7 @@ class _FolderRun:
         self.journaled: dict[str, Op] = {}  # interrupted uploads not found on the server: appended again
         self.adopted: set[str] = set()  # UIDs a resumed upload adopted: never downloaded
         self.waiting = False  # uploads refused or held: look at the files again next time
+        self.deleted_elsewhere: set[str] | None = None  # UIDs marked \\Deleted by others (no UIDPLUS: asked once)
 
 
 def _orphans(md: Maildir, rows: dict[str, Row], uidvalidities: set[int]) -> tuple[list[str], list[str]]:

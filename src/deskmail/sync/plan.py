@@ -35,6 +35,15 @@ def merge_flags(base: Flags, local: Flags, remote: Flags) -> Flags:
     return (base | added) - removed
 
 
+def remerge(assumed: Flags, mine: Flags, now: Flags, permanent: tuple[str, ...] | None) -> tuple[Flags, Flags]:
+    """A guarded STORE came back ``MODIFIED``: another client changed the message after the plan read
+    its flags (``assumed``). Merge again: the flags here (``mine``, already merged with ``assumed``)
+    against what the server has ``now``, so that neither side's change is lost. Returns (the flags
+    here, the flags to send); nothing to send when the second equals ``now``."""
+    merged = merge_flags(assumed, mine, now)
+    return merged, frozenset(f for f in merged if kept(f, permanent))
+
+
 def is_keyword(flag: str) -> bool:
     return not flag.startswith("\\")
 
@@ -196,10 +205,26 @@ class PullFlags:
 
 @dataclass(frozen=True, slots=True)
 class PushFlags:
-    """Send ``flags`` for these messages (UID STORE); agreed only once the server said OK."""
+    """Make the server's flags ``flags`` for these messages, which it had as ``theirs`` when the plan was
+    made; agreed only once the server said OK.
+
+    Never a blind replacement: with CONDSTORE the executor sends ``flags`` with ``UNCHANGEDSINCE`` (a
+    message another client changed since comes back ``MODIFIED`` and is merged again,
+    :func:`remerge`); without it, only the difference (``+FLAGS`` :attr:`add`, ``-FLAGS``
+    :attr:`remove`), which leaves another client's other flags alone.
+    """
 
     flags: Flags
     changes: tuple[FlagChange, ...]
+    theirs: Flags = frozenset()
+
+    @property
+    def add(self) -> Flags:
+        return self.flags - self.theirs
+
+    @property
+    def remove(self) -> Flags:
+        return self.theirs - self.flags
 
     def describe(self) -> str:
         uids = tuple(c.uid for c in self.changes)
@@ -381,7 +406,7 @@ def plan_folder(local: LocalState, server: ServerState) -> list[Action]:
     # 5. Flags, three-way.
     pulls: list[FlagChange] = []
     pull_synced: list[Flags] = []
-    pushes: dict[Flags, list[FlagChange]] = {}
+    pushes: dict[tuple[Flags, Flags], list[FlagChange]] = {}  # (to send, the server's now) -> messages
     conflicts: list[FlagChange] = []
     unkept: set[str] = set()
     for uid in sorted(ours, key=int):
@@ -399,7 +424,7 @@ def plan_folder(local: LocalState, server: ServerState) -> list[Action]:
         unkept |= refused
         send = merged - refused
         if send != theirs:
-            pushes.setdefault(send, []).append(FlagChange(uid, merged))
+            pushes.setdefault((send, theirs), []).append(FlagChange(uid, merged))
         elif merged != mine or send != base:
             pulls.append(FlagChange(uid, merged))
             pull_synced.append(send)
@@ -407,8 +432,8 @@ def plan_folder(local: LocalState, server: ServerState) -> list[Action]:
         actions.append(LogConflicts(tuple(conflicts)))
     if pulls:
         actions.append(PullFlags(tuple(pulls), tuple(pull_synced)))
-    for flags in sorted(pushes, key=lambda f: sorted(f)):
-        actions.append(PushFlags(flags, tuple(pushes[flags])))
+    for flags, theirs in sorted(pushes, key=lambda k: (sorted(k[0]), sorted(k[1]))):
+        actions.append(PushFlags(flags, tuple(pushes[(flags, theirs)]), theirs))
     if unkept:
         actions.append(UnkeptKeywords(tuple(sorted(unkept))))
 
@@ -462,5 +487,5 @@ __all__ = [
     "FlagChange", "Flags", "ForgetMissing", "HoldUploads", "JournalOp", "LocalMessage", "LocalState", "LogConflicts",
     "MoveThere", "Pop3Delete", "Pop3Download", "PullFlags", "PushFlags", "QuarantineFolder", "Recover",
     "Redownload", "Rekey", "RenameHere", "ResumeUploads", "ServerState", "UnkeptKeywords", "UploadThere",
-    "describe", "is_keyword", "kept", "merge_flags", "plan_folder",
+    "describe", "is_keyword", "kept", "merge_flags", "plan_folder", "remerge",
 ]

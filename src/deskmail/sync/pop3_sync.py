@@ -13,7 +13,11 @@ replaces them with the whole message.
 Every UIDL ever downloaded is remembered (``pop_seen``), so a message deleted here is not
 downloaded again. A message is durably stored (file fsync'd, index committed) before any
 DELE for it is sent, and DELEs only take effect at QUIT (RFC 1939 UPDATE state), so a crash
-or a dropped connection never loses mail. Without UIDL, messages are identified by a hash of
+or a dropped connection never loses mail. A ``DELE`` the account's rules make due is sent only
+after the message's local copy is checked (its index row, and its file in the Maildir at the size
+stored); a Maildir that is missing or unreadable stops the sync before anything is listed, exactly
+as an IMAP folder's does (code ``store_missing``): an empty store must never read as "downloaded,
+delete it there" (F-12). Without UIDL, messages are identified by a hash of
 their headers (TOP n 0), and deleting from the server is refused: the identity is too weak.
 
 POP3 never uploads. Message files other programs put into the Maildir (mutt, a file manager) are
@@ -27,10 +31,14 @@ streamed into a TEMP table, and SQL picks the new messages and the ones to delet
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 import time
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from deskmail.codes import Code
+from deskmail.errors import StoreError
 from deskmail.model import Account
 from deskmail.protocol.pop3 import Pop3Session
 from deskmail.store import Store
@@ -40,6 +48,8 @@ from deskmail.store.pop3 import (
     count_new,
     doomed_messages,
     drop_listing,
+    forget_history,
+    has_history,
     load_listing,
     mark_partial,
     mark_seen,
@@ -65,12 +75,13 @@ def _option(account: Account, key: str, default: Any) -> Any:
 def sync_pop3_account(account: Account, store: Store, pop: Pop3Session, *,
                       listener: Listener | None = None, cancel: CancelToken | None = None,
                       headers_only: bool = False, settled: list[int] | None = None,
-                      dry_run: bool = False) -> FolderResult:
+                      dry_run: bool = False, redownload: bool = False) -> FolderResult:
     """Download new mail and send the DELEs that are due.
 
     ``settled`` receives the ids of the journaled ops that need nothing more once the
     session ends with QUIT (when the DELEs take effect); the caller forgets them only then.
     ``dry_run``: the result's ``plan`` says what would be done; nothing is written.
+    ``redownload``: the local copy is gone; forget what was downloaded and download it again.
     """
     from deskmail import events  # imported by whoever made the listener or the token anyway
 
@@ -78,7 +89,7 @@ def sync_pop3_account(account: Account, store: Store, pop: Pop3Session, *,
     cancel = cancel or events.NEVER
     cancel.check()
     listener(events.FolderStarted(account.name, "INBOX"))
-    result = _sync_pop3(account, store, pop, listener, cancel, headers_only, settled, dry_run)
+    result = _sync_pop3(account, store, pop, listener, cancel, headers_only, settled, dry_run, redownload)
     listener(events.FolderFinished(account.name, "INBOX", result.new, tuple(result.notes)))
     return result
 
@@ -96,7 +107,8 @@ def _dry_run(account: Account, store: Store, pop: Pop3Session, headers_only: boo
         result.plan.append(Pop3Download(count_new(store, account.name), headers_only))
         if folder is not None and not headers_only:
             leave, days = _option(account, "leave_on_server", True), _option(account, "delete_after_days", 0)
-            doomed = sum(1 for _ in doomed_messages(store, account.name, leave=leave, days=days, now=time.time()))
+            doomed = sum(1 for _ in doomed_messages(store, account.name, folder.id, leave=leave, days=days,
+                                                    now=time.time()))
             if doomed:
                 result.plan.append(Pop3Delete(doomed))
     finally:
@@ -105,14 +117,18 @@ def _dry_run(account: Account, store: Store, pop: Pop3Session, headers_only: boo
 
 
 def _sync_pop3(account: Account, store: Store, pop: Pop3Session, listener: Listener, cancel: CancelToken,
-               headers_only: bool, settled: list[int] | None, dry_run: bool) -> FolderResult:
+               headers_only: bool, settled: list[int] | None, dry_run: bool, redownload: bool) -> FolderResult:
+    _check_store(account, store, redownload and not dry_run)
     if dry_run:
         return _dry_run(account, store, pop, headers_only)
     result = FolderResult(account.name, "INBOX")
     with store.transaction():
         folder = store.ensure_folder(account.name, "INBOX")
     md = store.folder_maildir(folder)
-    md.ensure()
+    try:
+        md.ensure()
+    except OSError as exc:
+        raise StoreError(f"Cannot create the mail folder {md.root} ({exc.strerror})") from exc
     _adopted, foreign = store.recover_unknown(folder)
     if foreign:
         # Files other programs put here: listed and readable, never uploaded (POP3 cannot store mail).
@@ -141,10 +157,20 @@ def _sync_pop3(account: Account, store: Store, pop: Pop3Session, listener: Liste
             return result
         # Read before the DELEs: the ops these DELEs carry out (duplicated UIDLs are never deleted).
         _settled_ops(store, account.name, deleting=True, into=settled)
-        # Deletes: only for messages whose copy here is durable (they are in pop_seen only after commit).
-        for number in doomed_messages(store, account.name, leave=leave, days=days, now=time.time()):
-            pop.delete(number)
+        # Deletes: only for messages whose copy here is durable (indexed only after commit) and still there.
+        unverified = 0
+        for doomed in doomed_messages(store, account.name, folder.id, leave=leave, days=days, now=time.time()):
+            if doomed.filename and not _copy_here(md, doomed.filename, doomed.size):
+                unverified += 1
+                continue
+            pop.delete(doomed.number)
             result.deleted += 1
+        if unverified:
+            note = (f"{unverified} messages due for deletion were left on the server: their copy here is "
+                    "missing or changed")
+            result.notes.append(note)
+            with store.transaction():
+                store.log(account.name, "INBOX", note)
         if result.deleted:
             from deskmail.events import Deleted
 
@@ -153,6 +179,43 @@ def _sync_pop3(account: Account, store: Store, pop: Pop3Session, listener: Liste
         return result
     finally:
         drop_listing(store)
+
+
+def _check_store(account: Account, store: Store, redownload: bool) -> None:
+    """Stop (``store_missing``) when the Maildir of an account that stored mail before is gone or
+    unreadable; with ``redownload``, forget what was stored so that it is downloaded again instead."""
+    folder = store.folder(account.name, "INBOX")
+    if folder is None:
+        return  # the first sync: nothing was ever stored here
+    md = store.folder_maildir(folder)
+    if _readable(md) or not has_history(store, account.name, folder.id):
+        return
+    if redownload:
+        with store.transaction():
+            forget_history(store, account.name, folder.id)
+            store.log(account.name, "INBOX", "local copy missing: downloading the mailbox again")
+        return
+    raise StoreError(
+        f"The local copy of the POP3 mailbox of {account.name} is missing or damaged ({md.root})",
+        "the mail folder was deleted, moved, unmounted or made unreadable",
+        "restore it, or download the mailbox again (a sync with redownload); nothing was deleted on the server",
+        code=Code.STORE_MISSING, account=account.name, folder="INBOX",
+    )
+
+
+def _readable(md: Maildir) -> bool:
+    if not md.exists():
+        return False
+    return all(os.access(md.root / sub, os.R_OK | os.W_OK | os.X_OK) for sub in ("cur", "new", "tmp"))
+
+
+def _copy_here(md: Maildir, filename: str, size: int) -> bool:
+    """The message's file is in the Maildir, a regular file of the size stored."""
+    try:
+        st = os.stat(md.path(filename))
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode) and st.st_size == size
 
 
 def _settled_ops(store: Store, account: str, *, deleting: bool, into: list[int] | None) -> None:
