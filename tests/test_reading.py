@@ -118,7 +118,7 @@ def test_remote_content_per_message_and_per_sender(synced: tuple[Home, dict[str,
     app = Deskmail()
     message = ids["hostile-html"]
     blocked = app.render_message(message)
-    assert blocked.blocked_remote == 3 and not blocked.remote_allowed and "img.example" not in blocked.html
+    assert blocked.blocked_remote == 2 and not blocked.remote_allowed and "img.example" not in blocked.html
     once = app.render_message(message, allow_remote=True)
     assert once.remote_allowed and "https://img.example/photo.jpg" in once.html
     assert not app.render_message(message).remote_allowed  # per message: not remembered

@@ -78,6 +78,8 @@ def sanitize(source: str, *, allow_remote: bool, inline: frozenset[str] = frozen
         if attr == "style":
             kept = [d for d in value.split(";") if d.strip() and not _CSS_DANGER.search(d)]
             return ";".join(kept) or None
+        if attr == "href":  # links go to web pages or addresses, nothing else (data: pages, file:, …)
+            return value if value.strip().lower().startswith(("http:", "https:", "mailto:")) else None
         if tag == "img" and attr == "src":
             v = value.strip()
             if v.lower().startswith("cid:"):
@@ -99,7 +101,7 @@ def sanitize(source: str, *, allow_remote: bool, inline: frozenset[str] = frozen
         _cap_depth(source).replace("\x00", "\ufffd"),
         tags=set(_TAGS), clean_content_tags=_CLEAN_CONTENT, attributes=_ATTRIBUTES, attribute_filter=keep,
         url_schemes={"http", "https", "mailto", "cid", "data"}, filter_style_properties=_CSS,
-        link_rel="noopener noreferrer nofollow", strip_comments=True,
+        link_rel="noopener noreferrer nofollow", strip_comments=True, url_relative="deny",
     )
     return SafeHtml(cleaned, blocked, frozenset(cids))
 
