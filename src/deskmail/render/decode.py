@@ -100,8 +100,8 @@ def b64decode(data: bytes) -> bytes:
 
 
 def b64size(data: bytes) -> int:
-    """How many bytes :func:`b64decode` returns, counted without decoding."""
-    n = len(data) - sum(data.count(bytes([c])) for c in set(data) - set(_B64_ALPHABET))
+    """How many bytes :func:`b64decode` returns, counted on the encoded text (nothing decoded)."""
+    n = len(data.translate(None, _B64_JUNK))
     n -= n % 4 == 1
     return n // 4 * 3 + max(0, n % 4 - 1)
 
