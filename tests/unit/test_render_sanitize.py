@@ -82,3 +82,11 @@ def test_links_only_to_web_pages_and_addresses() -> None:
     assert r.links == (("ok", "https://ok.example/"), ("m", "mailto:a@example.test"))
     for gone in ("data:", "file:", "/relative", "vbscript", "relative.png"):
         assert gone not in r.html
+
+
+def test_web_addresses_in_plain_text_become_links() -> None:
+    r = render(b"Content-Type: text/plain\r\n\r\nSee https://example.test/a?b=1&c=\"2\". Or (http://x.test/).")
+    assert '<a href="https://example.test/a?b=1&amp;c=" rel="noopener noreferrer nofollow">' in r.html
+    assert '<a href="http://x.test/" rel="noopener noreferrer nofollow">http://x.test/</a>).' in r.html
+    assert r.links == (("https://example.test/a?b=1&c=", "https://example.test/a?b=1&c="),
+                       ("http://x.test/", "http://x.test/"))

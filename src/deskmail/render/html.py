@@ -136,9 +136,19 @@ def _cap_depth(source: str) -> str:
     return "".join(out)
 
 
+_URL = re.compile(r"\bhttps?://[^\s<>\"'\x00-\x1f\x7f]+[^\s<>\"'.,;:!?)\]}\x00-\x1f\x7f]", re.I)
+
+
 def text_as_html(text: str) -> str:
-    """Plain text for an HTML view: escaped, line breaks kept."""
-    return f'<div style="white-space: pre-wrap">{htmllib.escape(text)}</div>'
+    """Plain text for an HTML view: escaped, line breaks kept, web addresses made links."""
+    out: list[str] = []
+    pos = 0
+    for m in _URL.finditer(text):
+        url = htmllib.escape(m.group())
+        out += [htmllib.escape(text[pos:m.start()]), f'<a href="{url}" rel="noopener noreferrer nofollow">{url}</a>']
+        pos = m.end()
+    out.append(htmllib.escape(text[pos:]))
+    return f'<div style="white-space: pre-wrap">{"".join(out)}</div>'
 
 
 # --- links ----------------------------------------------------------------------------------------
