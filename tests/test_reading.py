@@ -134,3 +134,19 @@ def test_remote_content_per_message_and_per_sender(synced: tuple[Home, dict[str,
 
     view = app.read_message(message, prefer_html=True)
     assert view.summary.id == message and view.reading.is_html
+
+
+def test_hostile_messages_delivered_over_lmtp_sync_and_read(sandbox: Any, mail_user: Any, tmp_path: Path) -> None:
+    """The same corpus the way mail really arrives (Dovecot's LMTP adds its trace headers), read in a new process."""
+    home = Home(tmp_path / "home")
+    home.env["DM_PW"] = mail_user.password
+    add_imaps_account(home, sandbox, mail_user)
+    for raw in CORPUS.values():
+        sandbox.deliver(mail_user.email, raw)
+    synced = home.run("sync")
+    assert synced.returncode == 0 and "Traceback" not in synced.stderr, synced.stderr
+    rows = json.loads(home.run("list", "--limit", "200", "--json").stdout)
+    assert len(rows) == len(CORPUS)
+    for row in rows:
+        shown = home.run("read", str(row["id"]), "--html")
+        assert shown.returncode == 0 and "Traceback" not in shown.stderr, (row["subject"], shown.stderr)
