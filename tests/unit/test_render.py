@@ -291,3 +291,10 @@ def test_the_renderer_never_raises_even_on_its_own_bugs(monkeypatch: pytest.Monk
     monkeypatch.setattr(mime, "walk", broken)
     r = render(b"Subject: x\r\n\r\nthe raw text")
     assert "the raw text" in r.text and r.warnings[0].kind == "malformed"
+
+
+def test_a_named_text_shown_inline_is_also_listed() -> None:
+    raw = _mp(["Content-Type: text/plain\r\n\r\nbody",
+               "Content-Type: text/plain; name=notes.txt\r\nContent-Disposition: inline\r\n\r\nthe notes"])
+    r = render(raw)
+    assert r.text == "body\n\nthe notes\n" and [a.filename for a in r.attachments] == ["notes.txt"]

@@ -307,6 +307,8 @@ def _visit(part: Message, depth: int, prefer_html: bool, found: Found) -> None:
         found.warn("charset", "Some text was not in the character set the message declares; it was read as "
                               "UTF-8 or windows-1252.")
     found.segments.append(Segment("html" if ctype == "text/html" else "text", text))
+    if filename(part):  # a named text shown inline (notes.txt): also listed, so that it can be saved
+        _attach(found, part, ctype)
 
 
 def _rank(part: Message, prefer_html: bool) -> int:
