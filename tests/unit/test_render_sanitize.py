@@ -90,3 +90,11 @@ def test_web_addresses_in_plain_text_become_links() -> None:
     assert '<a href="http://x.test/" rel="noopener noreferrer nofollow">http://x.test/</a>).' in r.html
     assert r.links == (("https://example.test/a?b=1&c=", "https://example.test/a?b=1&c="),
                        ("http://x.test/", "http://x.test/"))
+
+
+def test_a_blocked_image_shows_its_alt_text_and_a_pixel_nothing() -> None:
+    raw = (b"Content-Type: text/html\r\n\r\n<img src='https://x.example/a.png' alt='&lt;b&gt;Logo'>"
+           b"<img src='https://t.example/p.gif' width=1 height=1>")
+    r = render(raw)
+    assert r.html == "<span>[&lt;b&gt;Logo]</span>" and r.blocked_remote == 2
+    assert render(raw, allow_remote=True).html.count("<img") == 2

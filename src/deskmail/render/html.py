@@ -103,7 +103,18 @@ def sanitize(source: str, *, allow_remote: bool, inline: frozenset[str] = frozen
         url_schemes={"http", "https", "mailto", "cid", "data"}, filter_style_properties=_CSS,
         link_rel="noopener noreferrer nofollow", strip_comments=True, url_relative="deny",
     )
-    return SafeHtml(cleaned, blocked, frozenset(cids))
+    return SafeHtml(_IMG_WITHOUT_SOURCE.sub(_alt_text, cleaned), blocked, frozenset(cids))
+
+
+_IMG_WITHOUT_SOURCE = re.compile(r"<img(?![^>]*\ssrc=)[^>]*>")
+_ALT = re.compile(r'\salt="([^"]*)"')
+
+
+def _alt_text(m: re.Match[str]) -> str:
+    """An image left without a source (blocked, or from nowhere) shows its alt text, not a broken-image box."""
+    alt = _ALT.search(m.group())
+    text = htmllib.unescape(alt.group(1)).strip() if alt else ""
+    return f"<span>[{htmllib.escape(text)}]</span>" if text else ""
 
 
 _TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9]*)[^>]*?(/?)>")
