@@ -77,8 +77,9 @@ def test_help_shows_no_internal_names_and_every_option_is_described(home: Home) 
     import re
 
     for command in (["account", "add"], ["account", "show"], ["account", "remove"], ["sync"], ["flag"],
-                    ["list"], ["send"], ["doctor"], ["folders"], ["read"], ["move"], ["delete"], ["discover"],
-                    ["account", "list"], ["account", "password"], ["sandbox", "start"], ["sandbox", "demo"]):
+                    ["list"], ["send"], ["doctor"], ["folders"], ["read"], ["attachments"], ["move"], ["delete"],
+                    ["discover"], ["account", "list"], ["account", "password"], ["sandbox", "start"],
+                    ["sandbox", "demo"]):
         proc = home.run(*command, "--help")
         assert proc.returncode == 0, proc.stderr
         assert "_arg" not in proc.stdout and "account_name" not in proc.stdout and "message_id" not in proc.stdout

@@ -74,8 +74,11 @@ def test_trap_recursion_when_serialising_deep_nesting(tmp_path: Path) -> None:
     r = render(CORPUS["deep-250"])
     assert any("nested more than" in w.text for w in r.warnings)
     assert [a.note for a in r.attachments] == ["nested too deeply to open"]
-    saved = save_attachments(CORPUS["deep-250"], tmp_path)
-    assert [p.parent for p in saved] == [tmp_path]
+    (saved,) = save_attachments(CORPUS["deep-250"], tmp_path)
+    # Saved whole (without the stdlib's recursive generator): the rest of the nesting, down to the text.
+    data = saved.read_bytes()
+    assert saved.name == "attachment-1.eml" and data.startswith(b"Content-Type: multipart/mixed; boundary=")
+    assert b"the bottom" in data and data.count(b"--\r\n") > 200  # every level's closing boundary
 
 
 def test_trap_get_filename_returns_paths_and_prefers_the_plain_form(tmp_path: Path) -> None:
@@ -288,3 +291,10 @@ def test_the_renderer_never_raises_even_on_its_own_bugs(monkeypatch: pytest.Monk
     monkeypatch.setattr(mime, "walk", broken)
     r = render(b"Subject: x\r\n\r\nthe raw text")
     assert "the raw text" in r.text and r.warnings[0].kind == "malformed"
+
+
+def test_a_named_text_shown_inline_is_also_listed() -> None:
+    raw = _mp(["Content-Type: text/plain\r\n\r\nbody",
+               "Content-Type: text/plain; name=notes.txt\r\nContent-Disposition: inline\r\n\r\nthe notes"])
+    r = render(raw)
+    assert r.text == "body\n\nthe notes\n" and [a.filename for a in r.attachments] == ["notes.txt"]

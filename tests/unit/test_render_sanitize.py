@@ -25,11 +25,12 @@ def test_hostile_html_keeps_only_safe_markup() -> None:
 
 def test_remote_images_are_blocked_counted_and_loaded_only_when_allowed() -> None:
     blocked = render(CORPUS["hostile-html"])
-    assert blocked.blocked_remote == 3 and not blocked.remote_allowed  # pixel, protocol-relative, photo
+    assert blocked.blocked_remote == 2 and not blocked.remote_allowed  # the pixel and the photo
     for host in ("pixel.example", "protocol-relative.example", "img.example", "noscript.example", "svg.example"):
         assert host not in blocked.html
     allowed = render(CORPUS["hostile-html"], allow_remote=True)
-    assert allowed.blocked_remote == 1 and allowed.remote_allowed  # protocol-relative stays blocked
+    assert allowed.blocked_remote == 0 and allowed.remote_allowed
+    assert "protocol-relative" not in allowed.html  # "//host/x": a relative URL, never loaded
     assert 'src="https://img.example/photo.jpg"' in allowed.html
     assert 'src="https://pixel.example/open.gif?id=42"' in allowed.html
     for host in ("css.example", "style.example", "inline.example", "prefetch.example", "noscript.example"):
@@ -71,3 +72,29 @@ def test_data_images_only_when_they_are_plain_images() -> None:
 def test_plain_text_is_escaped_in_the_html_view() -> None:
     r = render(b"Content-Type: text/plain\r\n\r\n<script>alert(1)</script> & <b>")
     assert "<script>" not in r.html and "&lt;script&gt;" in r.html and not r.is_html
+
+
+def test_links_only_to_web_pages_and_addresses() -> None:
+    raw = (b"Content-Type: text/html\r\n\r\n<a href='data:text/html,<script>alert(1)</script>'>d</a>"
+           b"<a href='file:///etc/passwd'>f</a><a href='/relative'>r</a><a href='vbscript:x'>v</a>"
+           b"<a href='https://ok.example/'>ok</a><a href='mailto:a@example.test'>m</a><img src='relative.png'>")
+    r = render(raw)
+    assert r.links == (("ok", "https://ok.example/"), ("m", "mailto:a@example.test"))
+    for gone in ("data:", "file:", "/relative", "vbscript", "relative.png"):
+        assert gone not in r.html
+
+
+def test_web_addresses_in_plain_text_become_links() -> None:
+    r = render(b"Content-Type: text/plain\r\n\r\nSee https://example.test/a?b=1&c=\"2\". Or (http://x.test/).")
+    assert '<a href="https://example.test/a?b=1&amp;c=" rel="noopener noreferrer nofollow">' in r.html
+    assert '<a href="http://x.test/" rel="noopener noreferrer nofollow">http://x.test/</a>).' in r.html
+    assert r.links == (("https://example.test/a?b=1&c=", "https://example.test/a?b=1&c="),
+                       ("http://x.test/", "http://x.test/"))
+
+
+def test_a_blocked_image_shows_its_alt_text_and_a_pixel_nothing() -> None:
+    raw = (b"Content-Type: text/html\r\n\r\n<img src='https://x.example/a.png' alt='&lt;b&gt;Logo'>"
+           b"<img src='https://t.example/p.gif' width=1 height=1>")
+    r = render(raw)
+    assert r.html == "<span>[&lt;b&gt;Logo]</span>" and r.blocked_remote == 2
+    assert render(raw, allow_remote=True).html.count("<img") == 2

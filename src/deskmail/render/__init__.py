@@ -148,7 +148,12 @@ def save_attachments(raw: bytes, directory: Path, *, which: Sequence[int] | None
     written: list[Path] = []
     for n in wanted:
         info, part = by_index[n]
-        data = mime.message_bytes(part) if info.content_type.startswith("message/") else mime.decoded(part)
+        if info.content_type.startswith("message/"):
+            data = mime.message_bytes(part)
+        elif mime.children(part):  # a multipart nested too deeply to open: saved whole, as MIME text
+            data = mime.part_bytes(part)
+        else:
+            data = mime.decoded(part)
         try:
             written.append(create_exclusive(directory, info.safe_name, data))
         except OSError as exc:

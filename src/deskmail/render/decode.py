@@ -49,21 +49,23 @@ _C1_FROM_SURROGATES = {0xDC00 + b: b for b in (0x81, 0x8D, 0x8F, 0x90, 0x9D)}
 def decode_text(data: bytes, label: str | None) -> tuple[str, bool]:
     """``data`` as text under the declared charset ``label``; True if a fallback had to be taken.
 
-    The chain: a known charset strictly; US-ASCII that is not ASCII, and anything unknown or failing,
-    retried as UTF-8; ISO-8859-1 (and what is left) read as windows-1252, as browsers do; a known
-    charset that failed both is decoded with replacement characters. Never blank for non-empty data.
+    The chain: ISO-8859-1 read as windows-1252, as browsers do; a known charset strictly; US-ASCII that
+    is not ASCII, an unknown label or none retried as UTF-8, then as windows-1252 (which takes any byte);
+    a known charset that failed, retried as UTF-8, then decoded with replacement characters. Never
+    blank for non-empty data.
     """
     name = charset_name(label)
-    if name in (None, "ascii", "latin_1", "iso8859-1", "cp1252"):
-        if name == "ascii" or name is None:
-            try:
-                return data.decode("ascii"), False
-            except UnicodeDecodeError:
-                pass
+    if name in ("latin_1", "iso8859-1", "cp1252"):
+        return _windows_1252(data), False
+    if name in (None, "ascii"):
         try:
-            return data.decode("utf-8"), name is not None and name != "ascii"
+            return data.decode("ascii"), False
         except UnicodeDecodeError:
-            return _windows_1252(data), name in (None, "ascii")
+            pass
+        try:
+            return data.decode("utf-8"), False
+        except UnicodeDecodeError:
+            return _windows_1252(data), True
     try:
         return data.decode(name), False
     except (UnicodeError, LookupError, ValueError, TypeError):
@@ -98,8 +100,8 @@ def b64decode(data: bytes) -> bytes:
 
 
 def b64size(data: bytes) -> int:
-    """How many bytes :func:`b64decode` returns, counted without decoding."""
-    n = len(data) - sum(data.count(bytes([c])) for c in set(data) - set(_B64_ALPHABET))
+    """How many bytes :func:`b64decode` returns, counted on the encoded text (nothing decoded)."""
+    n = len(data.translate(None, _B64_JUNK))
     n -= n % 4 == 1
     return n // 4 * 3 + max(0, n % 4 - 1)
 

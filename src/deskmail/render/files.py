@@ -30,7 +30,7 @@ _RESERVED = frozenset(
 def extension_for(content_type: str) -> str:
     """``.pdf`` for ``application/pdf``; ``.bin`` when the type says nothing."""
     ctype = content_type.split(";", 1)[0].strip().lower()
-    if ctype.startswith("message/"):
+    if ctype.startswith(("message/", "multipart/")):
         return ".eml"
     ext = mimetypes.guess_extension(ctype, strict=False)
     return ext if ext and re.fullmatch(r"\.[A-Za-z0-9]{1,8}", ext) else ".bin"

@@ -78,6 +78,8 @@ def sanitize(source: str, *, allow_remote: bool, inline: frozenset[str] = frozen
         if attr == "style":
             kept = [d for d in value.split(";") if d.strip() and not _CSS_DANGER.search(d)]
             return ";".join(kept) or None
+        if attr == "href":  # links go to web pages or addresses, nothing else (data: pages, file:, …)
+            return value if value.strip().lower().startswith(("http:", "https:", "mailto:")) else None
         if tag == "img" and attr == "src":
             v = value.strip()
             if v.lower().startswith("cid:"):
@@ -99,9 +101,20 @@ def sanitize(source: str, *, allow_remote: bool, inline: frozenset[str] = frozen
         _cap_depth(source).replace("\x00", "\ufffd"),
         tags=set(_TAGS), clean_content_tags=_CLEAN_CONTENT, attributes=_ATTRIBUTES, attribute_filter=keep,
         url_schemes={"http", "https", "mailto", "cid", "data"}, filter_style_properties=_CSS,
-        link_rel="noopener noreferrer nofollow", strip_comments=True,
+        link_rel="noopener noreferrer nofollow", strip_comments=True, url_relative="deny",
     )
-    return SafeHtml(cleaned, blocked, frozenset(cids))
+    return SafeHtml(_IMG_WITHOUT_SOURCE.sub(_alt_text, cleaned), blocked, frozenset(cids))
+
+
+_IMG_WITHOUT_SOURCE = re.compile(r"<img(?![^>]*\ssrc=)[^>]*>")
+_ALT = re.compile(r'\salt="([^"]*)"')
+
+
+def _alt_text(m: re.Match[str]) -> str:
+    """An image left without a source (blocked, or from nowhere) shows its alt text, not a broken-image box."""
+    alt = _ALT.search(m.group())
+    text = htmllib.unescape(alt.group(1)).strip() if alt else ""
+    return f"<span>[{htmllib.escape(text)}]</span>" if text else ""
 
 
 _TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9]*)[^>]*?(/?)>")
@@ -134,9 +147,19 @@ def _cap_depth(source: str) -> str:
     return "".join(out)
 
 
+_URL = re.compile(r"\bhttps?://[^\s<>\"'\x00-\x1f\x7f]+[^\s<>\"'.,;:!?)\]}\x00-\x1f\x7f]", re.I)
+
+
 def text_as_html(text: str) -> str:
-    """Plain text for an HTML view: escaped, line breaks kept."""
-    return f'<div style="white-space: pre-wrap">{htmllib.escape(text)}</div>'
+    """Plain text for an HTML view: escaped, line breaks kept, web addresses made links."""
+    out: list[str] = []
+    pos = 0
+    for m in _URL.finditer(text):
+        url = htmllib.escape(m.group())
+        out += [htmllib.escape(text[pos:m.start()]), f'<a href="{url}" rel="noopener noreferrer nofollow">{url}</a>']
+        pos = m.end()
+    out.append(htmllib.escape(text[pos:]))
+    return f'<div style="white-space: pre-wrap">{"".join(out)}</div>'
 
 
 # --- links ----------------------------------------------------------------------------------------

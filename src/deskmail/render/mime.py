@@ -206,14 +206,40 @@ def _attach(found: Found, part: Message, ctype: str, note: str = "", name: str |
 
 
 def message_bytes(part: Message) -> bytes:
-    """An attached message as bytes (the stdlib generator; deep nesting can defeat it)."""
+    """An attached message (a message/rfc822 part) as bytes."""
     inner = children(part)
-    if inner:
-        try:
-            return inner[0].as_bytes(policy=compat32)
-        except Exception:  # RecursionError on deep nesting, encoding trouble in broken headers
-            return b""
-    return decoded(part)
+    return part_bytes(inner[0]) if inner else decoded(part)
+
+
+def part_bytes(part: Message) -> bytes:
+    """A part written out again as MIME text (its headers as received), without recursion: the stdlib's
+    generator raises RecursionError on deep nesting."""
+    out: list[bytes] = []
+    stack: list[Message | bytes] = [part]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, bytes):
+            out.append(item)
+            continue
+        out.extend(f"{k}: {v}\r\n".encode("utf-8", "surrogateescape") for k, v in item.raw_items())
+        out.append(b"\r\n")
+        kids = children(item)
+        boundary = header_params(header(item, "Content-Type")).get("boundary", "")
+        if not kids:
+            out.append(_payload_bytes(item))
+        elif not boundary or not item.is_multipart() or content_type(item).startswith("message/"):
+            stack.extend(reversed(kids))  # message/rfc822: the message itself follows the headers
+        else:
+            pieces: list[Message | bytes] = []
+            if item.preamble:
+                pieces.append(item.preamble.encode("utf-8", "surrogateescape") + b"\r\n")
+            for kid in kids:
+                pieces += [f"--{boundary}\r\n".encode("utf-8", "surrogateescape"), kid, b"\r\n"]
+            pieces.append(f"--{boundary}--\r\n".encode("utf-8", "surrogateescape"))
+            if item.epilogue:
+                pieces.append(item.epilogue.encode("utf-8", "surrogateescape"))
+            stack.extend(reversed(pieces))
+    return b"".join(out)
 
 
 def _message_size(part: Message) -> int:
@@ -281,6 +307,8 @@ def _visit(part: Message, depth: int, prefer_html: bool, found: Found) -> None:
         found.warn("charset", "Some text was not in the character set the message declares; it was read as "
                               "UTF-8 or windows-1252.")
     found.segments.append(Segment("html" if ctype == "text/html" else "text", text))
+    if filename(part):  # a named text shown inline (notes.txt): also listed, so that it can be saved
+        _attach(found, part, ctype)
 
 
 def _rank(part: Message, prefer_html: bool) -> int:

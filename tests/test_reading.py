@@ -1,0 +1,152 @@
+"""Reading through the real servers: every hostile message delivered to Dovecot, synced, listed, read
+(text, --json, --raw) and its attachments saved — no crash, no traceback; the façade's reading calls and
+the per-sender allow list for remote images."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from deskmail.app import Deskmail
+from deskmail.cli.main import main
+from helpers import Home, add_imaps_account
+from hostile_mail import CORPUS
+
+pytestmark = pytest.mark.servers
+
+
+@pytest.fixture
+def synced(sandbox: Any, mail_user: Any, tmp_path: Path,
+           monkeypatch: pytest.MonkeyPatch) -> tuple[Home, dict[str, int]]:
+    """Every corpus message put into the user's INBOX (Dovecot's Maildir, byte for byte), synced and listed."""
+    home = Home(tmp_path / "home")
+    home.env["DM_PW"] = mail_user.password
+    add_imaps_account(home, sandbox, mail_user)
+    names = sorted(CORPUS)
+    assert sandbox.fill_maildir(mail_user.email, [CORPUS[n] for n in names]) == len(names)
+    synced = home.run("sync")
+    assert synced.returncode == 0, synced.stderr
+    assert "Traceback" not in synced.stderr
+    listed = home.run("list", "--limit", "200", "--json")
+    assert listed.returncode == 0 and "Traceback" not in listed.stderr, listed.stderr
+    rows = json.loads(listed.stdout)
+    assert len(rows) == len(names)
+    human = home.run("list", "--limit", "200")
+    assert human.returncode == 0 and "Traceback" not in human.stderr
+    monkeypatch.setenv("DESKMAIL_HOME", str(home.root))
+    monkeypatch.setenv("DM_PW", mail_user.password)
+    # fill_maildir gives UIDs in the order given.
+    ids = {names[int(row["uid"]) - 1]: row["id"] for row in rows}
+    return home, ids
+
+
+def test_every_hostile_message_syncs_lists_reads_and_saves(synced: tuple[Home, dict[str, int]], tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    home, ids = synced
+    app = Deskmail()
+    assert set(ids) == set(CORPUS)
+    for name, message_id in sorted(ids.items()):
+        raw = app.raw_message(message_id)
+        # Kept as the server sent it: IMAP sends line ends as CRLF, Dovecot turns a NUL into 0x80.
+        assert raw == re.sub(rb"\r?\n", b"\r\n", CORPUS[name]).replace(b"\x00", b"\x80"), name
+        for args in (["read", str(message_id)], ["read", str(message_id), "--html"],
+                     ["read", str(message_id), "--json"], ["attachments", str(message_id)],
+                     ["attachments", str(message_id), "--json"],
+                     ["attachments", str(message_id), "--save", str(tmp_path / name)]):
+            assert main(args) == 0, (name, args)
+            printed = capsys.readouterr()
+            assert "Traceback" not in printed.err and "\x1b" not in printed.out, name
+            if "--json" in args:
+                json.loads(printed.out)  # the data exactly, escaped by JSON
+            else:
+                assert "\u202e" not in printed.out, name
+        saved = list((tmp_path / name).iterdir()) if (tmp_path / name).exists() else []
+        assert len(saved) == len(app.attachments(message_id)), name
+        assert all(p.parent == tmp_path / name for p in saved)
+        rendered = app.render_message(message_id)
+        assert rendered.to_dict()["headers"] is not None
+
+    # The real command, in its own process, for the ones that matter most.
+    raw = home.run("read", str(ids["deep-250"]), "--raw")
+    assert raw.returncode == 0 and "the bottom" in raw.stdout
+    shown = home.run("read", str(ids["hostile-html"]))
+    assert shown.returncode == 0 and "Traceback" not in shown.stderr, shown.stderr
+    assert "Warning: A link shows 'https://bank.example/login' but leads to 'https://attacker.example/login'." \
+        in shown.stdout
+    assert "[https://bank.example/login](https://attacker.example/login)" in shown.stdout
+    assert "script ran" not in shown.stdout and "alert" not in shown.stdout
+    out = tmp_path / "names"
+    saved = home.run("attachments", str(ids["hostile-filenames"]), "--save", str(out))
+    assert saved.returncode == 0 and "Traceback" not in saved.stderr, saved.stderr
+    assert len(list(out.iterdir())) == 24 and not (tmp_path / "passwd").exists()
+    assert "\u202e" not in saved.stdout
+    for name in ("param-star-empty", "address-stray-punctuation", "address-crlf-encoded", "unknown-charset",
+                 "multipart-no-boundary", "deep-250"):
+        proc = home.run("read", str(ids[name]))
+        assert proc.returncode == 0 and "Traceback" not in proc.stderr, (name, proc.stderr)
+
+
+def test_read_and_attachments_commands(synced: tuple[Home, dict[str, int]], tmp_path: Path) -> None:
+    home, ids = synced
+    shown = home.run("read", str(ids["get-filename-traps"]))
+    assert shown.returncode == 0
+    assert "  1. ../../escape.txt (application/octet-stream, 7 bytes)" in shown.stdout
+    assert "  3. préféré.txt" in shown.stdout
+    listed = json.loads(home.run("attachments", str(ids["get-filename-traps"]), "--json").stdout)
+    assert [(a["index"], a["filename"], a["safe_name"], a["size"]) for a in listed] == [
+        (1, "../../escape.txt", "escape.txt", 7), (2, "/abs/path.txt", "path.txt", 7),
+        (3, "préféré.txt", "préféré.txt", 7)]
+    one = home.run("attachments", str(ids["get-filename-traps"]), "--save", str(tmp_path / "d"), "-n", "3", "--json")
+    assert json.loads(one.stdout) == [str(tmp_path / "d" / "préféré.txt")]
+    again = home.run("attachments", str(ids["get-filename-traps"]), "--save", str(tmp_path / "d"), "-n", "3")
+    assert again.returncode == 0 and "préféré (2).txt" in again.stdout
+    assert (tmp_path / "d" / "préféré.txt").read_bytes() == b"payload"
+    missing = home.run("attachments", str(ids["get-filename-traps"]), "--save", str(tmp_path / "e"), "-n", "9")
+    assert missing.returncode != 0 and "no attachment number 9" in missing.stderr
+    assert "deskmail attachments" in missing.stderr and "Traceback" not in missing.stderr
+    data = json.loads(home.run("read", str(ids["calendar-invite"]), "--json").stdout)
+    assert data["events"][0]["summary"] == "Planning, with cake" and data["attachments"][0]["filename"] == "invite.ics"
+    assert "Where: Room 4" in data["text"]
+
+
+def test_remote_content_per_message_and_per_sender(synced: tuple[Home, dict[str, int]]) -> None:
+    _home, ids = synced
+    app = Deskmail()
+    message = ids["hostile-html"]
+    blocked = app.render_message(message)
+    assert blocked.blocked_remote == 2 and not blocked.remote_allowed and "img.example" not in blocked.html
+    once = app.render_message(message, allow_remote=True)
+    assert once.remote_allowed and "https://img.example/photo.jpg" in once.html
+    assert not app.render_message(message).remote_allowed  # per message: not remembered
+
+    assert app.allow_remote_content("Sender <SENDER@example.test>") == frozenset({"sender@example.test"})
+    assert app.render_message(message).remote_allowed
+    assert not app.render_message(message, allow_remote=False).remote_allowed  # the caller still decides
+    assert not app.render_message(ids["get-filename-traps"], allow_remote=None).blocked_remote
+    stored = json.loads((app.paths.config_dir / "remote-content.json").read_text())
+    assert stored == {"senders": ["sender@example.test"]}
+    assert app.allow_remote_content("sender@example.test", allow=False) == frozenset()
+    assert not app.render_message(message).remote_allowed
+
+    view = app.read_message(message, prefer_html=True)
+    assert view.summary.id == message and view.reading.is_html
+
+
+def test_hostile_messages_delivered_over_lmtp_sync_and_read(sandbox: Any, mail_user: Any, tmp_path: Path) -> None:
+    """The same corpus the way mail really arrives (Dovecot's LMTP adds its trace headers), read in a new process."""
+    home = Home(tmp_path / "home")
+    home.env["DM_PW"] = mail_user.password
+    add_imaps_account(home, sandbox, mail_user)
+    for raw in CORPUS.values():
+        sandbox.deliver(mail_user.email, raw)
+    synced = home.run("sync")
+    assert synced.returncode == 0 and "Traceback" not in synced.stderr, synced.stderr
+    rows = json.loads(home.run("list", "--limit", "200", "--json").stdout)
+    assert len(rows) == len(CORPUS)
+    for row in rows:
+        shown = home.run("read", str(row["id"]), "--html")
+        assert shown.returncode == 0 and "Traceback" not in shown.stderr, (row["subject"], shown.stderr)
