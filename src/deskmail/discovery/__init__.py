@@ -43,6 +43,7 @@ not list. The caller must ask the user before sending a password there.
 JSON shape of :meth:`DiscoveryResult.to_json` (best candidate first)::
 
     {"email": "bob@spectrum.net",
+     "before_password": [{"code": str, "text": str, "url": str}, ...],
      "candidates": [
        {"incoming": {"protocol": "imap"|"pop3", "host": str, "port": int,
                      "security": "ssl"|"starttls"|"none", "username": str},
@@ -71,6 +72,7 @@ from deskmail.discovery.ispdb import (
     OAuth2Support,
     PasswordPolicy,
     Provider,
+    Requirement,
     ServerTemplate,
     Setup,
     SourceInfo,
@@ -91,6 +93,7 @@ __all__ = [
     "Provider",
     "ProviderDatabase",
     "ProviderMatch",
+    "Requirement",
     "ServerTemplate",
     "Setup",
     "Skipped",
