@@ -21,6 +21,7 @@ class Origin(StrEnum):
 
     DATABASE = "database"
     AUTOCONFIG = "autoconfig"
+    ISPDB = "ispdb"  # Thunderbird's ISPDB web service, by domain (by MX: reported as MX)
     SRV = "srv"
     MX = "mx"
     PROBE = "probe"
@@ -35,6 +36,7 @@ class Origin(StrEnum):
 _LABELS = {
     Origin.DATABASE: "provider database",
     Origin.AUTOCONFIG: "the domain's autoconfig file",
+    Origin.ISPDB: "Thunderbird's ISPDB (online)",
     Origin.SRV: "DNS SRV records",
     Origin.PROBE: "found by probing",
 }

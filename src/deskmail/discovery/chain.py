@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from deskmail.discovery import autoconfig, mx, probe, srv
+from deskmail.discovery import autoconfig, ispdb_online, mx, probe, srv
 from deskmail.discovery.candidates import (
     Candidate,
     DiscoveryResult,
@@ -64,10 +64,14 @@ def discover(email: str, *, options: DiscoveryOptions | None = None) -> Discover
     tasks: dict[Origin, Callable[[], _Found]] = {}
     if Origin.AUTOCONFIG in opts.sources:
         tasks[Origin.AUTOCONFIG] = lambda: autoconfig.discover(net, address, domain, db)
+    if Origin.ISPDB in opts.sources and match is None:
+        # The bundled copy answers for every domain the ISPDB had at release time.
+        tasks[Origin.ISPDB] = lambda: ispdb_online.by_domain(net, address, domain)
     if Origin.SRV in opts.sources:
         tasks[Origin.SRV] = lambda: _srv(net, address, domain, db)
     if Origin.MX in opts.sources:
-        tasks[Origin.MX] = lambda: _mx(net, address, domain, db)
+        ask_ispdb = Origin.ISPDB in opts.sources
+        tasks[Origin.MX] = lambda: _mx(net, address, domain, db, ask_ispdb)
     probing = opts.probe is ProbePolicy.ALWAYS or (opts.probe is ProbePolicy.IF_UNKNOWN and match is None)
     if Origin.PROBE in opts.sources and probing:
         tasks[Origin.PROBE] = lambda: probe.discover(net, address, domain)
@@ -130,8 +134,16 @@ def _srv(net: Network, email: str, domain: str, db: ProviderDatabase) -> _Found:
     return cands, skipped + bad
 
 
-def _mx(net: Network, email: str, domain: str, db: ProviderDatabase) -> _Found:
-    return mx.candidates(mx.lookup(net, domain), email, domain, db)
+def _mx(net: Network, email: str, domain: str, db: ProviderDatabase, ask_ispdb: bool) -> _Found:
+    hosts = mx.lookup(net, domain)
+    found, skipped = mx.candidates(hosts, email, domain, db)
+    if not found and ask_ispdb:
+        # No provider the bundled database knows runs these MX hosts: ask the ISPDB
+        # about the preferred one's base domain, as Thunderbird does.
+        more, why = ispdb_online.by_mx(net, email, domain, hosts)
+        found += more
+        skipped += why
+    return found, skipped
 
 
 def lookup_provider(domain: str, *, provider_dirs: tuple[str, ...] = ()) -> Provider | None:
