@@ -8,8 +8,8 @@ return before the deadline.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from deskmail.discovery import autoconfig, ispdb_online, mx, probe, srv
 from deskmail.discovery.candidates import (
     Candidate,
     DiscoveryResult,
@@ -21,10 +21,11 @@ from deskmail.discovery.candidates import (
 from deskmail.discovery.database import ProviderDatabase, ProviderMatch, load_database
 from deskmail.discovery.ispdb import Provider, SourceKind
 from deskmail.discovery.options import Deadline, DiscoveryOptions, ProbePolicy, run_all
-from deskmail.discovery.transport import Network, StepFailed
 from deskmail.errors import UsageError
 from deskmail.model import email_domain, valid_email
-from deskmail.net.tls import client_context
+
+if TYPE_CHECKING:
+    from deskmail.discovery.transport import Network
 
 _Found = tuple[list[Candidate], list[Skipped]]
 
@@ -47,6 +48,8 @@ def discover(email: str, *, options: DiscoveryOptions | None = None) -> Discover
     domain = ascii_domain(email_domain(address))
     deadline = Deadline(opts.deadline)
     if opts.ca_file:
+        from deskmail.net.tls import client_context
+
         client_context(opts.ca_file)  # a bad CA file is the caller's error, reported before any work
     db = load_database(opts.provider_dirs)
     found: list[Candidate] = []
@@ -59,6 +62,18 @@ def discover(email: str, *, options: DiscoveryOptions | None = None) -> Discover
         skipped += bad
     elif Origin.DATABASE in opts.sources:
         skipped.append(Skipped(Origin.DATABASE, domain, "the provider database has no entry for this domain"))
+
+    if not opts.sources - {Origin.DATABASE}:
+        # Offline: the network modules (DNS, TLS, HTTP) are not even imported.
+        return DiscoveryResult(
+            email=address,
+            candidates=rank(found),
+            skipped=tuple(skipped),
+            provider=match.provider if match else None,
+            elapsed=deadline.elapsed(),
+        )
+    from deskmail.discovery import autoconfig, ispdb_online, probe
+    from deskmail.discovery.transport import Network, StepFailed
 
     net = Network(opts, deadline)
     tasks: dict[Origin, Callable[[], _Found]] = {}
@@ -129,12 +144,16 @@ def database_candidates(match: ProviderMatch, email: str) -> _Found:
 
 
 def _srv(net: Network, email: str, domain: str, db: ProviderDatabase) -> _Found:
+    from deskmail.discovery import srv
+
     records, skipped = srv.lookup(net, domain)
     cands, bad = srv.candidates(records, email, domain, db)
     return cands, skipped + bad
 
 
 def _mx(net: Network, email: str, domain: str, db: ProviderDatabase, ask_ispdb: bool) -> _Found:
+    from deskmail.discovery import ispdb_online, mx
+
     hosts = mx.lookup(net, domain)
     found, skipped = mx.candidates(hosts, email, domain, db)
     if not found and ask_ispdb:

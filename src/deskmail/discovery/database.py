@@ -22,6 +22,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from deskmail.discovery.domains import normalize, parents
@@ -133,7 +134,7 @@ class BundledIndex:
     :func:`build_index` writes it; a test keeps it in step with the files.
     """
 
-    def __init__(self, folder: resources.abc.Traversable, data: dict[str, object]) -> None:
+    def __init__(self, folder: Traversable, data: dict[str, object]) -> None:
         self.folder = folder
         files = data["files"]
         assert isinstance(files, list)
@@ -165,7 +166,7 @@ def _name_map(raw: object, files: tuple[str, ...]) -> dict[str, str]:
     return {str(k): files[int(v)] for k, v in raw.items()}
 
 
-def bundled_files(folder: resources.abc.Traversable) -> list[str]:
+def bundled_files(folder: Traversable) -> list[str]:
     """The bundled files in load order: the generated ISPDB import first, then deskmail's
     own files, so deskmail's entry wins for a domain both list."""
     names: list[str] = []
@@ -176,7 +177,7 @@ def bundled_files(folder: resources.abc.Traversable) -> list[str]:
     return names
 
 
-def build_index(folder: resources.abc.Traversable) -> dict[str, object]:
+def build_index(folder: Traversable) -> dict[str, object]:
     """The index of the files in ``folder`` (what ``providers/index.json`` holds).
 
     Raises :class:`InvalidClientConfig` for a file that cannot be used: a
@@ -201,7 +202,7 @@ def _xml_files(directory: Path) -> list[Path]:
         return []
 
 
-def _read(path: Path | resources.abc.Traversable, origin: str) -> Provider:
+def _read(path: Path | Traversable, origin: str) -> Provider:
     if isinstance(path, Path):
         size = path.stat().st_size
         if size > MAX_CONFIG_BYTES:
@@ -211,7 +212,7 @@ def _read(path: Path | resources.abc.Traversable, origin: str) -> Provider:
     return parse_client_config(data, origin=origin).provider
 
 
-def _load(entries: Sequence[tuple[Path | resources.abc.Traversable, str]]) -> ProviderDatabase:
+def _load(entries: Sequence[tuple[Path | Traversable, str]]) -> ProviderDatabase:
     providers: list[Provider] = []
     problems: list[str] = []
     for path, origin in entries:
@@ -224,11 +225,18 @@ def _load(entries: Sequence[tuple[Path | resources.abc.Traversable, str]]) -> Pr
     return ProviderDatabase(providers, problems)
 
 
+def bundled_folder() -> Traversable:
+    """``deskmail/discovery/providers``: a plain directory in every ordinary install
+    (importlib.resources, needed only for zipped packages, costs 4 ms to import)."""
+    here = Path(__file__).with_name("providers")
+    return here if here.is_dir() else resources.files("deskmail.discovery") / "providers"
+
+
 @functools.lru_cache(maxsize=1)
 def bundled_database() -> ProviderDatabase:
     """The providers shipped with deskmail: through the generated index, each file parsed
     when first needed; without an index (a development tree), every file parsed now."""
-    folder = resources.files("deskmail.discovery") / "providers"
+    folder = bundled_folder()
     try:
         data = json.loads(folder.joinpath(INDEX_NAME).read_bytes())
         return ProviderDatabase((), index=BundledIndex(folder, data))
