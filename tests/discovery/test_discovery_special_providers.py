@@ -55,7 +55,7 @@ def test_microsoft_consumer_accounts_are_oauth2_only(domain: str) -> None:
         ("gmail.com", "app_password_required", "app password"),
         ("yahoo.com", "app_password_required", "app password"),
         ("cox.net", "app_password_required", "app password"),
-        ("spectrum.net", "app_password_if_2fa", "2-step verification"),
+        ("spectrum.net", "app_password_if_two_step", "2-step verification"),
         ("t-online.de", "enable_in_web_settings", "E-Mail-Password"),
     ],
 )

@@ -142,7 +142,7 @@ class DiscoveryResult:
         """The documented ``deskmail discover --json`` shape (docs/discovery.md)."""
         return {
             "email": self.email,
-            "before_password": [{"code": r.code, "text": r.text, "url": r.url} for r in self.before_password],
+            "before_password": [{"code": r.code.value, "text": r.text, "url": r.url} for r in self.before_password],
             "candidates": [c.to_json() for c in self.candidates],
         }
 

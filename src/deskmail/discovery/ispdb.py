@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from enum import Enum, StrEnum
 from typing import NamedTuple, TypeVar
 
+from deskmail.codes import Code
 from deskmail.errors import ProtocolError
 from deskmail.model import Protocol, Security, ServerSettings, email_domain
 
@@ -133,13 +134,14 @@ class OAuth2Endpoints:
 class Requirement:
     """Something the user must know or do before typing a password, with a stable code.
 
-    Codes: ``oauth_required`` (passwords are refused: browser sign-in only),
-    ``app_password_required``, ``app_password_if_2fa``, ``enable_in_web_settings``
-    (IMAP/POP access or a mail password must be switched on at the provider),
-    ``local_bridge`` (a program on this computer is the server: Proton Mail Bridge).
+    Codes (``deskmail.codes.Code``): ``oauth_required`` (passwords are refused: browser
+    sign-in only), ``app_password_required``, ``app_password_if_two_step``,
+    ``enable_in_web_settings`` (IMAP/POP access or a mail password must be switched on at
+    the provider), ``local_bridge`` (a program on this computer is the server: Proton Mail
+    Bridge).
     """
 
-    code: str
+    code: Code
     text: str
     url: str = ""
 
@@ -270,7 +272,7 @@ class Provider:
         if self.oauth2_only:
             out.append(
                 Requirement(
-                    "oauth_required",
+                    Code.OAUTH_REQUIRED,
                     f"{name} accepts only OAuth2 sign-in (through the provider's web page) for mail "
                     "programs; passwords are refused, so a password cannot work here, whichever it is",
                     self.help_url,
@@ -279,7 +281,7 @@ class Provider:
         elif self.password is PasswordPolicy.BRIDGE:
             out.append(
                 Requirement(
-                    "local_bridge",
+                    Code.LOCAL_BRIDGE,
                     f"{name} is reached through Proton Mail Bridge, a program from Proton that must be installed "
                     "and signed in on this computer; deskmail talks to Bridge on 127.0.0.1 (IMAP port 1143, SMTP "
                     "port 1025, STARTTLS; Bridge shows the ports it really uses under the account's mailbox "
@@ -289,7 +291,7 @@ class Provider:
             )
             out.append(
                 Requirement(
-                    "local_bridge",
+                    Code.LOCAL_BRIDGE,
                     "Use the password Bridge shows for the account (its mailbox details), not your Proton "
                     "password; Bridge's TLS certificate is its own (self-signed): export it from Bridge's settings "
                     "and give it as the account's certificate file, so deskmail trusts it for this account's "
@@ -302,11 +304,11 @@ class Provider:
             text += "security settings and use it instead of your normal password"
             if self.oauth2 is OAuth2Support.YES:
                 text += f"; without an app password {name} accepts only OAuth2 sign-in"
-            out.append(Requirement("app_password_required", text, self.help_url))
+            out.append(Requirement(Code.APP_PASSWORD_REQUIRED, text, self.help_url))
         elif self.password is PasswordPolicy.APP_PASSWORD_IF_2FA:
             out.append(
                 Requirement(
-                    "app_password_if_2fa",
+                    Code.APP_PASSWORD_IF_TWO_STEP,
                     f"If 2-step verification is on for this {name} account, use an app password "
                     "instead of your normal password",
                     self.help_url,
@@ -318,7 +320,7 @@ class Provider:
             )
             if self.enable_url:
                 text += f" (where: {self.enable_url})"
-            out.append(Requirement("enable_in_web_settings", text, self.enable_url))
+            out.append(Requirement(Code.ENABLE_IN_WEB_SETTINGS, text, self.enable_url))
         return tuple(out)
 
     def advice(self) -> tuple[str, ...]:
