@@ -145,7 +145,7 @@ def test_first_lookup_in_a_fresh_database_is_under_5_ms() -> None:
     bundled_database.cache_clear()
     timings.sort()
     assert timings[len(timings) // 2] < 0.005, timings
-    assert timings[-1] < 0.1, timings  # and never anything like a full parse under load
+    assert timings[-1] < 0.1, timings  # and no sample absurdly slow
 
 
 def run_fixture(tmp_path: Path) -> tuple[Path, dict[str, object]]:
