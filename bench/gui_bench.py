@@ -105,7 +105,9 @@ def run_child(home: Path, mode: str, env: dict[str, str]) -> dict[str, object]:
                          capture_output=True, text=True, timeout=120, check=False)
     line = next((x for x in out.stdout.splitlines() if x.startswith("{")), None)
     if line is None:
-        raise SystemExit(f"the application did not paint its list: {out.stderr[-2000:]}")
+        Path("/tmp/gui-bench-child.err").write_text(out.stderr)
+        raise SystemExit(f"the application did not paint its list (its stderr: /tmp/gui-bench-child.err): "
+                         f"{out.stderr[-2000:]}")
     result: dict[str, object] = json.loads(line)
     return result
 
