@@ -81,6 +81,7 @@ def finish(window, result):
             while window.shown_id != wanted:  # read on a worker, shown by the GUI thread
                 QApplication.processEvents()
             times.append((time.perf_counter() - t) * 1000)
+            result.setdefault("open_sizes", []).append(window.model.summary(row).size)
         result["open_ms"] = times
     print(json.dumps(result), flush=True)
     os._exit(0)
@@ -237,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
         results["open_message_ms"] = {"runs": times, "median": statistics.median(times), "max": max(times)}
         print(f"open a message: median {statistics.median(times):.1f} ms, max {max(times):.1f} ms (30 messages)",
               flush=True)
+        slowest = sorted(zip(times, opened["open_sizes"], strict=True), reverse=True)[:3]  # type: ignore[call-overload]
+        print("  slowest: " + ", ".join(f"{t:.0f} ms ({size / 1024:.0f} KB)" for t, size in slowest), flush=True)
     finally:
         sb.stop()
     stalls = scroll_stalls(args.scroll_rows, root)
