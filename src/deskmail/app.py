@@ -42,12 +42,16 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class RemovedAccount:
+    """An account just removed, and where its downloaded mail stays."""
+
     account: Account
     mail_dir: Path | None  # where its downloaded mail stays, if anything was downloaded
 
 
 @dataclass(frozen=True, slots=True)
 class SentMessage:
+    """A message handed to the server: what was sent, to whom, and where its copy went."""
+
     message: EmailMessage
     recipients: tuple[str, ...]
     sent_folder: str  # where the copy was saved ("" for POP3 accounts, or when saving it failed)
@@ -56,6 +60,8 @@ class SentMessage:
 
 @dataclass(frozen=True, slots=True)
 class MessageView:
+    """One message ready to show: its summary and its rendered reading."""
+
     summary: MessageSummary
     reading: Rendered
 

@@ -25,6 +25,8 @@ from deskmail.model import Account, PasswordSource, Protocol, ServerSettings
 
 @dataclass(frozen=True, slots=True)
 class Paths:
+    """Where deskmail keeps its settings and its data."""
+
     config_dir: Path
     data_dir: Path
 

@@ -126,6 +126,8 @@ class PasswordSource:
 
 @dataclass(frozen=True, slots=True)
 class Account:
+    """One configured mail account: who it is, where its mail comes from and goes to."""
+
     name: str
     email: str
     display_name: str
@@ -149,6 +151,8 @@ class Account:
 
 @dataclass(frozen=True, slots=True)
 class Attachment:
+    """An attachment as listed: its safe name, type and size."""
+
     filename: str
     content_type: str
     size: int

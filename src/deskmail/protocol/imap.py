@@ -52,6 +52,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class ListedFolder:
+    """One folder of a LIST reply: its name, hierarchy delimiter and flags."""
+
     name: str
     delimiter: str
     flags: tuple[str, ...]
@@ -60,6 +62,8 @@ class ListedFolder:
 
 @dataclass(frozen=True, slots=True)
 class FolderStatus:
+    """A folder's state from SELECT or STATUS: UIDVALIDITY, UIDNEXT, message count, HIGHESTMODSEQ."""
+
     name: str
     uidvalidity: int
     uidnext: int

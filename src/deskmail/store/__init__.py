@@ -198,6 +198,8 @@ class Folder:
 
 @dataclass(frozen=True, slots=True)
 class Row:
+    """One message of a folder as the index knows it: its UID, file name and flags."""
+
     id: int
     uidvalidity: int
     uid: str
@@ -210,6 +212,8 @@ class Row:
 
 @dataclass(frozen=True, slots=True)
 class Op:
+    """A journaled user action (delete, move, upload) not yet confirmed by the server."""
+
     id: int
     kind: str
     folder: str
@@ -221,6 +225,8 @@ class Op:
 
 @dataclass(frozen=True, slots=True)
 class HeaderInfo:
+    """The few headers the index keeps for listing a message."""
+
     date: str
     sender: str
     recipients: str

@@ -411,7 +411,8 @@ class ImapSync:
     def _gather(self, folder: Folder, result: FolderResult) -> _FolderRun | None:
         """Local state and server state as plain data (None: nothing changed on either side)."""
         md = self.store.folder_maildir(folder)
-        if folder.uidvalidity and not md.exists() and self.redownload:
+        present = md.exists()
+        if folder.uidvalidity and not present and self.redownload:
             if self.dry_run:
                 from deskmail.sync.plan import Redownload
 
@@ -422,7 +423,7 @@ class ImapSync:
                 self.store.update_folder(folder.id, uidvalidity=0, uidnext=0, highestmodseq=0, local_mtime=0)
                 self.store.log(folder.account, folder.name, "local copy missing: downloading the folder again")
             folder = self.store.folder(folder.account, folder.name) or folder
-        if folder.uidvalidity and not md.exists():
+        if folder.uidvalidity and not present:
             raise StoreError(
                 f"The local copy of folder {folder.name!r} is missing or damaged ({md.root})",
                 "the mail folder was deleted, moved, unmounted or made unreadable",
@@ -430,7 +431,7 @@ class ImapSync:
                 "the server",
                 code=Code.STORE_MISSING, account=folder.account, folder=folder.name,
             )
-        if not self.dry_run:
+        if not present and not self.dry_run:
             try:
                 md.ensure()
             except OSError as exc:
