@@ -19,7 +19,7 @@ from deskmail.errors import NotFoundError, UsageError
 from deskmail.render import mime
 from deskmail.render.decode import decode_header
 from deskmail.render.files import create_exclusive, safe_filename
-from deskmail.render.html import html_to_text, links, sanitize, suspicious_links, text_as_html
+from deskmail.render.html import links, sanitize, suspicious_links, text_as_html
 from deskmail.render.model import (
     AttachmentInfo,
     CalendarEvent,
@@ -66,7 +66,7 @@ def render(raw: bytes, *, prefer_html: bool = True, allow_remote: bool = False) 
         text = raw.decode("utf-8", "replace").replace("\r\n", "\n").replace("\x00", "\ufffd")
         note = RenderWarning("malformed", f"The message could not be read ({type(exc).__name__}); "
                                           "it is shown as raw text.")
-        return Rendered(headers={}, sender="", text=text, html=text_as_html(text), is_html=False,
+        return Rendered(headers={}, sender="", body=((False, text),), html=text_as_html(text), is_html=False,
                         inline_images={}, blocked_remote=0, remote_allowed=allow_remote, attachments=(),
                         warnings=(note,))
 
@@ -76,7 +76,7 @@ def _render(raw: bytes, *, prefer_html: bool, allow_remote: bool) -> Rendered:
     headers = mime.headers(msg)
     found = mime.walk(msg, prefer_html)
     html_parts: list[str] = []
-    text_parts: list[str] = []
+    body: list[tuple[bool, str]] = []
     blocked = 0
     referenced: set[str] = set()
     is_html = False
@@ -88,13 +88,13 @@ def _render(raw: bytes, *, prefer_html: bool, allow_remote: bool) -> Rendered:
             blocked += safe.blocked_remote
             referenced |= safe.cids
             html_parts.append(safe.html)
-            text_parts.append(html_to_text(safe.html))
+            body.append((True, safe.html))
         elif segment.kind == "message":
             html_parts.append(f"<hr>{text_as_html(segment.content)}")
-            text_parts.append(segment.content + "\n")
+            body.append((False, segment.content + "\n"))
         else:
             html_parts.append(text_as_html(segment.content))
-            text_parts.append(segment.content)
+            body.append((False, segment.content))
     html = "\n".join(html_parts)
     found_links = links(html)
     suspects = suspicious_links(found_links)
@@ -107,7 +107,7 @@ def _render(raw: bytes, *, prefer_html: bool, allow_remote: bool) -> Rendered:
     return Rendered(
         headers=headers,
         sender=sender_address(mime.header(msg, "From")),
-        text="\n".join(t if t.endswith("\n") else t + "\n" for t in text_parts if t),
+        body=tuple(body),
         html=html,
         is_html=is_html,
         inline_images=images,

@@ -47,13 +47,13 @@ class Rendered:
 
     ``html`` is sanitized (no script, handler, form, frame, object, meta refresh, harmful CSS); remote
     images are removed unless they were allowed, ``cid:`` images stay as ``cid:`` URLs the caller
-    resolves with :meth:`image`. ``text`` is for terminals (from the HTML when there is only HTML, link
-    targets shown). Nothing here was fetched from the network.
+    resolves with :meth:`image`. :attr:`text` is for terminals (from the HTML when there is only HTML,
+    link targets shown). Nothing here was fetched from the network.
     """
 
     headers: dict[str, str]
     sender: str  # the From address, lower-cased ("" if none could be read): the key of the allow list
-    text: str
+    body: tuple[tuple[bool, str], ...]  # what is shown, part by part: (sanitized HTML?, content)
     html: str
     is_html: bool  # the body came from an HTML part (else ``html`` is the text, escaped)
     inline_images: dict[str, tuple[str, bytes]]  # content-id → (type, bytes)
@@ -64,6 +64,19 @@ class Rendered:
     suspicious_links: tuple[SuspiciousLink, ...] = ()
     events: tuple[CalendarEvent, ...] = ()
     links: tuple[tuple[str, str], ...] = field(default=())  # (text, href) of the body's links
+    _text: list[str] = field(default_factory=list, repr=False, compare=False)  # :attr:`text`, once made
+
+    @property
+    def text(self) -> str:
+        """The body as terminal text, made on first use: converting HTML to text (inscriptis, with lxml)
+        is most of the time and ~5 MB of the memory of reading an HTML message, and a window showing the
+        HTML never needs it."""
+        if not self._text:
+            from deskmail.render.html import html_to_text
+
+            parts = [html_to_text(content) if is_html else content for is_html, content in self.body]
+            self._text.append("\n".join(t if t.endswith("\n") else t + "\n" for t in parts if t))
+        return self._text[0]
 
     def image(self, url: str) -> tuple[str, bytes] | None:
         """The inline image a ``cid:`` URL of :attr:`html` names (what a QTextBrowser asks for)."""
