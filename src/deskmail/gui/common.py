@@ -5,18 +5,36 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from PySide6.QtCore import QCoreApplication, Qt
+from PySide6.QtCore import QCoreApplication, QLibraryInfo, QLocale, Qt, QTranslator
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QLabel, QMessageBox, QStyle, QWidget
 
 from deskmail.errors import DeskmailError
 
 ICON_FILE = Path(__file__).with_name("deskmail.svg")
+TRANSLATIONS = Path(__file__).with_name("translations")  # deskmail_<language>.qm, made by scripts/translations
 
 
 def tr(text: str) -> str:
-    """Translatable text (Qt's translation context "deskmail")."""
-    return QCoreApplication.translate("deskmail", text)
+    """Translatable text. The context is empty because that is where pyside6-lupdate files a call of a
+    plain function named ``tr`` (scripts/translations extracts them; the argument must be a literal)."""
+    return QCoreApplication.translate("", text)
+
+
+def install_translations(app: QCoreApplication, locale: QLocale | None = None,
+                         folder: Path = TRANSLATIONS) -> list[QTranslator]:
+    """Load deskmail's translation for the desktop's language, and Qt's own (the wizard's Next and
+    Back, the dialogs' buttons); returns those found. A language without
+    a translation simply stays in English. The translators are children of ``app``, which keeps them."""
+    locale = locale or QLocale.system()
+    loaded = []
+    for name, where in (("qtbase", QLibraryInfo.path(QLibraryInfo.LibraryPath.TranslationsPath)),
+                        ("deskmail", str(folder))):
+        translator = QTranslator(app)
+        if translator.load(locale, name, "_", where):
+            app.installTranslator(translator)
+            loaded.append(translator)
+    return loaded
 
 
 def esc(text: str) -> str:

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QApplication, QWidget
 
 from deskmail.app import Deskmail
 from deskmail.errors import DeskmailError
-from deskmail.gui.common import app_icon, show_error, tr
+from deskmail.gui.common import app_icon, install_translations, show_error, tr
 from deskmail.gui.mainwindow import MainWindow
 from deskmail.gui.tasks import unexpected
 
@@ -110,6 +110,7 @@ def run(*, ca_file: str = "", mailto: str = "", qt_args: list[str] | None = None
     qapp.setApplicationDisplayName("deskmail")
     qapp.setDesktopFileName("deskmail")
     qapp.setWindowIcon(app_icon())
+    install_translations(qapp)
     dm = Deskmail(keep_connections=True)
     key = instance_key(dm)
     if raise_running(key, mailto):

@@ -1,0 +1,672 @@
+<?xml version="1.0" encoding="utf-8"?>
+<!DOCTYPE TS>
+<TS version="2.1">
+<context>
+    <name></name>
+    <message>
+        <location filename="../common.py" line="56"/>
+        <source>deskmail</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../composer.py" line="82"/>
+        <source>name@example.com, Name &lt;name@example.com&gt;</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../composer.py" line="91"/>
+        <location filename="../composer.py" line="117"/>
+        <source>Send</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../composer.py" line="93"/>
+        <source>Attach…</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../composer.py" line="94"/>
+        <source>Or drop files on this window</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../composer.py" line="95"/>
+        <source>Remove attachment</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../composer.py" line="98"/>
+        <source>From:</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../composer.py" line="99"/>
+        <source>To:</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../composer.py" line="100"/>
+        <source>Cc:</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../composer.py" line="101"/>
+        <source>Bcc:</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../composer.py" line="102"/>
+        <source>Subject:</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../composer.py" line="146"/>
+        <source>Write: {subject}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../composer.py" line="146"/>
+        <location filename="../models.py" line="169"/>
+        <source>(no subject)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../composer.py" line="149"/>
+        <source>Attach files</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../composer.py" line="181"/>
+        <source>Sending…</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../composer.py" line="193"/>
+        <source>Sent, but not saved in Sent</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../composer.py" line="194"/>
+        <source>The message went out, but its copy could not be saved in Sent.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../composer.py" line="201"/>
+        <source>Not sent</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../forms.py" line="53"/>
+        <source>The outgoing server requires a login (almost always)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../forms.py" line="55"/>
+        <source>Leave messages on the server (POP3)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../forms.py" line="58"/>
+        <source>Incoming mail</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../forms.py" line="60"/>
+        <source>Protocol:</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../forms.py" line="61"/>
+        <location filename="../forms.py" line="68"/>
+        <source>Server:</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../forms.py" line="62"/>
+        <location filename="../forms.py" line="69"/>
+        <source>Port:</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../forms.py" line="63"/>
+        <location filename="../forms.py" line="70"/>
+        <source>Security:</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../forms.py" line="64"/>
+        <source>User name:</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../forms.py" line="66"/>
+        <source>Outgoing mail (SMTP)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../main.py" line="122"/>
+        <source>deskmail cannot start</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../mainwindow.py" line="252"/>
+        <source>Get Mail</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../mainwindow.py" line="253"/>
+        <source>Delete</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../mainwindow.py" line="255"/>
+        <source>Mark as Read/Unread</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../mainwindow.py" line="256"/>
+        <source>Star</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../mainwindow.py" line="257"/>
+        <source>Next Unread Message</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../mainwindow.py" line="258"/>
+        <source>Write</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../mainwindow.py" line="259"/>
+        <source>Reply</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../mainwindow.py" line="261"/>
+        <source>Reply All</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../mainwindow.py" line="262"/>
+        <source>Forward</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../mainwindow.py" line="263"/>
+        <source>Add Mail Account…</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../mainwindow.py" line="264"/>
+        <source>Account Settings…</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../mainwindow.py" line="265"/>
+        <source>Quit</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../mainwindow.py" line="267"/>
+        <source>Mail</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../mainwindow.py" line="275"/>
+        <source>&amp;File</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../mainwindow.py" line="280"/>
+        <source>&amp;Message</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../mainwindow.py" line="294"/>
+        <location filename="../mainwindow.py" line="331"/>
+        <source>All Inboxes</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../mainwindow.py" line="314"/>
+        <source>Inbox</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../mainwindow.py" line="427"/>
+        <source>Saved {names}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../mainwindow.py" line="459"/>
+        <source>Message sent</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../mainwindow.py" line="514"/>
+        <source>Move To</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../mainwindow.py" line="589"/>
+        <source>Getting mail…</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../mainwindow.py" line="629"/>
+        <source>{account}: checking {folder}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../mainwindow.py" line="633"/>
+        <source>{account}: {folder}: {done}{of} messages downloaded</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../mainwindow.py" line="644"/>
+        <source>1 new message in {account}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../mainwindow.py" line="644"/>
+        <source>{n} new messages in {account}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../mainwindow.py" line="656"/>
+        <source>{account}: {what}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../mainwindow.py" line="659"/>
+        <source>Up to date</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../mainwindow.py" line="659"/>
+        <source>1 new message</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../mainwindow.py" line="660"/>
+        <source>{n} new messages</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../mainwindow.py" line="672"/>
+        <source>Online</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../mainwindow.py" line="672"/>
+        <source>Offline</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../models.py" line="152"/>
+        <location filename="../reader.py" line="135"/>
+        <source>From</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../models.py" line="152"/>
+        <location filename="../reader.py" line="136"/>
+        <source>Subject</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../models.py" line="152"/>
+        <location filename="../reader.py" line="137"/>
+        <source>Date</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../models.py" line="153"/>
+        <source>Size</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../reader.py" line="91"/>
+        <source>Load remote content</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../reader.py" line="137"/>
+        <source>To</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../reader.py" line="139"/>
+        <source>Cc</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../reader.py" line="143"/>
+        <source>To protect your privacy, deskmail did not load the remote image in this message.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../reader.py" line="145"/>
+        <source>To protect your privacy, deskmail did not load {n} remote images in this message.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../reader.py" line="147"/>
+        <source>Always for {sender}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../reader.py" line="148"/>
+        <source>Always</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../reader.py" line="152"/>
+        <source>This link shows “{text}” but leads to {href}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../reader.py" line="173"/>
+        <source>Attachments:</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../reader.py" line="180"/>
+        <source>Open</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../reader.py" line="181"/>
+        <source>Save As…</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../reader.py" line="185"/>
+        <source>Save All…</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../reader.py" line="196"/>
+        <source>Save attachments into</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../settings.py" line="44"/>
+        <source>incoming</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../settings.py" line="44"/>
+        <source>outgoing</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../settings.py" line="47"/>
+        <source>port {port}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../settings.py" line="51"/>
+        <source>user name {name}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../settings.py" line="52"/>
+        <source>Use {change} for the {where} server</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../settings.py" line="81"/>
+        <source>Account settings — {name}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../settings.py" line="90"/>
+        <source>leave empty to use the saved password</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../settings.py" line="91"/>
+        <location filename="../wizard.py" line="388"/>
+        <source>Test account settings</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../settings.py" line="92"/>
+        <location filename="../settings.py" line="155"/>
+        <source>Repair</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../settings.py" line="97"/>
+        <location filename="../wizard.py" line="106"/>
+        <source>Your name:</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../settings.py" line="98"/>
+        <location filename="../wizard.py" line="107"/>
+        <source>Email address:</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../settings.py" line="103"/>
+        <location filename="../wizard.py" line="160"/>
+        <location filename="../wizard.py" line="393"/>
+        <source>Password:</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../settings.py" line="155"/>
+        <source>The doctor recommends:
+{changes}
+
+Change the settings so? (Nothing is saved until Save.)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../settings.py" line="164"/>
+        <source>Settings changed as the doctor recommends; test again, then Save.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../wizard.py" line="59"/>
+        <source>Set up your mail account</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../wizard.py" line="98"/>
+        <source>Your mail account</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../wizard.py" line="99"/>
+        <source>deskmail finds your provider&apos;s settings and checks them before saving anything.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../wizard.py" line="101"/>
+        <source>shown to the people you write to</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../wizard.py" line="131"/>
+        <source>Settings found</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../wizard.py" line="132"/>
+        <source>Check what deskmail found, then type your password.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../wizard.py" line="136"/>
+        <source>IMAP: mail stays on the server, folders and flags in step everywhere (recommended)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../wizard.py" line="138"/>
+        <source>POP3: download the inbox to this computer</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../wizard.py" line="139"/>
+        <source>Leave a copy of each message on the server</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../wizard.py" line="188"/>
+        <source>Looking up the settings for {domain}…</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../wizard.py" line="220"/>
+        <source>Where these settings come from: {source}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../wizard.py" line="221"/>
+        <source>Incoming</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../wizard.py" line="221"/>
+        <source>Outgoing</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../wizard.py" line="222"/>
+        <source>User name</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../wizard.py" line="239"/>
+        <source>The settings could not be found.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../wizard.py" line="240"/>
+        <source>Press Next to enter them by hand.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../wizard.py" line="264"/>
+        <source>Checking your account</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../wizard.py" line="265"/>
+        <source>deskmail logs in to the incoming and the outgoing server.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../wizard.py" line="297"/>
+        <source>Send your password there?</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../wizard.py" line="298"/>
+        <source>deskmail cannot vouch for {where} ({source}). Send your password to it?</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../wizard.py" line="306"/>
+        <source>Trying {servers} ({source})</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../wizard.py" line="310"/>
+        <source>Incoming server {server} accepted the login</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../wizard.py" line="311"/>
+        <source>Outgoing server {server} accepted the login</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../wizard.py" line="314"/>
+        <source>Skipped {host}: not confirmed</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../wizard.py" line="325"/>
+        <location filename="../wizard.py" line="453"/>
+        <source>Both servers work. Press Next to save the account.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../wizard.py" line="329"/>
+        <source>No settings were confirmed, so nothing was checked. Press Next to enter the settings by hand.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../wizard.py" line="338"/>
+        <source>The server answered but refused the login, so the settings are right and the password (or the user name) is not.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../wizard.py" line="340"/>
+        <location filename="../wizard.py" line="457"/>
+        <source>Asking the connection doctor why…</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../wizard.py" line="361"/>
+        <source>The account was not saved. Press Next to check or change the settings by hand.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../wizard.py" line="383"/>
+        <source>Account settings</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../wizard.py" line="384"/>
+        <source>Your provider&apos;s help pages list these. Change what is wrong, then test.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../wizard.py" line="424"/>
+        <source>the settings above</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../wizard.py" line="441"/>
+        <source>Logging in to {server}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../wizard.py" line="444"/>
+        <source>{server} accepted the login</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../wizard.py" line="496"/>
+        <source>Saving your account</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../wizard.py" line="497"/>
+        <source>The password goes into your desktop&apos;s keyring, never into a file.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../wizard.py" line="514"/>
+        <source>The account could not be saved</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../wizard.py" line="519"/>
+        <source>All set</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../wizard.py" line="520"/>
+        <source>{email} is ready. deskmail is now fetching your mail; it appears in the main window as it arrives.</source>
+        <translation type="unfinished"></translation>
+    </message>
+</context>
+</TS>
