@@ -11,8 +11,9 @@ through :data:`deskmail.net.log.protocol_log`, the AUTH exchange by structure
 from __future__ import annotations
 
 import smtplib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
 
@@ -97,6 +98,19 @@ def _auth_error(code: int, text: str, server: ServerSettings) -> AuthError:
     )
 
 
+class DataUncertain(Exception):
+    """The message and its final dot were handed over, and then the connection failed before the reply."""
+
+
+@dataclass(frozen=True, slots=True)
+class Transaction:
+    """The server's replies: to MAIL FROM, per recipient (RCPT TO), and to the data (None: not reached)."""
+
+    mail: tuple[int, str]
+    recipients: dict[str, tuple[int, str]]
+    data: tuple[int, str] | None
+
+
 class SmtpSession:
     def __init__(self, smtp: smtplib.SMTP, server: ServerSettings) -> None:
         self._s = smtp
@@ -145,6 +159,62 @@ class SmtpSession:
                 "check those addresses; do not resend to the others, they got it",
                 refused={r: f"{c} {m.decode(errors='replace')}" for r, (c, m) in refused.items()},
             )
+
+    @property
+    def size_limit(self) -> int:
+        """The server's SIZE limit in bytes (RFC 1870), 0 when it names none."""
+        value = self._s.esmtp_features.get("size", "").strip()
+        return int(value) if value.isdigit() else 0
+
+    def transact(self, sender: str, recipients: Sequence[str], raw: bytes,
+                 before_data: Callable[[], None]) -> Transaction:
+        """One mail transaction, step by step, for the outbox: it must know which side of the final dot
+        a failure falls on. ``before_data`` runs after the 354 and right before the message (with its
+        final dot) is handed to the socket: the caller records durably that the data may have gone out.
+
+        Returns what the server said to each recipient and to the data. Raises :class:`DataUncertain`
+        when the connection fails after the whole message was handed over but before the reply, and
+        a :class:`~deskmail.errors.DeskmailError` (network, protocol) for failures before that point.
+        """
+        s = self._s
+        replies: dict[str, tuple[int, str]] = {}
+        try:
+            code, text = s.mail(sender, [f"SIZE={len(raw)}"] if self.size_limit else [])
+            mail = (code, _text(text))
+            if code >= 400:
+                s.rset()
+                return Transaction(mail, replies, None)
+            for rcpt in recipients:
+                rcode, rtext = s.rcpt(rcpt)
+                replies[rcpt] = (rcode, _text(rtext))
+            if not any(c < 300 for c, _ in replies.values()):
+                s.rset()
+                return Transaction(mail, replies, None)
+            code, text = s.docmd("data")
+            if code != 354:
+                s.rset()
+                return Transaction(mail, replies, (code, _text(text)))
+            data = smtplib._quote_periods(raw)  # type: ignore[attr-defined]
+            if not data.endswith(b"\r\n"):
+                data += b"\r\n"
+            before_data()
+            s.send(data + b".\r\n")
+        except smtplib.SMTPServerDisconnected as exc:
+            raise translate(ConnectionResetError(str(exc)), self.server) from None
+        except OSError as exc:
+            raise translate(exc, self.server) from exc
+        # Everything is with the server now: whatever fails from here leaves the outcome unknown.
+        try:
+            code, text = s.getreply()
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            raise DataUncertain(str(exc) or type(exc).__name__) from None
+        return Transaction(mail, replies, (code, _text(text)))
+
+    def reset(self) -> None:
+        try:
+            self._s.rset()
+        except (smtplib.SMTPException, OSError):
+            pass
 
     def close(self) -> None:
         try:
