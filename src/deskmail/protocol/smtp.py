@@ -14,7 +14,6 @@ import smtplib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from email.message import EmailMessage
 from typing import Any
 
 from deskmail.codes import Code
@@ -116,50 +115,6 @@ class SmtpSession:
         self._s = smtp
         self.server = server
 
-    def send(self, message: EmailMessage, sender: str, recipients: Sequence[str]) -> None:
-        """Send; raises SendError naming every refused recipient (partial success included)."""
-        try:
-            refused = self._s.send_message(message, from_addr=sender, to_addrs=list(recipients))
-        except smtplib.SMTPRecipientsRefused as exc:
-            raise SendError(
-                "The outgoing server refused every recipient",
-                "; ".join(f"{r}: {c} {m.decode(errors='replace')}" for r, (c, m) in exc.recipients.items()),
-                "check the addresses",
-                refused={r: f"{c} {m.decode(errors='replace')}" for r, (c, m) in exc.recipients.items()},
-            ) from None
-        except smtplib.SMTPSenderRefused as exc:
-            text = _text(exc.smtp_error)
-            if exc.smtp_code == 530 or "authentication required" in text.lower():
-                raise AuthError(
-                    f"The outgoing server {self.server.host} requires authentication ({exc.smtp_code} {text})",
-                    "'My outgoing server (SMTP) requires authentication' is switched off for this account",
-                    "turn outgoing authentication on in the account's settings",
-                    code=Code.AUTH_NOT_ENABLED, host=self.server.host, port=self.server.port,
-                ) from None
-            raise SendError(
-                f"The outgoing server refused the sender {sender} ({exc.smtp_code} {text})",
-                "the sender address is not allowed for this login",
-                "send from the address that belongs to this account",
-            ) from None
-        except smtplib.SMTPDataError as exc:
-            text = _text(exc.smtp_error)
-            raise SendError(
-                f"The outgoing server refused the message ({exc.smtp_code} {text})",
-                "the server's policy (size, content or rate limit)",
-                "read the server's reason above; the message was not sent",
-            ) from None
-        except smtplib.SMTPServerDisconnected as exc:
-            raise translate(ConnectionResetError(str(exc)), self.server) from None
-        except OSError as exc:
-            raise translate(exc, self.server) from exc
-        if refused:
-            raise SendError(
-                f"The message was sent, but {len(refused)} recipient(s) were refused",
-                "; ".join(f"{r}: {c} {m.decode(errors='replace')}" for r, (c, m) in refused.items()),
-                "check those addresses; do not resend to the others, they got it",
-                refused={r: f"{c} {m.decode(errors='replace')}" for r, (c, m) in refused.items()},
-            )
-
     @property
     def size_limit(self) -> int:
         """The server's SIZE limit in bytes (RFC 1870), 0 when it names none."""
@@ -178,8 +133,20 @@ class SmtpSession:
         """
         s = self._s
         replies: dict[str, tuple[int, str]] = {}
+        options = [f"SIZE={len(raw)}"] if s.has_extn("size") else []
+        if not all(a.isascii() for a in (sender, *recipients)):
+            if not s.has_extn("smtputf8"):
+                raise SendError(
+                    f"The outgoing server {self.server.host} does not accept international addresses "
+                    f"({', '.join(a for a in (sender, *recipients) if not a.isascii())})",
+                    "it does not offer SMTPUTF8, and the part before the @ cannot be rewritten",
+                    "write to an ASCII address of that person, or send through a server that offers SMTPUTF8",
+                    code=Code.NO_SMTPUTF8, host=self.server.host, port=self.server.port)
+            options.append("SMTPUTF8")
+        if not raw.isascii() and s.has_extn("8bitmime"):
+            options.append("BODY=8BITMIME")
         try:
-            code, text = s.mail(sender, [f"SIZE={len(raw)}"] if self.size_limit else [])
+            code, text = s.mail(sender, options)
             mail = (code, _text(text))
             if code >= 400:
                 s.rset()
@@ -209,12 +176,6 @@ class SmtpSession:
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             raise DataUncertain(str(exc) or type(exc).__name__) from None
         return Transaction(mail, replies, (code, _text(text)))
-
-    def reset(self) -> None:
-        try:
-            self._s.rset()
-        except (smtplib.SMTPException, OSError):
-            pass
 
     def close(self) -> None:
         try:
