@@ -311,7 +311,8 @@ def flush(outbox: Outbox, accounts: Mapping[str, Account], password_for: Callabl
             if error is not None and name not in errors:
                 errors[name] = error
         final = {e.id: e for e in done}  # the last record of each, in the order they were first handled
-        for entry in final.values():
-            if entry.state == SENT and entry.sent_copy != COPY_PENDING and not entry.refused:
+        finished_before = [e for e in chosen if e.id not in final]  # (a process died before removing them)
+        for entry in [*final.values(), *finished_before]:
+            if entry.state == SENT and entry.sent_copy not in ("", COPY_PENDING) and not entry.refused:
                 outbox.remove(entry.id)  # delivered and filed: nothing left to tell
     return FlushResult(tuple(final.values()), errors)
