@@ -90,7 +90,8 @@ class _Server(SMTP):
 class ScriptedSmtp:
     """Start with :meth:`start`; ``port`` is where it listens on 127.0.0.1 (STARTTLS)."""
 
-    def __init__(self, sandbox: Any, user: Any, port: int, *, size_limit: int = 33554432) -> None:
+    def __init__(self, sandbox: Any, user: Any, port: int, *, size_limit: int = 33554432,
+                 smtputf8: bool = True) -> None:
         self.script = Script()
         self.lock = threading.Lock()
         self.ehlo_peers: set[Any] = set()
@@ -116,7 +117,7 @@ class ScriptedSmtp:
             def factory(self) -> SMTP:
                 return _Server(handler, hostname="scripted.test", tls_context=tls, require_starttls=True,
                                auth_required=True, auth_require_tls=True, authenticator=authenticate,
-                               data_size_limit=size_limit, enable_SMTPUTF8=True)
+                               data_size_limit=size_limit, enable_SMTPUTF8=smtputf8)
 
         self._controller = _Controller(handler, hostname="127.0.0.1", port=port)
 

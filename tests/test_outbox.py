@@ -221,6 +221,15 @@ def test_international_address_without_smtputf8_is_refused_clearly(tmp_path: Pat
     sent = app.send(draft("intl", "jürgen@münchen.example"))
     assert sent.state == "sent"  # the scripted server offers SMTPUTF8
     assert "SMTPUTF8" in smtp.mail_options[-1] and smtp.received[-1].recipients == ["jürgen@münchen.example"]
+    plain = ScriptedSmtp(sandbox, mail_user, closed_port(), smtputf8=False).start()
+    try:
+        other = make_app(tmp_path / "other", sandbox, mail_user, plain.port)
+        refused = other.send(draft("intl", "a@far.example", "jürgen@münchen.example"))
+        assert refused.state == "failed" and refused.entry.error_code == Code.NO_SMTPUTF8
+        assert "does not accept international addresses (jürgen@münchen.example)" in refused.entry.last_error
+        assert plain.transactions == 0  # refused before MAIL FROM, nothing rewritten or half-sent
+    finally:
+        plain.stop()
 
 
 def test_cli_send_queue_list_sync_flushes_and_cancel(sandbox: Any, mail_user: Any, tmp_path: Path) -> None:
@@ -242,3 +251,26 @@ def test_cli_send_queue_list_sync_flushes_and_cancel(sandbox: Any, mail_user: An
                            "cancel me").stdout.strip() == ""
     missing = home.run("outbox", "retry", "nope")
     assert missing.returncode == 4 and "no message 'nope'" in missing.stderr
+
+
+@pytest.mark.usefixtures("env_password")
+def test_copy_to_sent_fails_after_the_send_is_retried_without_resending(tmp_path: Path, sandbox: Any,
+                                                                         mail_user: Any, smtp: ScriptedSmtp) -> None:
+    from dataclasses import replace
+
+    app = make_app(tmp_path, sandbox, mail_user, smtp.port)
+    account = app.account("acct")
+    app.update_account(replace(account, incoming=replace(account.incoming, port=closed_port())))  # IMAP down
+    sent = app.send(draft("copy later", "c@far.example"))
+    assert sent.state == "sent" and sent.error is None  # it went out: not an error of the message
+    assert sent.copy_error is not None and sent.copy_error.code == Code.CONNECTION_REFUSED
+    [waiting] = app.outbox()
+    assert (waiting.state, waiting.sent_copy) == ("sent", "pending")  # "sent, copy to Sent pending"
+    still = app.flush_outbox()  # still down: still pending, nothing resent
+    assert still.entries == () and still.errors["acct"].code == Code.CONNECTION_REFUSED
+    assert [e.sent_copy for e in app.outbox()] == ["pending"]
+    app.update_account(account)  # IMAP is back
+    result = app.flush_outbox()
+    assert [(e.state, e.sent_copy, e.sent_folder) for e in result.entries] == [("sent", "saved", "Sent")]
+    assert smtp.transactions == 1 and smtp.count(b"copy later") == 1  # never sent again
+    assert in_sent(sandbox, mail_user, "copy later") == 1 and app.outbox() == []
