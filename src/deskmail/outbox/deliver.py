@@ -202,11 +202,12 @@ def sent_copy(raw: bytes, bcc: Sequence[str]) -> bytes:
 
 
 def save_copies(outbox: Outbox, account: Account, password: Secret | None, entries: Sequence[OutboxEntry],
-                local_dir: Path, *, record: Callable[[OutboxEntry], None],
+                local_dir: Path, *, record: Callable[[OutboxEntry], None], fresh: frozenset[str] = frozenset(),
                 timeout: float = DEFAULT_TIMEOUT) -> DeskmailError | None:
     """Save the copies in Sent of ``entries`` (sent, copy pending): over IMAP into the Sent folder, found by
     SPECIAL-USE or name (created if missing); for a POP3 account into ``local_dir``; not at all where the
-    provider files them itself. A copy already there (same Message-ID) is not saved again."""
+    provider files them itself. A copy already there (same Message-ID) is not saved again; the ids in
+    ``fresh`` (sent by this very run: no earlier APPEND can have happened) are saved without looking."""
     if not entries:
         return None
     if account.outgoing.host.lower() in PROVIDER_KEEPS_SENT:
@@ -236,11 +237,12 @@ def save_copies(outbox: Outbox, account: Account, password: Secret | None, entri
                 sent = "Sent"
                 imap.create_folder(sent)
                 imap.subscribe(sent)
-            imap.select(sent)
+            if any(e.id not in fresh for e in entries):
+                imap.select(sent)
             for entry in entries:
                 mid = entry.message_id
                 found = False
-                if mid.isascii() and mid:
+                if entry.id not in fresh and mid.isascii() and mid:
                     seen = imap.run(f"UID SEARCH HEADER Message-ID {quote_string(mid)}", parse=frozenset({b"SEARCH"}))
                     found = any(v for _kind, values in seen.data for v in values)
                 if not found:
@@ -307,7 +309,8 @@ def flush(outbox: Outbox, accounts: Mapping[str, Account], password_for: Callabl
                     errors[name] = error
             newly_sent = [e for e in finished if e.state == SENT and e.sent_copy == COPY_PENDING]
             error = save_copies(outbox, account, password, to_copy + newly_sent, local_sent(account),
-                                record=lambda e: done.append(e), timeout=seconds)
+                                record=lambda e: done.append(e), fresh=frozenset(e.id for e in newly_sent),
+                                timeout=seconds)
             if error is not None and name not in errors:
                 errors[name] = error
         final = {e.id: e for e in done}  # the last record of each, in the order they were first handled
