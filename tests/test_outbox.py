@@ -274,3 +274,29 @@ def test_copy_to_sent_fails_after_the_send_is_retried_without_resending(tmp_path
     assert [(e.state, e.sent_copy, e.sent_folder) for e in result.entries] == [("sent", "saved", "Sent")]
     assert smtp.transactions == 1 and smtp.count(b"copy later") == 1  # never sent again
     assert in_sent(sandbox, mail_user, "copy later") == 1 and app.outbox() == []
+
+
+@pytest.mark.usefixtures("env_password")
+def test_a_watch_sends_what_the_outbox_holds(tmp_path: Path, sandbox: Any, mail_user: Any,
+                                            smtp: ScriptedSmtp) -> None:
+    import threading
+    import time
+
+    app = make_app(tmp_path, sandbox, mail_user, smtp.port)
+    queued = app.send(draft("sent by the watch", "w@far.example"), queue_only=True)
+    events: list[Any] = []
+    stop = threading.Event()
+    watcher = threading.Thread(target=app.watch, args=(None, stop, lambda _said: None),
+                               kwargs={"listener": events.append})
+    watcher.start()
+    try:
+        deadline = time.monotonic() + 30
+        while app.outbox() and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        watcher.join(30)
+    assert app.outbox() == [] and smtp.count(b"sent by the watch") == 1
+    assert [(e.id, e.state) for e in events if isinstance(e, OutboxProgress)] == [(queued.entry.id, "sending"),
+                                                                                  (queued.entry.id, "sent")]
+    assert in_sent(sandbox, mail_user, "sent by the watch") == 1
