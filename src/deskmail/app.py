@@ -13,6 +13,7 @@ shared between threads).
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING
 from deskmail import config
 from deskmail.codes import Code
 from deskmail.errors import ConfigError, DeskmailError, NotFoundError, UsageError
-from deskmail.model import Account, MessageSummary, PasswordSource, Protocol
+from deskmail.model import Account, MessageSummary, PasswordSource
 from deskmail.secrets import Secret
 
 if TYPE_CHECKING:
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
     from deskmail.doctor.report import Finding, Report
     from deskmail.events import CancelToken, Listener
     from deskmail.outbox.compose import Draft
+    from deskmail.outbox.deliver import FlushResult
+    from deskmail.outbox.queue import Outbox, OutboxEntry
     from deskmail.render import AttachmentInfo, Rendered
     from deskmail.store import Store
     from deskmail.sync.runner import SessionSource, SyncRun
@@ -50,12 +53,19 @@ class RemovedAccount:
 
 @dataclass(frozen=True, slots=True)
 class SentMessage:
-    """A message handed to the server: what was sent, to whom, and where its copy went."""
+    """What :meth:`Deskmail.send` did: the message is in the outbox (``entry``) and, unless only queued, was
+    delivered (``entry.state``: sent, deferred, failed, uncertain; queued when ``queue_only``)."""
 
     message: EmailMessage
     recipients: tuple[str, ...]
-    sent_folder: str  # where the copy was saved ("" for POP3 accounts, or when saving it failed)
-    copy_error: DeskmailError | None = None  # the message went out, but its copy in Sent could not be saved
+    entry: OutboxEntry
+    error: DeskmailError | None = None  # why it is not (wholly) sent: deferred, failed, uncertain, refused recipients
+    sent_folder: str = ""  # where the copy was saved (an IMAP folder, a file for POP3), "" if not (yet)
+    copy_error: DeskmailError | None = None  # the message went out, but its copy in Sent could not be saved yet
+
+    @property
+    def state(self) -> str:
+        return self.entry.state
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,13 +235,14 @@ class Deskmail:
              redownload: bool = False, headers_only: bool = False, dry_run: bool = False,
              listener: Listener | None = None, cancel: CancelToken | None = None,
              early: Mapping[str, SessionSource] | None = None,
-             on_index_rebuilt: Callable[[Path], None] | None = None) -> SyncRun:
+             on_index_rebuilt: Callable[[Path], None] | None = None, flush_outbox: bool = True) -> SyncRun:
         """Sync the named accounts (default: all) with their servers; failures are in the result.
 
         ``listener`` hears typed progress events (from worker threads); ``cancel`` stops every account
         at its next safe point; ``dry_run`` only plans (``SyncRun.plans``) and changes nothing.
         ``early``: sessions opened before (the command line's start-up path); otherwise kept sessions
-        are used when this façade keeps connections.
+        are used when this façade keeps connections. ``flush_outbox``: afterwards, send what the outbox
+        holds that is due (``listener`` hears it as ``OutboxProgress``; :meth:`outbox` shows the outcome).
         """
         from deskmail.sync.runner import sync_accounts
 
@@ -242,9 +253,27 @@ class Deskmail:
         with self._writer() as store:
             if store.rebuilt_from is not None and on_index_rebuilt is not None:
                 on_index_rebuilt(store.rebuilt_from)
-            return sync_accounts(targets, self.paths.data_dir, folders=folders, redownload=redownload,
-                                 headers_only=headers_only, listener=listener, cancel=cancel, dry_run=dry_run,
-                                 early=sessions)
+            run = sync_accounts(targets, self.paths.data_dir, folders=folders, redownload=redownload,
+                                headers_only=headers_only, listener=listener, cancel=cancel, dry_run=dry_run,
+                                early=sessions)
+        if flush_outbox and not dry_run:
+            self._flush_due([a.name for a in targets], listener, cancel)
+        return run
+
+    def _flush_due(self, names: Sequence[str] | None, listener: Listener | None = None,
+                   cancel: CancelToken | None = None) -> None:
+        """Send what is due, if the outbox holds anything (a directory listing when it is empty). What went
+        wrong stays in the messages' records, for :meth:`outbox` to show; nothing is raised."""
+        try:
+            with os.scandir(self._outbox_root() / "state") as it:
+                if not any(e.name.endswith(".json") for e in it):
+                    return
+        except OSError:
+            return
+        try:
+            self.flush_outbox(names, listener=listener, cancel=cancel)
+        except DeskmailError:
+            pass  # (the outbox cannot be read or written: the next send or flush says so)
 
     def watch(self, names: Sequence[str] | None, stop: threading.Event, report: WatchReport, *,
               folders: Sequence[str] = ("INBOX",), interval: float = 300.0, notify_command: str = "",
@@ -260,8 +289,22 @@ class Deskmail:
         options = WatchOptions(folders=tuple(folders), interval=interval, notify_command=notify_command,
                                notify_desktop=notify_desktop,
                                listener=listener)
+        flusher = threading.Thread(target=self._flush_while, args=([a.name for a in targets], stop, listener,
+                                                                    min(interval, 60.0)),
+                                   name="deskmail-outbox", daemon=True)
         with self._writer():
-            return watch(targets, self.paths.data_dir, options, stop, report)
+            flusher.start()
+            try:
+                return watch(targets, self.paths.data_dir, options, stop, report)
+            finally:
+                flusher.join(timeout=5)
+
+    def _flush_while(self, names: Sequence[str], stop: threading.Event, listener: Listener | None,
+                     every: float) -> None:
+        """The outbox side of a watch: what is due goes out, checked every ``every`` seconds."""
+        while not stop.is_set():
+            self._flush_due(names, listener)
+            stop.wait(every)
 
     def _targets(self, names: Sequence[str] | None) -> list[Account]:
         accounts = self.accounts()
@@ -497,22 +540,93 @@ class Deskmail:
 
     # --- sending -----------------------------------------------------------------------------
 
-    def send(self, draft: Draft, account: str | None = None) -> SentMessage:
-        """Send ``draft``; then, for IMAP accounts, save a copy into Sent (a failure there is reported,
-        not raised: the message went out)."""
-        from deskmail.outbox.compose import build_message, copy_to_sent, deliver
+    def send(self, draft: Draft, account: str | None = None, *, queue_only: bool = False,
+             listener: Listener | None = None, cancel: CancelToken | None = None) -> SentMessage:
+        """Put ``draft`` into the outbox (durably: from here it is never lost), then deliver it at once
+        unless ``queue_only``, and save its copy in Sent. Delivery failures are not raised: they are the
+        result's ``error`` and the message's state in the outbox (deferred ones go out with a later
+        :meth:`flush_outbox`, a sync or a watch). Raises only when the draft cannot be made a message."""
+        from deskmail.outbox.compose import bcc_of, build_message, wire_bytes
+        from deskmail.outbox.deliver import entry_error
 
         a = self.account(account)
         message, recipients = build_message(a, draft)
-        password = self.password(a) if a.outgoing.auth_required else None
-        deliver(a, password, message, recipients)
-        if a.incoming.protocol is not Protocol.IMAP:
-            return SentMessage(message, tuple(recipients), "")
-        try:
-            folder = copy_to_sent(a, password or self.password(a), message)
-        except DeskmailError as exc:
-            return SentMessage(message, tuple(recipients), "", exc)
-        return SentMessage(message, tuple(recipients), folder)
+        bcc = bcc_of(draft)
+        entry = self._outbox().add(a.name, a.email, wire_bytes(message, [a.email, *recipients]), recipients,
+                                   bcc=bcc, message_id=str(message["Message-ID"] or ""),
+                                   subject=str(message["Subject"] or ""))
+        if queue_only:
+            return SentMessage(message, tuple(recipients), entry)
+        result = self.flush_outbox([a.name], ids=[entry.id], listener=listener, cancel=cancel)
+        ended = result.entry(entry.id) or self._outbox().get(entry.id)
+        error = result.errors.get(a.name)
+        sent = ended.state == "sent"
+        copy_error = error if sent and ended.sent_copy == "pending" else None
+        return SentMessage(message, tuple(recipients), ended, entry_error(ended, None if sent else error),
+                           ended.sent_folder, copy_error)
+
+    def outbox(self) -> list[OutboxEntry]:
+        """Every message in the outbox with its state, oldest first (sent ones stay only while their copy in
+        Sent is pending or some recipient refused them)."""
+        return self._outbox().entries()
+
+    def outbox_message(self, entry_id: str) -> bytes:
+        """The outbox message exactly as it is (or was) handed to the server."""
+        box = self._outbox()
+        box.get(entry_id)
+        return box.raw(entry_id)
+
+    def flush_outbox(self, names: Sequence[str] | None = None, *, ids: Sequence[str] | None = None,
+                     everything: bool = False, listener: Listener | None = None,
+                     cancel: CancelToken | None = None) -> FlushResult:
+        """Deliver what the outbox holds that is due (``everything``: deferred ones too, before their next
+        attempt) over one connection per account, and save pending copies in Sent. Uncertain and failed
+        messages are never sent again here: see :meth:`retry`."""
+        from deskmail.outbox.deliver import DEFAULT_TIMEOUT, flush
+
+        return flush(self._outbox(), self.accounts(), self.password,
+                     local_sent=lambda a: self.paths.data_dir / "sent" / a.name, names=names, ids=ids,
+                     everything=everything, listener=listener, cancel=cancel,
+                     timeout=lambda a: float(a.options.get("send_timeout", DEFAULT_TIMEOUT)))
+
+    def retry(self, entry_id: str, *, deliver: bool = True, listener: Listener | None = None) -> OutboxEntry:
+        """Send an outbox message again at the user's word: a failed one (to the recipients not refused), a
+        deferred one now, an uncertain one (the user accepts a possible duplicate). Returns where it ended."""
+        from deskmail.outbox.queue import for_retry
+
+        box = self._outbox()
+        with box.lock(wait=False):
+            entry = box.save(for_retry(box.get(entry_id)))
+        if not deliver:
+            return entry
+        result = self.flush_outbox([entry.account], ids=[entry.id], listener=listener)
+        return result.entry(entry.id) or entry
+
+    def mark_sent(self, entry_id: str) -> OutboxEntry:
+        """An uncertain message the user knows went out: recorded as sent; its copy in Sent is saved next."""
+        from deskmail.outbox.queue import marked_sent
+
+        box = self._outbox()
+        with box.lock(wait=False):
+            entry = box.save(marked_sent(box.get(entry_id)))
+        result = self.flush_outbox([entry.account], ids=[entry.id])
+        return result.entry(entry.id) or entry
+
+    def remove_from_outbox(self, entry_id: str) -> OutboxEntry:
+        """Take a message out of the outbox (cancel sending it); refused while it is being sent."""
+        box = self._outbox()
+        with box.lock(wait=False):
+            entry = box.get(entry_id)
+            box.remove(entry.id)
+        return entry
+
+    def _outbox_root(self) -> Path:
+        return self.paths.data_dir / "outbox"
+
+    def _outbox(self) -> Outbox:
+        from deskmail.outbox.queue import Outbox
+
+        return Outbox(self._outbox_root())
 
     def reply(self, message_id: int, *, reply_all: bool = False) -> tuple[str, Draft]:
         """A reply to a stored message, quoted, addressed and threaded: (the account to send it from, the draft)."""

@@ -104,6 +104,16 @@ class Code(StrEnum):
     NO_SUCH_MESSAGE = "no_such_message"
     NO_SUCH_ATTACHMENT = "no_such_attachment"
     SAVE_FAILED = "save_failed"
+    # the outbox (docs/outbox.md)
+    NO_SUCH_OUTBOX_ENTRY = "no_such_outbox_entry"
+    OUTBOX_STATE = "outbox_state"
+    OUTBOX_BUSY = "outbox_busy"
+    NO_SMTPUTF8 = "no_smtputf8"
+    MESSAGE_TOO_LARGE = "message_too_large"
+    MESSAGE_REFUSED = "message_refused"
+    RECIPIENT_REFUSED = "recipient_refused"
+    SEND_DEFERRED = "send_deferred"
+    SEND_UNCERTAIN = "send_uncertain"
     # passwords
     NO_PASSWORD = "no_password"
     NO_KEYRING = "no_keyring"
@@ -204,6 +214,18 @@ MEANINGS: dict[Code, str] = {
     Code.ACCOUNT_REMOVED: "the message belongs to an account that was removed",
     Code.NO_SUCH_FOLDER: "the account has no folder of that name (as of the last sync)",
     Code.NO_SUCH_MESSAGE: "no stored message has that id",
+    Code.NO_SUCH_OUTBOX_ENTRY: "the outbox holds no message with that id",
+    Code.OUTBOX_STATE: "the outbox message is not in a state that allows this (e.g. retrying one that was sent)",
+    Code.OUTBOX_BUSY: "another deskmail is sending from the outbox right now",
+    Code.NO_SMTPUTF8: ("an address has non-ASCII letters before the @ and the outgoing server does not offer "
+                       "SMTPUTF8: refused before sending"),
+    Code.MESSAGE_TOO_LARGE: "the message is larger than the outgoing server's SIZE limit: refused before upload",
+    Code.MESSAGE_REFUSED: ("the outgoing server refused the message or its sender permanently (5xx); "
+                           "it stays in the outbox, not sent"),
+    Code.RECIPIENT_REFUSED: "the outgoing server refused recipients permanently (5xx); any others got the message",
+    Code.SEND_DEFERRED: "the outgoing server asked to try later (4xx): the message waits in the outbox",
+    Code.SEND_UNCERTAIN: ("the connection failed after the message was handed over, before the server's reply: "
+                          "it may have been sent; never re-sent automatically"),
     Code.NO_SUCH_ATTACHMENT: "the message has no attachment of that number",
     Code.SAVE_FAILED: "an attachment could not be saved into the folder given",
     Code.NO_PASSWORD: "the account's password source gave no password",

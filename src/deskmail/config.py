@@ -179,8 +179,10 @@ def _account(file: Path, text: str, name: str, data: Any) -> Account:
         raise
 
 
-# The account options there are, with their types (POP3 only, so far: see deskmail.sync.pop3_sync).
-OPTIONS: dict[str, type] = {"leave_on_server": bool, "delete_after_days": int, "delete_when_deleted_here": bool}
+# The account options there are, with their types (POP3: see deskmail.sync.pop3_sync; send_timeout: seconds
+# the outgoing server has to answer, docs/outbox.md).
+OPTIONS: dict[str, type] = {"leave_on_server": bool, "delete_after_days": int, "delete_when_deleted_here": bool,
+                            "send_timeout": int}
 
 
 def _options(reader: _Reader) -> dict[str, Any]:

@@ -100,8 +100,23 @@ class AccountFinished:
     error: DeskmailError | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class OutboxProgress:
+    """A message of the outbox changed state while being sent: ``state`` is ``sending`` as its transaction
+    begins, then ``sent``, ``deferred``, ``failed`` or ``uncertain`` (``detail``: the server's reason);
+    ``done`` of ``total`` messages of this account's batch have ended so far."""
+
+    account: str
+    id: str
+    subject: str
+    state: str
+    done: int
+    total: int
+    detail: str = ""
+
+
 Event = (FolderStarted | MessagesDownloaded | FlagsPulled | FlagsPushed | Uploaded | Deleted | FolderFailed
-         | FolderFinished | AccountFinished)
+         | FolderFinished | AccountFinished | OutboxProgress)
 Listener = Callable[[Event], None]
 
 

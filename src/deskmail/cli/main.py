@@ -50,6 +50,9 @@ CLI_HINTS: dict[str, str] = {
     Code.SEVERAL_ACCOUNTS: "name it with --account",
     Code.NO_SUCH_MESSAGE: "see `deskmail list` for the ids",
     Code.NO_SUCH_ATTACHMENT: "see `deskmail attachments ID` for the numbers",
+    Code.NO_SUCH_OUTBOX_ENTRY: "see `deskmail outbox` for the ids",
+    Code.SEND_DEFERRED: "it waits in `deskmail outbox`; `deskmail outbox flush --all` tries again now",
+    Code.SEND_UNCERTAIN: "`deskmail outbox retry ID` sends it again, `deskmail outbox mark-sent ID` records it as sent",
     Code.NO_KEYRING: "or re-add the account with --password-command 'pass show mail' or --password-env VARIABLE",
     Code.STORE_MISSING: "run `deskmail sync --redownload` to fetch the folder again",
     Code.NO_PASSWORD_STORED: "run `deskmail account password ACCOUNT` to store it again",
@@ -362,8 +365,11 @@ def send(
         Path | None, typer.Option("--body-file", help="Read the body from a file (- = stdin).")
     ] = None,
     attach: Annotated[list[Path] | None, typer.Option("--attach", help="Attach a file (repeat for more).")] = None,
+    queue: Annotated[bool, typer.Option("--queue", help="Only put it into the outbox; `deskmail outbox flush` "
+                                        "(or a sync) sends it.")] = False,
+    json_out: opt.JsonOut = False,
 ) -> None:
-    """Send a message."""
+    """Send a message: it is written into the outbox first, then delivered (kept there if it cannot be)."""
     from deskmail.outbox.compose import Draft
 
     if body is not None and body_file is not None:
@@ -377,13 +383,22 @@ def send(
     app_ = dm()
     _warn_plaintext(app_.account(account))
     sent = app_.send(Draft(to=to, cc=cc or [], bcc=bcc or [], subject=subject, body=text,
-                           attachments=attach or []), account)
-    out.print(f"Sent {safe(sent.message['Message-ID'])} to {safe(', '.join(sent.recipients))}.", highlight=False)
-    if sent.copy_error is not None:
-        err.print(f"[yellow]The message was sent, but the copy in Sent could not be saved:[/] {safe(sent.copy_error)}",
-                  highlight=False)
-    elif sent.sent_folder:
-        out.print(f"A copy is in {safe(sent.sent_folder)}.", highlight=False)
+                           attachments=attach or []), account, queue_only=queue)
+    from deskmail.cli.outbox_cmd import describe, entry_dict, print_result
+    from deskmail.outbox.deliver import FlushResult
+
+    if json_out:
+        _emit_json({**entry_dict(sent.entry), "error": sent.error.to_dict() if sent.error else None,
+                    "copy_error": sent.copy_error.to_dict() if sent.copy_error else None})
+        raise typer.Exit(sent.error.exit_code if sent.error else 0)
+    if queue:
+        out.print("\n".join(safe(line) for line in describe(sent.entry)), highlight=False)
+        return
+    errors = {sent.entry.account: sent.error or sent.copy_error} if (sent.error or sent.copy_error) else {}
+    code = print_result(FlushResult((sent.entry,), {k: v for k, v in errors.items() if v is not None}))
+    if sent.copy_error is not None and sent.error is None:
+        code = 0  # the message went out; only its copy waits
+    raise typer.Exit(code)
 
 
 @app.command("list")
@@ -421,9 +436,10 @@ def list_messages(
 
 
 def _register_optional() -> None:
-    from deskmail.cli import read_cmd, sandbox_cmd, sync_cmd
+    from deskmail.cli import outbox_cmd, read_cmd, sandbox_cmd, sync_cmd
 
     sync_cmd.register(app)
+    outbox_cmd.register(app)
     read_cmd.register(app)
     sandbox_cmd.register(app)
     for module in ("discover_cmd", "doctor_cmd", "gui_cmd"):

@@ -187,7 +187,21 @@ class ComposeWindow(QMainWindow):
         task.start()
 
     def _sent(self, result: SentMessage) -> None:
+        """The message is in the outbox whatever happened. Refused outright with nothing delivered: it is
+        taken out again and this window stays open to put it right; otherwise the window's work is done
+        (the main window says what became of it, and asks about an uncertain one)."""
         self.in_flight = False
+        entry = result.entry
+        if entry.state == "failed" and not entry.delivered:
+            try:
+                self.app.remove_from_outbox(entry.id)  # local files only: nothing waits on the network
+            except DeskmailError:
+                pass  # then it stays listed in the outbox as refused, which is true too
+            self.send_button.setEnabled(True)
+            self.statusBar().showMessage(tr("Not sent"))
+            if result.error is not None:
+                self.problem.setText(error_html(result.error))
+            return
         self.sent.emit(result)
         if result.copy_error is not None:
             QMessageBox.warning(self, tr("Sent, but not saved in Sent"),

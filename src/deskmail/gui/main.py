@@ -128,6 +128,7 @@ def run(*, ca_file: str = "", mailto: str = "", qt_args: list[str] | None = None
     server = listen(key, window)
     window.show()
     window.after_first_paint(window.warm_up)
+    window.after_first_paint(window.refresh_outbox)  # what an earlier run left waiting (or undecided)
     if accounts:
         window.after_first_paint(window.get_mail)
         if mailto:

@@ -42,6 +42,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMenu,
+    QPushButton,
     QSplitter,
     QStyle,
     QTableView,
@@ -51,7 +52,7 @@ from PySide6.QtWidgets import (
 )
 
 from deskmail import events
-from deskmail.app import Deskmail, MessageView
+from deskmail.app import Deskmail, MessageView, SentMessage
 from deskmail.errors import DeskmailError
 from deskmail.gui.common import app_icon, show_error, std_icon, tr
 from deskmail.gui.models import COLUMNS, IDS_MIME, MessageListModel, View
@@ -61,7 +62,9 @@ from deskmail.mailbox import FolderInfo
 
 if TYPE_CHECKING:  # (types only: the renderer and the sync engine load when first used, after the window shows)
     from deskmail.gui.composer import ComposeWindow
+    from deskmail.gui.outbox import OutboxDialog
     from deskmail.outbox.compose import Draft
+    from deskmail.outbox.queue import OutboxEntry
     from deskmail.render import AttachmentInfo
     from deskmail.sync.runner import SyncRun
 
@@ -203,7 +206,14 @@ class MainWindow(QMainWindow):
 
         self.progress = QLabel()
         self.state = QLabel()
+        self.outbox_button = QPushButton()
+        self.outbox_button.setFlat(True)
+        self.outbox_button.hide()
+        self.outbox_button.clicked.connect(self.show_outbox)
+        self.outbox_dialog: OutboxDialog | None = None
+        self.outbox_entries: list[OutboxEntry] = []
         self.statusBar().addWidget(self.progress, 1)
+        self.statusBar().addPermanentWidget(self.outbox_button)
         self.statusBar().addPermanentWidget(self.state)
         self._actions()
         self.folders.currentItemChanged.connect(self._folder_chosen)
@@ -263,6 +273,7 @@ class MainWindow(QMainWindow):
         self.add_account_action = action(tr("Add Mail Account…"), [], self.add_account)
         self.settings_action = action(tr("Account Settings…"), [], self.account_settings)
         self.quit_action = action(tr("Quit"), [QKeySequence.StandardKey.Quit], self.close)
+        self.outbox_action = action(tr("Outbox…"), [], self.show_outbox)
 
         bar = self.addToolBar(tr("Mail"))
         bar.setObjectName("mail-toolbar")
@@ -281,6 +292,8 @@ class MainWindow(QMainWindow):
         for a in (self.write_action, self.reply_action, self.reply_all_action, self.forward_action, self.read_action,
                   self.flag_action, self.next_unread_action, self.delete_action):
             message_menu.addAction(a)
+        message_menu.addSeparator()
+        message_menu.addAction(self.outbox_action)
 
     # --- folders ----------------------------------------------------------------------------
 
@@ -456,10 +469,64 @@ class MainWindow(QMainWindow):
         view = self._current_view()
         window = ComposeWindow(self.app, draft, account or (view.account if view is not None else None), self)
         window.setWindowFlag(Qt.WindowType.Window)
-        window.sent.connect(lambda _sent: self.statusBar().showMessage(tr("Message sent"), 8000))
+        window.sent.connect(self._message_sent)
         self.composers.append(window)
         window.show()
         return window
+
+    def _message_sent(self, result: SentMessage) -> None:
+        entry = result.entry
+        if entry.state == "sent" and result.error is None:
+            self.statusBar().showMessage(tr("Message sent"), 8000)
+        elif entry.state in ("queued", "deferred"):
+            self.statusBar().showMessage(tr("Not sent yet; it stays in the outbox and goes out as soon as the "
+                                            "server can be reached."), 15_000)
+        elif entry.state == "uncertain":
+            self.decide_uncertain(entry)
+        elif result.error is not None:
+            show_error(self, result.error, tr("Outbox"))
+        self.refresh_outbox()
+
+    def decide_uncertain(self, entry: OutboxEntry) -> None:
+        """Ask whether to send again a message the server may have taken; the answer is carried out off
+        the GUI thread. Without an answer it waits in the outbox."""
+        from deskmail.gui.outbox import ask_uncertain
+
+        what = ask_uncertain(self, entry)
+        if not what:
+            return
+        task = Task(lambda _task: self.app.retry(entry.id) if what == "retry" else self.app.mark_sent(entry.id))
+        task.failed.connect(lambda exc: show_error(self, exc))
+        task.ended.connect(self.refresh_outbox)
+        self._run(task)
+
+    def show_outbox(self) -> None:
+        from deskmail.gui.outbox import OutboxDialog
+
+        if self.outbox_dialog is None:
+            self.outbox_dialog = OutboxDialog(self.app, self._run, self)
+            self.outbox_dialog.changed.connect(self.refresh_outbox)
+        self.outbox_dialog.refresh()
+        self.outbox_dialog.show()
+        self.outbox_dialog.raise_()
+
+    def refresh_outbox(self) -> None:
+        """The status bar's outbox button: hidden when nothing waits, red when something needs a decision."""
+        from deskmail.gui.outbox import needs_attention
+
+        try:
+            entries = self.app.outbox()
+        except DeskmailError:
+            entries = []
+        self.outbox_entries = entries
+        attention = sum(1 for e in entries if needs_attention(e))
+        self.outbox_button.setVisible(bool(entries))
+        self.outbox_button.setText(tr("Outbox: {n}").format(n=len(entries)))
+        self.outbox_button.setStyleSheet("color: red" if attention else "")
+        self.outbox_button.setToolTip(tr("{n} need your decision").format(n=attention) if attention
+                                      else tr("Waiting to be sent"))
+        if self.outbox_dialog is not None and self.outbox_dialog.isVisible():
+            self.outbox_dialog.refresh()
 
     def reply(self, reply_all: bool) -> None:
         self._start_from(lambda mid: self.app.reply(mid, reply_all=reply_all))
@@ -636,6 +703,16 @@ class MainWindow(QMainWindow):
             if event.new and event.folder.upper() == "INBOX":
                 self.new_mail(event.account, event.new)
             self.refresh_if_changed()
+        elif isinstance(event, events.OutboxProgress):
+            if event.state == "sending":
+                self.progress.setText(tr("{account}: sending “{subject}”").format(account=event.account,
+                                                                                  subject=event.subject))
+            else:
+                self.refresh_outbox()
+                if event.state == "uncertain":
+                    uncertain = [e for e in self.outbox_entries if e.id == event.id]
+                    if uncertain:
+                        self.decide_uncertain(uncertain[0])
 
     def new_mail(self, account: str, count: int) -> None:
         """Tell the person: a desktop notification, or the status line when the desktop has none."""
@@ -659,6 +736,7 @@ class MainWindow(QMainWindow):
             self.progress.setText(tr("Up to date") if not new else tr("1 new message") if new == 1
                                   else tr("{n} new messages").format(n=new))
         self.refresh_if_changed()
+        self.refresh_outbox()
         if not run.failures:
             self.start_watch()
 

@@ -17,8 +17,6 @@ from pathlib import Path
 from deskmail.codes import Code
 from deskmail.errors import UsageError
 from deskmail.model import Account, email_domain, valid_email
-from deskmail.protocol.smtp import open_smtp
-from deskmail.secrets import Secret
 
 MAX_ATTACHMENT = 50 * 1024 * 1024
 
@@ -96,29 +94,14 @@ def build_message(account: Account, draft: Draft) -> tuple[EmailMessage, list[st
     return msg, to + cc + bcc
 
 
-def deliver(account: Account, password: Secret | None, msg: EmailMessage, recipients: Sequence[str], *,
-            timeout: float = 60.0) -> None:
-    """Hand a built message to the account's SMTP submission server."""
-    with open_smtp(account, password, timeout=timeout) as smtp:
-        smtp.send(msg, account.email, list(recipients))
+def bcc_of(draft: Draft) -> list[str]:
+    """The blind-copy addresses: in the envelope only, never in the transmitted headers."""
+    return _addresses(draft.bcc, "Bcc")
 
 
-def copy_to_sent(account: Account, password: Secret, msg: EmailMessage, *, timeout: float = 60.0) -> str:
-    """APPEND the sent message to the IMAP Sent folder (as Thunderbird does; SMTP servers don't).
+def wire_bytes(msg: EmailMessage, addresses: Sequence[str]) -> bytes:
+    """The message as handed to SMTP: CRLF lines; raw UTF-8 headers only when an address needs them
+    (SMTPUTF8, RFC 6531), encoded words otherwise."""
+    from email.policy import SMTP, SMTPUTF8
 
-    Returns the folder name. Bcc recipients are only in the envelope, never in the headers.
-    """
-    from deskmail.protocol.imap import open_imap
-    from deskmail.sync.imap_sync import special_use_of
-
-    raw = msg.as_bytes(policy=msg.policy.clone(linesep="\r\n"))
-    with open_imap(account, password, timeout=timeout) as imap:
-        folders = imap.list_folders()
-        sent = next((name for flags, _d, name in folders if "\\Sent" in flags), None) or next(
-            (name for flags, _d, name in folders if special_use_of(flags, name) == "\\Sent"), None
-        )
-        if sent is None:
-            sent = "Sent"
-            imap.create_folder(sent)
-        imap.append(sent, raw, ("\\Seen",))
-    return sent
+    return msg.as_bytes(policy=SMTP if all(a.isascii() for a in addresses) else SMTPUTF8)

@@ -11,9 +11,9 @@ through :data:`deskmail.net.log.protocol_log`, the AUTH exchange by structure
 from __future__ import annotations
 
 import smtplib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from email.message import EmailMessage
+from dataclasses import dataclass
 from typing import Any
 
 from deskmail.codes import Code
@@ -97,54 +97,85 @@ def _auth_error(code: int, text: str, server: ServerSettings) -> AuthError:
     )
 
 
+class DataUncertain(Exception):
+    """The message and its final dot were handed over, and then the connection failed before the reply."""
+
+
+@dataclass(frozen=True, slots=True)
+class Transaction:
+    """The server's replies: to MAIL FROM, per recipient (RCPT TO), and to the data (None: not reached)."""
+
+    mail: tuple[int, str]
+    recipients: dict[str, tuple[int, str]]
+    data: tuple[int, str] | None
+
+
 class SmtpSession:
     def __init__(self, smtp: smtplib.SMTP, server: ServerSettings) -> None:
         self._s = smtp
         self.server = server
 
-    def send(self, message: EmailMessage, sender: str, recipients: Sequence[str]) -> None:
-        """Send; raises SendError naming every refused recipient (partial success included)."""
+    @property
+    def size_limit(self) -> int:
+        """The server's SIZE limit in bytes (RFC 1870), 0 when it names none."""
+        value = self._s.esmtp_features.get("size", "").strip()
+        return int(value) if value.isdigit() else 0
+
+    def transact(self, sender: str, recipients: Sequence[str], raw: bytes,
+                 before_data: Callable[[], None]) -> Transaction:
+        """One mail transaction, step by step, for the outbox: it must know which side of the final dot
+        a failure falls on. ``before_data`` runs after the 354 and right before the message (with its
+        final dot) is handed to the socket: the caller records durably that the data may have gone out.
+
+        Returns what the server said to each recipient and to the data. Raises :class:`DataUncertain`
+        when the connection fails after the whole message was handed over but before the reply, and
+        a :class:`~deskmail.errors.DeskmailError` (network, protocol) for failures before that point.
+        """
+        s = self._s
+        replies: dict[str, tuple[int, str]] = {}
+        options = [f"SIZE={len(raw)}"] if s.has_extn("size") else []
+        if not all(a.isascii() for a in (sender, *recipients)):
+            if not s.has_extn("smtputf8"):
+                raise SendError(
+                    f"The outgoing server {self.server.host} does not accept international addresses "
+                    f"({', '.join(a for a in (sender, *recipients) if not a.isascii())})",
+                    "it does not offer SMTPUTF8, and the part before the @ cannot be rewritten",
+                    "write to an ASCII address of that person, or send through a server that offers SMTPUTF8",
+                    code=Code.NO_SMTPUTF8, host=self.server.host, port=self.server.port)
+            options.append("SMTPUTF8")
+        if not raw.isascii() and s.has_extn("8bitmime"):
+            options.append("BODY=8BITMIME")
         try:
-            refused = self._s.send_message(message, from_addr=sender, to_addrs=list(recipients))
-        except smtplib.SMTPRecipientsRefused as exc:
-            raise SendError(
-                "The outgoing server refused every recipient",
-                "; ".join(f"{r}: {c} {m.decode(errors='replace')}" for r, (c, m) in exc.recipients.items()),
-                "check the addresses",
-                refused={r: f"{c} {m.decode(errors='replace')}" for r, (c, m) in exc.recipients.items()},
-            ) from None
-        except smtplib.SMTPSenderRefused as exc:
-            text = _text(exc.smtp_error)
-            if exc.smtp_code == 530 or "authentication required" in text.lower():
-                raise AuthError(
-                    f"The outgoing server {self.server.host} requires authentication ({exc.smtp_code} {text})",
-                    "'My outgoing server (SMTP) requires authentication' is switched off for this account",
-                    "turn outgoing authentication on in the account's settings",
-                    code=Code.AUTH_NOT_ENABLED, host=self.server.host, port=self.server.port,
-                ) from None
-            raise SendError(
-                f"The outgoing server refused the sender {sender} ({exc.smtp_code} {text})",
-                "the sender address is not allowed for this login",
-                "send from the address that belongs to this account",
-            ) from None
-        except smtplib.SMTPDataError as exc:
-            text = _text(exc.smtp_error)
-            raise SendError(
-                f"The outgoing server refused the message ({exc.smtp_code} {text})",
-                "the server's policy (size, content or rate limit)",
-                "read the server's reason above; the message was not sent",
-            ) from None
+            code, text = s.mail(sender, options)
+            mail = (code, _text(text))
+            if code >= 400:
+                s.rset()
+                return Transaction(mail, replies, None)
+            for rcpt in recipients:
+                rcode, rtext = s.rcpt(rcpt)
+                replies[rcpt] = (rcode, _text(rtext))
+            if not any(c < 300 for c, _ in replies.values()):
+                s.rset()
+                return Transaction(mail, replies, None)
+            code, text = s.docmd("data")
+            if code != 354:
+                s.rset()
+                return Transaction(mail, replies, (code, _text(text)))
+            data = smtplib._quote_periods(raw)  # type: ignore[attr-defined]
+            if not data.endswith(b"\r\n"):
+                data += b"\r\n"
+            before_data()
+            s.send(data + b".\r\n")
         except smtplib.SMTPServerDisconnected as exc:
             raise translate(ConnectionResetError(str(exc)), self.server) from None
         except OSError as exc:
             raise translate(exc, self.server) from exc
-        if refused:
-            raise SendError(
-                f"The message was sent, but {len(refused)} recipient(s) were refused",
-                "; ".join(f"{r}: {c} {m.decode(errors='replace')}" for r, (c, m) in refused.items()),
-                "check those addresses; do not resend to the others, they got it",
-                refused={r: f"{c} {m.decode(errors='replace')}" for r, (c, m) in refused.items()},
-            )
+        # Everything is with the server now: whatever fails from here leaves the outcome unknown.
+        try:
+            code, text = s.getreply()
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            raise DataUncertain(str(exc) or type(exc).__name__) from None
+        return Transaction(mail, replies, (code, _text(text)))
 
     def close(self) -> None:
         try:

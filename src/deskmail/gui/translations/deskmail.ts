@@ -67,6 +67,7 @@
     <message>
         <location filename="../composer.py" line="146"/>
         <location filename="../models.py" line="169"/>
+        <location filename="../outbox.py" line="128"/>
         <source>(no subject)</source>
         <translation type="unfinished"></translation>
     </message>
@@ -77,21 +78,23 @@
     </message>
     <message>
         <location filename="../composer.py" line="181"/>
+        <location filename="../outbox.py" line="37"/>
         <source>Sending…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../composer.py" line="193"/>
+        <location filename="../composer.py" line="207"/>
         <source>Sent, but not saved in Sent</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../composer.py" line="194"/>
+        <location filename="../composer.py" line="208"/>
         <source>The message went out, but its copy could not be saved in Sent.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
         <location filename="../composer.py" line="201"/>
+        <location filename="../composer.py" line="215"/>
         <source>Not sent</source>
         <translation type="unfinished"></translation>
     </message>
@@ -149,176 +152,214 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="252"/>
+        <location filename="../mainwindow.py" line="262"/>
         <source>Get Mail</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="253"/>
+        <location filename="../mainwindow.py" line="263"/>
         <source>Delete</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="255"/>
+        <location filename="../mainwindow.py" line="265"/>
         <source>Mark as Read/Unread</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="256"/>
+        <location filename="../mainwindow.py" line="266"/>
         <source>Star</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="257"/>
+        <location filename="../mainwindow.py" line="267"/>
         <source>Next Unread Message</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="258"/>
+        <location filename="../mainwindow.py" line="268"/>
         <source>Write</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="259"/>
+        <location filename="../mainwindow.py" line="269"/>
         <source>Reply</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="261"/>
+        <location filename="../mainwindow.py" line="271"/>
         <source>Reply All</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="262"/>
+        <location filename="../mainwindow.py" line="272"/>
         <source>Forward</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="263"/>
+        <location filename="../mainwindow.py" line="273"/>
         <source>Add Mail Account…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="264"/>
+        <location filename="../mainwindow.py" line="274"/>
         <source>Account Settings…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="265"/>
+        <location filename="../mainwindow.py" line="275"/>
         <source>Quit</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="267"/>
+        <location filename="../mainwindow.py" line="276"/>
+        <source>Outbox…</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../mainwindow.py" line="278"/>
         <source>Mail</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="275"/>
+        <location filename="../mainwindow.py" line="286"/>
         <source>&amp;File</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="280"/>
+        <location filename="../mainwindow.py" line="291"/>
         <source>&amp;Message</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="294"/>
-        <location filename="../mainwindow.py" line="331"/>
+        <location filename="../mainwindow.py" line="307"/>
+        <location filename="../mainwindow.py" line="344"/>
         <source>All Inboxes</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="314"/>
+        <location filename="../mainwindow.py" line="327"/>
         <source>Inbox</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="427"/>
+        <location filename="../mainwindow.py" line="440"/>
         <source>Saved {names}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="459"/>
+        <location filename="../mainwindow.py" line="480"/>
         <source>Message sent</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="514"/>
+        <location filename="../mainwindow.py" line="482"/>
+        <source>Not sent yet; it stays in the outbox and goes out as soon as the server can be reached.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../mainwindow.py" line="487"/>
+        <location filename="../outbox.py" line="82"/>
+        <source>Outbox</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../mainwindow.py" line="524"/>
+        <source>Outbox: {n}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../mainwindow.py" line="526"/>
+        <source>{n} need your decision</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../mainwindow.py" line="527"/>
+        <location filename="../outbox.py" line="35"/>
+        <source>Waiting to be sent</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../mainwindow.py" line="581"/>
         <source>Move To</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="589"/>
+        <location filename="../mainwindow.py" line="656"/>
         <source>Getting mail…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="629"/>
+        <location filename="../mainwindow.py" line="696"/>
         <source>{account}: checking {folder}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="633"/>
+        <location filename="../mainwindow.py" line="700"/>
         <source>{account}: {folder}: {done}{of} messages downloaded</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="644"/>
+        <location filename="../mainwindow.py" line="708"/>
+        <source>{account}: sending “{subject}”</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../mainwindow.py" line="721"/>
         <source>1 new message in {account}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="644"/>
+        <location filename="../mainwindow.py" line="721"/>
         <source>{n} new messages in {account}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="656"/>
+        <location filename="../mainwindow.py" line="733"/>
         <source>{account}: {what}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="659"/>
+        <location filename="../mainwindow.py" line="736"/>
         <source>Up to date</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="659"/>
+        <location filename="../mainwindow.py" line="736"/>
         <source>1 new message</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="660"/>
+        <location filename="../mainwindow.py" line="737"/>
         <source>{n} new messages</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="672"/>
+        <location filename="../mainwindow.py" line="750"/>
         <source>Online</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="672"/>
+        <location filename="../mainwindow.py" line="750"/>
         <source>Offline</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
         <location filename="../models.py" line="152"/>
-        <location filename="../reader.py" line="135"/>
+        <location filename="../reader.py" line="139"/>
         <source>From</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
         <location filename="../models.py" line="152"/>
-        <location filename="../reader.py" line="136"/>
+        <location filename="../outbox.py" line="85"/>
+        <location filename="../reader.py" line="140"/>
         <source>Subject</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
         <location filename="../models.py" line="152"/>
-        <location filename="../reader.py" line="137"/>
+        <location filename="../reader.py" line="141"/>
         <source>Date</source>
         <translation type="unfinished"></translation>
     </message>
@@ -328,67 +369,170 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../reader.py" line="91"/>
+        <location filename="../reader.py" line="95"/>
         <source>Load remote content</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../reader.py" line="137"/>
+        <location filename="../outbox.py" line="40"/>
+        <source>Not sent yet: tried again in {n} min</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../outbox.py" line="42"/>
+        <source>Maybe sent: the server did not confirm</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../outbox.py" line="44"/>
+        <source>Not sent: refused</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../outbox.py" line="46"/>
+        <source>Sent, but some recipients were refused</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../outbox.py" line="47"/>
+        <source>Sent; saving the copy in Sent</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../outbox.py" line="56"/>
+        <source>Was your message delivered?</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../outbox.py" line="59"/>
+        <source>The connection ended before the server confirmed “{subject}”.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../outbox.py" line="60"/>
+        <source>It may have been delivered. Sending it again could give the recipients two copies; ask one of them if unsure. It stays in the outbox until you decide.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../outbox.py" line="63"/>
+        <location filename="../outbox.py" line="98"/>
+        <source>Send Again</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../outbox.py" line="64"/>
+        <location filename="../outbox.py" line="99"/>
+        <source>It Was Delivered</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../outbox.py" line="65"/>
+        <source>Decide Later</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../outbox.py" line="85"/>
+        <location filename="../reader.py" line="141"/>
         <source>To</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../reader.py" line="139"/>
-        <source>Cc</source>
+        <location filename="../outbox.py" line="85"/>
+        <source>State</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../outbox.py" line="97"/>
+        <source>Send Now</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../outbox.py" line="100"/>
+        <source>Remove</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../outbox.py" line="150"/>
+        <source>{n} messages in the outbox.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../outbox.py" line="151"/>
+        <source>The outbox is empty.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../outbox.py" line="167"/>
+        <source>Send again?</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../outbox.py" line="168"/>
+        <source>“{subject}” may already have been delivered; the recipients could get it twice. Send it again?</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../outbox.py" line="179"/>
+        <source>Remove from the outbox?</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../outbox.py" line="180"/>
+        <source>“{subject}” will not be sent.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
         <location filename="../reader.py" line="143"/>
-        <source>To protect your privacy, deskmail did not load the remote image in this message.</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <location filename="../reader.py" line="145"/>
-        <source>To protect your privacy, deskmail did not load {n} remote images in this message.</source>
+        <source>Cc</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
         <location filename="../reader.py" line="147"/>
+        <source>To protect your privacy, deskmail did not load the remote image in this message.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../reader.py" line="149"/>
+        <source>To protect your privacy, deskmail did not load {n} remote images in this message.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../reader.py" line="151"/>
         <source>Always for {sender}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../reader.py" line="148"/>
+        <location filename="../reader.py" line="152"/>
         <source>Always</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../reader.py" line="152"/>
+        <location filename="../reader.py" line="156"/>
         <source>This link shows “{text}” but leads to {href}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../reader.py" line="173"/>
+        <location filename="../reader.py" line="177"/>
         <source>Attachments:</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../reader.py" line="180"/>
+        <location filename="../reader.py" line="184"/>
         <source>Open</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../reader.py" line="181"/>
+        <location filename="../reader.py" line="185"/>
         <source>Save As…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../reader.py" line="185"/>
+        <location filename="../reader.py" line="189"/>
         <source>Save All…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../reader.py" line="196"/>
+        <location filename="../reader.py" line="200"/>
         <source>Save attachments into</source>
         <translation type="unfinished"></translation>
     </message>
