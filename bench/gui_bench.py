@@ -76,7 +76,7 @@ def finish(window, result):
     if mode == "open":
         times = []
         # The 30 newest, then the 3 with the largest HTML among the newest 400 (newsletters: the slow case).
-        html_size = {row: len(window.app.read_message(window.model.summary(row).id, prefer_html=True).html)
+        html_size = {row: len(window.app.read_message(window.model.summary(row).id, prefer_html=True).reading.html)
                      for row in range(31, 400)}
         biggest = sorted(html_size, key=html_size.__getitem__, reverse=True)[:3]
         result["big_html_kb"] = [html_size[row] / 1024 for row in biggest]

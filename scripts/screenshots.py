@@ -169,6 +169,22 @@ def main() -> None:
     shot(composer, "09-composer-reply")
     composer.close()
 
+    # The outbox: messages written while the server is out of reach wait there, with their state.
+    from deskmail.outbox.compose import Draft
+
+    for subject in ("Minutes of Tuesday's meeting", "Re: Tide tables"):
+        app.send(Draft(to=["ada@harbour.example"], subject=subject, body="See you then.\n"), queue_only=True)
+    window.refresh_outbox()
+    window.show_outbox()
+    assert window.outbox_dialog is not None
+    window.outbox_dialog.table.selectRow(0)
+    settle(0.5)
+    shot(window.outbox_dialog, "09b-outbox")
+    for entry in app.outbox():
+        app.remove_from_outbox(entry.id)
+    window.outbox_dialog.close()
+    window.refresh_outbox()
+
     # Account settings: the doctor live, with a setting made wrong on purpose, and Repair offered.
     dialog = AccountSettings(app, "demo", window)
     dialog.form.in_security.setCurrentIndex(dialog.form.in_security.findData(Security.STARTTLS.value))
