@@ -467,10 +467,12 @@ class Deskmail:
         address = sender_address(sender)
         if not address:
             raise UsageError(f"{sender!r} is not an e-mail address", code=Code.USAGE)
+        from deskmail.durable import atomic_write
+
         with self._lock:
             senders = set(self.remote_content_senders())
             (senders.add if allow else senders.discard)(address)
-            config.atomic_write(self._remote_file(),
+            atomic_write(self._remote_file(),
                                 json.dumps({"senders": sorted(senders)}, indent=1).encode() + b"\n")
         return frozenset(senders)
 

@@ -11,7 +11,6 @@ is reported with the file, the line and what is wrong, never a traceback.
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -277,35 +276,14 @@ def _account_table(a: Account) -> dict[str, Any]:
     return table
 
 
-def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Write-then-rename so a crash leaves either the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    import tempfile  # writers only: readers (every `deskmail sync`) skip its import
-
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
-
-
 def save_accounts(accounts: dict[str, Account], p: Paths | None = None) -> None:
     import tomli_w
 
     file = (p or paths()).accounts_file
     doc = {"accounts": {name: _account_table(a) for name, a in accounts.items()}}
     header = b"# deskmail accounts. Passwords are not stored here (see password_source).\n"
+    from deskmail.durable import atomic_write
+
     atomic_write(file, header + tomli_w.dumps(doc).encode())
 
 

@@ -215,7 +215,7 @@ def save_copies(outbox: Outbox, account: Account, password: Secret | None, entri
             record(outbox.save(replace(entry, sent_copy=COPY_BY_PROVIDER)))
         return None
     if account.incoming.protocol is not Protocol.IMAP:
-        from deskmail.config import atomic_write
+        from deskmail.durable import atomic_write
 
         for entry in entries:
             path = local_dir / f"{entry.id}.eml"

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from deskmail.codes import Code
-from deskmail.config import atomic_write
+from deskmail.durable import atomic_write, fsync_dir
 from deskmail.errors import DeskmailError, NotFoundError, StoreError, UsageError
 
 # queued: waiting to be sent now; deferred: waiting for next_attempt (4xx, network); sending: a process
@@ -116,7 +116,7 @@ class Outbox:
                 os.fsync(fh.fileno())
             final = self._dir("new") / f"{entry_id}.eml"
             os.replace(tmp, final)
-            _fsync_dir(final.parent)
+            fsync_dir(final.parent)
             entry = OutboxEntry(entry_id, account, sender, tuple(recipients), message_id, subject, now, len(raw),
                                 bcc=tuple(bcc))
             return self.save(entry)
@@ -164,7 +164,7 @@ class Outbox:
     def remove(self, entry_id: str) -> None:
         """The record first (the commit point), then the message."""
         (self.root / "state" / f"{entry_id}.json").unlink(missing_ok=True)
-        _fsync_dir(self._dir("state"))
+        fsync_dir(self._dir("state"))
         self.path(entry_id).unlink(missing_ok=True)
 
     @contextmanager
@@ -214,14 +214,6 @@ class Outbox:
                 except FileNotFoundError:
                     pass
         return changed
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _store_error(root: Path, exc: OSError) -> DeskmailError:

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from deskmail.durable import fsync_dir
 from deskmail.errors import StoreError
 
 if TYPE_CHECKING:
@@ -109,14 +110,6 @@ def folder_name(path: str, delimiter: str) -> str | None:
         levels.append(text)
     name = (delimiter or "/").join(levels)
     return None if name.upper() == "INBOX" else name
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 HEAD_BYTES = 64 * 1024  # enough for any sane header block; the index parses only this
@@ -270,7 +263,7 @@ class Maildir:
                 fh.flush()
                 os.fsync(fh.fileno())
             os.rename(tmp, self.root / "cur" / name)
-            _fsync_dir(self.root / "cur")
+            fsync_dir(self.root / "cur")
         except OSError as exc:
             tmp.unlink(missing_ok=True)
             raise _store_error(exc, self.root) from exc
@@ -308,7 +301,7 @@ class Maildir:
                 name = f"{pending.unique},V={uidvalidity},{key}:2,{flags_to_info(flags)}"
                 os.rename(pending.path, os.path.join(cur, name))
                 names.append(name)
-            _fsync_dir(self.root / "cur")
+            fsync_dir(self.root / "cur")
         except OSError as exc:
             for pending, *_ in batch:
                 _unlink(pending.path)
@@ -334,7 +327,7 @@ class Maildir:
         new = f"{base},V={uidvalidity},U={uid}:2,{flags_to_info(flags)}"
         try:
             os.rename(self.root / "cur" / name, self.root / "cur" / new)
-            _fsync_dir(self.root / "cur")
+            fsync_dir(self.root / "cur")
         except OSError as exc:
             raise _store_error(exc, self.root) from exc
         return new
