@@ -173,7 +173,8 @@ def main() -> None:
     from deskmail.outbox.compose import Draft
 
     for subject in ("Minutes of Tuesday's meeting", "Re: Tide tables"):
-        app.send(Draft(to=["ada@harbour.example"], subject=subject, body="See you then.\n"), queue_only=True)
+        app.send(Draft(to=["ada@harbour.example"], subject=subject, body="See you then.\n"), "demo",
+                 queue_only=True)
     window.refresh_outbox()
     window.show_outbox()
     assert window.outbox_dialog is not None

@@ -51,12 +51,21 @@ class Task(QObject):
 
     def report(self, value: object) -> None:
         """Hand ``value`` to the GUI thread (callable from the worker)."""
-        self.progress.emit(value)
+        self._emit(self.progress, value)
+
+    def _emit(self, signal: Any, *args: object) -> None:
+        """Emit from the worker. When the task's Qt object is already gone (its window was destroyed while
+        the work ran on), nobody is listening: the work is cancelled at its next safe point instead of
+        failing with "Signal source has been deleted"."""
+        try:
+            signal.emit(*args)
+        except RuntimeError:
+            self.cancel.cancel()
 
     def ask(self, question: object) -> bool:
         """From the worker: put ``question`` to the GUI thread and wait for its answer (no, if cancelled)."""
         self._answered.clear()
-        self.asked.emit(question)
+        self._emit(self.asked, question)
         while not self._answered.wait(0.1):
             if self.cancel.cancelled:
                 return False
@@ -74,14 +83,14 @@ class Task(QObject):
         try:
             result = self._work(self)
         except DeskmailError as exc:
-            self.failed.emit(exc)
+            self._emit(self.failed, exc)
         except Exception as exc:  # a bug: logged whole, shown in words
             log.exception("unexpected error in background work")
-            self.failed.emit(unexpected(exc))
+            self._emit(self.failed, unexpected(exc))
         else:
-            self.done.emit(result)
+            self._emit(self.done, result)
         self.finished.set()
-        self.ended.emit()
+        self._emit(self.ended)
 
 
 class _Runner(QRunnable):
