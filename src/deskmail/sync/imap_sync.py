@@ -1096,6 +1096,12 @@ class ImapSync:
                 raise  # the connection is out of step: the folder fails and the next one reconnects
             # Refused (too big, over quota...): the file stays, the journal entry too (checked next time).
             note = f"a message saved here could not be uploaded to {folder.name}: {exc.what}"
+            if "[OVERQUOTA]" in exc.what.upper() or "QUOTA" in exc.what.upper():
+                # RFC 5530 OVERQUOTA (Dovecot: "Quota exceeded (mailbox for user is full)")
+                note = (f"a message saved here could not be uploaded to {folder.name}: the mailbox on the "
+                        f"server is full ({exc.what}); it is uploaded once space is freed there")
+                if Code.OVER_QUOTA not in result.codes:
+                    result.codes.append(Code.OVER_QUOTA)
             result.notes.append(note)
             with self.store.transaction():
                 self.store.log(account, folder.name, note)
