@@ -177,8 +177,10 @@ def _account(file: Path, text: str, name: str, data: Any) -> Account:
         raise
 
 
-# The account options there are, with their types (POP3 only, so far: see deskmail.sync.pop3_sync).
-OPTIONS: dict[str, type] = {"leave_on_server": bool, "delete_after_days": int, "delete_when_deleted_here": bool}
+# The account options there are, with their types: POP3's (see deskmail.sync.pop3_sync), and the seconds
+# a sync waits for the server (Account.timeout).
+OPTIONS: dict[str, type] = {"leave_on_server": bool, "delete_after_days": int, "delete_when_deleted_here": bool,
+                             "timeout": int}
 
 
 def _options(reader: _Reader) -> dict[str, Any]:
@@ -192,6 +194,9 @@ def _options(reader: _Reader) -> dict[str, Any]:
     if days < 0:
         reader.fail("delete_after_days",
                     f"'delete_after_days' must be 0 (never) or a number of days, not {days}")
+    timeout = reader.data.get("timeout", 60)
+    if not 1 <= timeout <= 3600:
+        reader.fail("timeout", f"'timeout' must be a number of seconds from 1 to 3600, not {timeout}")
     return dict(reader.data)
 
 
