@@ -1220,6 +1220,13 @@ class ImapSync:
                 ):
                     pending.discard()  # "n:*" returns the last message when nothing is new
                     continue
+                if pending.size == 0:
+                    # Expunged by another client after our listing: Dovecot still answers for it in this
+                    # session, with an empty BODY[] (and OK [EXPUNGEISSUED] at the end). No mail is
+                    # 0 bytes (servers refuse to store one): not a message, nothing is stored; the next
+                    # listing says whether it is gone.
+                    pending.discard()
+                    continue
                 batch.append((pending, uidvalidity, str(item.uid), item.flags or (), False))
                 pending.close()  # now, not at publish: a batch kept up to 500 files (and their buffers) open
                 batch_bytes += pending.size
