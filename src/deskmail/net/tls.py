@@ -101,7 +101,8 @@ def certificate_error(exc: ssl.SSLError, host: str, port: int) -> CertificateErr
             "its certificate. Do not send your password until it is fixed",
             code=Code.CERTIFICATE_EXPIRED, host=host, port=port,
         )
-    if code == 62 or "hostname mismatch" in detail or "doesn't match" in detail:
+    # 62 host name, 64 IP address (a server given by its address) mismatch; 63 is e-mail (never here).
+    if code in (62, 63, 64) or "mismatch" in detail or "doesn't match" in detail:
         return CertificateError(
             f"The certificate of {where} is not valid for the name {host}",
             "the server name in the settings is not the one the certificate was issued for, "
