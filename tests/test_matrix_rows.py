@@ -300,3 +300,42 @@ def test_hostile_folder_names_from_a_real_server_stay_inside_the_account(sandbox
         assert _sync(home)[HOSTILE["Evil1"]]["new"] == 0
     finally:
         proxy.close()
+
+
+# ---- F-12 (d): the disk holding the store is unmounted ---------------------------------------------
+
+
+def test_store_on_an_unmounted_disk_is_missing_not_deleted(sandbox: Any, mail_user: Any, tmp_path: Path) -> None:
+    """The account's mail lives on a tmpfs mounted over data/mail; after a sync the disk is unmounted
+    (the folder is there, empty): the next sync stops with store_missing and the server keeps every
+    message; mounted back, a sync changes nothing."""
+    email = mail_user.email
+    proxy = WireProxy((sandbox.host, sandbox.imap_port))
+    mail = tmp_path / "home" / "data" / "mail"
+    mail.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mail)], check=True)
+    mounted = True
+    try:
+        home = plain_account(sandbox, mail_user, tmp_path, proxy.port)
+        sandbox.fill_maildir(email, [msg(i, email) for i in range(1, 6)])
+        assert _sync(home)["INBOX"]["new"] == 5
+        keep = tmp_path / "kept"
+        subprocess.run(["cp", "-a", str(mail), str(keep)], check=True)
+        subprocess.run(["umount", str(mail)], check=True)
+        mounted = False
+        assert mail.is_dir() and not any(mail.iterdir())
+        proc = home.run("sync", "--json")
+        assert proc.returncode == 10 and '"code": "store_missing"' in proc.stdout, proc.stdout + proc.stderr
+        assert len(server(sandbox, email)) == 5
+        assert not any(c.upper().split(b" ")[1:2] in ([b"EXPUNGE"], [b"STORE"]) for c in proxy.commands)
+        assert not any(mail.iterdir()), "the missing store is not recreated"
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mail)], check=True)
+        mounted = True
+        subprocess.run(["cp", "-a", f"{keep}/.", str(mail)], check=True)
+        again = _sync(home)
+        assert all(f["new"] == 0 and f["removed"] == 0 and f["deleted"] == 0 for f in again.values()), again
+        _same_everywhere(home, sandbox, email, ("INBOX",))
+    finally:
+        proxy.close()
+        if mounted:
+            subprocess.run(["umount", str(mail)], check=False)
