@@ -82,7 +82,7 @@ def test_expunged_between_listing_and_fetch_is_gone_not_a_failure(sandbox: Any, 
         assert done, "the FETCH was never seen"
         assert inbox["codes"] == [] and not any("not synced" in n for n in inbox["notes"]), inbox
         # Dovecot answers for the expunged ones in this session with an empty BODY[] and ends with
-        # OK [EXPUNGEISSUED]: nothing empty may be stored as a message (it was, before this test).
+        # OK [EXPUNGEISSUED]: those empty bodies are not messages (they were stored, before this test).
         assert inbox["new"] == 19, inbox
         assert set(local(home)) == {_mid(i) for i in range(1, 31) if not 10 <= i <= 20}
         assert all(p.stat().st_size > 2000 for p in _files(home))

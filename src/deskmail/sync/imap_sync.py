@@ -1210,8 +1210,11 @@ class ImapSync:
             batch, batch_bytes = [], 0
             release_freed_memory()
 
+        empties: list[tuple[PendingMessage, int, str, tuple[str, ...], bool]] = []
+        answer = Untagged()
         try:
-            for item in self.imap.command(f"UID FETCH {uid_set} (UID FLAGS BODY.PEEK[])", body_sink=sink.open):
+            for item in self.imap.command(f"UID FETCH {uid_set} (UID FLAGS BODY.PEEK[])", body_sink=sink.open,
+                                          untagged=answer):
                 pending = sink.take(item)
                 if pending is None:
                     continue
@@ -1221,11 +1224,12 @@ class ImapSync:
                     pending.discard()  # "n:*" returns the last message when nothing is new
                     continue
                 if pending.size == 0:
-                    # Expunged by another client after our listing: Dovecot still answers for it in this
-                    # session, with an empty BODY[] (and OK [EXPUNGEISSUED] at the end). No mail is
-                    # 0 bytes (servers refuse to store one): not a message, nothing is stored; the next
-                    # listing says whether it is gone.
-                    pending.discard()
+                    # Expunged by another client after our listing, Dovecot still answers for it in this
+                    # session with an empty BODY[], and ends with OK [EXPUNGEISSUED]. A really empty
+                    # message (a 0-byte file delivered into a Maildir) looks the same until that line:
+                    # kept aside until the answer is complete.
+                    pending.close()
+                    empties.append((pending, uidvalidity, str(item.uid), item.flags or (), False))
                     continue
                 batch.append((pending, uidvalidity, str(item.uid), item.flags or (), False))
                 pending.close()  # now, not at publish: a batch kept up to 500 files (and their buffers) open
@@ -1236,11 +1240,14 @@ class ImapSync:
                     # A safe point: the batch is durable and indexed. Stopping mid-FETCH leaves the rest of
                     # the response unread, but the connection is closed with the sync anyway.
                     self._check()
+            if empties and b"EXPUNGEISSUED" not in answer.tagged.upper():
+                batch += empties  # empty messages, really: stored like any other
+                empties = []
             if batch:
                 flush()
         finally:
             sink.discard_all()
-            for pending, *_ in batch:
+            for pending, *_ in batch + empties:
                 pending.discard()
 
 
