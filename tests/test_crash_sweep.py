@@ -283,3 +283,54 @@ def test_sync_killed_at_every_durable_step_ends_as_if_never_killed(sandbox: Any,
             shutil.rmtree(home, ignore_errors=True)
     print(f"\ncrash sweep: calls {counts}; {killed} kills")
     assert not failures, "\n".join(failures)
+
+
+_CALL = re.compile(r'^\d+\s+(\w+)\((.*)\)\s+=\s+(-?\d+)', re.MULTILINE)
+_FD_PATH = re.compile(r"^\d+<(.*)>")
+
+
+def test_durable_steps_come_in_order(sandbox: Any, scenario: tuple[Start, Golden]) -> None:
+    """One uninterrupted run traced (``strace -f -y``): every message file renamed from tmp/ into the
+    folder was synced (fsync/fdatasync of the file, or syncfs of its file system) before the rename,
+    and the folder's directory was synced after it and before the index's next commit (the sync of its
+    WAL or database file)."""
+    assert STRACE, "strace is missing (scripts/bootstrap test installs it)"
+    start, _golden = scenario
+    home, _email = _clone(sandbox, start, "order")
+    log = start.root / "order.log"
+    prefix = (STRACE, "-f", "-qq", "-y", "-s", "4096", "-o", str(log),
+              "-e", "trace=fsync,fdatasync,syncfs,rename,renameat,renameat2")
+    done = _deskmail(home, "sync", "--json", prefix=prefix)
+    assert done.returncode == 0, done.stdout + done.stderr
+    calls: list[tuple[str, list[str]]] = []
+    for name, args, result in _CALL.findall(log.read_text()):
+        if result != "0":
+            continue
+        if name in ("fsync", "fdatasync", "syncfs"):
+            m = _FD_PATH.match(args)
+            calls.append((name, [m.group(1)] if m else []))
+        else:
+            calls.append((name, re.findall(r'"([^"]*)"', args)))
+    renames = [(i, paths) for i, (name, paths) in enumerate(calls)
+               if name.startswith("rename") and len(paths) == 2 and re.search(r"/tmp/[^/]+$", paths[0])
+               and re.search(r"/(cur|new)/[^/]+$", paths[1])]
+    assert len(renames) >= 5, f"the scenario downloads 3 into INBOX, 1 into Archive and Work: {len(renames)}"
+    problems = []
+    for i, (source, target) in renames:
+        # Since the last directory sync (the previous batch's end): the file itself, or its whole file
+        # system (syncfs, one flush for a batch), was synced.
+        last_dir = max((k for k, (name, paths) in enumerate(calls[:i]) if name == "fsync" and paths
+                        and paths[0].endswith(("/cur", "/new"))), default=-1)
+        window = calls[last_dir + 1:i]
+        if not any(name == "syncfs" or (name in ("fsync", "fdatasync") and paths == [source])
+                   for name, paths in window):
+            problems.append(f"{target}: not synced before its rename")
+        folder = target.rsplit("/", 1)[0]
+        later = calls[i + 1:]
+        commit = next((k for k, (name, paths) in enumerate(later) if name in ("fsync", "fdatasync") and paths
+                       and re.search(r"index\.sqlite3(-wal|-journal)?$", paths[0])), None)
+        dir_sync = next((k for k, (name, paths) in enumerate(later) if name == "fsync" and paths
+                         and paths[0] == folder), None)
+        if dir_sync is None or (commit is not None and dir_sync > commit):
+            problems.append(f"{target}: its folder was not synced between the rename and the index's commit")
+    assert not problems, "\n".join(problems[:20])
