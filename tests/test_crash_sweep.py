@@ -41,7 +41,7 @@ import pytest
 from helpers import Home, add_imaps_account
 from test_sync import msg
 
-pytestmark = [pytest.mark.servers, pytest.mark.slow]
+pytestmark = [pytest.mark.servers, pytest.mark.slow, pytest.mark.timeout(1800)]  # the full sweep: ~6 min
 
 PASSWORD = "crash-sweep-Pw-41"
 FOLDERS = ("INBOX", "Work", "Archive", "Trash", "Sent", "Drafts", "Junk")
