@@ -44,8 +44,9 @@ def synced(sandbox: Any, mail_user: Any, tmp_path: Path,
     return home, ids
 
 
-def test_every_hostile_message_syncs_lists_reads_and_saves(synced: tuple[Home, dict[str, int]], tmp_path: Path,
-                                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_every_hostile_message_syncs_lists_reads_saves_replies_forwards(synced: tuple[Home, dict[str, int]],
+                                                                        tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
     home, ids = synced
     app = Deskmail()
     assert set(ids) == set(CORPUS)
@@ -69,6 +70,10 @@ def test_every_hostile_message_syncs_lists_reads_and_saves(synced: tuple[Home, d
         assert all(p.parent == tmp_path / name for p in saved)
         rendered = app.render_message(message_id)
         assert rendered.to_dict()["headers"] is not None
+        # Replying to and forwarding each one gives a draft to edit, never a crash (F-32).
+        for _account, draft in (app.reply(message_id), app.reply(message_id, reply_all=True),
+                                app.forward(message_id)):
+            assert isinstance(draft.body, str) and "\x00" not in draft.subject, name
 
     # The real command, in its own process, for the ones that matter most.
     raw = home.run("read", str(ids["deep-250"]), "--raw")

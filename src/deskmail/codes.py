@@ -30,6 +30,8 @@ class Code(StrEnum):
     CONNECTION_TIMEOUT = "connection_timeout"
     NETWORK_UNREACHABLE = "network_unreachable"
     PORT_BLOCKED = "port_blocked"
+    PORT25_BLOCKED = "port25_blocked"
+    IPV6_UNREACHABLE = "ipv6_unreachable"
     NO_PORT_REACHABLE = "no_port_reachable"
     # tls
     TLS_MODE_MISMATCH = "tls_mode_mismatch"
@@ -39,6 +41,7 @@ class Code(StrEnum):
     CERTIFICATE_SELF_SIGNED = "certificate_self_signed"
     CERTIFICATE_HOSTNAME_MISMATCH = "certificate_hostname_mismatch"
     CERTIFICATE_EXPIRED = "certificate_expired"
+    CLOCK_WRONG = "clock_wrong"
     CERTIFICATE_EXPIRING = "certificate_expiring"
     TLS_INTERCEPTION = "tls_interception"
     STARTTLS_INJECTION = "starttls_injection"
@@ -63,6 +66,7 @@ class Code(StrEnum):
     RELAY_DENIED = "relay_denied"
     SEND_REFUSED = "send_refused"
     ROUND_TRIP_TIMEOUT = "round_trip_timeout"
+    OVER_QUOTA = "over_quota"
     # settings
     SETTINGS_DIFFER = "settings_differ"
     PROVIDER_UNKNOWN = "provider_unknown"
@@ -150,6 +154,9 @@ MEANINGS: dict[Code, str] = {
     Code.CONNECTION_TIMEOUT: "no answer to the connection attempt: a firewall or the network drops it",
     Code.NETWORK_UNREACHABLE: "this computer has no route to the server (offline, VPN, IPv6 only)",
     Code.PORT_BLOCKED: "the configured port cannot be reached but another standard port works",
+    Code.PORT25_BLOCKED: "port 25 is blocked (as many internet providers do) but the submission port 587 or 465 "
+    "works",
+    Code.IPV6_UNREACHABLE: "the server has only IPv6 addresses and this computer has no IPv6 connection",
     Code.NO_PORT_REACHABLE: "neither the configured port nor any standard alternative can be reached",
     Code.TLS_MODE_MISMATCH: "SSL/TLS chosen on a STARTTLS port, or STARTTLS chosen on an SSL/TLS port",
     Code.TLS_VERSION: "the server only speaks TLS older than 1.2",
@@ -157,7 +164,8 @@ MEANINGS: dict[Code, str] = {
     Code.CERTIFICATE_UNTRUSTED: "the certificate is issued by a CA this computer does not trust",
     Code.CERTIFICATE_SELF_SIGNED: "the certificate is self-signed",
     Code.CERTIFICATE_HOSTNAME_MISMATCH: "the certificate is for a different server name",
-    Code.CERTIFICATE_EXPIRED: "the certificate has expired (or is not valid yet: check the clock)",
+    Code.CERTIFICATE_EXPIRED: "the certificate has expired",
+    Code.CLOCK_WRONG: "the certificate is not valid yet by this computer's clock: the clock is wrong",
     Code.CERTIFICATE_EXPIRING: "the certificate expires within 14 days",
     Code.TLS_INTERCEPTION: "antivirus or a proxy replaces the server's certificate with its own",
     Code.STARTTLS_INJECTION: "data arrived between STARTTLS and the handshake: a man-in-the-middle sign",
@@ -179,6 +187,7 @@ MEANINGS: dict[Code, str] = {
     Code.RELAY_DENIED: "the outgoing server refuses to send to outside addresses",
     Code.SEND_REFUSED: "the test message was refused",
     Code.ROUND_TRIP_TIMEOUT: "the test message was sent but did not arrive in time",
+    Code.OVER_QUOTA: "the mailbox is full (over its storage quota): new mail is refused",
     Code.SETTINGS_DIFFER: "the settings differ from the provider's recommended settings",
     Code.PROVIDER_UNKNOWN: "the provider is not in the database, so the settings were not compared",
     Code.ERROR: "an error without a more precise code",
@@ -262,6 +271,8 @@ DOCTOR_CODES = frozenset(Code(c) for c in (
     "connection_timeout",
     "network_unreachable",
     "port_blocked",
+    "port25_blocked",
+    "ipv6_unreachable",
     "no_port_reachable",
     "tls_mode_mismatch",
     "tls_version",
@@ -270,6 +281,7 @@ DOCTOR_CODES = frozenset(Code(c) for c in (
     "certificate_self_signed",
     "certificate_hostname_mismatch",
     "certificate_expired",
+    "clock_wrong",
     "certificate_expiring",
     "tls_interception",
     "starttls_injection",
@@ -291,6 +303,7 @@ DOCTOR_CODES = frozenset(Code(c) for c in (
     "relay_denied",
     "send_refused",
     "round_trip_timeout",
+    "over_quota",
     "settings_differ",
     "provider_unknown",
 ))

@@ -178,10 +178,10 @@ def _account(file: Path, text: str, name: str, data: Any) -> Account:
         raise
 
 
-# The account options there are, with their types (POP3: see deskmail.sync.pop3_sync; send_timeout: seconds
-# the outgoing server has to answer, docs/outbox.md).
+# The account options there are, with their types: POP3's (see deskmail.sync.pop3_sync), the seconds a sync
+# waits for the server (Account.timeout) and the seconds the outgoing server has to answer (docs/outbox.md).
 OPTIONS: dict[str, type] = {"leave_on_server": bool, "delete_after_days": int, "delete_when_deleted_here": bool,
-                            "send_timeout": int}
+                            "timeout": int, "send_timeout": int}
 
 
 def _options(reader: _Reader) -> dict[str, Any]:
@@ -195,6 +195,9 @@ def _options(reader: _Reader) -> dict[str, Any]:
     if days < 0:
         reader.fail("delete_after_days",
                     f"'delete_after_days' must be 0 (never) or a number of days, not {days}")
+    timeout = reader.data.get("timeout", 60)
+    if not 1 <= timeout <= 3600:
+        reader.fail("timeout", f"'timeout' must be a number of seconds from 1 to 3600, not {timeout}")
     return dict(reader.data)
 
 

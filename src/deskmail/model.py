@@ -50,6 +50,11 @@ _HOST_RE = re.compile(r"^[A-Za-z0-9_.:\-\[\]]+$")
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$|^[^@\s]+@[A-Za-z0-9\-]+$")
 
 
+# How long a sync waits for the server's next bytes: long enough for a slow server's big SEARCH or
+# EXPUNGE, short enough that a dead connection (laptop asleep, a network that drops packets) ends.
+DEFAULT_TIMEOUT = 60.0
+
+
 def default_port(protocol: Protocol, security: Security) -> int:
     return DEFAULT_PORTS[(protocol, security)]
 
@@ -147,6 +152,12 @@ class Account:
             raise ValueError("incoming server must be IMAP or POP3")
         if self.outgoing.protocol is not Protocol.SMTP:
             raise ValueError("outgoing server must be SMTP")
+
+    @property
+    def timeout(self) -> float:
+        """Seconds to wait for the incoming server to answer before the connection is given up (the
+        ``timeout`` option; a stalled or blackholed connection ends after this, never hangs)."""
+        return float(self.options.get("timeout", DEFAULT_TIMEOUT))
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,8 +20,8 @@ def serve() -> Iterator[Callable[..., FakeServer]]:
     """Start fake servers for one test; all are stopped afterwards."""
     servers: list[FakeServer] = []
 
-    def start(handler: Handler, *, tls: ssl.SSLContext | None = None) -> FakeServer:
-        server = FakeServer(handler, tls=tls)
+    def start(handler: Handler, *, tls: ssl.SSLContext | None = None, host: str = HOST) -> FakeServer:
+        server = FakeServer(handler, tls=tls, host=host)
         servers.append(server)
         return server
 

@@ -112,13 +112,13 @@ Handler = Callable[[FakeConn], None]
 class FakeServer:
     """A scripted TCP server on 127.0.0.1; ``tls`` makes it implicit TLS (IMAPS/SMTPS)."""
 
-    def __init__(self, handler: Handler, *, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(self, handler: Handler, *, tls: ssl.SSLContext | None = None, host: str = HOST) -> None:
         self.handler = handler
         self.tls = tls
         self.received: list[str] = []
         self.connections = 0
         self._listener = socket.socket()
-        self._listener.bind((HOST, 0))
+        self._listener.bind((host, 0))
         self._listener.listen(16)
         self.port: int = self._listener.getsockname()[1]
         self._socks: list[socket.socket] = []
@@ -194,6 +194,8 @@ class ImapScript:
     tls: ssl.SSLContext | None = None  # context for STARTTLS
     inject_after_starttls: bytes = b""
     login_disabled_before_tls: bool = False
+    login_disabled: bool = False  # LOGINDISABLED even over TLS (an OAuth-only server)
+    mechanisms: tuple[str, ...] = ("PLAIN",)  # AUTH= capabilities
     login_failure: str = "NO [AUTHENTICATIONFAILED] Authentication failed."
     mailbox: Mailbox = field(default_factory=Mailbox)
 
@@ -204,10 +206,10 @@ class ImapScript:
             command, _, args = rest.partition(" ")
             command = command.upper()
             if command == "CAPABILITY":
-                caps = ["IMAP4rev1", "AUTH=PLAIN"]
+                caps = ["IMAP4rev1", *(f"AUTH={m}" for m in self.mechanisms)]
                 if self.starttls and not conn.is_tls:
                     caps.append("STARTTLS")
-                if self.login_disabled_before_tls and not conn.is_tls:
+                if self.login_disabled or (self.login_disabled_before_tls and not conn.is_tls):
                     caps.append("LOGINDISABLED")
                 conn.send("* CAPABILITY " + " ".join(caps))
                 conn.send(f"{tag} OK CAPABILITY completed")
@@ -219,7 +221,9 @@ class ImapScript:
                 conn.start_tls(self.tls)
             elif command == "LOGIN":
                 user, password = [*_imap_args(args), "", ""][:2]
-                if self.login_disabled_before_tls and not conn.is_tls:
+                if self.login_disabled:
+                    conn.send(f"{tag} BAD LOGIN is disabled")
+                elif self.login_disabled_before_tls and not conn.is_tls:
                     conn.send(f"{tag} NO [PRIVACYREQUIRED] Plaintext authentication disallowed")
                 elif self.users.get(user) == password:
                     conn.send(f"{tag} OK [CAPABILITY IMAP4rev1] Logged in")
@@ -450,7 +454,8 @@ def make_certs(directory: Path) -> Certs:
 
 
 class NxDomainServer:
-    """A UDP DNS server (dnspython): A records for ``known`` names, NXDOMAIN for the rest."""
+    """A UDP DNS server (dnspython): A records for ``known`` names (AAAA for an IPv6 address),
+    NXDOMAIN for the rest."""
 
     def __init__(self, known: dict[str, str] | None = None) -> None:
         self.known = {k.rstrip(".").lower(): v for k, v in (known or {}).items()}
@@ -473,8 +478,10 @@ class NxDomainServer:
             self.queries.append(name)
             if name not in self.known:
                 response.set_rcode(dns.rcode.NXDOMAIN)
-            elif question.rdtype == dns.rdatatype.A and self.known[name]:  # "" = name without address
-                response.answer.append(dns.rrset.from_text(question.name, 60, "IN", "A", self.known[name]))
+            elif self.known[name]:  # "" = name without address
+                kind = "AAAA" if ":" in self.known[name] else "A"
+                if question.rdtype == dns.rdatatype.from_text(kind):
+                    response.answer.append(dns.rrset.from_text(question.name, 60, "IN", kind, self.known[name]))
             self.sock.sendto(response.to_wire(), peer)
 
     def resolver(self) -> DnsResolver:

@@ -112,11 +112,11 @@ def test_every_code_is_explained_in_meanings_and_docs() -> None:
     from deskmail.codes import DOCTOR_CODES
 
     docs = DOCS.read_text()
-    documented = set(re.findall(r"^\| `([a-z_]+)` \| (?:ok|failed|warning|skipped)", docs, re.MULTILINE))
+    documented = set(re.findall(r"^\| `([a-z0-9_]+)` \| (?:ok|failed|warning|skipped)", docs, re.MULTILINE))
     codes = {code.value for code in DOCTOR_CODES}
     assert set(MEANINGS) == set(Code)
     assert codes == documented, f"undocumented: {codes - documented}; stale: {documented - codes}"
-    engine_codes = set(re.findall(r"^\| `([a-z_]+)` \| [A-Z]\w+ \|", (DOCS.parent / "errors.md").read_text(),
+    engine_codes = set(re.findall(r"^\| `([a-z0-9_]+)` \| [A-Z]\w+ \|", (DOCS.parent / "errors.md").read_text(),
                                   re.MULTILINE))
     assert engine_codes == {c.value for c in Code} - codes
 

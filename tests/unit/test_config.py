@@ -90,6 +90,8 @@ def test_missing_setting_is_reported(home: config.Paths) -> None:
     ('delete_after_days = "7"', "'delete_after_days' must be int"),
     ('leave_on_server = "false"', "'leave_on_server' must be bool"),
     ("leave_on_sever = false", "unknown option 'leave_on_sever'"),
+    ("timeout = 0", "'timeout' must be a number of seconds from 1 to 3600, not 0"),
+    ('timeout = "5"', "'timeout' must be int"),
 ])
 def test_account_options_are_checked(home: config.Paths, line: str, problem: str) -> None:
     """A wrong option would fall back to a default without a word; a negative age would make
@@ -103,9 +105,10 @@ def test_account_options_are_checked(home: config.Paths, line: str, problem: str
 
 
 def test_account_options_round_trip(home: config.Paths) -> None:
-    options = {"leave_on_server": False, "delete_after_days": 0, "delete_when_deleted_here": True}
+    options = {"leave_on_server": False, "delete_after_days": 0, "delete_when_deleted_here": True, "timeout": 5}
     config.save_accounts({"me": replace(_account(), options=options)})
     assert config.load_accounts()["me"].options == options
+    assert config.load_accounts()["me"].timeout == 5.0 and _account().timeout == 60.0
 
 
 def test_password_never_in_file(home: config.Paths) -> None:

@@ -215,7 +215,7 @@ class EarlyConnection:
                 dial.close()  # the cached settings were not the ones the configuration gives now
                 dial = None
             if server.protocol is Protocol.IMAP and server.security is not Security.NONE:
-                early[a.name] = cls(a, data_dir, dial=dial)
+                early[a.name] = cls(a, data_dir, timeout=a.timeout, dial=dial)
             elif dial is not None:
                 dial.close()
         for dial in dials.values():
@@ -294,9 +294,12 @@ def dial_early(name: str | None) -> dict[str, Dial]:
             continue
         host, port, security = incoming.get("host"), incoming.get("port"), incoming.get("security")
         ca_file = table.get("ca_file", "")
+        options = table.get("options")
+        timeout = options.get("timeout") if isinstance(options, dict) else None
         if (incoming.get("protocol") == "imap" and security in ("ssl", "starttls") and isinstance(host, str)
                 and host and type(port) is int and 0 < port < 65536 and isinstance(ca_file, str)):
-            dials[account_name] = Dial(host, port, security == "ssl", ca_file)
+            dials[account_name] = Dial(host, port, security == "ssl", ca_file,
+                                       float(timeout) if type(timeout) is int and timeout > 0 else 60.0)
     return dials
 
 

@@ -38,6 +38,7 @@ from typing import Any
 from deskmail.doctor.classify import (
     classify_login_failure,
     mentions_too_many_connections,
+    smtp_mailbox_full,
     smtp_needs_auth,
     smtp_relay_refusal,
 )
@@ -327,8 +328,10 @@ class ServerCheck:
             if isinstance(exc, TimeoutError) and cut_short:
                 # The run's budget ran out, not the server's patience: do not blame the network.
                 raise self._time_limit(Step.TCP) from None
-            diagnosis = self._connect_diagnosis(exc, port)
+            diagnosis = self._connect_diagnosis(exc, port, addresses)
             self.emit_diagnosis(diagnosis, started)
+            if diagnosis.code is Code.IPV6_UNREACHABLE:
+                raise _AlreadyReported() from None  # no other port helps without an IPv6 route
             alternative = self._ports(addresses, diagnosis.code)
             if alternative is None:
                 raise _AlreadyReported() from None
@@ -345,7 +348,7 @@ class ServerCheck:
         )
         return wire, Target(self.protocol, self.settings.host, address, port, self.settings.security)
 
-    def _connect_diagnosis(self, exc: OSError, port: int) -> Diagnosis:
+    def _connect_diagnosis(self, exc: OSError, port: int, addresses: Sequence[str] = ()) -> Diagnosis:
         host = self.settings.host
         if isinstance(exc, ConnectionRefusedError):
             return Diagnosis(
@@ -369,7 +372,23 @@ class ServerCheck:
                 "or antivirus; on a work or public network, ask its administrator, or try another port",
                 data={"port": port},
             )
-        if exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+        unreachable = (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT)
+        if exc.errno in unreachable and addresses and all(":" in a for a in addresses):
+            # The name has only AAAA records and this computer has no IPv6 route: every IPv4 site
+            # works, so "you are offline" would be wrong.
+            shown = ", ".join(addresses[:2])
+            return Diagnosis(
+                Step.TCP,
+                Code.IPV6_UNREACHABLE,
+                f"{host} has only IPv6 addresses ({shown}), and this computer cannot reach IPv6 "
+                f"({exc.strerror or exc})",
+                "the server name resolves only to IPv6 addresses, but this computer's network "
+                "connection has no IPv6 route (many home, hotel and mobile networks offer only IPv4)",
+                "ask the provider for a server name with an IPv4 address (the provider's documented "
+                "server names usually have both), or use a network or VPN that offers IPv6",
+                data={"port": port, "addresses": list(addresses)},
+            )
+        if exc.errno in unreachable:
             return Diagnosis(
                 Step.TCP,
                 Code.NETWORK_UNREACHABLE,
@@ -412,6 +431,25 @@ class ServerCheck:
                 continue
             how = "blocked" if failure is Code.CONNECTION_TIMEOUT else "closed"
             what = lower_first(_connect_error_word_for(failure))
+            data = {"blocked_port": port, "port": alt_port, "security": mode.value, "tried": tried}
+            if self.protocol is Protocol.SMTP and port == 25:
+                # Port 25 is for server-to-server mail: home and mobile internet providers block it
+                # to stop infected computers from sending spam, while submission ports work.
+                self.emit(
+                    Step.PORTS,
+                    Status.FAILED,
+                    Code.PORT25_BLOCKED,
+                    f"Port 25 is {how} ({what}), but the submission port {alt_port} with {mode.label} works",
+                    "port 25 is meant for mail between servers; most internet providers block it for "
+                    "home and mobile connections to stop spam, so mail programs must use the submission "
+                    "ports (587 with STARTTLS, 465 with SSL/TLS)",
+                    f"change the outgoing server port to {alt_port} and the encryption to {mode.label} "
+                    "(and keep 'requires authentication' on); asking the internet provider to open port 25 "
+                    "is not needed",
+                    started=started,
+                    data=data,
+                )
+                return fresh, Target(self.protocol, host, address, alt_port, mode)
             self.emit(
                 Step.PORTS,
                 Status.FAILED,
@@ -422,7 +460,7 @@ class ServerCheck:
                 f"change the {server_words(self.server)} server port to {alt_port} and the encryption "
                 f"to {mode.label}, or allow port {port} in your firewall",
                 started=started,
-                data={"blocked_port": port, "port": alt_port, "security": mode.value, "tried": tried},
+                data=data,
             )
             return fresh, Target(self.protocol, host, address, alt_port, mode)
         if tried or self.run.alternatives.get(self.protocol):
@@ -785,8 +823,12 @@ class ServerCheck:
             return
         if not session.wire.encrypted and not self.allow_plaintext:
             raise self._plaintext_refused(target)
+        mechanisms = session.caps.auth_mechanisms
+        oauth_only = bool(mechanisms & _OAUTH_MECHANISMS) and not mechanisms & {"PLAIN", "LOGIN"}
+        if isinstance(session.client, ImapSession) and oauth_only and session.caps.login_disabled:
+            # LOGINDISABLED over TLS with only OAuth mechanisms: no password can work here.
+            raise self._oauth_only(target, mechanisms)
         if isinstance(session.client, SmtpSession):
-            mechanisms = session.caps.auth_mechanisms
             if not session.caps.auth_advertised:
                 self.emit(
                     Step.LOGIN,
@@ -800,16 +842,8 @@ class ServerCheck:
                     started=started,
                 )
                 return
-            if not mechanisms & {"PLAIN", "LOGIN"} and mechanisms & {"XOAUTH2", "OAUTHBEARER"}:
-                raise Diagnosis(
-                    Step.LOGIN,
-                    Code.OAUTH_REQUIRED,
-                    f"{target.where} only accepts OAuth sign-in ({', '.join(sorted(mechanisms))}), not "
-                    "passwords",
-                    "the provider has turned off password logins for mail programs",
-                    "set the account to sign in with OAuth (browser sign-in)",
-                    data={"auth_mechanisms": sorted(mechanisms)},
-                )
+            if oauth_only:
+                raise self._oauth_only(target, mechanisms)
         reply = self.login_reply(session, self.settings.username)
         if reply.ok:
             session.logged_in = True
@@ -818,6 +852,10 @@ class ServerCheck:
             self._login_ok(session, started)
             return
         code = classify_login_failure(reply.text)
+        if code is Code.AUTH_FAILED and oauth_only:
+            # IMAP's LOGIN is outside SASL, so it was worth a try; refused where only OAuth mechanisms
+            # are offered, the password is not what is wrong.
+            raise self._oauth_only(target, mechanisms, said=display(reply.text))
         if code is Code.AUTH_FAILED:
             switched = self._try_other_username(target)
             if switched is not None:
@@ -838,6 +876,19 @@ class ServerCheck:
                 )
         raise self._login_diagnosis(target, reply, code)
 
+    def _oauth_only(self, target: Target, mechanisms: set[str], said: str = "") -> Diagnosis:
+        refused = f"; it refused the password: “{said}”" if said else ""
+        return Diagnosis(
+            Step.LOGIN,
+            Code.OAUTH_REQUIRED,
+            f"{target.where} only accepts OAuth sign-in ({', '.join(sorted(mechanisms))}), not "
+            f"passwords{refused}",
+            "the provider has turned off password logins for mail programs: only OAuth2 sign-in "
+            "(through the browser) is accepted, so no password, not even a correct one, will work",
+            "set the account to sign in with OAuth (browser sign-in)",
+            data={"auth_mechanisms": sorted(mechanisms), **({"server_said": said} if said else {})},
+        )
+
     def _login_ok(self, session: Session, started: float) -> None:
         extra = ""
         count: int | None = None
@@ -855,6 +906,35 @@ class ServerCheck:
             f"Logged in to {session.target.where} as {session.username}{extra}",
             started=started,
             data={"username": session.username, "messages": count},
+        )
+        if isinstance(session.client, ImapSession):
+            self._quota(session)
+
+    def _quota(self, session: Session) -> None:
+        """A full mailbox logs in fine but refuses new mail: say so while the login works."""
+        started = time.monotonic()
+        assert isinstance(session.client, ImapSession)
+        try:
+            usage = session.client.quota()
+        except WireError:
+            return
+        full = [(resource, used, limit) for resource, used, limit in usage if limit and used >= limit]
+        if not full:
+            return
+        resource, used, limit = full[0]
+        amount = (f"{used:,} KB of {limit:,} KB" if resource == "STORAGE"
+                  else f"{used:,} of {limit:,} {resource.lower()}s")
+        self.emit(
+            Step.LOGIN,
+            Status.WARNING,
+            Code.OVER_QUOTA,
+            f"The mailbox at {session.target.where} is full: it uses {amount}",
+            "the mailbox has reached its storage limit (quota): the server refuses new mail for it "
+            "(senders get it back as undeliverable) and refuses to save sent or moved messages",
+            "delete messages you no longer need (and empty the trash) with the web mail or deskmail, "
+            "or ask the provider for more space",
+            started=started,
+            data={"resource": resource, "used": used, "limit": limit},
         )
 
     def _try_other_username(self, target: Target) -> tuple[str, Session] | None:
@@ -1103,6 +1183,19 @@ class ServerCheck:
                 "conversation",
                 "try again; if it persists, turn off antivirus scanning of outgoing mail",
             ) from None
+        if not reply.ok and smtp_mailbox_full(reply.code, reply.text):
+            said = display(reply.text)
+            raise Diagnosis(
+                Step.SEND,
+                Code.OVER_QUOTA,
+                f"{session.target.where} refused the test message to {email} because the mailbox is full: "
+                f"“{reply.code} {said}”",
+                "sending works, but this mailbox has reached its storage limit (quota), so the server "
+                "refuses new mail for it",
+                "delete messages you no longer need (and empty the trash), or ask the provider for more "
+                "space; mail sent to you meanwhile is returned to its senders",
+                data={"server_said": said},
+            )
         if not reply.ok:
             said = display(reply.text)
             raise Diagnosis(
@@ -1185,6 +1278,9 @@ class ServerCheck:
             "are more likely to keep working",
             remedy, started=started, data=_rec_data(rec),
         )
+
+
+_OAUTH_MECHANISMS = frozenset({"XOAUTH2", "OAUTHBEARER"})
 
 
 class _AlreadyReported(Exception):

@@ -77,3 +77,14 @@ def smtp_needs_auth(code: int, text: str) -> bool:
 def smtp_relay_refusal(code: int, text: str) -> bool:
     """An RCPT refusal that means 'I will not relay for you' (554/550 5.7.1 'Relaying denied')."""
     return code >= 500 and bool(_RELAY.search(text))
+
+
+# Dovecot LMTP/Postfix: "552 5.2.2 <bob@example.org> Mailbox is full" / "Quota exceeded (mailbox for
+# user is full)"; Exchange "552 5.2.2 STOREDRV.Deliver; mailbox full"; 452 4.2.2 when temporary.
+# A bare 552 is also "message too big" (5.3.4), so the words or the 5.2.2 status must say "full".
+_MAILBOX_FULL = re.compile(r"\b[45]\.2\.2\b|quota|mailbox (is )?full|over ?quota|insufficient (storage|space)", re.I)
+
+
+def smtp_mailbox_full(code: int, text: str) -> bool:
+    """A refusal that means the recipient's mailbox is over its quota."""
+    return code in (452, 552, 550) and bool(_MAILBOX_FULL.search(text))

@@ -249,13 +249,32 @@ class Inspector:
                 ),
                 data={**data, "product": product},
             )
-        if code in (9, 10):
-            when = f" on {cert.not_after:%Y-%m-%d}" if cert is not None and code == 10 else ""
-            state = "expired" + when if code == 10 else "is not valid yet"
+        if code == 9:
+            # Not valid yet: the server's certificate starts in the future by this computer's clock,
+            # which is what a clock set back looks like (a real server's certificate is never
+            # deployed before it starts).
+            now = datetime.now(UTC)
+            starts = f" (it starts on {cert.not_before:%Y-%m-%d})" if cert is not None else ""
+            if cert is not None:
+                data["not_before"] = cert.not_before.isoformat()
+            data["computer_time"] = now.isoformat(timespec="seconds")
+            return Diagnosis(
+                Step.TLS,
+                Code.CLOCK_WRONG,
+                f"The certificate of {where} is not valid yet{starts}, but this computer's clock says it is "
+                f"{now:%Y-%m-%d %H:%M} UTC",
+                "this computer's date and time are wrong (behind), so the server's certificate seems to "
+                "start in the future; every secure connection will fail the same way",
+                "check your clock: set this computer's date, time and time zone correctly (turn on "
+                "automatic time), then try again. deskmail did not send your password",
+                data=data,
+            )
+        if code == 10:
+            when = f" on {cert.not_after:%Y-%m-%d}" if cert is not None else ""
             return Diagnosis(
                 Step.TLS,
                 Code.CERTIFICATE_EXPIRED,
-                f"The certificate of {where} {'has ' if code == 10 else ''}{state}",
+                f"The certificate of {where} has expired{when}",
                 "the server's certificate is out of date, or this computer's date and time are wrong",
                 "check this computer's date and time; if they are right, the provider must renew its "
                 "certificate. deskmail did not send your password",

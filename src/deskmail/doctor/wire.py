@@ -350,6 +350,22 @@ class ImapSession:
                 return int(match.group(1))
         return None
 
+    def quota(self) -> list[tuple[str, int, int]]:
+        """The inbox's quota (RFC 9208 GETQUOTAROOT): (resource, used, limit) triples; [] without QUOTA."""
+        reply = self.command("GETQUOTAROOT INBOX")
+        if not reply.ok:
+            return []
+        usage: list[tuple[str, int, int]] = []
+        for line in reply.lines:
+            if not line.upper().startswith("* QUOTA "):
+                continue
+            inside = line[line.find("(") + 1 : line.rfind(")")] if "(" in line else ""
+            words = inside.split()
+            for i in range(0, len(words) - 2, 3):
+                if words[i + 1].isdigit() and words[i + 2].isdigit():
+                    usage.append((words[i].upper(), int(words[i + 1]), int(words[i + 2])))
+        return usage
+
     def find_header(self, name: str, value: str) -> bool:
         """Whether INBOX holds a message whose header ``name`` contains ``value``."""
         if not self.command("EXAMINE INBOX").ok:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import socket
 import ssl
+from typing import Any
 
 from deskmail.codes import Code
 from deskmail.errors import (
@@ -37,6 +38,20 @@ def plaintext_warnings(account: Account) -> list[str]:
         for server in (account.incoming, account.outgoing)
         if server.security is Security.NONE and account.allow_plaintext_password
     ]
+
+
+def waiting_in_clear(sock: socket.socket, reader: Any) -> int:
+    """Bytes received after the server's go-ahead for TLS and not read yet (in ``reader``, a socket
+    file, or in the socket), without waiting for more: anything there came in clear, from someone in
+    the middle (STARTTLS response injection), and must end the session rather than be discarded."""
+    timeout = sock.gettimeout()
+    sock.setblocking(False)
+    try:
+        return len(reader.peek(1)) if reader is not None else len(sock.recv(1, socket.MSG_PEEK))
+    except (BlockingIOError, InterruptedError):
+        return 0
+    finally:
+        sock.settimeout(timeout)
 
 
 def translate(exc: BaseException, server: ServerSettings) -> DeskmailError:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import ssl
 import sys
+import time
 from typing import TYPE_CHECKING
 
 from deskmail.codes import Code
@@ -80,6 +81,18 @@ def certificate_error(exc: ssl.SSLError, host: str, port: int) -> CertificateErr
     detail = getattr(exc, "verify_message", "") or str(exc)
     code = getattr(exc, "verify_code", 0)
     where = f"{host}:{port}"
+    if code == 9 or "not yet valid" in detail:
+        # A certificate that starts in the future is almost never the server's fault: this computer's
+        # clock is behind (a dead CMOS battery, a VM restored from a snapshot, a wrong time zone year).
+        return CertificateError(
+            f"The certificate of {where} is not valid yet by this computer's clock "
+            f"({time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC)",
+            "this computer's date and time are wrong (behind), so every certificate looks like it "
+            "starts in the future",
+            "check your clock: set this computer's date and time correctly (turn on automatic time), "
+            "then try again. Do not send your password until it is fixed",
+            code=Code.CLOCK_WRONG, host=host, port=port,
+        )
     if code == 10 or "expired" in detail:
         return CertificateError(
             f"The certificate of {where} has expired",
@@ -88,7 +101,8 @@ def certificate_error(exc: ssl.SSLError, host: str, port: int) -> CertificateErr
             "its certificate. Do not send your password until it is fixed",
             code=Code.CERTIFICATE_EXPIRED, host=host, port=port,
         )
-    if code == 62 or "hostname mismatch" in detail or "doesn't match" in detail:
+    # 62 host name, 64 IP address (a server given by its address) mismatch; 63 is e-mail (never here).
+    if code in (62, 63, 64) or "mismatch" in detail or "doesn't match" in detail:
         return CertificateError(
             f"The certificate of {where} is not valid for the name {host}",
             "the server name in the settings is not the one the certificate was issued for, "

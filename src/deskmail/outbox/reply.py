@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from email.header import decode_header, make_header
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import formataddr, getaddresses, parsedate_to_datetime
 
 from deskmail.model import Account
 from deskmail.outbox.compose import Draft
+from deskmail.render.decode import decode_header
 
 # "Re:" is added once: a subject already starting with a reply prefix (also "AW:", "SV:", "Re[2]:"…) keeps it.
 _REPLY_PREFIX = re.compile(r"^\s*(re|aw|sv|vs|antw|ref)\s*(\[\d+\])?\s*:", re.IGNORECASE)
@@ -34,11 +34,9 @@ def headers_of(raw: bytes) -> dict[str, str]:
 
 
 def _decode(value: object) -> str:
-    text = str(value)
-    try:
-        return str(make_header(decode_header(text)))
-    except (ValueError, LookupError, UnicodeError):  # a malformed encoded word or charset: the text as it is
-        return text
+    # The reader's decoder: malformed encoded words, bad base64, unknown charsets and raw 8-bit bytes give
+    # their best reading (email.header raises HeaderParseError on some of them).
+    return decode_header(str(value))
 
 
 def reply_subject(subject: str) -> str:

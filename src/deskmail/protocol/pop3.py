@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from deskmail.errors import AuthError, ProtocolError, StartTLSUnavailable
+from deskmail.errors import AuthError, ProtocolError, SecurityError, StartTLSUnavailable
 from deskmail.model import Account, Security, ServerSettings
-from deskmail.net.connect import check_plaintext_policy, translate
+from deskmail.net.connect import check_plaintext_policy, translate, waiting_in_clear
 from deskmail.net.log import protocol_log
 from deskmail.net.tls import client_context
 from deskmail.protocol import core
@@ -239,7 +239,12 @@ def _stls(pop: poplib.POP3, server: ServerSettings, ctx: Any) -> None:
             "(a downgrade attack); deskmail never continues without encryption",
             "use SSL/TLS on port 995 if your provider offers it",
         ) from None
-    # Bytes buffered in clear behind the +OK are dropped with the old file, never read as encrypted.
+    if core.starttls_outcome(True, waiting_in_clear(pop.sock, pop.file)) == core.STARTTLS_INJECTED:
+        raise SecurityError(
+            f"The POP3 server {server.host}:{server.port} sent data in clear after agreeing to encrypt",
+            "someone on the network is injecting commands or answers (a STARTTLS injection attack)",
+            "do not use this network for mail; connect with SSL/TLS (port 995) instead",
+        )
     pop.sock = ctx.wrap_socket(pop.sock, server_hostname=server.host)
     pop.file = pop.sock.makefile("rb")
     pop._tls_established = True  # type: ignore[attr-defined]

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from deskmail.codes import Code
-from deskmail.errors import AuthError, ProtocolError, SendError, StartTLSUnavailable
+from deskmail.errors import AuthError, ProtocolError, SecurityError, SendError, StartTLSUnavailable
 from deskmail.model import Account, Security, ServerSettings
-from deskmail.net.connect import check_plaintext_policy, translate
+from deskmail.net.connect import check_plaintext_policy, translate, waiting_in_clear
 from deskmail.net.log import protocol_log
 from deskmail.net.tls import client_context
 from deskmail.protocol import core
@@ -220,6 +220,31 @@ def _ehlo(smtp: smtplib.SMTP) -> core.ServerCaps:
     return core.smtp_server_caps(core.SmtpReply(code, texts, (), True))
 
 
+def _starttls(smtp: smtplib.SMTP, server: ServerSettings, ctx: Any) -> None:
+    """smtplib's starttls(), with a look at what came with the 220 before the handshake."""
+    code, resp = smtp.docmd("STARTTLS")
+    if not core.smtp_starttls_ok(core.SmtpReply(code, (), (), True)):
+        raise StartTLSUnavailable(
+            f"The outgoing server {server.host} refused to start encryption ({code})",
+            resp.decode(errors="replace"),
+            "use port 465 with SSL/TLS if your provider offers it",
+        )
+    assert smtp.sock is not None
+    if waiting_in_clear(smtp.sock, smtp.file):
+        raise SecurityError(
+            f"The outgoing server {server.host}:{server.port} sent data in clear after agreeing to encrypt",
+            "someone on the network is injecting commands or answers (a STARTTLS injection attack)",
+            "do not use this network to send mail; use port 465 with SSL/TLS instead",
+        )
+    smtp.sock = ctx.wrap_socket(smtp.sock, server_hostname=server.host)
+    # RFC 3207: forget what was said in clear; the caller says EHLO again.
+    smtp.file = None
+    smtp.helo_resp = None
+    smtp.ehlo_resp = None
+    smtp.esmtp_features = {}
+    smtp.does_esmtp = False
+
+
 def _secure_and_login(smtp: smtplib.SMTP, server: ServerSettings, password: Secret | None, ctx: Any) -> None:
     try:
         caps = _ehlo(smtp)
@@ -231,13 +256,7 @@ def _secure_and_login(smtp: smtplib.SMTP, server: ServerSettings, password: Secr
                     "(a downgrade attack); deskmail never continues without encryption",
                     "use port 465 with SSL/TLS if your provider offers it",
                 )
-            code, resp = smtp.starttls(context=ctx)
-            if not core.smtp_starttls_ok(core.SmtpReply(code, (), (), True)):
-                raise StartTLSUnavailable(
-                    f"The outgoing server {server.host} refused to start encryption ({code})",
-                    resp.decode(errors="replace"),
-                    "use port 465 with SSL/TLS if your provider offers it",
-                )
+            _starttls(smtp, server, ctx)
             caps = _ehlo(smtp)
         if not server.auth_required:
             return

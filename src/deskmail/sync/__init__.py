@@ -21,13 +21,14 @@ if TYPE_CHECKING:
 
 def sync_account(
     account: Account, password: Secret, store: Store, *, listener: Listener | None = None,
-    cancel: CancelToken | None = None, folders: list[str] | None = None, timeout: float = 60.0,
+    cancel: CancelToken | None = None, folders: list[str] | None = None, timeout: float | None = None,
     redownload: bool = False, headers_only: bool = False, dry_run: bool = False,
 ) -> list[FolderResult]:
     """Sync one account; ``listener`` hears the typed events, ``cancel`` stops it at a safe point
     (raising :class:`deskmail.errors.Cancelled`); ``dry_run`` plans only (each result's ``plan``)."""
     from deskmail.model import Protocol
 
+    timeout = account.timeout if timeout is None else timeout
     if account.incoming.protocol is Protocol.POP3:
         from deskmail.protocol.pop3 import open_pop3
         from deskmail.sync.pop3_sync import forget_ops, sync_pop3_account

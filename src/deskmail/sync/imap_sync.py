@@ -1097,6 +1097,12 @@ class ImapSync:
                 raise  # the connection is out of step: the folder fails and the next one reconnects
             # Refused (too big, over quota...): the file stays, the journal entry too (checked next time).
             note = f"a message saved here could not be uploaded to {folder.name}: {exc.what}"
+            if "[OVERQUOTA]" in exc.what.upper() or "QUOTA" in exc.what.upper():
+                # RFC 5530 OVERQUOTA (Dovecot: "Quota exceeded (mailbox for user is full)")
+                note = (f"a message saved here could not be uploaded to {folder.name}: the mailbox on the "
+                        f"server is full ({exc.what}); it is uploaded once space is freed there")
+                if Code.OVER_QUOTA not in result.codes:
+                    result.codes.append(Code.OVER_QUOTA)
             result.notes.append(note)
             with self.store.transaction():
                 self.store.log(account, folder.name, note)
@@ -1205,8 +1211,11 @@ class ImapSync:
             batch, batch_bytes = [], 0
             release_freed_memory()
 
+        empties: list[tuple[PendingMessage, int, str, tuple[str, ...], bool]] = []
+        answer = Untagged()
         try:
-            for item in self.imap.command(f"UID FETCH {uid_set} (UID FLAGS BODY.PEEK[])", body_sink=sink.open):
+            for item in self.imap.command(f"UID FETCH {uid_set} (UID FLAGS BODY.PEEK[])", body_sink=sink.open,
+                                          untagged=answer):
                 pending = sink.take(item)
                 if pending is None:
                     continue
@@ -1214,6 +1223,14 @@ class ImapSync:
                     str(item.uid) in current
                 ):
                     pending.discard()  # "n:*" returns the last message when nothing is new
+                    continue
+                if pending.size == 0:
+                    # Expunged by another client after our listing, Dovecot still answers for it in this
+                    # session with an empty BODY[], and ends with OK [EXPUNGEISSUED]. A really empty
+                    # message (a 0-byte file delivered into a Maildir) looks the same until that line:
+                    # kept aside until the answer is complete.
+                    pending.close()
+                    empties.append((pending, uidvalidity, str(item.uid), item.flags or (), False))
                     continue
                 batch.append((pending, uidvalidity, str(item.uid), item.flags or (), False))
                 pending.close()  # now, not at publish: a batch kept up to 500 files (and their buffers) open
@@ -1224,11 +1241,14 @@ class ImapSync:
                     # A safe point: the batch is durable and indexed. Stopping mid-FETCH leaves the rest of
                     # the response unread, but the connection is closed with the sync anyway.
                     self._check()
+            if empties and b"EXPUNGEISSUED" not in answer.tagged.upper():
+                batch += empties  # empty messages, really: stored like any other
+                empties = []
             if batch:
                 flush()
         finally:
             sink.discard_all()
-            for pending, *_ in batch:
+            for pending, *_ in batch + empties:
                 pending.discard()
 
 

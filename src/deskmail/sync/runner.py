@@ -105,7 +105,8 @@ def _one(account: Account, data_dir: Path, folders: list[str] | None, redownload
             with early.session() as imap:
                 return sync_imap_account(account, store, imap, listener=listener, cancel=cancel, folders=folders,
                                          redownload=redownload, dry_run=dry_run,
-                                         reopen=lambda: open_imap(account, get_password(account), timeout=60.0))
+                                         reopen=lambda: open_imap(account, get_password(account),
+                                                                          timeout=account.timeout))
         return sync_account(account, get_password(account), store, folders=folders, redownload=redownload,
                             listener=listener, cancel=cancel, headers_only=headers_only, dry_run=dry_run)
     finally:

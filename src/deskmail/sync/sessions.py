@@ -87,7 +87,7 @@ class SessionPool:
                 if kept is None or kept.account != a:  # new, or its settings changed: a new session
                     if kept is not None:
                         kept.close()
-                    kept = self._kept[a.name] = KeptSession(a)
+                    kept = self._kept[a.name] = KeptSession(a, a.timeout)
                 out[a.name] = kept
             return out
 

@@ -105,7 +105,7 @@ def watch_folder(account: Account, data_dir: Path, folder_name: str, options: Wa
     while not stop.is_set():
         store = Store(data_dir)
         try:
-            with open_imap(account, get_password(account), timeout=60) as imap:
+            with open_imap(account, get_password(account), timeout=account.timeout) as imap:
                 connected = True
                 engine = ImapSync(account, store, imap, listener=options.listener)
                 folders = engine.reconcile_folders()

@@ -1,0 +1,341 @@
+"""Rows of the fault matrix (docs/reliability.md) injected at an exact point of a real sync.
+
+Another client is doveadm on the same Dovecot; the moment is chosen by :class:`WireProxy` (plain IMAP
+on loopback, so that the proxy reads the commands): its action runs *before* the client's command
+reaches the server, so the server sees the other client's change first, every time.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from helpers import Home
+from test_reliability import WireProxy, plain_account
+from test_sync import local, msg, server
+
+pytestmark = pytest.mark.servers
+
+
+def _mid(i: int, size: int = 2000) -> str:
+    return f"<m{i}-{size}@example.test>"
+
+
+def _sync(home: Home) -> dict[str, dict[str, Any]]:
+    proc = home.run("sync", "--json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return {f["folder"]: f for f in json.loads(proc.stdout)["a"]["folders"]}
+
+
+def _files(home: Home, folder: str = "INBOX") -> list[Path]:
+    base = home.root / "data" / "mail" / "a" / ("" if folder == "INBOX" else f".{folder}")
+    return [p for sub in ("cur", "new") if (base / sub).is_dir() for p in (base / sub).iterdir()]
+
+
+def _same_everywhere(home: Home, sandbox: Any, email: str, folders: tuple[str, ...]) -> None:
+    """Here equals there, folder by folder (Message-ID and flags), one file and one row per message,
+    and no message in two folders (I1, I2 across folders)."""
+    seen: dict[str, str] = {}
+    for folder in folders:
+        mine = {mid: flags for mid, (flags, _name) in local(home, folder).items()}
+        assert mine == server(sandbox, email, folder), folder
+        assert len(_files(home, folder)) == len(mine), folder
+        for mid in mine:
+            assert mid not in seen, f"{mid} in {seen.get(mid)} and {folder}"
+            seen[mid] = folder
+
+
+# ---- F-08: another client expunges between the listing and the FETCH ------------------------------
+
+
+def test_expunged_between_listing_and_fetch_is_gone_not_a_failure(sandbox: Any, mail_user: Any,
+                                                                  tmp_path: Path) -> None:
+    """Messages 10-20 are expunged by doveadm exactly when deskmail sends its FETCH of bodies (after it
+    listed them): the FETCH simply has no answer for them; the folder is not failed, nothing of theirs
+    is kept, and a later expunge of messages already here removes them only once the server's listing
+    no longer has them."""
+    email = mail_user.email
+    proxy = WireProxy((sandbox.host, sandbox.imap_port))
+    try:
+        home = plain_account(sandbox, mail_user, tmp_path, proxy.port)
+        sandbox.fill_maildir(email, [msg(i, email) for i in range(1, 31)])
+        done: list[bytes] = []
+
+        def expunge(range_: str) -> Any:
+            def act(line: bytes) -> None:
+                if not done:
+                    done.append(line)
+                    sandbox.doveadm("expunge", "-u", email, "mailbox", "INBOX", "uid", range_, check=True)
+            return act
+
+        proxy.before(rb"UID FETCH \S+ \(.*BODY\.PEEK\[\]", expunge("10:20"))
+        inbox = _sync(home)["INBOX"]
+        assert done, "the FETCH was never seen"
+        assert inbox["codes"] == [] and not any("not synced" in n for n in inbox["notes"]), inbox
+        # Dovecot answers for the expunged ones in this session with an empty BODY[] and ends with
+        # OK [EXPUNGEISSUED]: those empty bodies are not messages (they were stored, before this test).
+        assert inbox["new"] == 19, inbox
+        assert set(local(home)) == {_mid(i) for i in range(1, 31) if not 10 <= i <= 20}
+        assert all(p.stat().st_size > 2000 for p in _files(home))
+        _same_everywhere(home, sandbox, email, ("INBOX",))
+
+        # Here already: 1-5 expunged there while deskmail fetches the bodies of five new ones.
+        sandbox.fill_maildir(email, [msg(i, email) for i in range(31, 36)])
+        done.clear()
+        proxy._before.clear()
+        proxy.before(rb"UID FETCH \S+ \(.*BODY\.PEEK\[\]", expunge("1:5"))
+        inbox = _sync(home)["INBOX"]
+        assert done and inbox["codes"] == [] and inbox["new"] == 5, inbox
+        after = _sync(home)["INBOX"]
+        assert after["new"] == 0, after
+        _same_everywhere(home, sandbox, email, ("INBOX",))
+        assert set(local(home)) == {_mid(i) for i in range(6, 36) if not 10 <= i <= 20}
+    finally:
+        proxy.close()
+
+
+# ---- F-10: another client moves messages ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("when", ["between", "during"])
+def test_messages_another_client_moves_end_up_once_in_the_target(sandbox: Any, mail_user: Any, tmp_path: Path,
+                                                                 when: str) -> None:
+    """`doveadm move` of 50 of 60 messages to Archive, between two syncs or while deskmail fetches
+    INBOX's bodies: afterwards each message is here once, in Archive (never in both folders, never
+    lost), and a further sync changes nothing."""
+    email = mail_user.email
+    proxy = WireProxy((sandbox.host, sandbox.imap_port))
+    try:
+        home = plain_account(sandbox, mail_user, tmp_path, proxy.port)
+        sandbox.fill_maildir(email, [msg(i, email) for i in range(1, 61)])
+        moved: list[bytes] = []
+
+        def move(line: bytes) -> None:
+            if not moved:
+                moved.append(line)
+                sandbox.doveadm("move", "-u", email, "Archive", "mailbox", "INBOX", "uid", "1:50", check=True)
+
+        if when == "during":
+            proxy.before(rb"UID FETCH \S+ \(.*BODY\.PEEK\[\]", move)
+            _sync(home)
+            assert moved
+        else:
+            _sync(home)
+            assert len(local(home)) == 60
+            move(b"")
+        result = _sync(home)
+        again = _sync(home)
+        assert all(f["new"] == 0 and f["removed"] == 0 for f in again.values()), again
+        _same_everywhere(home, sandbox, email, ("INBOX", "Archive"))
+        assert set(local(home, "Archive")) == {_mid(i) for i in range(1, 51)}
+        assert set(local(home)) == {_mid(i) for i in range(51, 61)}
+        assert result["INBOX"]["codes"] == [] and result["Archive"]["codes"] == []
+        if when == "between":
+            # Not recognised as a move: INBOX's 50 are removed here and Archive's downloaded again.
+            assert result["INBOX"]["removed"] == 50 and result["Archive"]["new"] == 50, result
+    finally:
+        proxy.close()
+
+
+# ---- F-29: the process killed in the middle of its login ---------------------------------------------
+
+
+def test_killed_during_login_leaves_no_secret_anywhere(sandbox: Any, mail_user: Any, tmp_path: Path) -> None:
+    """SIGKILL the moment deskmail sends its LOGIN (this account logs in with it over plain IMAP on
+    loopback, where Dovecot allows it): no file it leaves, nor anything it printed, holds the password
+    or its AUTH forms; then a normal sync works."""
+    email, password = mail_user.email, mail_user.password
+    proxy = WireProxy((sandbox.host, sandbox.imap_port))
+    try:
+        home = plain_account(sandbox, mail_user, tmp_path, proxy.port)
+        sandbox.fill_maildir(email, [msg(i, email) for i in range(1, 4)])
+        assert _sync(home)["INBOX"]["new"] == 3  # an index, a journal, mail files: places a secret could go
+        sandbox.fill_maildir(email, [msg(i, email) for i in range(4, 6)])
+        env = {**os.environ, "DESKMAIL_HOME": str(home.root), **home.env}
+        child = subprocess.Popen([sys.executable, "-m", "deskmail", "--debug", "sync"], env=env,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
+        killed: list[bytes] = []
+
+        def kill(line: bytes) -> None:
+            if not killed:
+                killed.append(line)
+                os.kill(child.pid, signal.SIGKILL)
+
+        proxy.before(rb"(?i)^\S+ (LOGIN|AUTHENTICATE)\b", kill)
+        out, err = child.communicate(timeout=60)
+        assert killed and child.returncode == -signal.SIGKILL
+        forms = [password.encode(), base64.b64encode(password.encode()),
+                 base64.b64encode(f"\0{email}\0{password}".encode()),
+                 base64.b64encode(f"{email}\0{email}\0{password}".encode())]
+        blob = home.all_bytes() + out + err
+        blob += b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and home.root not in p.parents)
+        for form in forms:
+            assert form not in blob, f"a form of the password was left behind ({form[:6]!r}...)"
+        assert (b"LOGIN" in err and b"****" in err) or b"LOGIN" not in err  # the --debug log shows it masked
+        assert _sync(home)["INBOX"]["new"] == 2
+    finally:
+        proxy.close()
+
+
+# ---- F-05 (b): the server kicks the session ---------------------------------------------------------
+
+
+def test_session_kicked_in_the_middle_of_a_download(sandbox: Any, mail_user: Any, tmp_path: Path) -> None:
+    """`doveadm kick` the moment deskmail asks for Lists' bodies: that folder fails with a network
+    error, the folders after it are synced over a new connection, the next run completes, no duplicates."""
+    email = mail_user.email
+    proxy = WireProxy((sandbox.host, sandbox.imap_port))
+    try:
+        home = plain_account(sandbox, mail_user, tmp_path, proxy.port)
+        for folder, first in (("INBOX", 1), ("Lists", 10), ("Work", 20)):
+            sandbox.fill_maildir(email, [msg(i, email, size=50_000) for i in range(first, first + 4)], folder)
+        kicked: list[bytes] = []
+        selected: list[bytes] = []
+        proxy.before(rb'SELECT "?Lists"?', selected.append)
+
+        def kick(line: bytes) -> None:
+            if selected and not kicked:
+                kicked.append(line)
+                sandbox.doveadm("kick", email, check=True)
+
+        proxy.before(rb"UID FETCH \S+ \(.*BODY\.PEEK\[\]", kick)
+        proc = home.run("sync", "--json")
+        assert kicked and proc.returncode == 0, proc.stdout + proc.stderr
+        folders = {f["folder"]: f for f in json.loads(proc.stdout)["a"]["folders"]}
+        assert folders["Lists"]["new"] == 0 and folders["Lists"]["codes"] in (["network"], ["protocol_error"])
+        assert folders["INBOX"]["new"] == 4 and folders["Work"]["new"] == 4, folders
+        assert _sync(home)["Lists"]["new"] == 4
+        _same_everywhere(home, sandbox, email, ("INBOX", "Lists", "Work"))
+    finally:
+        proxy.close()
+
+
+# ---- F-30: hostile folder names in a real server's LIST -------------------------------------------
+
+
+HOSTILE = {
+    "Evil1": "../../../../../tmp/deskmail-pwned",
+    "Evil2": "a/../../../b",
+    "Evil3": "..",
+    "Evil4": "cur",
+    "Evil5": ".hidden/./tmp",
+}
+
+
+def _quoted(name: str) -> bytes:
+    return b'"' + name.encode().replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
+
+
+class NamingProxy(WireProxy):
+    """Dovecot's folders Evil1..5, shown to deskmail under hostile names (and mapped back)."""
+
+    def _up(self, client: Any, server: Any) -> None:
+        class Mapped:
+            def __init__(self, sock: Any) -> None:
+                self.sock = sock
+
+            def sendall(self, data: bytes) -> None:
+                for real, shown in HOSTILE.items():
+                    data = data.replace(_quoted(shown), _quoted(real))
+                self.sock.sendall(data)
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(self.sock, name)
+
+        super()._up(client, Mapped(server))
+
+    def _down(self, server: Any, client: Any) -> None:
+        class Mapped:
+            def __init__(self, sock: Any) -> None:
+                self.sock = sock
+
+            def sendall(self, data: bytes) -> None:
+                for real, shown in HOSTILE.items():
+                    data = re.sub(rb'"?' + real.encode() + rb'"?(?=[\r \)])', _quoted(shown).replace(b"\\", b"\\\\"),
+                                  data)
+                self.sock.sendall(data)
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(self.sock, name)
+
+        super()._down(server, Mapped(client))
+
+
+def test_hostile_folder_names_from_a_real_server_stay_inside_the_account(sandbox: Any, mail_user: Any,
+                                                                          tmp_path: Path) -> None:
+    email = mail_user.email
+    for n, real in enumerate(HOSTILE, start=1):
+        sandbox.doveadm("mailbox", "create", "-u", email, real, check=True)
+        sandbox.fill_maildir(email, [msg(100 + n, email)], folder=real)
+    proxy = NamingProxy((sandbox.host, sandbox.imap_port))
+    try:
+        home = plain_account(sandbox, mail_user, tmp_path, proxy.port)
+        before = set(Path("/tmp").iterdir())
+        proc = home.run("sync", "--json")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        listed = {f["folder"]: f for f in json.loads(proc.stdout)["a"]["folders"]}
+        root = (home.root / "data" / "mail" / "a").resolve()
+        for n, shown in enumerate(HOSTILE.values(), start=1):
+            assert shown in listed and listed[shown]["new"] == 1, (shown, listed.get(shown))
+            assert _mid(100 + n) in local(home, shown)
+        assert not Path("/tmp/deskmail-pwned").exists()
+        assert not any(p.name in ("deskmail-pwned", "b") for p in set(Path("/tmp").iterdir()) - before)
+        assert not any(p.name in ("deskmail-pwned", "b") for p in tmp_path.rglob("*") if root not in p.parents)
+        home_root = home.root.resolve()
+        for path in home.root.rglob("*"):
+            assert home_root in path.resolve().parents, path
+        # Each hostile name's message is in a Maildir++ folder of its own inside the account.
+        maildirs = [p.parent for p in root.rglob("cur")]
+        assert all(root == m or root in m.parents for m in maildirs)
+        assert len(maildirs) >= 1 + len(HOSTILE)
+        assert _sync(home)[HOSTILE["Evil1"]]["new"] == 0
+    finally:
+        proxy.close()
+
+
+# ---- F-12 (d): the disk holding the store is unmounted ---------------------------------------------
+
+
+def test_store_on_an_unmounted_disk_is_missing_not_deleted(sandbox: Any, mail_user: Any, tmp_path: Path) -> None:
+    """The account's mail lives on a tmpfs mounted over data/mail; after a sync the disk is unmounted
+    (the folder is there, empty): the next sync stops with store_missing and the server keeps every
+    message; mounted back, a sync changes nothing."""
+    email = mail_user.email
+    proxy = WireProxy((sandbox.host, sandbox.imap_port))
+    mail = tmp_path / "home" / "data" / "mail"
+    mail.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mail)], check=True)
+    mounted = True
+    try:
+        home = plain_account(sandbox, mail_user, tmp_path, proxy.port)
+        sandbox.fill_maildir(email, [msg(i, email) for i in range(1, 6)])
+        assert _sync(home)["INBOX"]["new"] == 5
+        keep = tmp_path / "kept"
+        subprocess.run(["cp", "-a", str(mail), str(keep)], check=True)
+        subprocess.run(["umount", str(mail)], check=True)
+        mounted = False
+        assert mail.is_dir() and not any(mail.iterdir())
+        proc = home.run("sync", "--json")
+        assert proc.returncode == 10 and '"code": "store_missing"' in proc.stdout, proc.stdout + proc.stderr
+        assert len(server(sandbox, email)) == 5
+        assert not any(c.upper().split(b" ")[1:2] in ([b"EXPUNGE"], [b"STORE"]) for c in proxy.commands)
+        assert not any(mail.iterdir()), "the missing store is not recreated"
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mail)], check=True)
+        mounted = True
+        subprocess.run(["cp", "-a", f"{keep}/.", str(mail)], check=True)
+        again = _sync(home)
+        assert all(f["new"] == 0 and f["removed"] == 0 and f["deleted"] == 0 for f in again.values()), again
+        _same_everywhere(home, sandbox, email, ("INBOX",))
+    finally:
+        proxy.close()
+        if mounted:
+            subprocess.run(["umount", str(mail)], check=False)
