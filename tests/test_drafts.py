@@ -65,3 +65,19 @@ def test_save_resume_replace_discard(tmp_path: Path, sandbox: Any, mail_user: An
     if protocol == "imap":  # expunged (UIDPLUS), not just marked
         left = sandbox.doveadm("search", "-u", mail_user.email, "mailbox", "Drafts", "all")
         assert left.stdout.strip() == ""
+
+
+def test_cli_lists_drafts(tmp_path: Path, sandbox: Any, mail_user: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from helpers import Home, add_imaps_account
+
+    home = Home(tmp_path / "home", env={"DM_PW": mail_user.password})
+    add_imaps_account(home, sandbox, mail_user, name="acct")
+    assert "No drafts." in home.run("drafts").stdout
+    monkeypatch.setenv("DESKMAIL_HOME", str(home.root))
+    monkeypatch.setenv("DM_PW", mail_user.password)
+    saved = Deskmail().save_draft(Draft(to=("bob@far.example",), subject="from the cli's view", body="x"))
+    listed = json.loads(home.run("drafts", "--json").stdout)
+    assert [(d["ref"], d["subject"], d["to"]) for d in listed] == [
+        (saved.ref, "from the cli's view", "bob@far.example")]
