@@ -225,7 +225,7 @@ def test_international_address_without_smtputf8_is_refused_clearly(tmp_path: Pat
     try:
         other = make_app(tmp_path / "other", sandbox, mail_user, plain.port)
         refused = other.send(draft("intl", "a@far.example", "jürgen@münchen.example"))
-        assert refused.state == "failed" and refused.entry.error_code == Code.NO_SMTPUTF8
+        assert refused.state == "failed" and refused.entry.error_code == Code.INTERNATIONAL_ADDRESS
         assert "does not accept international addresses (jürgen@münchen.example)" in refused.entry.last_error
         assert plain.transactions == 0  # refused before MAIL FROM, nothing rewritten or half-sent
     finally:

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from deskmail.events import CancelToken, Listener
     from deskmail.outbox.compose import Draft
     from deskmail.outbox.deliver import FlushResult
+    from deskmail.outbox.drafts import DraftInfo, LocalDrafts, ServerDrafts
     from deskmail.outbox.queue import Outbox, OutboxEntry
     from deskmail.render import AttachmentInfo, Rendered
     from deskmail.store import Store
@@ -621,6 +622,50 @@ class Deskmail:
             entry = box.get(entry_id)
             box.remove(entry.id)
         return entry
+
+    # --- drafts ------------------------------------------------------------------------------
+
+    def save_draft(self, draft: Draft, account: str | None = None, *, replaces: str = "") -> DraftInfo:
+        """Save ``draft`` where the account keeps drafts (the server's Drafts folder for IMAP, local files for
+        POP3); ``replaces``: the ref of the version it supersedes, removed once the new one is stored."""
+        from deskmail.outbox.drafts import draft_bytes
+
+        a = self.account(account)
+        raw, ref = draft_bytes(a, draft)
+        store = self._drafts(a)
+        return store.save(raw, ref, replaces)
+
+    def drafts(self, account: str | None = None) -> list[DraftInfo]:
+        """The account's saved drafts (asks the server for an IMAP account)."""
+        return self._drafts(self.account(account)).list()
+
+    def open_draft(self, ref: str, account: str | None = None) -> tuple[str, Draft]:
+        """A saved draft to go on writing: (its account, the draft). Its attachments are written out under
+        ``DATA/drafts/files/`` and named in the draft."""
+        from dataclasses import replace as _replace
+
+        from deskmail.outbox.drafts import draft_from_message
+        from deskmail.render import save_attachments
+
+        a = self.account(account)
+        raw = self._drafts(a).raw(ref)
+        draft = draft_from_message(raw)
+        import hashlib
+
+        folder = self.paths.data_dir / "drafts" / "files" / hashlib.sha256(ref.encode()).hexdigest()[:16]
+        files = save_attachments(raw, folder) if b"Content-Disposition: attachment" in raw else []
+        return a.name, _replace(draft, attachments=tuple(files))
+
+    def discard_draft(self, ref: str, account: str | None = None) -> None:
+        """Delete a saved draft (after sending it, or when the person throws it away)."""
+        self._drafts(self.account(account)).discard(ref)
+
+    def _drafts(self, a: Account) -> LocalDrafts | ServerDrafts:
+        from deskmail.model import Protocol
+        from deskmail.outbox.drafts import store_for
+
+        password = self.password(a) if a.incoming.protocol is Protocol.IMAP else None
+        return store_for(a, password, self.paths.data_dir / "drafts")
 
     def _outbox_root(self) -> Path:
         return self.paths.data_dir / "outbox"

@@ -112,7 +112,8 @@ class Code(StrEnum):
     NO_SUCH_OUTBOX_ENTRY = "no_such_outbox_entry"
     OUTBOX_STATE = "outbox_state"
     OUTBOX_BUSY = "outbox_busy"
-    NO_SMTPUTF8 = "no_smtputf8"
+    NO_SUCH_DRAFT = "no_such_draft"
+    INTERNATIONAL_ADDRESS = "international_address"
     MESSAGE_TOO_LARGE = "message_too_large"
     MESSAGE_REFUSED = "message_refused"
     RECIPIENT_REFUSED = "recipient_refused"
@@ -226,7 +227,8 @@ MEANINGS: dict[Code, str] = {
     Code.NO_SUCH_OUTBOX_ENTRY: "the outbox holds no message with that id",
     Code.OUTBOX_STATE: "the outbox message is not in a state that allows this (e.g. retrying one that was sent)",
     Code.OUTBOX_BUSY: "another deskmail is sending from the outbox right now",
-    Code.NO_SMTPUTF8: ("an address has non-ASCII letters before the @ and the outgoing server does not offer "
+    Code.NO_SUCH_DRAFT: "there is no draft with that reference (sent, discarded or replaced by a newer version)",
+    Code.INTERNATIONAL_ADDRESS: ("an address has non-ASCII letters before the @ and the outgoing server does not offer "
                        "SMTPUTF8: refused before sending"),
     Code.MESSAGE_TOO_LARGE: "the message is larger than the outgoing server's SIZE limit: refused before upload",
     Code.MESSAGE_REFUSED: ("the outgoing server refused the message or its sender permanently (5xx); "

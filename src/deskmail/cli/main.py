@@ -440,6 +440,7 @@ def _register_optional() -> None:
 
     sync_cmd.register(app)
     outbox_cmd.register(app)
+    outbox_cmd.register_drafts(app)
     read_cmd.register(app)
     sandbox_cmd.register(app)
     for module in ("discover_cmd", "doctor_cmd", "gui_cmd"):

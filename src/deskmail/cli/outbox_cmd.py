@@ -148,6 +148,27 @@ def register(app: typer.Typer) -> None:
                   "outbox.", highlight=False)
 
 
+def register_drafts(app: typer.Typer) -> None:
+    @app.command()
+    def drafts(account: opt.AccountOpt = None, json_out: opt.JsonOut = False) -> None:
+        """List saved drafts (the server's Drafts folder for IMAP, local files for POP3)."""
+        from dataclasses import asdict
+
+        found = Deskmail().drafts(account)
+        if json_out:
+            _emit([asdict(d) for d in found])
+            return
+        if not found:
+            out.print("No drafts.")
+            return
+        from rich.table import Table
+
+        table = Table("date", "to", "subject", "ref")
+        for d in found:
+            table.add_row(cell(d.date), cell(d.to), cell(d.subject), cell(d.ref))
+        out.print(table)
+
+
 def _list(json_out: bool) -> None:
     entries = Deskmail().outbox()
     if json_out:

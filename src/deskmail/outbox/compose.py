@@ -50,17 +50,20 @@ def _addresses(values: Sequence[str], field_name: str) -> list[str]:
     return out
 
 
-def build_message(account: Account, draft: Draft) -> tuple[EmailMessage, list[str]]:
-    """Return the message and its envelope recipients (To + Cc + Bcc)."""
+def build_message(account: Account, draft: Draft, *,
+                  require_recipients: bool = True) -> tuple[EmailMessage, list[str]]:
+    """Return the message and its envelope recipients (To + Cc + Bcc); a draft being saved
+    (``require_recipients=False``) may have none yet."""
     to = _addresses(draft.to, "To")
     cc = _addresses(draft.cc, "Cc")
     bcc = _addresses(draft.bcc, "Bcc")
-    if not (to or cc or bcc):
+    if require_recipients and not (to or cc or bcc):
         raise UsageError("The message has no recipient", "", "give at least one recipient")
     msg = EmailMessage()
     local, _, domain = account.email.partition("@")
     msg["From"] = Address(account.display_name or "", local, domain) if account.display_name else account.email
-    msg["To"] = ", ".join(draft.to)
+    if draft.to:
+        msg["To"] = ", ".join(draft.to)
     if draft.cc:
         msg["Cc"] = ", ".join(draft.cc)
     msg["Subject"] = draft.subject

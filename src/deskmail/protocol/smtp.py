@@ -141,7 +141,7 @@ class SmtpSession:
                     f"({', '.join(a for a in (sender, *recipients) if not a.isascii())})",
                     "it does not offer SMTPUTF8, and the part before the @ cannot be rewritten",
                     "write to an ASCII address of that person, or send through a server that offers SMTPUTF8",
-                    code=Code.NO_SMTPUTF8, host=self.server.host, port=self.server.port)
+                    code=Code.INTERNATIONAL_ADDRESS, host=self.server.host, port=self.server.port)
             options.append("SMTPUTF8")
         if not raw.isascii() and s.has_extn("8bitmime"):
             options.append("BODY=8BITMIME")
