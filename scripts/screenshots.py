@@ -167,6 +167,7 @@ def main() -> None:
     composer.body.setPlainText("Thank you, I will collect it on Monday.\n" + composer.body.toPlainText())
     settle(0.5)
     shot(composer, "09-composer-reply")
+    composer.force_close = True  # the screenshot is taken; what was typed is not kept
     composer.close()
 
     # The outbox: messages written while the server is out of reach wait there, with their state.

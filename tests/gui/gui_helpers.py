@@ -1,9 +1,13 @@
-"""Messages for the GUI tests."""
+"""Messages for the GUI tests, and a person answering a question box."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from email.message import EmailMessage
+
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QAbstractButton, QApplication, QMessageBox
 
 
 def message(i: int, *, subject: str = "", body: str = "", sender: str = "", html: str = "") -> bytes:
@@ -17,3 +21,19 @@ def message(i: int, *, subject: str = "", body: str = "", sender: str = "", html
     if html:
         m.add_alternative(html, subtype="html")
     return m.as_bytes().replace(b"\n", b"\r\n")
+
+
+def answer_next_box(button_text: str, seen: list[str], first: Callable[[], None] = lambda: None) -> None:
+    """Click ``button_text`` in the next modal message box, as a person would, noting what it said
+    (and doing ``first`` once it is up)."""
+    def click() -> None:
+        box = QApplication.activeModalWidget()
+        if not isinstance(box, QMessageBox):
+            QTimer.singleShot(50, click)
+            return
+        first()
+        seen.append(box.text())
+        buttons = [b for b in box.findChildren(QAbstractButton) if b.text().replace("&", "") == button_text]
+        assert buttons, f"no button {button_text!r} in {box.text()!r}"
+        buttons[0].click()
+    QTimer.singleShot(50, click)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from gui_helpers import message
+from gui_helpers import answer_next_box, message
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
@@ -173,7 +173,10 @@ def test_sending_fails_clearly_and_keeps_what_was_typed(qtbot: Any, dm: Deskmail
     qtbot.waitUntil(lambda: bool(composer.problem.text()), timeout=10_000)
     assert "is not an e-mail address" in composer.problem.text() and "What to do" in composer.problem.text()
     assert composer.isVisible() and composer.body.toPlainText() == "Every word I typed."
-    composer.close()
+    seen: list[str] = []
+    answer_next_box("Discard", seen)
+    composer.close()  # typed and never saved: the window asks first
+    assert "“Kept” has changes that are not saved" in seen[0] and not composer.isVisible()
 
 
 class ImageServer:

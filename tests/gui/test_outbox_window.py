@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QAbstractButton, QApplication, QMessageBox
+from gui_helpers import answer_next_box
 
 from deskmail.app import Deskmail
 from deskmail.config import Paths
@@ -37,22 +36,6 @@ def smtp(sandbox: Any, mail_user: Any, monkeypatch: pytest.MonkeyPatch) -> Itera
         yield server
     finally:
         server.stop()
-
-
-def answer_next_box(button_text: str, seen: list[str], first: Callable[[], None] = lambda: None) -> None:
-    """Click ``button_text`` in the next modal message box, as a person would, noting what it said
-    (and doing ``first`` once it is up)."""
-    def click() -> None:
-        box = QApplication.activeModalWidget()
-        if not isinstance(box, QMessageBox):
-            QTimer.singleShot(50, click)
-            return
-        first()
-        seen.append(box.text())
-        buttons = [b for b in box.findChildren(QAbstractButton) if b.text().replace("&", "") == button_text]
-        assert buttons, f"no button {button_text!r} in {box.text()!r}"
-        buttons[0].click()
-    QTimer.singleShot(50, click)
 
 
 def send(qtbot: Any, window: MainWindow, subject: str, to: str = "u@far.example") -> Any:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QStringListModel, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
@@ -32,6 +33,9 @@ from deskmail.errors import DeskmailError
 from deskmail.gui.common import app_icon, error_html, tr, wrapping_label
 from deskmail.gui.tasks import Task
 from deskmail.outbox.compose import Draft
+
+if TYPE_CHECKING:
+    from deskmail.outbox.drafts import DraftInfo
 
 
 class AddressCompleter(QCompleter):
@@ -58,7 +62,7 @@ class ComposeWindow(QMainWindow):
     sent = Signal(object)  # SentMessage
 
     def __init__(self, app: Deskmail, draft: Draft | None = None, account: str | None = None,
-                 parent: QWidget | None = None) -> None:
+                 parent: QWidget | None = None, *, draft_ref: str = "") -> None:
         super().__init__(parent)
         self.app = app
         self.setWindowIcon(app_icon())
@@ -67,6 +71,9 @@ class ComposeWindow(QMainWindow):
         self.sending: Task | None = None
         self.in_flight = False  # handed to the engine, no answer yet
         self.draft: Draft | None = None  # what the window was opened with (a reply's threading headers)
+        self.draft_ref = draft_ref  # the saved draft this window continues ("" if none): replaced on each save
+        self.saving: Task | None = None
+        self.force_close = False  # closing without the "save the draft?" question (after a send)
         self.identity = QComboBox()
         for name, a in app.accounts().items():
             self.identity.addItem(f"{a.display_name} <{a.email}>" if a.display_name else a.email, name)
@@ -90,6 +97,8 @@ class ComposeWindow(QMainWindow):
         self.problem.setStyleSheet("color: #c62828")
         self.send_button = QPushButton(tr("Send"))
         self.send_button.setDefault(True)
+        self.save_button = QPushButton(tr("Save Draft"))
+        self.save_button.setToolTip(tr("Keep it in Drafts to finish later (Ctrl+S)"))
         attach = QPushButton(tr("Attach…"))
         attach.setToolTip(tr("Or drop files on this window"))
         remove = QPushButton(tr("Remove attachment"))
@@ -104,6 +113,7 @@ class ComposeWindow(QMainWindow):
         buttons.addWidget(attach)
         buttons.addWidget(remove)
         buttons.addStretch(1)
+        buttons.addWidget(self.save_button)
         buttons.addWidget(self.send_button)
         box = QWidget()
         layout = QVBoxLayout(box)
@@ -119,6 +129,11 @@ class ComposeWindow(QMainWindow):
         send_action.triggered.connect(self.send)
         self.addAction(send_action)
         self.send_button.clicked.connect(self.send)
+        save_action = QAction(tr("Save Draft"), self)
+        save_action.setShortcuts([QKeySequence("Ctrl+S")])
+        save_action.triggered.connect(self.save_draft)
+        self.addAction(save_action)
+        self.save_button.clicked.connect(self.save_draft)
         attach.clicked.connect(self._choose_files)
         remove.clicked.connect(lambda: [self.attachments.takeItem(self.attachments.row(i))
                                         for i in self.attachments.selectedItems()])
@@ -126,6 +141,7 @@ class ComposeWindow(QMainWindow):
         if draft is not None:
             self.load(draft)
         self._title()
+        self.saved_as = self.current_draft()  # what is safe: closing without changes asks nothing
 
     def load(self, draft: Draft) -> None:
         self.draft = draft
@@ -186,6 +202,37 @@ class ComposeWindow(QMainWindow):
         self.in_flight = True
         task.start()
 
+    def save_draft(self) -> None:
+        """Store the message as it stands in the account's Drafts (off the GUI thread); the saved version
+        replaces the one this window came from, once it is stored."""
+        if self.in_flight or (self.saving is not None and self.saving.running):
+            return
+        draft, account, replaces = self.current_draft(), str(self.identity.currentData()), self.draft_ref
+        self.statusBar().showMessage(tr("Saving the draft…"))
+        task = Task(lambda _task: self.app.save_draft(draft, account, replaces=replaces), self)
+        task.done.connect(lambda info: self._draft_saved(info, draft))
+        task.failed.connect(self._draft_failed)
+        self.saving = task
+        task.start()
+
+    def _draft_saved(self, info: DraftInfo, draft: Draft) -> None:
+        self.draft_ref = info.ref
+        self.saved_as = draft
+        self.statusBar().showMessage(tr("Draft saved in {where}").format(where=info.where), 8000)
+
+    def _draft_failed(self, exc: DeskmailError) -> None:
+        self.statusBar().showMessage(tr("The draft was not saved"))
+        self.problem.setText(error_html(exc))
+
+    def _discard_saved_draft(self) -> None:
+        """After sending: the draft it came from is not needed any more (best effort, off the GUI thread)."""
+        ref, account = self.draft_ref, str(self.identity.currentData())
+        if not ref:
+            return
+        self.draft_ref = ""
+        task = Task(lambda _task: self.app.discard_draft(ref, account), self.parent() or self)
+        task.start()
+
     def _sent(self, result: SentMessage) -> None:
         """The message is in the outbox whatever happened. Refused outright with nothing delivered: it is
         taken out again and this window stays open to put it right; otherwise the window's work is done
@@ -203,10 +250,12 @@ class ComposeWindow(QMainWindow):
                 self.problem.setText(error_html(result.error))
             return
         self.sent.emit(result)
+        self._discard_saved_draft()
         if result.copy_error is not None:
             QMessageBox.warning(self, tr("Sent, but not saved in Sent"),
                                 tr("The message went out, but its copy could not be saved in Sent.") + "\n\n"
                                 + str(result.copy_error))
+        self.force_close = True
         self.close()
 
     def _failed(self, exc: DeskmailError) -> None:
@@ -219,4 +268,25 @@ class ComposeWindow(QMainWindow):
         if self.in_flight:
             event.ignore()  # a message half-handed to the server must not lose its window
             return
+        if not self.force_close and self.current_draft() != self.saved_as:
+            answer = QMessageBox.question(
+                self, tr("Save this message as a draft?"),
+                tr("“{subject}” has changes that are not saved.").format(subject=self.subject.text()
+                                                                           or tr("(no subject)")),
+                QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
+                | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Save)
+            if answer == QMessageBox.StandardButton.Cancel:
+                event.ignore()
+                return
+            if answer == QMessageBox.StandardButton.Save:
+                self.save_draft()
+                # The save runs on; the window goes once it is stored (or stays to show why not).
+                assert self.saving is not None
+                self.saving.done.connect(lambda _info: self._close_now())
+                event.ignore()
+                return
         super().closeEvent(event)
+
+    def _close_now(self) -> None:
+        self.force_close = True
+        self.close()

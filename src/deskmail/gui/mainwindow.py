@@ -17,6 +17,7 @@ from PySide6.QtCore import (
     QByteArray,
     QEvent,
     QMimeData,
+    QModelIndex,
     QObject,
     QPoint,
     QSettings,
@@ -149,6 +150,7 @@ class MainWindow(QMainWindow):
         self.notified: list[str] = []  # the new-mail notices given (newest last)
         self.syncs_done = 0  # finished "get mail" runs, failed ones included
         self.composers: list[ComposeWindow] = []
+        self.draft_folders: set[tuple[str, str]] = set()  # (account, folder) of each account's Drafts
         self._first_paint_watchers: list[QObject] = []
         self.wanted_id: int | None = None  # the message chosen in the list
         self.shown_id: int | None = None  # the message in the reader pane
@@ -178,6 +180,7 @@ class MainWindow(QMainWindow):
         self.list.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
         self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.list.customContextMenuRequested.connect(self._list_menu)
+        self.list.activated.connect(self._activated)  # double-click or Enter
         header = self.list.horizontalHeader()
         header.setSectionResizeMode(COLUMNS.index("subject"), QHeaderView.ResizeMode.Stretch)
         header.resizeSection(COLUMNS.index("flags"), 36)
@@ -310,6 +313,7 @@ class MainWindow(QMainWindow):
         self.folders.addTopLevelItem(unified)
         total_unread = 0
         select: QTreeWidgetItem | None = None
+        self.draft_folders = set()
         for name, account in self.app.accounts().items():
             top = QTreeWidgetItem([account.email if account.email != name else name])
             top.setData(0, Qt.ItemDataRole.UserRole, None)
@@ -320,6 +324,7 @@ class MainWindow(QMainWindow):
             except DeskmailError:
                 infos = []
             items: dict[str, QTreeWidgetItem] = {}
+            self.draft_folders |= {(name, f.name) for f in infos if f.special_use == "\\Drafts"}
             for f in sorted(infos, key=folder_key):
                 if not f.sync:
                     continue
@@ -374,6 +379,18 @@ class MainWindow(QMainWindow):
             if s is not None:
                 ids.append(s.id)
         return ids
+
+    def _activated(self, index: QModelIndex) -> None:
+        """A draft, opened as a person opens one: in the composer, to go on writing."""
+        s = self.model.summary(index.row())
+        if s is not None and (s.account, s.folder) in self.draft_folders:
+            self.resume_draft(s.account, s.message_id)
+
+    def resume_draft(self, account: str, ref: str) -> None:
+        task = Task(lambda _task: self.app.open_draft(ref, account))
+        task.done.connect(lambda found: self.write(found[1], found[0], draft_ref=ref))
+        task.failed.connect(lambda exc: show_error(self, exc))
+        self._run(task)
 
     def _message_chosen(self, current: object, _previous: object) -> None:
         """Read the chosen message off the GUI thread (a 20 MB message must not freeze the window); only the
@@ -463,11 +480,12 @@ class MainWindow(QMainWindow):
 
     # --- writing ---------------------------------------------------------------------------
 
-    def write(self, draft: Draft | None = None, account: str | None = None) -> ComposeWindow:
+    def write(self, draft: Draft | None = None, account: str | None = None, *, draft_ref: str = "") -> ComposeWindow:
         from deskmail.gui.composer import ComposeWindow
 
         view = self._current_view()
-        window = ComposeWindow(self.app, draft, account or (view.account if view is not None else None), self)
+        window = ComposeWindow(self.app, draft, account or (view.account if view is not None else None), self,
+                               draft_ref=draft_ref)
         window.setWindowFlag(Qt.WindowType.Window)
         window.sent.connect(self._message_sent)
         self.composers.append(window)

@@ -9,92 +9,129 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../composer.py" line="82"/>
+        <location filename="../composer.py" line="89"/>
         <source>name@example.com, Name &lt;name@example.com&gt;</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../composer.py" line="91"/>
-        <location filename="../composer.py" line="117"/>
+        <location filename="../composer.py" line="98"/>
+        <location filename="../composer.py" line="127"/>
         <source>Send</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../composer.py" line="93"/>
-        <source>Attach…</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <location filename="../composer.py" line="94"/>
-        <source>Or drop files on this window</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <location filename="../composer.py" line="95"/>
-        <source>Remove attachment</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <location filename="../composer.py" line="98"/>
-        <source>From:</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <location filename="../composer.py" line="99"/>
-        <source>To:</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
         <location filename="../composer.py" line="100"/>
-        <source>Cc:</source>
+        <location filename="../composer.py" line="132"/>
+        <source>Save Draft</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
         <location filename="../composer.py" line="101"/>
-        <source>Bcc:</source>
+        <source>Keep it in Drafts to finish later (Ctrl+S)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
         <location filename="../composer.py" line="102"/>
+        <source>Attach…</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../composer.py" line="103"/>
+        <source>Or drop files on this window</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../composer.py" line="104"/>
+        <source>Remove attachment</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../composer.py" line="107"/>
+        <source>From:</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../composer.py" line="108"/>
+        <source>To:</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../composer.py" line="109"/>
+        <source>Cc:</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../composer.py" line="110"/>
+        <source>Bcc:</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../composer.py" line="111"/>
         <source>Subject:</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../composer.py" line="146"/>
+        <location filename="../composer.py" line="162"/>
         <source>Write: {subject}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../composer.py" line="146"/>
+        <location filename="../composer.py" line="162"/>
+        <location filename="../composer.py" line="275"/>
         <location filename="../models.py" line="169"/>
         <location filename="../outbox.py" line="128"/>
         <source>(no subject)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../composer.py" line="149"/>
+        <location filename="../composer.py" line="165"/>
         <source>Attach files</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../composer.py" line="181"/>
+        <location filename="../composer.py" line="197"/>
         <location filename="../outbox.py" line="37"/>
         <source>Sending…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../composer.py" line="207"/>
+        <location filename="../composer.py" line="211"/>
+        <source>Saving the draft…</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../composer.py" line="221"/>
+        <source>Draft saved in {where}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../composer.py" line="224"/>
+        <source>The draft was not saved</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../composer.py" line="255"/>
         <source>Sent, but not saved in Sent</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../composer.py" line="208"/>
+        <location filename="../composer.py" line="256"/>
         <source>The message went out, but its copy could not be saved in Sent.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../composer.py" line="201"/>
-        <location filename="../composer.py" line="215"/>
+        <location filename="../composer.py" line="273"/>
+        <source>Save this message as a draft?</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../composer.py" line="274"/>
+        <source>“{subject}” has changes that are not saved.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../composer.py" line="248"/>
+        <location filename="../composer.py" line="264"/>
         <source>Not sent</source>
         <translation type="unfinished"></translation>
     </message>
@@ -152,195 +189,195 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="262"/>
+        <location filename="../mainwindow.py" line="265"/>
         <source>Get Mail</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="263"/>
+        <location filename="../mainwindow.py" line="266"/>
         <source>Delete</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="265"/>
+        <location filename="../mainwindow.py" line="268"/>
         <source>Mark as Read/Unread</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="266"/>
+        <location filename="../mainwindow.py" line="269"/>
         <source>Star</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="267"/>
+        <location filename="../mainwindow.py" line="270"/>
         <source>Next Unread Message</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="268"/>
+        <location filename="../mainwindow.py" line="271"/>
         <source>Write</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="269"/>
+        <location filename="../mainwindow.py" line="272"/>
         <source>Reply</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="271"/>
+        <location filename="../mainwindow.py" line="274"/>
         <source>Reply All</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="272"/>
+        <location filename="../mainwindow.py" line="275"/>
         <source>Forward</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="273"/>
+        <location filename="../mainwindow.py" line="276"/>
         <source>Add Mail Account…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="274"/>
+        <location filename="../mainwindow.py" line="277"/>
         <source>Account Settings…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="275"/>
+        <location filename="../mainwindow.py" line="278"/>
         <source>Quit</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="276"/>
+        <location filename="../mainwindow.py" line="279"/>
         <source>Outbox…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="278"/>
+        <location filename="../mainwindow.py" line="281"/>
         <source>Mail</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="286"/>
+        <location filename="../mainwindow.py" line="289"/>
         <source>&amp;File</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="291"/>
+        <location filename="../mainwindow.py" line="294"/>
         <source>&amp;Message</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="307"/>
-        <location filename="../mainwindow.py" line="344"/>
+        <location filename="../mainwindow.py" line="310"/>
+        <location filename="../mainwindow.py" line="349"/>
         <source>All Inboxes</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="327"/>
+        <location filename="../mainwindow.py" line="332"/>
         <source>Inbox</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="440"/>
+        <location filename="../mainwindow.py" line="457"/>
         <source>Saved {names}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="480"/>
+        <location filename="../mainwindow.py" line="498"/>
         <source>Message sent</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="482"/>
+        <location filename="../mainwindow.py" line="500"/>
         <source>Not sent yet; it stays in the outbox and goes out as soon as the server can be reached.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="487"/>
+        <location filename="../mainwindow.py" line="505"/>
         <location filename="../outbox.py" line="82"/>
         <source>Outbox</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="524"/>
+        <location filename="../mainwindow.py" line="542"/>
         <source>Outbox: {n}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="526"/>
+        <location filename="../mainwindow.py" line="544"/>
         <source>{n} need your decision</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="527"/>
+        <location filename="../mainwindow.py" line="545"/>
         <location filename="../outbox.py" line="35"/>
         <source>Waiting to be sent</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="581"/>
+        <location filename="../mainwindow.py" line="599"/>
         <source>Move To</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="656"/>
+        <location filename="../mainwindow.py" line="674"/>
         <source>Getting mail…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="696"/>
+        <location filename="../mainwindow.py" line="714"/>
         <source>{account}: checking {folder}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="700"/>
+        <location filename="../mainwindow.py" line="718"/>
         <source>{account}: {folder}: {done}{of} messages downloaded</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="708"/>
+        <location filename="../mainwindow.py" line="726"/>
         <source>{account}: sending “{subject}”</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="721"/>
+        <location filename="../mainwindow.py" line="739"/>
         <source>1 new message in {account}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="721"/>
+        <location filename="../mainwindow.py" line="739"/>
         <source>{n} new messages in {account}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="733"/>
+        <location filename="../mainwindow.py" line="751"/>
         <source>{account}: {what}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="736"/>
+        <location filename="../mainwindow.py" line="754"/>
         <source>Up to date</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="736"/>
+        <location filename="../mainwindow.py" line="754"/>
         <source>1 new message</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="737"/>
+        <location filename="../mainwindow.py" line="755"/>
         <source>{n} new messages</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="750"/>
+        <location filename="../mainwindow.py" line="768"/>
         <source>Online</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="750"/>
+        <location filename="../mainwindow.py" line="768"/>
         <source>Offline</source>
         <translation type="unfinished"></translation>
     </message>
