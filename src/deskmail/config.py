@@ -177,8 +177,9 @@ def _account(file: Path, text: str, name: str, data: Any) -> Account:
         raise
 
 
-# The account options there are, with their types (POP3 only, so far: see deskmail.sync.pop3_sync).
-OPTIONS: dict[str, type] = {"leave_on_server": bool, "delete_after_days": int, "delete_when_deleted_here": bool}
+# The account options there are, with their types (POP3: see deskmail.sync.pop3_sync; OAuth2: deskmail.oauth2).
+OPTIONS: dict[str, type] = {"leave_on_server": bool, "delete_after_days": int, "delete_when_deleted_here": bool,
+                            "oauth2_provider": str, "oauth2_mechanism": str}
 
 
 def _options(reader: _Reader) -> dict[str, Any]:
