@@ -182,7 +182,8 @@ def test_revoked_sign_in_asks_to_sign_in_again_once(sandbox: Any, mail_user: Any
     assert answer.status_code == 200
     checks = auth_server.store.introspections
     run = app.sync()
-    [(name, error)] = run.failures.items() if isinstance(run.failures, dict) else run.failures
+    assert list(run.failures) == ["acct"]
+    error = run.failures["acct"]
     assert error.code == "oauth_sign_in_again"
     assert "sign in again" in str(error).lower()
     # One refused login (the revoked access token), one refused refresh, and no more.
@@ -269,3 +270,35 @@ def test_cli_add_login_and_nothing_secret_on_disk(sandbox: Any, mail_user: Any, 
         xoauth2 = f"user={mail_user.email}\x01auth=Bearer {secret}\x01\x01".encode()
         for form in (secret.encode(), base64.b64encode(xoauth2), base64.b64encode(secret.encode())):
             assert form not in everything
+
+
+def login_codes(app: Deskmail, acct: Account) -> dict[str, str]:
+    try:
+        token = app.password(acct)
+    except DeskmailError:
+        token = None
+    report = app.doctor(acct, token)
+    return {f.server.value: f.code.value for f in report.findings if f.step.value == "login"}
+
+
+def test_doctor_checks_the_sign_in(sandbox: Any, mail_user: Any, home: Home, auth_server: AuthServer) -> None:
+    app = app_for(home)
+    acct = app.add_account(app.oauth2_sign_in(account(sandbox, mail_user), open_url=browser))
+    assert set(login_codes(app, acct).values()) == {"ok"}
+
+    stored = tokens.load("acct")
+    assert stored is not None
+    requests.post(auth_server.url + "/revoke", data={"token": stored.refresh_token, "client_id": "deskmail"},
+                  timeout=10)
+    assert set(login_codes(app, acct).values()) == {"oauth_token_expired"}
+
+    write_settings(home, auth_server, client="")
+    assert set(login_codes(app, acct).values()) == {"oauth_client_missing"}
+
+
+def test_doctor_names_a_missing_scope(sandbox: Any, mail_user: Any, home: Home, auth_server: AuthServer) -> None:
+    write_settings(home, auth_server, scope="profile")
+    app = app_for(home)
+    acct = app.add_account(app.oauth2_sign_in(account(sandbox, mail_user), open_url=browser, verify=False))
+    write_settings(home, auth_server)  # the provider needs "mail"; the sign-in was granted "profile" only
+    assert set(login_codes(app, acct).values()) == {"oauth_scope_missing"}
