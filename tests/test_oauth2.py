@@ -237,35 +237,52 @@ def test_state_is_checked_and_one_request_only(sandbox: Any, mail_user: Any, hom
     assert tokens.load("acct") is None  # nothing was exchanged, nothing kept
 
 
-def test_cli_add_login_and_nothing_secret_on_disk(sandbox: Any, mail_user: Any, home: Home,
-                                                  auth_server: AuthServer) -> None:
+def run_with_browser(home: Home, *args: str) -> str:
+    """Run the CLI; play the browser for the sign-in address it prints (--no-browser). Its stderr."""
     import subprocess
     import sys
 
-    args = ["--debug", "account", "add", mail_user.email, "--name", "acct", "--imap-host", sandbox.host,
-            "--imap-port", str(sandbox.imaps_port), "--imap-security", "ssl", "--smtp-host", sandbox.host,
-            "--smtp-port", str(sandbox.submission_port), "--smtp-security", "starttls",
-            "--ca-file", str(sandbox.ca_file), "--oauth2", "--oauth2-provider", "local", "--no-browser"]
     env = {**os.environ, "DESKMAIL_HOME": str(home.root), "COLUMNS": "200", **home.env}
-    proc = subprocess.Popen([sys.executable, "-m", "deskmail", *args], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "deskmail", *args, "--no-browser"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None
-    deadline = time.monotonic() + 60
-    for line in proc.stdout:  # the URL is printed when no browser is opened
+    for line in proc.stdout:  # the address is printed on a line of its own
         if line.strip().startswith("http"):
             browser(line.strip())
             break
-        assert time.monotonic() < deadline
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, out + err
+    assert "Traceback" not in err
+    return err
+
+
+def test_cli_add_login_and_nothing_secret_on_disk(sandbox: Any, mail_user: Any, home: Home,
+                                                  auth_server: AuthServer) -> None:
+    run_with_browser(home, "--debug", "account", "add", mail_user.email, "--name", "acct", "--imap-host",
+                     sandbox.host, "--imap-port", str(sandbox.imaps_port), "--imap-security", "ssl", "--smtp-host",
+                     sandbox.host, "--smtp-port", str(sandbox.submission_port), "--smtp-security", "starttls",
+                     "--ca-file", str(sandbox.ca_file), "--oauth2-provider", "local")
     deliver(sandbox, mail_user, "cli oauth")
     sync = home.run("--debug", "sync")
     assert sync.returncode == 0, sync.stderr
     assert "AUTHENTICATE XOAUTH2 ****" in (home.root / "data" / "logs" / "debug.log").read_text()
+    assert home.run("sync").returncode == 0  # the command line's fast start-up path signs in too
+
+    # Revoked at the provider: the sync says to sign in again (and how); `account login` mends it.
+    stored = tokens.load("acct")
+    assert stored is not None
+    requests.post(auth_server.url + "/revoke", data={"token": stored.refresh_token, "client_id": "deskmail"},
+                  timeout=10)
+    failed = home.run("sync")
+    assert failed.returncode != 0 and "deskmail account login" in failed.stderr
+    assert "sign in again" in failed.stderr.lower() and "Traceback" not in failed.stderr
+    run_with_browser(home, "--debug", "account", "login", "acct")
+    assert home.run("--debug", "sync").returncode == 0
 
     secrets = [s for t in auth_server.tokens_of(mail_user.email) for s in (t.access_token, t.refresh_token) if s]
-    assert secrets
+    assert len(secrets) >= 4
     everything = home.all_bytes()
+    assert b"#oauth2" not in everything and b"Bearer" not in everything
     for secret in secrets:
         xoauth2 = f"user={mail_user.email}\x01auth=Bearer {secret}\x01\x01".encode()
         for form in (secret.encode(), base64.b64encode(xoauth2), base64.b64encode(secret.encode())):
