@@ -326,6 +326,18 @@ def verify_candidates(
             on_event(Skipped(candidate))
             continue
         on_event(Trying(candidate))
+        if candidate.account.incoming.auth == "oauth2" or candidate.account.outgoing.auth == "oauth2":
+            # A typed password is never sent as a bearer token, and such a provider refuses passwords.
+            exc = AuthError(
+                f"{candidate.account.incoming.host} accepts only OAuth2 sign-in, not a password",
+                "the provider has turned off password logins for mail programs",
+                "sign in with OAuth2 in the browser instead",
+                code=Code.OAUTH_REQUIRED, host=candidate.account.incoming.host,
+            )
+            outcome.rejected = exc
+            outcome.failures.append((candidate, exc))
+            on_event(DidNotWork(candidate, exc))
+            return outcome
         try:
             verify_account(candidate.account, password, timeout=timeout,
                            on_checked=partial(_report_checked, on_event, candidate))

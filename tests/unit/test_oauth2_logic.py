@@ -133,3 +133,22 @@ def test_tokens_keep_the_refresh_token_a_refresh_leaves_out() -> None:
     second = Tokens.from_response({"access_token": "a2", "expires_in": 60}, "mail", first)
     assert second.refresh_token == "r1" and second.expiring()
     assert "a2" not in repr(second) and "r1" not in repr(second)
+
+
+def test_a_typed_password_is_never_sent_to_an_oauth2_only_server() -> None:
+    from deskmail.secrets import Secret
+    from deskmail.setup import Candidate, verify_candidates
+
+    inc = ServerSettings(Protocol.IMAP, "outlook.office365.com", 993, Security.SSL, "o@outlook.com", auth="oauth2")
+    out = ServerSettings(Protocol.SMTP, "smtp-mail.outlook.com", 587, Security.STARTTLS, "o@outlook.com",
+                         auth="oauth2")
+    # An unroutable port: a connection attempt would fail with a network error, not the code below.
+    candidate = Candidate(Account("o", "o@outlook.com", "", replace_port(inc), out), "the provider database")
+    outcome = verify_candidates([candidate], Secret("pw"), confirm=lambda c: True)
+    assert not outcome.ok and outcome.rejected is not None and outcome.rejected.code == "oauth_required"
+
+
+def replace_port(s: ServerSettings) -> ServerSettings:
+    from dataclasses import replace
+
+    return replace(s, host="127.0.0.1", port=9)

@@ -71,7 +71,8 @@ CLI_HINTS: dict[str, str] = {
     Code.OAUTH_TOKEN_EXPIRED: "run `deskmail account login ACCOUNT`; `deskmail doctor` tells more",
     Code.OAUTH_SCOPE_MISSING: "run `deskmail account login ACCOUNT` and allow access to mail",
     Code.OAUTH_SIGN_IN_FAILED: "run `deskmail account login ACCOUNT` (--device for a code to type elsewhere)",
-    Code.OAUTH_CLIENT_MISSING: "or add the account with --no-oauth2 and an app password",
+    Code.OAUTH_CLIENT_MISSING: "where the provider also takes app passwords (Google, Yahoo, AOL), --no-oauth2 "
+    "uses one instead",
     Code.AUTH_NOT_ENABLED: "add the account again with --smtp-auth, or edit smtp auth_required in accounts.toml",
 }
 
