@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
+from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidRequestError
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
@@ -296,7 +297,11 @@ def build(store: Store) -> Flask:
     @app.get("/authorize")
     def authorize() -> Any:
         user = request.args.get("login_hint") or "nobody@example.test"
-        return server.create_authorization_response(grant_user=user)
+        try:  # what a consent page would validate before showing itself (PKCE included)
+            grant = server.get_consent_grant(end_user=user)
+        except OAuth2Error as error:
+            return server.handle_error_response(None, error)
+        return server.create_authorization_response(grant_user=user, grant=grant)
 
     @app.post("/token")
     def token() -> Any:

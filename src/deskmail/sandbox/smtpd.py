@@ -310,9 +310,14 @@ async def serve(config: SmtpdConfig, submission: list[socket.socket], smtps: lis
         "authenticator": handler.authenticate,
     }
 
+    def bearer_off() -> list[str]:
+        # XOAUTH2 / OAUTHBEARER are offered once Sandbox.enable_oauth2 wrote the file, as Dovecot offers them.
+        enabled = config.oauth2_file is not None and config.oauth2_file.exists()
+        return [] if enabled else ["XOAUTH2", "OAUTHBEARER"]
+
     def submission_factory() -> SandboxSMTP:
         return SandboxSMTP(handler, listener="submission", tls_context=tls, require_starttls=True,
-                           auth_require_tls=True, **common)
+                           auth_require_tls=True, auth_exclude_mechanism=bearer_off(), **common)
 
     def smtps_factory() -> SandboxSMTP:
         # The whole connection is TLS, but aiosmtpd only knows about STARTTLS: without
@@ -320,7 +325,7 @@ async def serve(config: SmtpdConfig, submission: list[socket.socket], smtps: lis
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return SandboxSMTP(handler, listener="smtps", tls_context=None, require_starttls=False,
-                               auth_require_tls=False, **common)
+                               auth_require_tls=False, auth_exclude_mechanism=bearer_off(), **common)
 
     loop = asyncio.get_running_loop()
     servers = [await loop.create_server(submission_factory, sock=s) for s in submission]
