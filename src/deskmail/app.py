@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from deskmail.discovery import DiscoveryResult
     from deskmail.doctor.report import Finding, Report
     from deskmail.events import CancelToken, Listener
+    from deskmail.oauth2.flows import DeviceCode
+    from deskmail.oauth2.providers import OAuth2Provider
     from deskmail.outbox.compose import Draft
     from deskmail.outbox.deliver import FlushResult
     from deskmail.outbox.drafts import DraftInfo, LocalDrafts, ServerDrafts
@@ -177,7 +179,7 @@ class Deskmail:
         with self._lock:
             accounts = self.accounts()
             _check_new(account.name, accounts)
-            if account.password.kind == "keyring":
+            if account.password.kind == "keyring" and account.incoming.auth != "oauth2":
                 if password is None:
                     raise UsageError("No password given for the keyring", code=Code.NO_PASSWORD, account=account.name)
                 from deskmail.secrets import store_in_keyring
@@ -206,9 +208,11 @@ class Deskmail:
             del accounts[a.name]
             config.save_accounts(accounts, self.paths)
         if a.password.kind == "keyring":
+            from deskmail.oauth2.tokens import forget
             from deskmail.secrets import delete_from_keyring
 
             delete_from_keyring(a.name)
+            forget(a.name)
         mail = self.paths.mail_dir / a.name
         return RemovedAccount(a, mail if mail.is_dir() else None)
 
@@ -229,6 +233,45 @@ class Deskmail:
         if account.password.kind != "keyring":
             account = self.update_account(replace(account, password=PasswordSource("keyring")))
         return account
+
+    # --- OAuth2 sign-in (docs/oauth2.md) ---------------------------------------------------------------
+
+    def oauth2_provider(self, account: Account) -> OAuth2Provider | None:
+        """Who issues the account's tokens (built in, or from deskmail.toml); None when nobody known does."""
+        from deskmail.oauth2.providers import provider_for
+
+        return provider_for(account, self.paths)
+
+    def use_oauth2(self, account: Account, choice: bool | None = True) -> Account:
+        """``account`` set to sign in with OAuth2 (True), a password (False), or as its provider needs (None);
+        not saved. Raises ``oauth_client_missing`` when OAuth2 is wanted and no client ID is configured."""
+        from deskmail import setup
+
+        return setup.with_oauth2(account, choice, self.paths)
+
+    def oauth2_sign_in(self, account: Account | str | None = None, *,
+                       open_url: Callable[[str], None] | None = None,
+                       show_code: Callable[[DeviceCode], None] | None = None, device: bool = False,
+                       cancel: CancelToken | None = None, timeout: float = 300.0, verify: bool = True) -> Account:
+        """Sign the account in with OAuth2 and keep the tokens in the keyring (also "sign in again").
+
+        ``account``: a saved account's name (its settings are switched to OAuth2 if they were not), or an
+        unsaved :class:`Account` (the wizard: sign in, then :meth:`add_account` without a password).
+        In the browser: ``open_url(url)`` must show the page (the loopback listener waits ``timeout``
+        seconds for it); with ``device``: ``show_code(code)`` shows what to type where. Both are called
+        from this (worker) thread. With ``verify`` both servers are logged in to afterwards. Safe to
+        call from a worker thread; ``cancel`` stops the wait.
+        """
+        from deskmail import setup
+
+        saved = not isinstance(account, Account)
+        target = self.account(account) if not isinstance(account, Account) else account
+        switched = setup.with_oauth2(target, True, self.paths)
+        setup.oauth2_sign_in(switched, self.paths, open_url=open_url, show_code=show_code, device=device,
+                             cancel=cancel, timeout=timeout, verify=verify)
+        if saved and switched != target:
+            self.update_account(switched)
+        return switched
 
     # --- sync ------------------------------------------------------------------------------------
 

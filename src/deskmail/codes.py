@@ -60,6 +60,9 @@ class Code(StrEnum):
     ACCOUNT_DISABLED = "account_disabled"
     TOO_MANY_CONNECTIONS = "too_many_connections"
     OAUTH_REQUIRED = "oauth_required"
+    OAUTH_CLIENT_MISSING = "oauth_client_missing"
+    OAUTH_TOKEN_EXPIRED = "oauth_token_expired"
+    OAUTH_SCOPE_MISSING = "oauth_scope_missing"
     AUTH_NOT_ENABLED = "auth_not_enabled"
     AUTH_NOT_OFFERED = "auth_not_offered"
     # send / round trip
@@ -123,6 +126,8 @@ class Code(StrEnum):
     NO_PASSWORD = "no_password"
     NO_KEYRING = "no_keyring"
     NO_PASSWORD_STORED = "no_password_stored"
+    OAUTH_SIGN_IN_AGAIN = "oauth_sign_in_again"
+    OAUTH_SIGN_IN_FAILED = "oauth_sign_in_failed"
     # network and security (the doctor's codes above name the finer causes)
     NETWORK = "network"
     SECURITY = "security"
@@ -183,6 +188,11 @@ MEANINGS: dict[Code, str] = {
     Code.ACCOUNT_DISABLED: "the provider has disabled, locked or not enabled this access",
     Code.TOO_MANY_CONNECTIONS: "too many simultaneous connections or login attempts",
     Code.OAUTH_REQUIRED: "the provider only accepts OAuth (browser sign-in), not passwords",
+    Code.OAUTH_CLIENT_MISSING: "OAuth2 sign-in needs a client ID registered with the provider, and none is "
+    "configured (docs/oauth2.md)",
+    Code.OAUTH_TOKEN_EXPIRED: "the server refused the OAuth2 access token, also after a refresh (expired, revoked, "
+    "another user's, or mail access off)",
+    Code.OAUTH_SCOPE_MISSING: "the OAuth2 token was not granted the permission (scope) the mail server needs",
     Code.AUTH_NOT_ENABLED: "the server requires SMTP authentication but the account does not log in",
     Code.AUTH_NOT_OFFERED: "the account logs in to SMTP but the server offers no authentication",
     Code.RELAY_DENIED: "the outgoing server refuses to send to outside addresses",
@@ -242,6 +252,8 @@ MEANINGS: dict[Code, str] = {
     Code.NO_PASSWORD: "the account's password source gave no password",
     Code.NO_KEYRING: "no usable system keyring can hold the password",
     Code.NO_PASSWORD_STORED: "the keyring holds no password for the account",
+    Code.OAUTH_SIGN_IN_AGAIN: "the OAuth2 sign-in is no longer valid (revoked, expired or never done): sign in again",
+    Code.OAUTH_SIGN_IN_FAILED: "the OAuth2 sign-in in the browser (or with a device code) did not complete",
     Code.NETWORK: "the server cannot be reached or the connection broke",
     Code.SECURITY: "the connection would not be secure enough",
     Code.STORE_ERROR: "the local mail store cannot be read or written",
@@ -300,6 +312,9 @@ DOCTOR_CODES = frozenset(Code(c) for c in (
     "account_disabled",
     "too_many_connections",
     "oauth_required",
+    "oauth_client_missing",
+    "oauth_token_expired",
+    "oauth_scope_missing",
     "auth_not_enabled",
     "auth_not_offered",
     "relay_denied",

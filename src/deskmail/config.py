@@ -179,9 +179,10 @@ def _account(file: Path, text: str, name: str, data: Any) -> Account:
 
 
 # The account options there are, with their types: POP3's (see deskmail.sync.pop3_sync), the seconds a sync
-# waits for the server (Account.timeout) and the seconds the outgoing server has to answer (docs/outbox.md).
+# waits for the server (Account.timeout), the seconds the outgoing server has to answer (docs/outbox.md) and
+# OAuth2's (deskmail.oauth2).
 OPTIONS: dict[str, type] = {"leave_on_server": bool, "delete_after_days": int, "delete_when_deleted_here": bool,
-                            "timeout": int, "send_timeout": int}
+                            "timeout": int, "send_timeout": int, "oauth2_provider": str, "oauth2_mechanism": str}
 
 
 def _options(reader: _Reader) -> dict[str, Any]:

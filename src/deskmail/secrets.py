@@ -10,7 +10,8 @@ structure (:mod:`deskmail.protocol.core`), not by masking text afterwards.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from deskmail.codes import Code
 from deskmail.errors import SecretError
@@ -21,9 +22,16 @@ KEYRING_SERVICE = "deskmail"
 
 @dataclass(frozen=True, slots=True, repr=False)
 class Secret:
-    """A password that does not show itself in repr/str (tracebacks, debug dumps)."""
+    """A password (or an OAuth2 access token) that does not show itself in repr/str (tracebacks, debug dumps).
+
+    For an access token, ``renew`` gives a fresh one: a protocol adapter asks for it once when a server
+    refuses this one, never more (no loop of failed logins). ``scope``: the scopes the token was granted
+    (space-separated, "" when unknown), to name a missing scope when a server refuses the token.
+    """
 
     value: str
+    renew: Callable[[], Secret] | None = field(default=None, compare=False)
+    scope: str = field(default="", compare=False)
 
     def __repr__(self) -> str:
         return "Secret('****')"
@@ -187,7 +195,17 @@ def _from_command(source: PasswordSource) -> str:
 
 
 def get_password(account: Account) -> Secret:
+    """The password, or for an OAuth2 account its access token.
+
+    An OAuth2 account with a password command or variable gets its access token from there (an
+    external token helper); otherwise from its sign-in in the keyring, refreshed as needed.
+    """
     source = account.password
+    if account.incoming.auth == "oauth2" and source.kind == "keyring":
+        from deskmail.config import paths
+        from deskmail.oauth2.tokens import access_token
+
+        return access_token(account, paths())
     if source.kind == "env":
         value = os.environ.get(source.env, "")
         if not value:

@@ -20,7 +20,10 @@ from deskmail.model import Account, PasswordSource, Protocol, Security, ServerSe
 from deskmail.secrets import Secret
 
 if TYPE_CHECKING:
+    from deskmail.config import Paths
     from deskmail.discovery.ispdb import Requirement
+    from deskmail.events import CancelToken
+    from deskmail.oauth2.flows import DeviceCode
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,6 +326,18 @@ def verify_candidates(
             on_event(Skipped(candidate))
             continue
         on_event(Trying(candidate))
+        if candidate.account.incoming.auth == "oauth2" or candidate.account.outgoing.auth == "oauth2":
+            # A typed password is never sent as a bearer token, and such a provider refuses passwords.
+            exc = AuthError(
+                f"{candidate.account.incoming.host} accepts only OAuth2 sign-in, not a password",
+                "the provider has turned off password logins for mail programs",
+                "sign in with OAuth2 in the browser instead",
+                code=Code.OAUTH_REQUIRED, host=candidate.account.incoming.host,
+            )
+            outcome.rejected = exc
+            outcome.failures.append((candidate, exc))
+            on_event(DidNotWork(candidate, exc))
+            return outcome
         try:
             verify_account(candidate.account, password, timeout=timeout,
                            on_checked=partial(_report_checked, on_event, candidate))
@@ -343,3 +358,75 @@ def verify_candidates(
 
 def _report_checked(on_event: Callable[[SetupEvent], None], candidate: Candidate, server: str) -> None:
     on_event(Checked(candidate, server))
+
+
+# --- OAuth2 ----------------------------------------------------------------------------------------
+
+
+def with_oauth2(account: Account, choice: bool | None, paths: Paths) -> Account:
+    """The account set to sign in with OAuth2, or with a password.
+
+    ``choice`` True/False: as the person said (``--oauth2`` / ``--no-oauth2``). None: OAuth2 when the
+    provider requires it (then a missing client registration is the error to show), or when the provider
+    offers it, a client is configured and no password source was given. Raises ``oauth_client_missing``
+    when OAuth2 is wanted and no client ID is configured.
+    """
+    from deskmail.oauth2.providers import client_for, provider_for
+
+    required = account.incoming.auth == "oauth2" or account.outgoing.auth == "oauth2"
+    provider = provider_for(account, paths)
+    if choice is None:
+        if required:
+            choice = True
+        elif provider is None or account.password.kind != "keyring":
+            choice = False
+        else:
+            try:
+                client_for(provider, paths)
+            except DeskmailError:
+                choice = False
+            else:
+                choice = True
+    if not choice:
+        return replace(account, incoming=replace(account.incoming, auth="password"),
+                       outgoing=replace(account.outgoing, auth="password"),
+                       options={k: v for k, v in account.options.items() if not k.startswith("oauth2_")})
+    if provider is None:
+        raise UsageError(
+            f"No OAuth2 provider is known for {account.incoming.host}",
+            "deskmail knows Google, Microsoft, Yahoo and AOL, and those added in deskmail.toml",
+            "add the provider's endpoints under [oauth2.<name>] in deskmail.toml (docs/oauth2.md), or sign in "
+            "with a password",
+            code=Code.OAUTH_CLIENT_MISSING, account=account.name,
+        )
+    client_for(provider, paths)
+    options = {**account.options, "oauth2_provider": provider.id,
+               "oauth2_mechanism": account.options.get("oauth2_mechanism", provider.mechanism)}
+    return replace(account, incoming=replace(account.incoming, auth="oauth2"),
+                   outgoing=replace(account.outgoing, auth="oauth2"), options=options)
+
+
+def oauth2_sign_in(account: Account, paths: Paths, *, open_url: Callable[[str], None] | None,
+                   show_code: Callable[[DeviceCode], None] | None, device: bool, cancel: CancelToken | None,
+                   timeout: float, verify: bool) -> None:
+    """Sign in (browser or device code), keep the tokens in the keyring, then log in to both servers."""
+    from deskmail.oauth2 import flows, tokens
+    from deskmail.oauth2.providers import client_for, provider_for
+
+    account = with_oauth2(account, True, paths)  # the clear error when no provider or client is known
+    provider = provider_for(account, paths)
+    assert provider is not None  # with_oauth2 found it
+    client = client_for(provider, paths)
+    scope = provider.scope_for(account)
+    if device:
+        if show_code is None:
+            raise UsageError("Signing in with a device code needs a way to show the code", code=Code.USAGE)
+        answer = flows.authorize_on_device(provider, client, scope, show_code=show_code, cancel=cancel)
+    else:
+        if open_url is None:
+            raise UsageError("Signing in in the browser needs a way to open the page", code=Code.USAGE)
+        answer = flows.authorize_in_browser(provider, client, scope, login_hint=account.email, open_url=open_url,
+                                            cancel=cancel, timeout=timeout)
+    tokens.save(account.name, tokens.Tokens.from_response(answer, scope))
+    if verify:
+        verify_account(account, tokens.access_token(account, paths))

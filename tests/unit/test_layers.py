@@ -18,7 +18,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("services", ("deskmail.setup", "deskmail.mailbox", "deskmail.discovery", "deskmail.doctor", "deskmail.sync",
                   "deskmail.outbox", "deskmail.render", "deskmail.search")),
     ("protocol, store, net", ("deskmail.protocol", "deskmail.store", "deskmail.net", "deskmail.secrets",
-                              "deskmail.config", "deskmail.dirs", "deskmail.durable")),
+                              "deskmail.oauth2", "deskmail.config", "deskmail.dirs", "deskmail.durable")),
     ("model", ("deskmail.model", "deskmail.errors", "deskmail.events", "deskmail.codes", "deskmail")),
 ]
 

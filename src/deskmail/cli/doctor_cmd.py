@@ -10,7 +10,7 @@ import typer
 from deskmail.app import Deskmail
 from deskmail.cli import options as opt
 from deskmail.cli.ui import err, out, safe
-from deskmail.errors import SecretError, UsageError
+from deskmail.errors import ConfigError, SecretError, UsageError
 from deskmail.model import Account
 from deskmail.secrets import Secret
 
@@ -80,8 +80,9 @@ def register(app: typer.Typer) -> None:
         else:
             try:
                 password = app_.password(target)
-            except SecretError as exc:
-                err.print(f"[yellow]No password:[/] {safe(exc)} The login checks are skipped.", highlight=False)
+            except (SecretError, ConfigError) as exc:
+                if target.incoming.auth != "oauth2":  # an OAuth2 account's login step names the problem itself
+                    err.print(f"[yellow]No password:[/] {safe(exc)} The login checks are skipped.", highlight=False)
         if password is None and not json_out:
             err.print("[yellow]Without a password the login and sending checks are skipped.[/]")
         if not show_doctor(app_, target, password, send_test=send_test, round_trip=round_trip, json_out=json_out):

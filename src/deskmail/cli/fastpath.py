@@ -511,7 +511,12 @@ def run(name: str | None, quiet: bool) -> int:
     for account_name, failure in result.failures.items():
         prefix = f"{account_name}: " if len(targets) > 1 else ""
         sys.stderr.write(f"Error: {prefix}{failure}\n")
+        if failure.code in _SIGN_IN_CODES:  # (cli.main's CLI_HINTS would cost Typer's import here)
+            sys.stderr.write(f"At the command line: run `deskmail account login {account_name}`.\n")
     return next(iter(result.failures.values())).exit_code if result.failures else 0
+
+
+_SIGN_IN_CODES = ("oauth_sign_in_again", "oauth_token_expired", "oauth_scope_missing")
 
 
 def hints(result: SyncRun) -> list[str]:

@@ -11,7 +11,7 @@ import json
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import click
 import typer
@@ -25,6 +25,9 @@ from deskmail.errors import AuthError, DeskmailError, UsageError
 from deskmail.model import Account, PasswordSource, email_domain
 from deskmail.secrets import Secret
 from deskmail.setup import Candidate, Checked, DidNotWork, ManualSettings, SetupEvent, Skipped, Trying
+
+if TYPE_CHECKING:
+    from deskmail.oauth2.flows import DeviceCode
 
 app = typer.Typer(
     help="deskmail: your mailbox on your desktop. Set up, send, receive, diagnose.",
@@ -67,6 +70,12 @@ CLI_HINTS: dict[str, str] = {
     Code.TLS_MODE_MISMATCH: _DOCTOR,
     Code.AUTH_FAILED: _DOCTOR,
     Code.GREETING_REFUSED: _DOCTOR,
+    Code.OAUTH_SIGN_IN_AGAIN: "run `deskmail account login ACCOUNT`",
+    Code.OAUTH_TOKEN_EXPIRED: "run `deskmail account login ACCOUNT`; `deskmail doctor` tells more",
+    Code.OAUTH_SCOPE_MISSING: "run `deskmail account login ACCOUNT` and allow access to mail",
+    Code.OAUTH_SIGN_IN_FAILED: "run `deskmail account login ACCOUNT` (--device for a code to type elsewhere)",
+    Code.OAUTH_CLIENT_MISSING: "where the provider also takes app passwords (Google, Yahoo, AOL), --no-oauth2 "
+    "uses one instead",
     Code.AUTH_NOT_ENABLED: "add the account again with --smtp-auth, or edit smtp auth_required in accounts.toml",
 }
 
@@ -165,6 +174,14 @@ def account_add(
     allow_plaintext_password: opt.AllowPlaintext = False,
     verify: Annotated[bool, typer.Option("--verify/--no-verify", help="Log in to both servers before saving.")] = True,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Accept servers found by probing or plain HTTP.")] = False,
+    oauth2: Annotated[bool | None, typer.Option(
+        "--oauth2/--no-oauth2", help="Sign in with OAuth2 in the browser, or with a password (default: OAuth2 "
+        "when the provider requires it or a client ID is configured; docs/oauth2.md).", show_default=False)] = None,
+    oauth2_provider: Annotated[str | None, typer.Option(
+        "--oauth2-provider", help="The OAuth2 provider (google, microsoft, yahoo, aol, or one of deskmail.toml); "
+        "default: the one serving the account's servers.")] = None,
+    device: opt.DeviceCode = False,
+    browser: opt.OpenBrowser = True,
     json_out: opt.JsonOut = False,
 ) -> None:
     """Add the account of EMAIL. Known providers (e.g. Spectrum) need only the address and password."""
@@ -200,6 +217,18 @@ def account_add(
     for note in candidates[0].notes[:1] if not settings.has_servers else ():
         err.print(f"[dim]Note: {safe(note)}[/]", highlight=False)
     account = candidates[0].account
+    if oauth2_provider:
+        account = replace(account, options={**account.options, "oauth2_provider": oauth2_provider})
+    account = app_.use_oauth2(account, True if oauth2_provider and oauth2 is None else oauth2)
+    if account.incoming.auth == "oauth2":
+        app_.check_keyring()  # the tokens go there: the clear "no keyring" error before the browser opens
+        account = _sign_in(app_, account, device=device, browser=browser, verify=verify)
+        app_.add_account(account)
+        if json_out:
+            _emit_json(_account_dict(account))
+        else:
+            out.print(f"Account [bold]{safe(account.name)}[/] saved (signed in with OAuth2).")
+        return
     secret = _obtain_password(app_, account, password_stdin, interactive)
     if verify:
         account = _verify_candidates(app_, candidates, secret, interactive, yes)
@@ -211,6 +240,28 @@ def account_add(
         _emit_json(_account_dict(account))
     else:
         out.print(f"Account [bold]{safe(account.name)}[/] saved.")
+
+
+def _sign_in(app_: Deskmail, account: Account | str | None, *, device: bool, browser: bool,
+             verify: bool = True) -> Account:
+    """The OAuth2 sign-in at the terminal: the page's address printed (and opened), or the device code shown."""
+
+    def open_url(url: str) -> None:
+        err.print("Sign in in your browser. If it does not open, open this address:", highlight=False)
+        out.print(safe(url), soft_wrap=True, highlight=False)
+        sys.stdout.flush()
+        if browser:
+            import webbrowser
+
+            webbrowser.open(url)
+
+    def show_code(code: DeviceCode) -> None:
+        err.print(f"On any device, open {safe(code.verification_uri)} and enter the code", highlight=False)
+        out.print(safe(code.user_code), soft_wrap=True, highlight=False)
+        sys.stdout.flush()
+
+    err.print("Waiting for the sign-in ...", highlight=False)
+    return app_.oauth2_sign_in(account, open_url=open_url, show_code=show_code, device=device, verify=verify)
 
 
 def _obtain_password(app_: Deskmail, account: Account, password_stdin: bool, interactive: bool) -> Secret:
@@ -339,6 +390,16 @@ def account_password(
     secret = _obtain_password(app_, replace(a, password=PasswordSource("keyring")), password_stdin, sys.stdin.isatty())
     a = app_.set_password(a.name, secret, verify=verify)
     out.print(f"Password of [bold]{safe(a.name)}[/] stored in the system keyring.")
+
+
+@account_app.command("login")
+def account_login(account: opt.AccountArg = None, device: opt.DeviceCode = False,
+                  browser: opt.OpenBrowser = True) -> None:
+    """Sign ACCOUNT in (again) with OAuth2; its tokens are kept in the keyring."""
+    app_ = dm()
+    app_.check_keyring()
+    signed_in = _sign_in(app_, app_.account(account).name, device=device, browser=browser)
+    out.print(f"Account [bold]{safe(signed_in.name)}[/] is signed in.")
 
 
 @account_app.command("remove")

@@ -36,3 +36,7 @@ AccountArg = Annotated[
 AccountOpt = Annotated[
     str | None, typer.Option("--account", "-a", help="Which account, by name or address (default: the only one).")
 ]
+DeviceCode = Annotated[bool, typer.Option(
+    "--device", help="OAuth2: sign in with a code typed on another device (where the provider allows it).")]
+OpenBrowser = Annotated[bool, typer.Option(
+    "--browser/--no-browser", help="OAuth2: open the sign-in page in the browser (the address is printed anyway).")]

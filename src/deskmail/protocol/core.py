@@ -530,3 +530,86 @@ def pop3_unstuff(line: str) -> str | None:
 
 def pop3_pass(password: str) -> list[Segment]:
     return [Segment(f"PASS {password}\r\n".encode(), "PASS ****")]
+
+
+# -- bearer tokens: SASL XOAUTH2 and OAUTHBEARER (RFC 7628) ----------------------------
+
+XOAUTH2, OAUTHBEARER = "XOAUTH2", "OAUTHBEARER"
+BEARER_MECHANISMS = (XOAUTH2, OAUTHBEARER)
+
+
+def bearer_mechanism(preferred: str, offered: Iterable[str]) -> str:
+    """The bearer mechanism to use: ``preferred`` when offered (or when the server lists none), else the other."""
+    names = {m.upper() for m in offered}
+    if preferred in names or not names & set(BEARER_MECHANISMS):
+        return preferred
+    return OAUTHBEARER if OAUTHBEARER in names else XOAUTH2
+
+
+def sasl_bearer(mechanism: str, user: str, token: str, host: str, port: int) -> bytes:
+    """The client's first SASL message (before base64) carrying ``token`` for ``user``."""
+    if mechanism == XOAUTH2:
+        return f"user={user}\x01auth=Bearer {token}\x01\x01".encode()
+    authzid = user.replace("=", "=3D").replace(",", "=2C")  # RFC 5801 saslname
+    return f"n,a={authzid},\x01host={host}\x01port={port}\x01auth=Bearer {token}\x01\x01".encode()
+
+
+def sasl_abort(mechanism: str) -> bytes:
+    """The answer to a server's error challenge that ends the exchange (base64 line, no CRLF).
+
+    XOAUTH2 wants an empty line; OAUTHBEARER a single ^A (RFC 7628 §3.2.3): a raw ^A is invalid base64.
+    """
+    return b"" if mechanism == XOAUTH2 else _b64encode(b"\x01")
+
+
+@dataclass(frozen=True, slots=True)
+class BearerRefusal:
+    """What a server's error challenge (base64 JSON, RFC 7628 §3.2.2) says about a refused token.
+
+    ``cause``: ``insufficient_scope`` (the token lacks the scope the server needs), ``invalid_token``
+    (expired, revoked or unknown: Google and Dovecot send status 401 for these) or ``invalid_request``.
+    """
+
+    status: str
+    scope: str = ""
+
+    @property
+    def cause(self) -> str:
+        status = self.status.lower()
+        if status in ("insufficient_scope", "403"):
+            return "insufficient_scope"
+        if status in ("invalid_request", "400"):
+            return "invalid_request"
+        return "invalid_token"
+
+
+def bearer_refusal(challenge: bytes | str) -> BearerRefusal:
+    """Decode a server's error challenge; whatever cannot be read counts as an invalid token."""
+    import json
+    from binascii import Error as B64Error
+    from binascii import a2b_base64
+
+    raw = challenge.encode("ascii", "replace") if isinstance(challenge, str) else challenge
+    try:
+        data = json.loads(a2b_base64(raw.strip()) if raw.strip() else b"{}")
+    except (B64Error, ValueError):
+        data = None
+    if not isinstance(data, dict):
+        return BearerRefusal("invalid_token")
+    return BearerRefusal(str(data.get("status", "invalid_token")), str(data.get("scope", "")))
+
+
+def imap_authenticate(tag: bytes, mechanism: str, message: bytes, *, sasl_ir: bool) -> list[Segment]:
+    """AUTHENTICATE with the first message inline when the server offers SASL-IR (RFC 4959), else after ``+``."""
+    t = tag.decode()
+    blob = _b64encode(message)
+    if sasl_ir:
+        return [Segment(b"%s AUTHENTICATE %s %s\r\n" % (tag, mechanism.encode(), blob),
+                        f"{t} AUTHENTICATE {mechanism} ****")]
+    return [Segment(b"%s AUTHENTICATE %s\r\n" % (tag, mechanism.encode()), f"{t} AUTHENTICATE {mechanism}"),
+            Segment(blob + b"\r\n", "****", after_go_ahead=True)]
+
+
+def pop3_auth(mechanism: str, message: bytes) -> Segment:
+    """POP3 AUTH with an initial response (RFC 5034)."""
+    return Segment(b"AUTH %s %s\r\n" % (mechanism.encode(), _b64encode(message)), f"AUTH {mechanism} ****")

@@ -42,7 +42,7 @@ from deskmail.model import Account, Security, ServerSettings
 from deskmail.net.connect import check_plaintext_policy, translate
 from deskmail.net.log import protocol_log
 from deskmail.net.tls import client_context
-from deskmail.protocol import core, utf7
+from deskmail.protocol import bearer, core, utf7
 from deskmail.protocol.imap_stream import FetchItem, Sink, SocketReader, Untagged, read_line, read_responses
 from deskmail.secrets import Secret
 
@@ -124,6 +124,7 @@ class ImapSession:
         # a response (cut, garbage, a caller that stopped reading) leaves the stream out of step, and
         # the next command would read the rest of this one's answer as its own.
         self.in_step = True
+        self._login_reply = b""  # the tagged OK of a bearer sign-in (its capabilities)
 
     # --- the wire ------------------------------------------------------------
 
@@ -277,6 +278,69 @@ class ImapSession:
         self._note_caps(seen.tagged)
         if not _caps_from(seen.tagged):
             self._refresh_caps()  # RFC 3501: capabilities may change at login
+
+    def _sign_in_bearer(self, token: Secret, preferred: str) -> None:
+        """AUTHENTICATE XOAUTH2 / OAUTHBEARER with an access token (SASL-IR when offered)."""
+        offered = [c[5:] for c in self._caps if c.startswith("AUTH=")]
+        mechanism = core.bearer_mechanism(preferred, offered)
+        bearer.sign_in(token, lambda t: self._bearer_attempt(mechanism, t), self.server)
+        if not self._note_caps_after_login():
+            self._refresh_caps()  # RFC 3501: capabilities may change at login
+
+    def _bearer_attempt(self, mechanism: str, token: Secret) -> core.BearerRefusal | None:
+        message = core.sasl_bearer(mechanism, self.server.username, token.reveal(), self.server.host,
+                                   self.server.port)
+        tag = self._tag()
+        seen = Untagged()
+        challenge = b""
+        try:
+            segments = core.imap_authenticate(tag, mechanism, message, sasl_ir="SASL-IR" in self._caps)
+            for segment in segments:
+                if segment.after_go_ahead:
+                    line = read_line(self._reader)
+                    if not line.startswith(b"+"):
+                        seen.tagged = line
+                        break
+                protocol_log.debug("C: %s", segment.shown)
+                self._send(segment.data)
+            if not seen.tagged:
+                line = read_line(self._reader)
+                while line.startswith(b"* "):
+                    seen.other.append(line[:1000])
+                    line = read_line(self._reader)
+                if line.startswith(b"+"):  # an error challenge: decode it, end the exchange, read the NO
+                    challenge = line[1:].strip()
+                    protocol_log.debug("S: + (error challenge, %d bytes)", len(challenge))
+                    protocol_log.debug("C: (end of the exchange)")
+                    self._send(core.sasl_abort(mechanism) + b"\r\n")
+                    for _ in read_responses(self._reader, tag, untagged=seen, check=False):
+                        pass
+                else:
+                    seen.tagged = line
+        except OSError as exc:
+            raise translate(exc, self.server) from exc
+        finally:
+            if protocol_log.enabled:
+                for said in (*seen.other, seen.tagged):
+                    protocol_log.debug("S: %s", _text(said).rstrip())
+        status = _status(seen.tagged)
+        if status == b"OK":
+            self._login_reply = seen.tagged
+            return None
+        if b"[UNAVAILABLE]" in seen.tagged.upper():
+            raise ProtocolError(
+                f"The IMAP server {self.server.host}:{self.server.port} could not check the sign-in now "
+                f"({_text(seen.tagged).strip()})",
+                "the server's connection to the provider's token service failed (a temporary fault there)",
+                "try again later; the sign-in is kept",
+                host=self.server.host, port=self.server.port,
+            )
+        return core.bearer_refusal(challenge)
+
+    def _note_caps_after_login(self) -> bool:
+        line, self._login_reply = self._login_reply, b""
+        self._note_caps(line)
+        return bool(_caps_from(line))
 
     # --- what the sync engine and the outbox use ---------------------------
 
@@ -672,7 +736,10 @@ def open_imap(account: Account, password: Secret, *, timeout: float = 30.0,
             assert ctx is not None  # only an SSL/TLS dial comes without a context
             session._starttls(ctx)
         if greeting.kind != core.IMAP_PREAUTH:
-            session._login(password)
+            if server.auth == "oauth2":
+                session._sign_in_bearer(password, bearer.preferred_mechanism(account))
+            else:
+                session._login(password)
     except BaseException:
         if session is not None:
             session._sock.close()

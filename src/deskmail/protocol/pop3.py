@@ -19,7 +19,7 @@ from deskmail.model import Account, Security, ServerSettings
 from deskmail.net.connect import check_plaintext_policy, translate, waiting_in_clear
 from deskmail.net.log import protocol_log
 from deskmail.net.tls import client_context
-from deskmail.protocol import core
+from deskmail.protocol import bearer, core
 from deskmail.protocol.imap_stream import Sink
 from deskmail.secrets import Secret
 
@@ -40,6 +40,26 @@ class _LoggedMixin:
             return self._getresp()
         finally:
             self._secret = None
+
+    def auth_bearer(self, mechanism: str, message: bytes) -> tuple[bytes, bytes]:
+        """AUTH with an initial response (RFC 5034): (the final status line, the error challenge or b"").
+
+        Sent and logged by structure, like PASS; an error challenge (``+ <base64 JSON>``) is answered
+        with the mechanism's abort so the server ends the exchange with its -ERR.
+        """
+        segment = core.pop3_auth(mechanism, message)
+        protocol_log.debug("C: %s", segment.shown)
+        self._putline(segment.data[:-2])  # type: ignore[attr-defined]
+        line: bytes = self._getline()[0]  # type: ignore[attr-defined]
+        challenge = b""
+        if line.startswith(b"+ ") or line == b"+":
+            challenge = line[1:].strip()
+            protocol_log.debug("S: + (error challenge, %d bytes)", len(challenge))
+            protocol_log.debug("C: (end of the exchange)")
+            self._putline(core.sasl_abort(mechanism))  # type: ignore[attr-defined]
+            line = self._getline()[0]  # type: ignore[attr-defined]
+        protocol_log.debug("S: %s", line.decode("utf-8", "replace"))
+        return line, challenge
 
     def user(self, user: str) -> bytes:
         self._deskmail_user = user
@@ -203,8 +223,11 @@ def open_pop3(account: Account, password: Secret, *, timeout: float = 30.0) -> I
         try:
             if server.security is Security.STARTTLS:
                 _stls(pop, server, ctx)
-            pop.user(server.username)
-            pop.pass_(password.reveal())
+            if server.auth == "oauth2":
+                _sign_in_bearer(pop, server, password, bearer.preferred_mechanism(account))
+            else:
+                pop.user(server.username)
+                pop.pass_(password.reveal())
         except poplib.error_proto as exc:
             text = exc.args[0].decode("utf-8", "replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
             raise AuthError(
@@ -219,6 +242,32 @@ def open_pop3(account: Account, password: Secret, *, timeout: float = 30.0) -> I
         yield session
     finally:
         session.quit()
+
+
+def _sign_in_bearer(pop: poplib.POP3, server: ServerSettings, token: Secret, preferred: str) -> None:
+    try:
+        capa = pop.capa()
+    except poplib.error_proto:
+        capa = {}
+    offered = core.pop3_server_caps(" ".join([name, *args]) for name, args in capa.items()).auth_mechanisms
+    mechanism = core.bearer_mechanism(preferred, offered)
+
+    def attempt(secret: Secret) -> core.BearerRefusal | None:
+        message = core.sasl_bearer(mechanism, server.username, secret.reveal(), server.host, server.port)
+        line, challenge = pop.auth_bearer(mechanism, message)  # type: ignore[attr-defined]
+        if core.pop3_ok(line):
+            return None
+        if b"[SYS/TEMP]" in line.upper():
+            raise ProtocolError(
+                f"The POP3 server {server.host}:{server.port} could not check the sign-in now "
+                f"({line.decode('utf-8', 'replace')})",
+                "the server's connection to the provider's token service failed (a temporary fault there)",
+                "try again later; the sign-in is kept",
+                host=server.host, port=server.port,
+            )
+        return core.bearer_refusal(challenge)
+
+    bearer.sign_in(token, attempt, server)
 
 
 def _stls(pop: poplib.POP3, server: ServerSettings, ctx: Any) -> None:

@@ -22,7 +22,7 @@ from deskmail.model import Account, Security, ServerSettings
 from deskmail.net.connect import check_plaintext_policy, translate, waiting_in_clear
 from deskmail.net.log import protocol_log
 from deskmail.net.tls import client_context
-from deskmail.protocol import core
+from deskmail.protocol import bearer, core
 from deskmail.secrets import Secret
 
 
@@ -208,10 +208,43 @@ def open_smtp(account: Account, password: Secret | None, *, timeout: float = 30.
     except OSError as exc:
         raise translate(exc, server) from exc
     try:
-        _secure_and_login(smtp, server, password, ctx)
+        _secure_and_login(smtp, server, password, ctx, bearer.preferred_mechanism(account))
         yield session
     finally:
         session.close()
+
+
+def _bearer_attempt(smtp: smtplib.SMTP, server: ServerSettings, mechanism: str,
+                    token: Secret) -> core.BearerRefusal | None:
+    """AUTH with the token as the initial response; an error challenge is decoded, then answered to end it."""
+    challenges: list[bytes] = []
+
+    def answer(challenge: bytes | None = None) -> str:
+        if challenge is None:
+            return core.sasl_bearer(mechanism, server.username, token.reveal(), server.host,
+                                    server.port).decode()
+        challenges.append(challenge)
+        return "" if mechanism == core.XOAUTH2 else "\x01"
+
+    # For the transcript's check that a reply does not repeat the credentials (_SMTP.getreply).
+    smtp.user, smtp.password = server.username, token.reveal()
+    try:
+        smtp.auth(mechanism, answer)
+    except smtplib.SMTPAuthenticationError as exc:
+        if 400 <= exc.smtp_code < 500:
+            raise ProtocolError(
+                f"The outgoing server {server.host}:{server.port} could not check the sign-in now "
+                f"({exc.smtp_code} {_text(exc.smtp_error)})",
+                "the server's connection to the provider's token service failed (a temporary fault there)",
+                "try again later; the sign-in is kept",
+                host=server.host, port=server.port,
+            ) from None
+        import base64  # the challenge arrives decoded; core reads the base64 form
+
+        return core.bearer_refusal(base64.b64encode(challenges[-1]) if challenges else b"")
+    finally:
+        smtp.password = ""
+    return None
 
 
 def _ehlo(smtp: smtplib.SMTP) -> core.ServerCaps:
@@ -245,7 +278,8 @@ def _starttls(smtp: smtplib.SMTP, server: ServerSettings, ctx: Any) -> None:
     smtp.does_esmtp = False
 
 
-def _secure_and_login(smtp: smtplib.SMTP, server: ServerSettings, password: Secret | None, ctx: Any) -> None:
+def _secure_and_login(smtp: smtplib.SMTP, server: ServerSettings, password: Secret | None, ctx: Any,
+                      preferred: str = core.XOAUTH2) -> None:
     try:
         caps = _ehlo(smtp)
         if server.security is Security.STARTTLS:
@@ -269,6 +303,10 @@ def _secure_and_login(smtp: smtplib.SMTP, server: ServerSettings, password: Secr
                 "only offers it after encryption",
                 "use port 587 with STARTTLS or 465 with SSL/TLS",
             )
+        if server.auth == "oauth2":
+            mechanism = core.bearer_mechanism(preferred, caps.auth_mechanisms)
+            bearer.sign_in(password, lambda token: _bearer_attempt(smtp, server, mechanism, token), server)
+            return
         try:
             smtp.login(server.username, password.reveal())
         except smtplib.SMTPAuthenticationError as exc:

@@ -451,6 +451,8 @@ class SmtpdConfig:
     pid_file: Path
     hostname: str = "localhost"
     data_size_limit: int = DATA_SIZE_LIMIT
+    # JSON {introspection_url, client_id, client_secret, scope}, read at each bearer AUTH: absent, refused
+    oauth2_file: Path | None = None
 
     def to_json(self) -> str:
         d: dict[str, Any] = asdict(self)
@@ -470,6 +472,7 @@ class SmtpdConfig:
             smtps_port=int(d["smtps_port"]),
             hostname=str(d.get("hostname", "localhost")),
             data_size_limit=int(d.get("data_size_limit", DATA_SIZE_LIMIT)),
+            oauth2_file=Path(d["oauth2_file"]) if d.get("oauth2_file") else None,
             **{k: Path(d[k]) for k in paths},
         )
 
@@ -727,6 +730,43 @@ class Sandbox:
     @property
     def _dovecot_pid_file(self) -> Path:
         return self.root / "pids" / "dovecot.pid"
+
+    @property
+    def oauth2_file(self) -> Path:
+        return self.root / "etc" / "smtpd-oauth2.json"
+
+    def enable_oauth2(self, introspection_url: str, client_id: str, client_secret: str, *,
+                      scope: str = "mail") -> None:
+        """Accept XOAUTH2 and OAUTHBEARER (IMAP, POP3, SMTP), each token checked by RFC 7662 introspection.
+
+        Dovecot's ``oauth2`` passdb and the SMTP server ask ``introspection_url`` (as ``client_id``); a
+        token logs in when it is active, its ``username`` is the user's and its ``scope`` has ``scope``.
+        Password logins go on as before. Takes effect at once (Dovecot reloads; the SMTP server reads
+        its file at each AUTH).
+        """
+        etc = self.root / "etc"
+        ext = etc / "dovecot-oauth2.conf.ext"
+        _write_private(ext, (
+            f"introspection_mode = post\nintrospection_url = {introspection_url}\nclient_id = {client_id}\n"
+            f"client_secret = {client_secret}\nusername_attribute = username\nactive_attribute = active\n"
+            f"active_value = true\nscope = {scope}\ntls_ca_cert_file = {self.ca_file}\ntimeout_msecs = 5000\n"
+        ).encode())
+        os.chown(ext, 0, grp.getgrnam("dovecot").gr_gid)
+        os.chmod(ext, 0o640)
+        # auth_cache_size stays 0: a cached token would log in after its revocation (recipe quirk 5).
+        (etc / "oauth2.conf").write_text(
+            "auth_mechanisms = plain login xoauth2 oauthbearer\nauth_cache_size = 0\n"
+            f"passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = {ext}\n}}\n")
+        _write_private(self.oauth2_file, json.dumps({"introspection_url": introspection_url,
+                                                     "client_id": client_id, "client_secret": client_secret,
+                                                     "scope": scope}).encode())
+        self.doveadm("reload", check=True)
+        deadline = time.monotonic() + READY_TIMEOUT
+        while self.doveadm("user", "readiness-probe@sandbox.invalid").returncode not in (0, 67):
+            if time.monotonic() > deadline:
+                raise SandboxError("Dovecot did not come back after reloading for OAuth2", _tail(self.dovecot_log_file),
+                                   f"read {self.dovecot_log_file}")
+            time.sleep(0.02)
 
     def client_ssl_context(self) -> ssl.SSLContext:
         """A verifying client context that trusts the sandbox CA (and nothing else)."""
@@ -1037,6 +1077,7 @@ auth_failure_delay = 0
 passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {users}
+  mechanisms = plain login
 }}
 userdb {{
   driver = passwd-file
@@ -1097,6 +1138,8 @@ service imap-urlauth-login {{
     port = 0
   }}
 }}
+# Written by Sandbox.enable_oauth2: XOAUTH2/OAUTHBEARER checked at an authorization server.
+!include_try {root / "etc" / "oauth2.conf"}
 !include_try {root / "etc" / "local.conf"}
 """
 
@@ -1207,6 +1250,7 @@ def _launch(sb: Sandbox, dovecot: str, uid: int, gid: int) -> None:
         outbound_dir=sb.outbound_dir,
         log_file=sb.smtp_log_file,
         pid_file=sb._smtpd_pid_file,
+        oauth2_file=sb.oauth2_file,
     )
     sb.smtpd_config_file.write_text(smtpd.to_json())
     dovecot_log_size = sb.dovecot_log_file.stat().st_size if sb.dovecot_log_file.exists() else 0

@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import datetime as dt
 import itertools
+import json
 import logging
 import os
 import secrets
@@ -123,6 +125,58 @@ class Delivery:
         note(f"AUTH {mechanism} user={user!r} result={'ok' if ok else 'failed'}")
         return AuthResult(success=ok, handled=False, auth_data=user if ok else None)
 
+    # Bearer tokens (RFC 7628): aiosmtpd offers every auth_<MECH> method of the handler.
+
+    async def auth_XOAUTH2(self, server: SandboxSMTP, args: list[str]) -> AuthResult:
+        return await self._bearer(server, args, "XOAUTH2")
+
+    async def auth_OAUTHBEARER(self, server: SandboxSMTP, args: list[str]) -> AuthResult:
+        return await self._bearer(server, args, "OAUTHBEARER")
+
+    async def _bearer(self, server: SandboxSMTP, args: list[str], mechanism: str) -> AuthResult:
+        if len(args) > 1:
+            try:
+                message = base64.b64decode(args[1], validate=True)
+            except ValueError:
+                message = b""
+        else:
+            answer = await server.challenge_auth("")
+            message = answer if isinstance(answer, bytes) else b""
+        user, token = _bearer_fields(message, mechanism)
+        settings = self._oauth2_settings()
+        if not _tls_active(server) or settings is None or not token:
+            why = "no TLS" if not _tls_active(server) else "not set up" if settings is None else "no token"
+            server.note(f"AUTH {mechanism} user={user!r} result=refused ({why})")
+            return AuthResult(success=False, handled=False)
+        try:
+            info = await asyncio.get_running_loop().run_in_executor(None, _introspect, settings, token)
+        except (OSError, ValueError) as exc:
+            server.note(f"AUTH {mechanism} user={user!r} result=temporary failure (introspection: {exc})")
+            await server.push("454 4.7.0 Temporary authentication failure")
+            return AuthResult(success=False, handled=True)
+        scopes = str(info.get("scope", "")).split()
+        if info.get("active") is not True or str(info.get("username", "")).lower() != user.lower():
+            error = {"status": "invalid_token", "schemes": "bearer", "scope": settings["scope"]}
+            why = "inactive token" if info.get("active") is not True else "another user's token"
+        elif settings["scope"] not in scopes:
+            error = {"status": "insufficient_scope", "schemes": "bearer", "scope": settings["scope"]}
+            why = "scope missing"
+        else:
+            server.note(f"AUTH {mechanism} user={user!r} result=ok")
+            return AuthResult(success=True, handled=False, auth_data=LoginPassword(user.encode(), b""))
+        server.note(f"AUTH {mechanism} user={user!r} result=failed ({why})")
+        await server.challenge_auth(json.dumps(error))  # the client's answer ends the exchange
+        return AuthResult(success=False, handled=False)
+
+    def _oauth2_settings(self) -> dict[str, str] | None:
+        if self.config.oauth2_file is None:
+            return None
+        try:
+            data = json.loads(self.config.oauth2_file.read_text())
+        except (OSError, ValueError):
+            return None
+        return {k: str(data.get(k, "")) for k in ("introspection_url", "client_id", "client_secret", "scope")}
+
     async def handle_MAIL(
         self, server: SandboxSMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
@@ -204,6 +258,35 @@ class Delivery:
         return path
 
 
+def _bearer_fields(message: bytes, mechanism: str) -> tuple[str, str]:
+    """(user, token) of an XOAUTH2 or OAUTHBEARER message; empty strings where a field is missing."""
+    text = message.decode("utf-8", "replace")
+    parts = text.split("\x01")
+    user = ""
+    if mechanism == "XOAUTH2":
+        user = next((p[5:] for p in parts if p.startswith("user=")), "")
+    else:
+        gs2 = parts[0].split(",")
+        user = next((g[2:] for g in gs2 if g.startswith("a=")), "").replace("=2C", ",").replace("=3D", "=")
+    auth = next((p[5:] for p in parts if p.startswith("auth=")), "")
+    token = auth[7:] if auth.lower().startswith("bearer ") else ""
+    return user, token
+
+
+def _introspect(settings: dict[str, str], token: str) -> dict[str, Any]:
+    """RFC 7662 at the authorization server, as Dovecot's oauth2 passdb does it (form POST, client in the form)."""
+    import urllib.parse
+    import urllib.request
+
+    form = urllib.parse.urlencode({"token": token, "client_id": settings["client_id"],
+                                   "client_secret": settings["client_secret"]}).encode()
+    with urllib.request.urlopen(settings["introspection_url"], data=form, timeout=5) as answer:
+        data = json.loads(answer.read())
+    if not isinstance(data, dict):
+        raise ValueError("introspection answer is not a JSON object")
+    return data
+
+
 def _bind(hosts: Sequence[str], port: int) -> list[socket.socket]:
     socks = []
     for host in hosts:
@@ -227,9 +310,14 @@ async def serve(config: SmtpdConfig, submission: list[socket.socket], smtps: lis
         "authenticator": handler.authenticate,
     }
 
+    def bearer_off() -> list[str]:
+        # XOAUTH2 / OAUTHBEARER are offered once Sandbox.enable_oauth2 wrote the file, as Dovecot offers them.
+        enabled = config.oauth2_file is not None and config.oauth2_file.exists()
+        return [] if enabled else ["XOAUTH2", "OAUTHBEARER"]
+
     def submission_factory() -> SandboxSMTP:
         return SandboxSMTP(handler, listener="submission", tls_context=tls, require_starttls=True,
-                           auth_require_tls=True, **common)
+                           auth_require_tls=True, auth_exclude_mechanism=bearer_off(), **common)
 
     def smtps_factory() -> SandboxSMTP:
         # The whole connection is TLS, but aiosmtpd only knows about STARTTLS: without
@@ -237,7 +325,7 @@ async def serve(config: SmtpdConfig, submission: list[socket.socket], smtps: lis
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return SandboxSMTP(handler, listener="smtps", tls_context=None, require_starttls=False,
-                               auth_require_tls=False, **common)
+                               auth_require_tls=False, auth_exclude_mechanism=bearer_off(), **common)
 
     loop = asyncio.get_running_loop()
     servers = [await loop.create_server(submission_factory, sock=s) for s in submission]
