@@ -54,6 +54,7 @@ from PySide6.QtWidgets import (
 
 from deskmail import events
 from deskmail.app import Deskmail, MessageView, SentMessage
+from deskmail.codes import Code
 from deskmail.errors import DeskmailError
 from deskmail.gui.common import app_icon, show_error, std_icon, tr
 from deskmail.gui.models import COLUMNS, IDS_MIME, MessageListModel, View
@@ -80,6 +81,7 @@ SPECIAL_ICONS = {
     "\\Trash": QStyle.StandardPixmap.SP_TrashIcon,
 }
 SYNC_EVERY_MS = 5 * 60 * 1000
+SIGN_IN_AGAIN = frozenset({Code.OAUTH_SIGN_IN_AGAIN, Code.OAUTH_TOKEN_EXPIRED, Code.OAUTH_SCOPE_MISSING})
 WATCH_INDEX_MS = 1500
 
 
@@ -215,7 +217,12 @@ class MainWindow(QMainWindow):
         self.outbox_button.clicked.connect(self.show_outbox)
         self.outbox_dialog: OutboxDialog | None = None
         self.outbox_entries: list[OutboxEntry] = []
+        self.sign_in_button = QPushButton()
+        self.sign_in_button.hide()
+        self.sign_in_button.clicked.connect(self.sign_in_again)
+        self.sign_in_account = ""
         self.statusBar().addWidget(self.progress, 1)
+        self.statusBar().addPermanentWidget(self.sign_in_button)
         self.statusBar().addPermanentWidget(self.outbox_button)
         self.statusBar().addPermanentWidget(self.state)
         self._actions()
@@ -700,6 +707,35 @@ class MainWindow(QMainWindow):
         for name, exc in failures.items():
             self._set_online(False, f"{name}: {exc.what}")
             self.progress.setText(f"{name}: {exc.what}")
+            self._offer_sign_in(name, exc)
+
+    def _offer_sign_in(self, account: str, exc: DeskmailError) -> None:
+        """An OAuth2 sign-in that stopped working is mended by signing in again, never by retrying: a button."""
+        if exc.code not in SIGN_IN_AGAIN:
+            return
+        self.sign_in_account = account
+        self.sign_in_button.setText(tr("Sign in again to {account}…").format(account=account))
+        self.sign_in_button.setToolTip(exc.what)
+        self.sign_in_button.show()
+
+    def sign_in_again(self) -> None:
+        name = self.sign_in_account
+        if not name:
+            return
+        self.sign_in_button.setEnabled(False)
+        self.progress.setText(tr("Waiting for the sign-in in your browser…"))
+        task = Task(lambda t: self.app.oauth2_sign_in(name, open_url=t.report))
+        task.progress.connect(lambda url: QDesktopServices.openUrl(QUrl(str(url))))
+        task.done.connect(lambda _account: self._signed_in_again())
+        task.failed.connect(lambda exc: show_error(self, exc))
+        task.ended.connect(lambda: self.sign_in_button.setEnabled(True))
+        self._run(task)
+
+    def _signed_in_again(self) -> None:
+        self.sign_in_button.hide()
+        self.sign_in_account = ""
+        self.statusBar().showMessage(tr("Signed in again"), 8000)
+        self.get_mail()
 
     def _after_watch(self) -> None:
         if self.sync_after_watch and not self.closing:
@@ -745,6 +781,8 @@ class MainWindow(QMainWindow):
     def _synced(self, run: SyncRun) -> None:
         self.syncs_done += 1
         new = sum(r.new for results in run.results.values() for r in results)
+        for failed_name, failure in run.failures.items():
+            self._offer_sign_in(failed_name, failure)
         if run.failures:
             name, exc = next(iter(run.failures.items()))
             self._set_online(False, f"{name}: {exc.what}")

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
@@ -145,6 +146,13 @@ class FoundPage(QWizardPage):
         self.password = QLineEdit()
         self.password.setEchoMode(QLineEdit.EchoMode.Password)
         self.password_hint = wrapping_label(rich=True)
+        # OAuth2: instead of a password, the provider's own sign-in page in the browser.
+        self.sign_in = QPushButton()
+        self.sign_in.clicked.connect(self.start_sign_in)
+        self.sign_in_note = wrapping_label(rich=True)
+        self.oauth_account: Account | None = None  # set when this account signs in with OAuth2
+        self.signed_in: Account | None = None
+        self.signing: Task | None = None
         layout = QVBoxLayout(self)
         layout.addWidget(self.status)
         layout.addWidget(self.servers)
@@ -156,10 +164,13 @@ class FoundPage(QWizardPage):
         c.addWidget(self.pop3)
         c.addWidget(self.leave)
         layout.addWidget(self.choice_box)
-        form = QFormLayout()
+        self.form = form = QFormLayout()
         form.addRow(tr("Password:"), self.password)
         form.addRow("", self.password_hint)
         layout.addLayout(form)
+        layout.addWidget(self.sign_in, 0, Qt.AlignmentFlag.AlignLeft)
+        layout.addWidget(self.sign_in_note)
+        self.sign_in.hide()
         layout.addStretch(1)
         self.password.textChanged.connect(self.completeChanged)
         self.pop3.toggled.connect(self._protocol_changed)
@@ -170,7 +181,15 @@ class FoundPage(QWizardPage):
     def initializePage(self) -> None:
         self.found = frozenset()
         self.imap.setChecked(True)
+        self._use_password(True)
         self._look_up()
+
+    def _use_password(self, yes: bool) -> None:
+        if yes:
+            self.oauth_account = self.signed_in = None
+        self.form.setRowVisible(0, yes)
+        self.sign_in.setVisible(not yes)
+        self.sign_in_note.clear()
 
     def _protocol(self) -> str:
         return "pop3" if self.pop3.isChecked() else "imap"
@@ -231,7 +250,59 @@ class FoundPage(QWizardPage):
         hint = "".join(f"<p>• {esc(r.text.rstrip('.'))}." + (f' <a href="{esc(r.url)}">{esc(tr("How?"))}</a>'
                                                              if r.url else "") + "</p>" for r in best.before_password)
         self.password_hint.setText(hint)
+        self._choose_sign_in(best.account)
         self.completeChanged.emit()
+
+    def _choose_sign_in(self, account: Account) -> None:
+        """OAuth2 where the provider wants it and deskmail has a client registered for it; else the password
+        (and when OAuth2 is needed but no client is registered, the reason and where to read about it)."""
+        try:
+            chosen = self.w.app.use_oauth2(account, None)
+        except DeskmailError as exc:
+            self._use_password(True)
+            self.password_hint.setText(self.password_hint.text() + error_html(exc))
+            return
+        if chosen.incoming.auth != "oauth2":
+            self._use_password(True)
+            return
+        self._use_password(False)
+        self.oauth_account = chosen
+        provider = self.w.app.oauth2_provider(chosen)
+        name = provider.name if provider is not None else chosen.incoming.host
+        self.sign_in.setText(tr("Sign in with {provider}…").format(provider=name))
+        self.sign_in_note.setText(esc(tr("{provider} asks for your password on its own page, in your browser; "
+                                         "deskmail never sees it.").format(provider=name)))
+
+    def start_sign_in(self) -> None:
+        account = self.oauth_account
+        if account is None or (self.signing is not None and self.signing.running):
+            return
+        self.sign_in.setEnabled(False)
+        self.sign_in_note.setText(esc(tr("Waiting for the sign-in in your browser…")))
+        task = Task(lambda t: self.w.app.oauth2_sign_in(account, open_url=t.report))
+        task.progress.connect(self._open_page)
+        task.done.connect(self._signed_in)
+        task.failed.connect(self._sign_in_failed)
+        self.signing = task
+        self.w.run(task)
+
+    def _open_page(self, url: object) -> None:
+        """The provider's page: in the desktop's browser, and as a link in case none opened."""
+        address = str(url)
+        QDesktopServices.openUrl(QUrl(address))
+        self.sign_in_note.setText(esc(tr("Waiting for the sign-in in your browser. If no browser opened, open "
+                                         "this page:")) + f' <a href="{esc(address)}">{esc(address[:80])}…</a>')
+
+    def _signed_in(self, account: Account) -> None:
+        self.signed_in = account
+        self.sign_in.setEnabled(True)
+        self.sign_in_note.setText("<b>" + esc(tr("Signed in. Both servers accepted it; press Next to save the "
+                                                 "account.")) + "</b>")
+        self.completeChanged.emit()
+
+    def _sign_in_failed(self, exc: DeskmailError) -> None:
+        self.sign_in.setEnabled(True)
+        self.sign_in_note.setText(error_html(exc))
 
     def _not_found(self, exc: DeskmailError) -> None:
         self.searching = False
@@ -243,9 +314,19 @@ class FoundPage(QWizardPage):
     def isComplete(self) -> bool:
         if self.searching:
             return False
+        if self.oauth_account is not None:
+            return self.signed_in is not None
         return self.failed is not None or (bool(self.w.candidates) and bool(self.password.text()))
 
+    def validatePage(self) -> bool:
+        if self.signed_in is not None:  # signed in and checked: nothing left to verify
+            self.w.account = _with_options(self.signed_in, self.options())
+            self.w.password = None
+        return True
+
     def nextId(self) -> int:
+        if self.signed_in is not None:
+            return DONE
         return MANUAL if self.failed is not None else VERIFY
 
     def secret(self) -> Secret:
@@ -505,11 +586,9 @@ class DonePage(QWizardPage):
         w = self.w
         self.saved = False
         assert w.account is not None
-        assert w.password is not None
-        password = w.password
         try:
             w.app.check_keyring()
-            account = w.app.add_account(w.account, password)
+            account = w.app.add_account(w.account, w.password)  # no password: signed in with OAuth2
         except DeskmailError as exc:
             self.setTitle(tr("The account could not be saved"))
             self.message.setText(error_html(exc))

@@ -189,195 +189,211 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="265"/>
+        <location filename="../mainwindow.py" line="272"/>
         <source>Get Mail</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="266"/>
+        <location filename="../mainwindow.py" line="273"/>
         <source>Delete</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="268"/>
+        <location filename="../mainwindow.py" line="275"/>
         <source>Mark as Read/Unread</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="269"/>
+        <location filename="../mainwindow.py" line="276"/>
         <source>Star</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="270"/>
+        <location filename="../mainwindow.py" line="277"/>
         <source>Next Unread Message</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="271"/>
+        <location filename="../mainwindow.py" line="278"/>
         <source>Write</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="272"/>
+        <location filename="../mainwindow.py" line="279"/>
         <source>Reply</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="274"/>
+        <location filename="../mainwindow.py" line="281"/>
         <source>Reply All</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="275"/>
+        <location filename="../mainwindow.py" line="282"/>
         <source>Forward</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="276"/>
+        <location filename="../mainwindow.py" line="283"/>
         <source>Add Mail Account…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="277"/>
+        <location filename="../mainwindow.py" line="284"/>
         <source>Account Settings…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="278"/>
+        <location filename="../mainwindow.py" line="285"/>
         <source>Quit</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="279"/>
+        <location filename="../mainwindow.py" line="286"/>
         <source>Outbox…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="281"/>
+        <location filename="../mainwindow.py" line="288"/>
         <source>Mail</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="289"/>
+        <location filename="../mainwindow.py" line="296"/>
         <source>&amp;File</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="294"/>
+        <location filename="../mainwindow.py" line="301"/>
         <source>&amp;Message</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="310"/>
-        <location filename="../mainwindow.py" line="349"/>
+        <location filename="../mainwindow.py" line="317"/>
+        <location filename="../mainwindow.py" line="356"/>
         <source>All Inboxes</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="332"/>
+        <location filename="../mainwindow.py" line="339"/>
         <source>Inbox</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="457"/>
+        <location filename="../mainwindow.py" line="464"/>
         <source>Saved {names}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="498"/>
+        <location filename="../mainwindow.py" line="505"/>
         <source>Message sent</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="500"/>
+        <location filename="../mainwindow.py" line="507"/>
         <source>Not sent yet; it stays in the outbox and goes out as soon as the server can be reached.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="505"/>
+        <location filename="../mainwindow.py" line="512"/>
         <location filename="../outbox.py" line="82"/>
         <source>Outbox</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="542"/>
+        <location filename="../mainwindow.py" line="549"/>
         <source>Outbox: {n}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="544"/>
+        <location filename="../mainwindow.py" line="551"/>
         <source>{n} need your decision</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="545"/>
+        <location filename="../mainwindow.py" line="552"/>
         <location filename="../outbox.py" line="35"/>
         <source>Waiting to be sent</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="599"/>
+        <location filename="../mainwindow.py" line="606"/>
         <source>Move To</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="674"/>
+        <location filename="../mainwindow.py" line="681"/>
         <source>Getting mail…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="714"/>
-        <source>{account}: checking {folder}</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <location filename="../mainwindow.py" line="718"/>
-        <source>{account}: {folder}: {done}{of} messages downloaded</source>
+        <location filename="../mainwindow.py" line="717"/>
+        <source>Sign in again to {account}…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
         <location filename="../mainwindow.py" line="726"/>
+        <location filename="../wizard.py" line="281"/>
+        <source>Waiting for the sign-in in your browser…</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../mainwindow.py" line="737"/>
+        <source>Signed in again</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../mainwindow.py" line="750"/>
+        <source>{account}: checking {folder}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../mainwindow.py" line="754"/>
+        <source>{account}: {folder}: {done}{of} messages downloaded</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../mainwindow.py" line="762"/>
         <source>{account}: sending “{subject}”</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="739"/>
+        <location filename="../mainwindow.py" line="775"/>
         <source>1 new message in {account}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="739"/>
+        <location filename="../mainwindow.py" line="775"/>
         <source>{n} new messages in {account}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="751"/>
+        <location filename="../mainwindow.py" line="789"/>
         <source>{account}: {what}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="754"/>
+        <location filename="../mainwindow.py" line="792"/>
         <source>Up to date</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="754"/>
+        <location filename="../mainwindow.py" line="792"/>
         <source>1 new message</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="755"/>
+        <location filename="../mainwindow.py" line="793"/>
         <source>{n} new messages</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="768"/>
+        <location filename="../mainwindow.py" line="806"/>
         <source>Online</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="768"/>
+        <location filename="../mainwindow.py" line="806"/>
         <source>Offline</source>
         <translation type="unfinished"></translation>
     </message>
@@ -610,7 +626,7 @@
     </message>
     <message>
         <location filename="../settings.py" line="91"/>
-        <location filename="../wizard.py" line="388"/>
+        <location filename="../wizard.py" line="469"/>
         <source>Test account settings</source>
         <translation type="unfinished"></translation>
     </message>
@@ -622,20 +638,20 @@
     </message>
     <message>
         <location filename="../settings.py" line="97"/>
-        <location filename="../wizard.py" line="106"/>
+        <location filename="../wizard.py" line="107"/>
         <source>Your name:</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
         <location filename="../settings.py" line="98"/>
-        <location filename="../wizard.py" line="107"/>
+        <location filename="../wizard.py" line="108"/>
         <source>Email address:</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
         <location filename="../settings.py" line="103"/>
-        <location filename="../wizard.py" line="160"/>
-        <location filename="../wizard.py" line="393"/>
+        <location filename="../wizard.py" line="168"/>
+        <location filename="../wizard.py" line="474"/>
         <source>Password:</source>
         <translation type="unfinished"></translation>
     </message>
@@ -653,199 +669,219 @@ Change the settings so? (Nothing is saved until Save.)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../wizard.py" line="59"/>
+        <location filename="../wizard.py" line="60"/>
         <source>Set up your mail account</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../wizard.py" line="98"/>
+        <location filename="../wizard.py" line="99"/>
         <source>Your mail account</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../wizard.py" line="99"/>
+        <location filename="../wizard.py" line="100"/>
         <source>deskmail finds your provider&apos;s settings and checks them before saving anything.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../wizard.py" line="101"/>
+        <location filename="../wizard.py" line="102"/>
         <source>shown to the people you write to</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../wizard.py" line="131"/>
+        <location filename="../wizard.py" line="132"/>
         <source>Settings found</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../wizard.py" line="132"/>
+        <location filename="../wizard.py" line="133"/>
         <source>Check what deskmail found, then type your password.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../wizard.py" line="136"/>
+        <location filename="../wizard.py" line="137"/>
         <source>IMAP: mail stays on the server, folders and flags in step everywhere (recommended)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../wizard.py" line="138"/>
+        <location filename="../wizard.py" line="139"/>
         <source>POP3: download the inbox to this computer</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../wizard.py" line="139"/>
+        <location filename="../wizard.py" line="140"/>
         <source>Leave a copy of each message on the server</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../wizard.py" line="188"/>
+        <location filename="../wizard.py" line="207"/>
         <source>Looking up the settings for {domain}…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../wizard.py" line="220"/>
+        <location filename="../wizard.py" line="239"/>
         <source>Where these settings come from: {source}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../wizard.py" line="221"/>
+        <location filename="../wizard.py" line="240"/>
         <source>Incoming</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../wizard.py" line="221"/>
+        <location filename="../wizard.py" line="240"/>
         <source>Outgoing</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../wizard.py" line="222"/>
+        <location filename="../wizard.py" line="241"/>
         <source>User name</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../wizard.py" line="239"/>
-        <source>The settings could not be found.</source>
+        <location filename="../wizard.py" line="272"/>
+        <source>Sign in with {provider}…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../wizard.py" line="240"/>
-        <source>Press Next to enter them by hand.</source>
+        <location filename="../wizard.py" line="273"/>
+        <source>{provider} asks for your password on its own page, in your browser; deskmail never sees it.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../wizard.py" line="264"/>
-        <source>Checking your account</source>
+        <location filename="../wizard.py" line="293"/>
+        <source>Waiting for the sign-in in your browser. If no browser opened, open this page:</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../wizard.py" line="265"/>
-        <source>deskmail logs in to the incoming and the outgoing server.</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <location filename="../wizard.py" line="297"/>
-        <source>Send your password there?</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <location filename="../wizard.py" line="298"/>
-        <source>deskmail cannot vouch for {where} ({source}). Send your password to it?</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <location filename="../wizard.py" line="306"/>
-        <source>Trying {servers} ({source})</source>
+        <location filename="../wizard.py" line="299"/>
+        <source>Signed in. Both servers accepted it; press Next to save the account.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
         <location filename="../wizard.py" line="310"/>
-        <source>Incoming server {server} accepted the login</source>
+        <source>The settings could not be found.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
         <location filename="../wizard.py" line="311"/>
+        <source>Press Next to enter them by hand.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../wizard.py" line="345"/>
+        <source>Checking your account</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../wizard.py" line="346"/>
+        <source>deskmail logs in to the incoming and the outgoing server.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../wizard.py" line="378"/>
+        <source>Send your password there?</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../wizard.py" line="379"/>
+        <source>deskmail cannot vouch for {where} ({source}). Send your password to it?</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../wizard.py" line="387"/>
+        <source>Trying {servers} ({source})</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../wizard.py" line="391"/>
+        <source>Incoming server {server} accepted the login</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../wizard.py" line="392"/>
         <source>Outgoing server {server} accepted the login</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../wizard.py" line="314"/>
+        <location filename="../wizard.py" line="395"/>
         <source>Skipped {host}: not confirmed</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../wizard.py" line="325"/>
-        <location filename="../wizard.py" line="453"/>
+        <location filename="../wizard.py" line="406"/>
+        <location filename="../wizard.py" line="534"/>
         <source>Both servers work. Press Next to save the account.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../wizard.py" line="329"/>
+        <location filename="../wizard.py" line="410"/>
         <source>No settings were confirmed, so nothing was checked. Press Next to enter the settings by hand.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../wizard.py" line="338"/>
+        <location filename="../wizard.py" line="419"/>
         <source>The server answered but refused the login, so the settings are right and the password (or the user name) is not.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../wizard.py" line="340"/>
-        <location filename="../wizard.py" line="457"/>
+        <location filename="../wizard.py" line="421"/>
+        <location filename="../wizard.py" line="538"/>
         <source>Asking the connection doctor why…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../wizard.py" line="361"/>
+        <location filename="../wizard.py" line="442"/>
         <source>The account was not saved. Press Next to check or change the settings by hand.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../wizard.py" line="383"/>
+        <location filename="../wizard.py" line="464"/>
         <source>Account settings</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../wizard.py" line="384"/>
+        <location filename="../wizard.py" line="465"/>
         <source>Your provider&apos;s help pages list these. Change what is wrong, then test.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../wizard.py" line="424"/>
+        <location filename="../wizard.py" line="505"/>
         <source>the settings above</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../wizard.py" line="441"/>
+        <location filename="../wizard.py" line="522"/>
         <source>Logging in to {server}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../wizard.py" line="444"/>
+        <location filename="../wizard.py" line="525"/>
         <source>{server} accepted the login</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../wizard.py" line="496"/>
+        <location filename="../wizard.py" line="577"/>
         <source>Saving your account</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../wizard.py" line="497"/>
+        <location filename="../wizard.py" line="578"/>
         <source>The password goes into your desktop&apos;s keyring, never into a file.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../wizard.py" line="514"/>
+        <location filename="../wizard.py" line="593"/>
         <source>The account could not be saved</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../wizard.py" line="519"/>
+        <location filename="../wizard.py" line="598"/>
         <source>All set</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../wizard.py" line="520"/>
+        <location filename="../wizard.py" line="599"/>
         <source>{email} is ready. deskmail is now fetching your mail; it appears in the main window as it arrives.</source>
         <translation type="unfinished"></translation>
     </message>
