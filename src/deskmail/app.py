@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from deskmail import config
 from deskmail.codes import Code
 from deskmail.errors import ConfigError, DeskmailError, NotFoundError, UsageError
-from deskmail.model import Account, MessageSummary, PasswordSource, Protocol
+from deskmail.model import Account, MessageSummary, PasswordSource, Protocol, SearchHit
 from deskmail.secrets import Secret
 
 if TYPE_CHECKING:
@@ -322,6 +322,18 @@ class Deskmail:
             return 0
         with self._reader() as store:
             return store.count_messages(name, folder, unread_only=unread_only, flagged_only=flagged_only)
+
+    def search(self, query: str, *, limit: int = 50, offset: int = 0) -> list[SearchHit]:
+        """Messages of every account and folder matching ``query`` (docs/search.md), newest first, each
+        with a snippet of where it matched. A query that cannot be read raises
+        :class:`~deskmail.errors.QueryError` (code ``bad_query``, ``position`` = where)."""
+        from deskmail.search.query import parse
+
+        node = parse(query)
+        if not self._index_exists():
+            return []
+        with self._reader() as store:
+            return store.search(node, limit=limit, offset=offset)
 
     def change_token(self) -> tuple[int, int] | None:
         """Changes whenever the index changed (another process or thread synced, flagged, deleted…): a

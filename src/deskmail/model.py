@@ -174,3 +174,16 @@ class MessageSummary:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """A message found by a search: its summary, and a snippet of where it matched with the matched
+    words' (start, end) character ranges in the snippet (empty when only filters matched)."""
+
+    message: MessageSummary
+    snippet: str
+    highlights: tuple[tuple[int, int], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.message.to_dict(), "snippet": self.snippet, "highlights": [list(h) for h in self.highlights]}

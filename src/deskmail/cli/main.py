@@ -421,10 +421,11 @@ def list_messages(
 
 
 def _register_optional() -> None:
-    from deskmail.cli import read_cmd, sandbox_cmd, sync_cmd
+    from deskmail.cli import read_cmd, sandbox_cmd, search_cmd, sync_cmd
 
     sync_cmd.register(app)
     read_cmd.register(app)
+    search_cmd.register(app)
     sandbox_cmd.register(app)
     for module in ("discover_cmd", "doctor_cmd", "gui_cmd"):
         try:

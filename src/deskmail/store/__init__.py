@@ -53,7 +53,8 @@ from typing import TYPE_CHECKING
 
 from deskmail.codes import Code
 from deskmail.errors import NotFoundError, StoreError, StoreLocked
-from deskmail.model import MessageSummary
+from deskmail.model import MessageSummary, SearchHit
+from deskmail.store import search
 from deskmail.store.headers import header_fields
 from deskmail.store.maildir import Maildir, folder_path, info_to_flags, server_key
 
@@ -61,8 +62,9 @@ if TYPE_CHECKING:
     from typing import Any, BinaryIO
 
 # PRAGMA user_version of an index this code reads and writes. 0: made before versions were kept
-# there (schema 1, upgraded by migrate()). 2: the indexes of list_messages()'s sorts.
-SCHEMA_VERSION = 3
+# there (schema 1, upgraded by migrate()). 2: the indexes of list_messages()'s sorts. 3: PERMANENTFLAGS.
+# 4: full-text search (the FTS5 table ``search`` and messages.attachments; see .search).
+SCHEMA_VERSION = 4
 TEMP_CACHE_KIB = 256
 WRITER_BUSY_TIMEOUT = 30.0  # seconds a writer waits for another's transaction before StoreLocked
 READER_BUSY_TIMEOUT = 5.0  # readers only wait in rare cases (WAL recovery, an exclusive-mode writer)
@@ -108,6 +110,7 @@ CREATE TABLE IF NOT EXISTS messages (
     message_id TEXT NOT NULL DEFAULT '',
     added INTEGER NOT NULL DEFAULT 0,         -- unix time the message was stored (POP3 delete-after-days)
     partial INTEGER NOT NULL DEFAULT 0,       -- 1: only the header block is here (POP3 headers-first)
+    attachments INTEGER NOT NULL DEFAULT 0,   -- attachment names found when indexed (has:attachment)
     UNIQUE (folder_id, uidvalidity, uid)
 ) STRICT;
 CREATE INDEX IF NOT EXISTS messages_by_date ON messages (folder_id, date);
@@ -418,6 +421,13 @@ class Store:
                 columns = {row[1] for row in db.execute("PRAGMA table_info(folders)")}
                 if "permanent_flags" not in columns:
                     db.execute("ALTER TABLE folders ADD COLUMN permanent_flags TEXT")
+                # Schema 4: full-text search, built here for the messages already indexed (readers
+                # refuse an older schema anyway, so this is the one moment every row gets it).
+                if "attachments" not in {row[1] for row in db.execute("PRAGMA table_info(messages)")}:
+                    db.execute("ALTER TABLE messages ADD COLUMN attachments INTEGER NOT NULL DEFAULT 0")
+                for statement in search.SCHEMA:
+                    db.execute(statement)
+                search.build(self)
                 db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
                            (str(SCHEMA_VERSION),))
                 db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
@@ -691,7 +701,15 @@ class Store:
                 info.date, info.sender, info.recipients, info.subject, info.message_id, int(time.time()),
             ),
         )
-        return int(cur.lastrowid or 0)
+        if cur.rowcount != 1:
+            return 0  # already there (and indexed)
+        row_id = int(cur.lastrowid or 0)
+        # Searchable in the same transaction: the file is durable already (and in the page cache).
+        raw = search.read_for_index(os.path.join(md.root, "cur", filename))
+        attachments = search.index_message(self.db, row_id, raw, info.subject, info.sender)
+        if attachments:
+            self.db.execute("UPDATE messages SET attachments=? WHERE id=?", (attachments, row_id))
+        return row_id
 
     def recover(self, folder: Folder) -> int:
         """Adopt files that reached cur/ but whose index row was never committed (crash)."""
@@ -993,6 +1011,10 @@ class Store:
             to=str(r[6]), subject=str(r[7]), message_id=str(r[8]), size=int(r[9]),
             flags=str(r[10]), path=str(self.maildir(account, path).path(filename)), partial=bool(r[13]),
         )
+
+    def search(self, node: search.Node, *, limit: int = 50, offset: int = 0) -> list[SearchHit]:
+        """Messages matching a query tree (:mod:`.search`), newest first, with snippets."""
+        return search.search(self, node, limit, offset)
 
     def correspondents(self, limit: int = 2000) -> list[str]:
         """Senders of the newest messages, most recent first, each once (address completion)."""

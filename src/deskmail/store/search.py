@@ -1,0 +1,257 @@
+"""Full-text search in the index: the FTS5 table, its upkeep, and queries compiled to SQL.
+
+The table ``search`` (SQLite FTS5) holds one row per message, ``rowid`` = ``messages.id``:
+subject, sender, recipient (To), cc, body (the text parts, :mod:`.fulltext`) and filename
+(attachment names). It is written by :meth:`Store.insert_message` in the transaction that
+adds the message row, and emptied by the trigger ``messages_unindex`` when a row goes
+(expunge, delete, move, a folder forgotten): flag changes only UPDATE ``messages`` and never
+touch it. The tokenizer ``unicode61 remove_diacritics 2`` folds case and accents
+(docs/search.md says why).
+
+A query arrives as a tree of the values below (built by ``deskmail.search.query``, which
+knows the syntax); :func:`search` compiles it into one statement. Every value given by a
+person is a bound parameter; the FTS5 text is built only from quoted strings (``"`` doubled),
+so no input can change the statement or the FTS5 expression's structure.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from deskmail.model import MessageSummary, SearchHit
+from deskmail.store.fulltext import MARK_END, MARK_START, extract
+
+if TYPE_CHECKING:
+    from deskmail.store import Store
+
+READ_CAP = 4 * 1024 * 1024  # bytes of a message file read for indexing (attachment names past it are missed)
+SNIPPET_TOKENS = 16
+
+SCHEMA = (  # statements apart: the trigger's body has a ";" of its own
+    """CREATE VIRTUAL TABLE IF NOT EXISTS search USING fts5(
+        subject, sender, recipient, cc, body, filename,
+        tokenize = 'unicode61 remove_diacritics 2')""",
+    """CREATE TRIGGER IF NOT EXISTS messages_unindex AFTER DELETE ON messages BEGIN
+        DELETE FROM search WHERE rowid = old.id;
+    END""",
+)
+
+# query field -> FTS5 columns it searches (to: as in Gmail and notmuch: To and Cc)
+COLUMNS: dict[str, str] = {
+    "subject": "{subject}", "from": "{sender}", "to": "{recipient cc}", "cc": "{cc}", "filename": "{filename}",
+}
+
+
+# --- the query tree -----------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Term:
+    """Words (a phrase when several) in every text column, or in ``field``'s (:data:`COLUMNS`)."""
+
+    text: str
+    field: str = ""
+    prefix: bool = False  # the last word may go on (word*)
+
+
+@dataclass(frozen=True, slots=True)
+class Flag:
+    name: str  # "unread" | "read" | "flagged" | "unflagged"
+
+
+@dataclass(frozen=True, slots=True)
+class HasAttachment:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class DateRange:
+    """``start`` <= date < ``end``, ISO prefixes ("" = open); compared as the index stores dates."""
+
+    start: str = ""
+    end: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    kind: str  # "folder" | "account"
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class And:
+    items: tuple[Node, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Or:
+    items: tuple[Node, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Not:
+    item: Node
+
+
+Node = Term | Flag | HasAttachment | DateRange | Place | And | Or | Not
+
+
+# --- upkeep ------------------------------------------------------------------------------
+
+def index_message(db: sqlite3.Connection, row_id: int, raw: bytes, subject: str, sender: str) -> int:
+    """Index one message (its row was just inserted); the number of attachment names found."""
+    found = extract(raw)
+    db.execute("INSERT OR REPLACE INTO search (rowid, subject, sender, recipient, cc, body, filename)"
+               " VALUES (?,?,?,?,?,?,?)", (row_id, subject, sender, found.to, found.cc, found.body, found.filenames))
+    return found.filenames.count("\n") + 1 if found.filenames else 0
+
+
+def read_for_index(path: str) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(READ_CAP)
+    except OSError:
+        return b""  # gone or unreadable: the headers in the row are still indexed
+
+
+def build(store: Store) -> int:
+    """Index every message not in the table yet (an index made before search); in the caller's transaction."""
+    db = store.db
+    done = 0
+    after = 0
+    while True:
+        rows = db.execute(
+            "SELECT m.id, f.account, f.path, m.filename, m.subject, m.sender FROM messages m"
+            " JOIN folders f ON f.id = m.folder_id WHERE m.id > ?"
+            " AND NOT EXISTS (SELECT 1 FROM search s WHERE s.rowid = m.id) ORDER BY m.id LIMIT 500",
+            (after,)).fetchall()
+        for row_id, account, path, filename, subject, sender in rows:
+            raw = read_for_index(str(store.maildir(account, path).path(filename)))
+            count = index_message(db, row_id, raw, subject, sender)
+            if count:
+                db.execute("UPDATE messages SET attachments=? WHERE id=?", (count, row_id))
+            done += 1
+        if len(rows) < 500:
+            return done
+        after = int(rows[-1][0])
+
+
+# --- queries -----------------------------------------------------------------------------
+
+def _quote(text: str) -> str:
+    return '"' + text.replace('"', '""') + '"'
+
+
+def _pure_text(node: Node) -> bool:
+    if isinstance(node, Term):
+        return True
+    if isinstance(node, And | Or):
+        return all(_pure_text(item) for item in node.items)
+    return False
+
+
+def fts_expression(node: Node) -> str:
+    """The FTS5 expression of a pure-text tree (Terms under And/Or)."""
+    if isinstance(node, Term):
+        text = _quote(node.text) + (" *" if node.prefix else "")
+        return f"{COLUMNS[node.field]} : {text}" if node.field else text
+    if isinstance(node, And | Or):
+        joiner = " AND " if isinstance(node, And) else " OR "
+        return joiner.join(f"({fts_expression(item)})" for item in node.items)
+    raise ValueError(f"not a text query: {node!r}")
+
+
+def _sql(node: Node, args: list[Any]) -> str:
+    """A WHERE term on ``messages m JOIN folders f`` for any tree; its values appended to ``args``."""
+    if _pure_text(node):
+        args.append(fts_expression(node))
+        return "m.id IN (SELECT rowid FROM search WHERE search MATCH ?)"
+    if isinstance(node, Flag):
+        return {
+            "unread": "instr(m.flags, '\\Seen') = 0", "read": "instr(m.flags, '\\Seen') > 0",
+            "flagged": "instr(m.flags, '\\Flagged') > 0", "unflagged": "instr(m.flags, '\\Flagged') = 0",
+        }[node.name]
+    if isinstance(node, HasAttachment):
+        return "m.attachments > 0"
+    if isinstance(node, DateRange):
+        terms = ["m.date != ''"]
+        if node.start:
+            terms.append("m.date >= ?")
+            args.append(node.start)
+        if node.end:
+            terms.append("m.date < ?")
+            args.append(node.end)
+        return " AND ".join(terms)
+    if isinstance(node, Place):
+        args.append(node.name)
+        return "f.name = ? COLLATE NOCASE" if node.kind == "folder" else "f.account = ? COLLATE NOCASE"
+    if isinstance(node, Not):
+        return f"NOT ({_sql(node.item, args)})"
+    if isinstance(node, And | Or):
+        joiner = " AND " if isinstance(node, And) else " OR "
+        return joiner.join(f"({_sql(item, args)})" for item in node.items)
+    raise ValueError(f"unknown query node {node!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Compiled:
+    match: str  # the FTS5 expression that drives the query ("" = none: a filter-only query)
+    where: str
+    args: tuple[Any, ...]
+
+
+def compile_query(node: Node) -> Compiled:
+    """The top level's positive text conjuncts become one MATCH (ranked by FTS5, with snippets);
+    negated text conjuncts join it as FTS5 ``NOT``; everything else is an SQL condition."""
+    items = node.items if isinstance(node, And) else (node,)
+    positive = [i for i in items if _pure_text(i)]
+    negative = [i.item for i in items if isinstance(i, Not) and _pure_text(i.item)] if positive else []
+    rest = [i for i in items if not _pure_text(i) and not (isinstance(i, Not) and i.item in negative)]
+    match = ""
+    if positive:
+        match = " AND ".join(f"({fts_expression(i)})" for i in positive)
+        match += "".join(f" NOT ({fts_expression(i)})" for i in negative)
+    args: list[Any] = []
+    where = " AND ".join(f"({_sql(i, args)})" for i in rest)
+    return Compiled(match, where, tuple(args))
+
+
+_COLS = ("m.id, f.account, f.name, m.uid, m.date, m.sender, m.recipients, m.subject, m.message_id,"
+         " m.size, m.flags, m.filename, f.path, m.partial")
+
+
+def search(store: Store, node: Node, limit: int, offset: int) -> list[SearchHit]:
+    """Messages matching ``node``, newest first, each with a snippet of where it matched."""
+    q = compile_query(node)
+    if q.match:
+        sql = (f"SELECT {_COLS}, snippet(search, -1, ?, ?, '…', {SNIPPET_TOKENS}) FROM search"
+               " JOIN messages m ON m.id = search.rowid JOIN folders f ON f.id = m.folder_id"
+               " WHERE search MATCH ?" + (f" AND {q.where}" if q.where else ""))
+        args: tuple[Any, ...] = (MARK_START, MARK_END, q.match, *q.args)
+    else:
+        sql = (f"SELECT {_COLS}, '' FROM messages m JOIN folders f ON f.id = m.folder_id"
+               + (f" WHERE {q.where}" if q.where else ""))
+        args = q.args
+    sql += " ORDER BY m.date DESC, m.id DESC LIMIT ? OFFSET ?"
+    rows = store._read(sql, (*args, limit, offset))
+    return [_hit(store._summary(r[:14]), str(r[14] or "")) for r in rows]
+
+
+def _hit(message: MessageSummary, marked: str) -> SearchHit:
+    """The snippet as plain text and the (start, end) character ranges of the matched words in it."""
+    text: list[str] = []
+    spans: list[tuple[int, int]] = []
+    pos = 0
+    start = -1
+    for ch in " ".join(marked.split()):  # line breaks and runs of spaces: one space
+        if ch == MARK_START:
+            start = pos
+        elif ch == MARK_END:
+            if start >= 0:
+                spans.append((start, pos))
+            start = -1
+        else:
+            text.append(ch)
+            pos += 1
+    return SearchHit(message=message, snippet="".join(text), highlights=tuple(spans))
