@@ -64,7 +64,7 @@ def _tokens(query: str) -> list[_Token]:
             i += 1
         elif ch == '"':
             text, i = _phrase(query, i)
-            out.append(_Token("phrase", i - len(text) - 2, text=text.replace('""', '"')))
+            out.append(_Token("phrase", i - len(text) - 2, text=text))
         elif ch == "-" and i + 1 < n and not query[i + 1].isspace() and query[i + 1] not in ")-":
             out.append(_Token("-", i))
             i += 1
@@ -157,7 +157,7 @@ class _Parser:
         prefix = not phrase and text.endswith("*")
         if prefix:
             text = text.rstrip("*")
-        if not text.strip():
+        if not any(ch.isalnum() for ch in text):  # the index keeps only letters and digits: this finds nothing
             raise _fail(self.query, tok.pos, "there are no words here to search for")
         return Term(text, field, prefix)
 

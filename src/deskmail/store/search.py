@@ -20,6 +20,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from deskmail.errors import QueryError
 from deskmail.model import MessageSummary, SearchHit
 from deskmail.store.fulltext import MARK_END, MARK_START, extract
 
@@ -140,7 +141,8 @@ def build(store: Store) -> int:
 # --- queries -----------------------------------------------------------------------------
 
 def _quote(text: str) -> str:
-    return '"' + text.replace('"', '""') + '"'
+    # FTS5 ends a string at a NUL ("unterminated string"); the index holds none (fulltext strips them).
+    return '"' + text.replace('"', '""').replace("\x00", " ") + '"'
 
 
 def _pure_text(node: Node) -> bool:
@@ -234,7 +236,15 @@ def search(store: Store, node: Node, limit: int, offset: int) -> list[SearchHit]
                + (f" WHERE {q.where}" if q.where else ""))
         args = q.args
     sql += " ORDER BY m.date DESC, m.id DESC LIMIT ? OFFSET ?"
-    rows = store._read(sql, (*args, limit, offset))
+    try:
+        rows = store.db.execute(sql, (*args, limit, offset)).fetchall()
+    except sqlite3.OperationalError as exc:
+        if "fts5" in str(exc) or "unterminated" in str(exc):  # a hole in the quoting: still the query's fault
+            raise QueryError(f"The search query cannot be run ({exc})", "FTS5 refused the expression",
+                             "simplify the query, or put its words in double quotes") from exc
+        from deskmail.store import INDEX_FILE, store_error
+
+        raise store_error(exc, store.data_dir / INDEX_FILE, "read") from exc
     return [_hit(store._summary(r[:14]), str(r[14] or "")) for r in rows]
 
 
