@@ -226,18 +226,22 @@ _COLS = ("m.id, f.account, f.name, m.uid, m.date, m.sender, m.recipients, m.subj
 def search(store: Store, node: Node, limit: int, offset: int) -> list[SearchHit]:
     """Messages matching ``node``, newest first, each with a snippet of where it matched."""
     q = compile_query(node)
+    order = " ORDER BY m.date DESC, m.id DESC"
     if q.match:
+        # The page first, then snippets for its rows only: snippet() in the sorted query would be
+        # computed for every match before the sort (~0.1 ms each: 0.6 s for a word in 8,000 messages).
+        page = ("SELECT m.id FROM search JOIN messages m ON m.id = search.rowid JOIN folders f ON f.id = m.folder_id"
+                " WHERE search MATCH ?" + (f" AND {q.where}" if q.where else "") + order + " LIMIT ? OFFSET ?")
         sql = (f"SELECT {_COLS}, snippet(search, -1, ?, ?, '…', {SNIPPET_TOKENS}) FROM search"
                " JOIN messages m ON m.id = search.rowid JOIN folders f ON f.id = m.folder_id"
-               " WHERE search MATCH ?" + (f" AND {q.where}" if q.where else ""))
-        args: tuple[Any, ...] = (MARK_START, MARK_END, q.match, *q.args)
+               f" WHERE search MATCH ? AND search.rowid IN ({page})" + order)
+        args: tuple[Any, ...] = (MARK_START, MARK_END, q.match, q.match, *q.args, limit, offset)
     else:
         sql = (f"SELECT {_COLS}, '' FROM messages m JOIN folders f ON f.id = m.folder_id"
-               + (f" WHERE {q.where}" if q.where else ""))
-        args = q.args
-    sql += " ORDER BY m.date DESC, m.id DESC LIMIT ? OFFSET ?"
+               + (f" WHERE {q.where}" if q.where else "") + order + " LIMIT ? OFFSET ?")
+        args = (*q.args, limit, offset)
     try:
-        rows = store.db.execute(sql, (*args, limit, offset)).fetchall()
+        rows = store.db.execute(sql, args).fetchall()
     except sqlite3.OperationalError as exc:
         if "fts5" in str(exc) or "unterminated" in str(exc):  # a hole in the quoting: still the query's fault
             raise QueryError(f"The search query cannot be run ({exc})", "FTS5 refused the expression",
