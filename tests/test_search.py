@@ -145,3 +145,15 @@ def test_search_through_the_cli(sandbox: Any, mail_user: Any, tmp_path: Path) ->
     assert shown.returncode == 0 and "sighting" in shown.stdout
     bad = home.run("search", "from:")
     assert bad.returncode == 2 and "position" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_pop3_sync_indexes_too(tmp_path: Path, sandbox: Any, mail_user: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DM_SEARCH_PW", mail_user.password)
+    app = Deskmail(Paths(tmp_path / "config", tmp_path / "data"))
+    app.add_account(app.build_account(ManualSettings(
+        email=mail_user.email, name="pop", protocol="pop3", in_host=sandbox.host, in_port=sandbox.pop3s_port,
+        in_security="ssl", smtp_host=sandbox.host, smtp_port=sandbox.submission_port, smtp_security="starttls",
+        ca_file=str(sandbox.ca_file), password_env="DM_SEARCH_PW")))
+    sandbox.fill_maildir(mail_user.email, [BOB.replace(b"@ME@", mail_user.email.encode())])
+    assert not app.sync().failures
+    assert _found(app, "account:pop cafe has:attachment filename:uberblick") == ["<bob@example.test>"]
