@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from deskmail.cli.search_cmd import lean_args
 from deskmail.errors import QueryError
 from deskmail.search.query import parse
 from deskmail.store import INDEX_FILE, Store
@@ -129,3 +130,17 @@ def test_any_input_parses_or_is_a_query_error_and_runs(store: Store, query: str)
         assert 0 <= exc.position <= len(query)
         return
     store.search(tree, limit=5)  # an sqlite3 error here would be a hole in the quoting
+
+
+@pytest.mark.parametrize(("args", "lean"), [
+    (["a b", "--json"], ("a b", 50)),
+    (["--json", "-n", "5", "x"], ("x", 5)),
+    (["x", "--json", "--limit=7"], ("x", 7)),
+    (["x"], None),  # a table for people: the ordinary way
+    (["x", "--json", "--help"], None),
+    (["x", "y", "--json"], None),
+    (["--json"], None),
+    (["x", "--json", "--limit", "0"], None),
+])
+def test_the_lean_cli_path_takes_only_its_own_form(args: list[str], lean: tuple[str, int] | None) -> None:
+    assert lean_args(args) == lean

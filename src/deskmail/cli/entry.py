@@ -1,7 +1,8 @@
 """The `deskmail` console entry point.
 
 A plain `deskmail sync` (what timers and cron jobs run) takes the command-line fast path
-(:mod:`deskmail.cli.fastpath`); everything else goes to the Typer application
+(:mod:`deskmail.cli.fastpath`), `deskmail search QUERY --json [--limit N]` a lean one of its own
+(:func:`deskmail.cli.search_cmd.lean_args`); everything else goes to the Typer application
 (:func:`deskmail.cli.main.main`).
 """
 
@@ -20,6 +21,12 @@ def main(argv: list[str] | None = None) -> int:
         if argv is None:
             fastpath.exit_now(code)
         return code
+    if args[:1] == ["search"]:
+        from deskmail.cli import search_cmd
+
+        found = search_cmd.lean_args(args[1:])
+        if found is not None and search_cmd.run_lean(*found) == 0:
+            return 0
     from deskmail.cli.main import main as full
 
     return full(args)

@@ -46,7 +46,8 @@ def _fail(query: str, pos: int, problem: str) -> QueryError:
     pos = max(0, min(pos, len(query)))
     return QueryError(
         f"The search query cannot be read at position {pos + 1}: {problem}",
-        f"{query[max(0, pos - 20):pos]!r} ⟶ {query[pos:pos + 20]!r}" if query else "the query is empty",
+        f"the problem is at the arrow: {query[max(0, pos - 30):pos]}⟶{query[pos:pos + 30]}" if query.strip()
+        else "the query is empty",
         'check the quotes and parentheses; put text that looks like syntax in "double quotes"',
         position=pos,
     )
