@@ -2,7 +2,7 @@
 
 A plain `deskmail sync` (what timers and cron jobs run) takes the command-line fast path
 (:mod:`deskmail.cli.fastpath`), `deskmail search QUERY --json [--limit N]` a lean one of its own
-(:func:`deskmail.cli.search_cmd.lean_args`); everything else goes to the Typer application
+(:mod:`deskmail.cli.search_lean`); everything else goes to the Typer application
 (:func:`deskmail.cli.main.main`).
 """
 
@@ -22,10 +22,10 @@ def main(argv: list[str] | None = None) -> int:
             fastpath.exit_now(code)
         return code
     if args[:1] == ["search"]:
-        from deskmail.cli import search_cmd
+        from deskmail.cli import search_lean
 
-        found = search_cmd.lean_args(args[1:])
-        if found is not None and search_cmd.run_lean(*found) == 0:
+        found = search_lean.lean_args(args[1:])
+        if found is not None and search_lean.run_lean(*found) == 0:
             return 0
     from deskmail.cli.main import main as full
 
