@@ -1,6 +1,6 @@
 """Search speed: indexing and query latency, deskmail beside notmuch on the same generated Maildir.
 
-    .venv/bin/python bench/search_bench.py [--messages 10000] [--dir /tmp/search-bench] [--runs 5]
+    .venv/bin/python bench/search_bench.py [--messages 10000] [--dir /tmp/search-bench] [--runs 5] [--no-notmuch]
 
 1. N messages from :mod:`mailbox_gen` are written once into ``DIR/data/mail/bench/cur`` (deskmail's
    layout: one account "bench", its INBOX), which is also notmuch's database root.
@@ -86,6 +86,7 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--dir", type=Path)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--no-notmuch", action="store_true", help="deskmail only (notmuch new takes minutes)")
     args = parser.parse_args()
     root = args.dir or Path(tempfile.mkdtemp(prefix="search-bench-"))
     data = root / "data"
@@ -104,7 +105,7 @@ def main() -> int:
         target = home / "data" / entry
         if not target.exists():
             target.symlink_to(data / entry)
-    notmuch = shutil.which("notmuch")
+    notmuch = None if args.no_notmuch else shutil.which("notmuch")
     nm_env = {**os.environ, "NOTMUCH_CONFIG": str(root / "notmuch-config")}
     if notmuch:
         (root / "notmuch-config").write_text(f"[database]\npath={cur.parent}\n[new]\ntags=\n[search]\n"
