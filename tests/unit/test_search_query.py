@@ -144,3 +144,43 @@ def test_any_input_parses_or_is_a_query_error_and_runs(store: Store, query: str)
 ])
 def test_the_lean_cli_path_takes_only_its_own_form(args: list[str], lean: tuple[str, int] | None) -> None:
     assert lean_args(args) == lean
+
+
+def test_every_hostile_message_is_indexed_and_found(tmp_path: Path) -> None:
+    import time
+
+    from hostile_mail import CORPUS
+
+    with Store.open_writer(tmp_path) as writer, writer.transaction():
+        folder = writer.ensure_folder("a", "INBOX")
+        md = writer.folder_maildir(folder)
+        md.ensure()
+        for uid, (name, raw) in enumerate(CORPUS.items(), start=1):
+            start = time.perf_counter()
+            extract(raw)
+            assert time.perf_counter() - start < 1.0, name
+            (md.root / "cur" / f"{uid}.x:2,").write_bytes(raw)
+            assert writer.insert_message(md, folder.id, 1, str(uid), f"{uid}.x:2,", ()), name
+    db = sqlite3.connect(tmp_path / INDEX_FILE)
+    assert db.execute("SELECT COUNT(*) FROM search").fetchone()[0] == len(CORPUS)  # every one has its entry
+    db.close()
+    with Store.open_reader(tmp_path) as reader:
+        subjects = {h.message.message_id: h.message.subject for h in reader.search(parse("is:unread"), limit=10_000)}
+        checked = 0
+        for name in CORPUS:
+            mid = f"<{name}@hostile.test>"
+            if f"hostile {name}" in subjects.get(mid, ""):  # (some have no subject, or a broken one)
+                found = reader.search(parse(f'subject:"hostile {name}"'), limit=10_000)
+                assert mid in [h.message.message_id for h in found], name
+                checked += 1
+        assert checked >= len(CORPUS) * 2 // 3
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=400) | st.lists(st.sampled_from(
+    [b"Content-Type: multipart/mixed; boundary=b\n", b"\n", b"--b\n", b"--b--\n", b"Content-Type: text/html\n",
+     b"Content-Transfer-Encoding: base64\n", b"Content-Disposition: attachment; filename*0*=utf-8''%C3\n",
+     b"Content-Type: message/rfc822\n", b"<p>x</p>", b"=C3=A9", b"\x00", b"\r\n"]), max_size=30).map(b"".join))
+def test_extract_never_raises(raw: bytes) -> None:
+    found = extract(raw)
+    assert "\x00" not in found.body + found.filenames + found.to + found.cc
