@@ -2,11 +2,13 @@
 
 Figures printed:
 
-1. **database, cold** — parsing every bundled provider file once (first lookup
-   in a process), median of ``--cold-runs`` fresh parses;
-2. **database hit** — ``lookup_provider("socal.rr.com")`` (parent-domain
-   fallback included), median and p99 over ``--lookups`` calls; the
-   requirement is < 50 ms;
+1. **database, first lookup** — a fresh database (the generated index read,
+   then the one file the answer is in parsed), median of ``--cold-runs``;
+   the requirement is < 5 ms;
+2. **database, parse all** — every bundled file (Thunderbird's whole ISPDB
+   and deskmail's own), for reference: what a lookup no longer pays;
+3. **database hit** — ``lookup_provider("socal.rr.com")`` (parent-domain
+   fallback included), median and p99 over ``--lookups`` calls;
 3. **chain, known domain** — ``discover("…@socal.rr.com")`` with every
    network source running against a local DNS server that answers NXDOMAIN;
 4. **chain, unknown domain, nothing anywhere** — every source, local DNS says
@@ -15,7 +17,10 @@ Figures printed:
    default timeouts and deadline;
 6. **chain, unknown domain, everything hangs** — every name resolves and every
    port accepts a connection and then says nothing; default timeouts and
-   deadline (the worst case; must stay under 10 s).
+   deadline (the worst case; must stay under 10 s);
+7. **whole process** — ``deskmail discover bob@socal.rr.com --json`` with
+   ``--offline`` and without (then the network sources run too, against this
+   machine's resolver), as a new process each time (goal: < 150 ms).
 
 All servers are the test suite's own (``tests/discovery/discoverykit.py``) on
 127.0.0.1, started by this script. Example::
@@ -28,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -72,11 +78,18 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     results: dict[str, dict[str, float]] = {}
 
-    def cold() -> None:
+    def first_lookup() -> None:
         bundled_database.cache_clear()
-        bundled_database()
+        lookup_provider("t-online.de")
 
-    report("database, cold (parse all bundled files)", timed(cold, args.cold_runs), results)
+    def parse_all() -> None:
+        bundled_database.cache_clear()
+        bundled_database().providers  # noqa: B018 - the parse is what is timed
+
+    report("database, first lookup (index + one file)", timed(first_lookup, args.cold_runs), results)
+    parse_all()
+    count = len(bundled_database().providers)
+    report(f"database, parse all {count} bundled files", timed(parse_all, max(3, args.cold_runs // 4)), results)
     report(
         "database hit (socal.rr.com → rr.com)", timed(lambda: lookup_provider("socal.rr.com"), args.lookups), results
     )
@@ -116,9 +129,22 @@ def main(argv: list[str] | None = None) -> int:
         dns.close()
         hole.close()
 
-    ok = results["database hit (socal.rr.com → rr.com)"]["median_s"] < 0.05
+    deskmail = Path(sys.executable).with_name("deskmail")
+    for flags in (["--offline"], []):
+        argv = [str(deskmail), "discover", "bob@socal.rr.com", "--json", *flags]
+        report(
+            "whole process: deskmail discover --json " + " ".join(flags),
+            timed(lambda a=argv: subprocess.run(a, check=True, capture_output=True), args.runs),
+            results,
+        )
+
+    ok = results["database, first lookup (index + one file)"]["median_s"] < 0.005
     worst = results["chain, unknown domain, every server hangs"]["max_s"] < 10.0
-    print(f"\ndatabase hit < 50 ms: {'yes' if ok else 'NO'};  worst-case chain < 10 s: {'yes' if worst else 'NO'}")
+    process = results["whole process: deskmail discover --json --offline"]["median_s"] < 0.150
+    print(
+        f"\ndatabase answer < 5 ms: {'yes' if ok else 'NO'};  worst-case chain < 10 s: {'yes' if worst else 'NO'};  "
+        f"whole process (offline) < 150 ms: {'yes' if process else 'NO'}"
+    )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0 if ok and worst else 1

@@ -12,9 +12,9 @@ Without a DISPLAY it runs on Qt's offscreen platform (and says so). Needs root (
    would (``from deskmail.gui.main import main``) inside a small child wrapper. The wrapper adds, from
    outside, an event filter on the message list's viewport: the first paint with rows in the model stops
    the clock. Resident memory (VmRSS) is read at that moment. Median of ``--runs``.
-3. **Open a message**: in the same kind of child, after the paint, 30 rows are selected one after the
-   other; each is timed from the selection until the reader pane shows that message (what a click does).
-   Median and maximum.
+3. **Open a message**: in the same kind of child, 4 s after the paint (the start-up sync over), 30 rows are
+   selected one after the other; each is timed from the selection until the reader pane shows that message
+   (what a click does). Median and maximum.
 4. **Scroll stall**: an index of ``--scroll-rows`` messages in one folder (rows written straight into the
    SQLite index, as bench/store_bench.py does: the list reads only the index), then the list is scrolled
    page by page and by jumps to random positions (dragging the scroll bar); each step is timed from
@@ -66,7 +66,7 @@ class Painted(QObject):
         return False
 
 def finish(window, result):
-    if mode == "settle":  # memory once the start-up sync is over and the window is idle
+    if mode in ("settle", "open"):  # once the start-up sync is over and the window is idle
         end = time.time() + 4
         while time.time() < end:
             QApplication.processEvents()
@@ -81,6 +81,7 @@ def finish(window, result):
             while window.shown_id != wanted:  # read on a worker, shown by the GUI thread
                 QApplication.processEvents()
             times.append((time.perf_counter() - t) * 1000)
+            result.setdefault("open_sizes", []).append(window.model.summary(row).size)
         result["open_ms"] = times
     print(json.dumps(result), flush=True)
     os._exit(0)
@@ -105,7 +106,9 @@ def run_child(home: Path, mode: str, env: dict[str, str]) -> dict[str, object]:
                          capture_output=True, text=True, timeout=120, check=False)
     line = next((x for x in out.stdout.splitlines() if x.startswith("{")), None)
     if line is None:
-        raise SystemExit(f"the application did not paint its list: {out.stderr[-2000:]}")
+        Path("/tmp/gui-bench-child.err").write_text(out.stderr)
+        raise SystemExit(f"the application did not paint its list (its stderr: /tmp/gui-bench-child.err): "
+                         f"{out.stderr[-2000:]}")
     result: dict[str, object] = json.loads(line)
     return result
 
@@ -235,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
         results["open_message_ms"] = {"runs": times, "median": statistics.median(times), "max": max(times)}
         print(f"open a message: median {statistics.median(times):.1f} ms, max {max(times):.1f} ms (30 messages)",
               flush=True)
+        slowest = sorted(zip(times, opened["open_sizes"], strict=True), reverse=True)[:3]  # type: ignore[call-overload]
+        print("  slowest: " + ", ".join(f"{t:.0f} ms ({size / 1024:.0f} KB)" for t, size in slowest), flush=True)
     finally:
         sb.stop()
     stalls = scroll_stalls(args.scroll_rows, root)

@@ -69,6 +69,11 @@ class Code(StrEnum):
     # --- the engine's own errors (docs/errors.md) ---
     ERROR = "error"
     CANCELLED = "cancelled"
+    # discovery: what to know before typing a password (Requirement.code; with oauth_required and
+    # app_password_required, which the doctor shares)
+    APP_PASSWORD_IF_TWO_STEP = "app_password_if_two_step"
+    ENABLE_IN_WEB_SETTINGS = "enable_in_web_settings"
+    LOCAL_BRIDGE = "local_bridge"
     # usage: what a person gave
     USAGE = "usage"
     NOT_AN_ADDRESS = "not_an_address"
@@ -169,6 +174,11 @@ MEANINGS: dict[Code, str] = {
     Code.PROVIDER_UNKNOWN: "the provider is not in the database, so the settings were not compared",
     Code.ERROR: "an error without a more precise code",
     Code.CANCELLED: "the work was stopped on request at a safe point; nothing finished is lost",
+    Code.APP_PASSWORD_IF_TWO_STEP: "an app password is needed when 2-step verification is on for the account",
+    Code.ENABLE_IN_WEB_SETTINGS: "access for mail programs (IMAP, or a mail password) must be switched on in the "
+    "provider's web settings first",
+    Code.LOCAL_BRIDGE: "the provider is reached through a bridge program on this computer (Proton Mail Bridge), "
+    "with the password the bridge shows",
     Code.USAGE: "the request itself is wrong (a missing or contradictory value)",
     Code.NOT_AN_ADDRESS: "what was given as the account's e-mail address is not one",
     Code.BAD_ADDRESS: "a recipient is not an e-mail address",

@@ -12,11 +12,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from deskmail.codes import Code
 from deskmail.errors import AuthError, DeskmailError, UsageError
 from deskmail.model import Account, PasswordSource, Protocol, Security, ServerSettings, default_port, email_domain
 from deskmail.secrets import Secret
+
+if TYPE_CHECKING:
+    from deskmail.discovery.ispdb import Requirement
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +59,9 @@ class Candidate:
     source: str
     needs_confirmation: bool = False
     notes: tuple[str, ...] = ()
-    password_hint: str = ""  # e.g. "app-password": what the provider wants typed (discovery.PasswordPolicy)
-    help_url: str = ""  # the provider's setup page
+    # What the person must know or do before typing a password (an app password, IMAP to switch on in the
+    # webmail, OAuth2 only…): discovery's requirements, each with a code, a sentence and a link.
+    before_password: tuple[Requirement, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,9 +264,7 @@ def discover_candidates(
                     outgoing=replace(a.outgoing, username=s.username or outg.username, auth=outg.auth,
                                               auth_required=s.smtp_auth and outg.auth_required))
         label = f"{c.provider.display_name}: {c.source}" if c.provider is not None else c.source
-        out.append(Candidate(a, label, c.needs_confirmation, tuple(c.notes),
-                             c.provider.password.value if c.provider is not None else "",
-                             c.provider.help_url if c.provider is not None else ""))
+        out.append(Candidate(a, label, c.needs_confirmation, tuple(c.notes), result.before_password))
     return out
 
 

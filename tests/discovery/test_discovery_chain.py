@@ -129,7 +129,8 @@ JSON_CANDIDATE_KEYS = {"incoming", "outgoing", "source", "confidence", "notes", 
 def test_json_shape_is_exactly_the_documented_one() -> None:
     result = discover("gus@spectrum.net", options=DiscoveryOptions(sources=frozenset({Origin.DATABASE})))
     data = json.loads(json.dumps(result.to_json()))
-    assert set(data) == {"email", "candidates"} and data["email"] == "gus@spectrum.net"
+    assert set(data) == {"email", "before_password", "candidates"} and data["email"] == "gus@spectrum.net"
+    assert [r["code"] for r in data["before_password"]] == ["app_password_if_two_step"]
     first = data["candidates"][0]
     assert set(first) == JSON_CANDIDATE_KEYS
     assert first["incoming"] == {

@@ -118,7 +118,7 @@ def test_charter_alternative_is_implicit_tls_on_587() -> None:
         ("sbcglobal.net", "att.net", "imap.mail.att.net"),
         ("bellsouth.net", "att.net", "imap.mail.att.net"),
         ("verizon.net", "verizon.net", "imap.aol.com"),
-        ("cox.net", "cox.net", "imap.cox.net"),
+        ("cox.net", "cox.net", "imap.mail.yahoo.com"),  # Cox mail moved to Yahoo (2024)
         ("gmx.net", "gmx.net", "imap.gmx.net"),
         ("gmx.de", "gmx.net", "imap.gmx.net"),
         ("gmx.com", "gmx.com", "imap.gmx.com"),

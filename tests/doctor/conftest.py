@@ -10,8 +10,9 @@ import socket
 import ssl
 from collections.abc import Callable, Iterator
 
+import postfixkit
 import pytest
-from doctorkit import HOST, Certs, FakeServer, Handler, NxDomainServer, make_certs
+from doctorkit import EMAIL, HOST, PASSWORD, Certs, FakeServer, Handler, NxDomainServer, make_certs
 
 
 @pytest.fixture
@@ -80,3 +81,13 @@ def dns_server() -> Iterator[Callable[..., NxDomainServer]]:
         server.close()
 
 
+
+
+@pytest.fixture(scope="module")
+def postfix(certs: Certs) -> Iterator[postfixkit.PostfixSubmission]:
+    """A private Postfix submission service (see postfixkit.py), stopped after the module."""
+    if not postfixkit.available():
+        pytest.fail("Debian's postfix package is missing: run `bash scripts/bootstrap test`")
+    server = postfixkit.start({EMAIL: PASSWORD}, certs.ca)
+    yield server
+    server.stop()

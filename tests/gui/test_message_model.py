@@ -63,3 +63,28 @@ def test_short_date() -> None:
     assert short_date("2019-03-01T10:00:00", today) == "2019-03-01"
     assert short_date("2026-06-01T10:00:00", today) == "01 Jun 10:00"
     assert short_date("2026-12-04T09:05:00", today) == "09:05"
+
+
+def test_qt_keeps_none_alive(qtbot: Any) -> None:
+    """Qt reading cells a Python model leaves empty (None), as the message list does for every role it does
+    not draw, must not eat references to None: PySide6 6.12.0 did, and the program died after some
+    thousands of cells ("deallocating None"). pyproject.toml keeps that version out."""
+    import sys
+
+    from PySide6.QtCore import QAbstractTableModel, QModelIndex
+
+    class Empty(QAbstractTableModel):
+        def rowCount(self, parent: Any = QModelIndex()) -> int:  # noqa: B008
+            return 10
+
+        def columnCount(self, parent: Any = QModelIndex()) -> int:  # noqa: B008
+            return 2
+
+        def data(self, index: Any, role: int = 0) -> None:
+            return None
+
+    model = Empty()
+    before = sys.getrefcount(None)
+    for i in range(20000):
+        model.index(i % 10, 1).data(Qt.ItemDataRole.FontRole)  # through C++ into the Python data()
+    assert sys.getrefcount(None) >= before - 100

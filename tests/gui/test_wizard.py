@@ -145,3 +145,16 @@ def test_manual_starttls_on_an_implicit_tls_port_is_named(qtbot: Any, empty: Des
     page.test.click()
     qtbot.waitUntil(page.isComplete, timeout=60_000)
     assert wizard.account is not None and wizard.account.incoming.security is Security.SSL
+
+
+def test_what_the_provider_wants_is_said_before_the_password(qtbot: Any, tmp_path: Path) -> None:
+    app = Deskmail(Paths(tmp_path / "config", tmp_path / "data"))
+    wizard = SetupWizard(app)
+    qtbot.addWidget(wizard)
+    wizard.show()
+    wizard.address_page.email.setText("someone@yahoo.com")  # in the bundled provider database: no network
+    wizard.next()
+    qtbot.waitUntil(lambda: bool(wizard.candidates), timeout=20_000)
+    hint = wizard.found_page.password_hint.text()
+    assert "app password" in hint.lower() and "<a href=" in hint
+    assert "imap.mail.yahoo.com" in wizard.found_page.servers.text()

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from deskmail.discovery.ispdb import Provider, SourceKind
+from deskmail.discovery.ispdb import Provider, Requirement, SourceKind
 from deskmail.model import Protocol, ServerSettings
 
 
@@ -21,6 +21,7 @@ class Origin(StrEnum):
 
     DATABASE = "database"
     AUTOCONFIG = "autoconfig"
+    ISPDB = "ispdb"  # Thunderbird's ISPDB web service, by domain (by MX: reported as MX)
     SRV = "srv"
     MX = "mx"
     PROBE = "probe"
@@ -35,6 +36,7 @@ class Origin(StrEnum):
 _LABELS = {
     Origin.DATABASE: "provider database",
     Origin.AUTOCONFIG: "the domain's autoconfig file",
+    Origin.ISPDB: "Thunderbird's ISPDB (online)",
     Origin.SRV: "DNS SRV records",
     Origin.PROBE: "found by probing",
 }
@@ -128,9 +130,21 @@ class DiscoveryResult:
     def best(self) -> Candidate | None:
         return self.candidates[0] if self.candidates else None
 
+    @property
+    def before_password(self) -> tuple[Requirement, ...]:
+        """What the user must know or do before typing a password (OAuth2 only, app password,
+        access to switch on in web settings, a local bridge), from the provider of the domain
+        or, failing that, of the best candidate (an MX hit)."""
+        provider = self.provider or (self.best.provider if self.best else None)
+        return provider.requirements() if provider is not None else ()
+
     def to_json(self) -> dict[str, Any]:
         """The documented ``deskmail discover --json`` shape (docs/discovery.md)."""
-        return {"email": self.email, "candidates": [c.to_json() for c in self.candidates]}
+        return {
+            "email": self.email,
+            "before_password": [{"code": r.code.value, "text": r.text, "url": r.url} for r in self.before_password],
+            "candidates": [c.to_json() for c in self.candidates],
+        }
 
 
 def confidence_for(kind: SourceKind) -> Confidence:

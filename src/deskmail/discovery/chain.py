@@ -8,8 +8,8 @@ return before the deadline.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from deskmail.discovery import autoconfig, mx, probe, srv
 from deskmail.discovery.candidates import (
     Candidate,
     DiscoveryResult,
@@ -21,10 +21,11 @@ from deskmail.discovery.candidates import (
 from deskmail.discovery.database import ProviderDatabase, ProviderMatch, load_database
 from deskmail.discovery.ispdb import Provider, SourceKind
 from deskmail.discovery.options import Deadline, DiscoveryOptions, ProbePolicy, run_all
-from deskmail.discovery.transport import Network, StepFailed
 from deskmail.errors import UsageError
 from deskmail.model import email_domain, valid_email
-from deskmail.net.tls import client_context
+
+if TYPE_CHECKING:
+    from deskmail.discovery.transport import Network
 
 _Found = tuple[list[Candidate], list[Skipped]]
 
@@ -47,6 +48,8 @@ def discover(email: str, *, options: DiscoveryOptions | None = None) -> Discover
     domain = ascii_domain(email_domain(address))
     deadline = Deadline(opts.deadline)
     if opts.ca_file:
+        from deskmail.net.tls import client_context
+
         client_context(opts.ca_file)  # a bad CA file is the caller's error, reported before any work
     db = load_database(opts.provider_dirs)
     found: list[Candidate] = []
@@ -60,14 +63,30 @@ def discover(email: str, *, options: DiscoveryOptions | None = None) -> Discover
     elif Origin.DATABASE in opts.sources:
         skipped.append(Skipped(Origin.DATABASE, domain, "the provider database has no entry for this domain"))
 
+    if not opts.sources - {Origin.DATABASE}:
+        # Offline: the network modules (DNS, TLS, HTTP) are not even imported.
+        return DiscoveryResult(
+            email=address,
+            candidates=rank(found),
+            skipped=tuple(skipped),
+            provider=match.provider if match else None,
+            elapsed=deadline.elapsed(),
+        )
+    from deskmail.discovery import autoconfig, ispdb_online, probe
+    from deskmail.discovery.transport import Network, StepFailed
+
     net = Network(opts, deadline)
     tasks: dict[Origin, Callable[[], _Found]] = {}
     if Origin.AUTOCONFIG in opts.sources:
         tasks[Origin.AUTOCONFIG] = lambda: autoconfig.discover(net, address, domain, db)
+    if Origin.ISPDB in opts.sources and match is None:
+        # The bundled copy answers for every domain the ISPDB had at release time.
+        tasks[Origin.ISPDB] = lambda: ispdb_online.by_domain(net, address, domain)
     if Origin.SRV in opts.sources:
         tasks[Origin.SRV] = lambda: _srv(net, address, domain, db)
     if Origin.MX in opts.sources:
-        tasks[Origin.MX] = lambda: _mx(net, address, domain, db)
+        ask_ispdb = Origin.ISPDB in opts.sources
+        tasks[Origin.MX] = lambda: _mx(net, address, domain, db, ask_ispdb)
     probing = opts.probe is ProbePolicy.ALWAYS or (opts.probe is ProbePolicy.IF_UNKNOWN and match is None)
     if Origin.PROBE in opts.sources and probing:
         tasks[Origin.PROBE] = lambda: probe.discover(net, address, domain)
@@ -125,13 +144,25 @@ def database_candidates(match: ProviderMatch, email: str) -> _Found:
 
 
 def _srv(net: Network, email: str, domain: str, db: ProviderDatabase) -> _Found:
+    from deskmail.discovery import srv
+
     records, skipped = srv.lookup(net, domain)
     cands, bad = srv.candidates(records, email, domain, db)
     return cands, skipped + bad
 
 
-def _mx(net: Network, email: str, domain: str, db: ProviderDatabase) -> _Found:
-    return mx.candidates(mx.lookup(net, domain), email, domain, db)
+def _mx(net: Network, email: str, domain: str, db: ProviderDatabase, ask_ispdb: bool) -> _Found:
+    from deskmail.discovery import ispdb_online, mx
+
+    hosts = mx.lookup(net, domain)
+    found, skipped = mx.candidates(hosts, email, domain, db)
+    if not found and ask_ispdb:
+        # No provider the bundled database knows runs these MX hosts: ask the ISPDB
+        # about the preferred one's base domain, as Thunderbird does.
+        more, why = ispdb_online.by_mx(net, email, domain, hosts)
+        found += more
+        skipped += why
+    return found, skipped
 
 
 def lookup_provider(domain: str, *, provider_dirs: tuple[str, ...] = ()) -> Provider | None:

@@ -7,18 +7,22 @@ drop-in file can correct a bundled entry without editing it. A file that
 cannot be used is skipped and listed in :attr:`ProviderDatabase.problems`;
 it never stops the others from loading.
 
-Lookups are pure dictionary reads (well under a millisecond once loaded);
-loading parses every file once per process, cached by the directories'
-contents.
+The bundled files are found through a generated index (``providers/index.json``,
+written by ``scripts/ispdb_import.py``): a lookup parses only the file it
+needs, once per process, so the first answer costs well under 5 ms even with
+the whole of Thunderbird's ISPDB bundled. Drop-in directories are parsed
+whole, cached by the files' names, sizes and modification times.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from deskmail.discovery.domains import normalize, parents
@@ -42,15 +46,23 @@ class ProviderMatch:
 
 
 class ProviderDatabase:
-    """Providers indexed by e-mail domain, by MX host domain and by server host name."""
+    """Providers indexed by e-mail domain, by MX host domain and by server host name.
 
-    def __init__(self, providers: Iterable[Provider], problems: Iterable[str] = ()) -> None:
-        self.providers: tuple[Provider, ...] = tuple(providers)
-        self.problems: tuple[str, ...] = tuple(problems)
-        self._by_domain: dict[str, Provider] = {}
-        self._by_mx: dict[str, Provider] = {}
-        hosts: set[str] = set()
-        for p in self.providers:
+    ``providers`` are parsed entries. ``index`` (the bundled files' generated
+    index) adds entries that are parsed only when a lookup first needs them;
+    parsed ``providers`` win over indexed ones for the same domain.
+    """
+
+    def __init__(
+        self, providers: Iterable[Provider], problems: Iterable[str] = (), *, index: BundledIndex | None = None
+    ) -> None:
+        self._parsed: tuple[Provider, ...] = tuple(providers)
+        self._problems: list[str] = list(problems)
+        self._index = index
+        self._by_domain: dict[str, Provider | str] = dict(index.domains) if index else {}
+        self._by_mx: dict[str, Provider | str] = dict(index.mx_domains) if index else {}
+        hosts: set[str] = set(index.hosts) if index else set()
+        for p in self._parsed:
             for d in p.domains:
                 self._by_domain[d] = p
             for d in p.mx_domains:
@@ -58,16 +70,36 @@ class ProviderDatabase:
             hosts.update(s.hostname.lower() for s in (*p.incoming, *p.outgoing) if "%" not in s.hostname)
         self._server_hosts = frozenset(hosts)
 
+    @property
+    def problems(self) -> tuple[str, ...]:
+        """Files that could not be used (an indexed file is only read when first needed)."""
+        return tuple(self._problems)
+
+    @property
+    def providers(self) -> tuple[Provider, ...]:
+        """Every entry, indexed ones first (this parses them all: tools and tests, not lookups)."""
+        indexed = [p for name in (self._index.files if self._index else ()) if (p := self._resolve(name))]
+        return (*indexed, *self._parsed)
+
     def __len__(self) -> int:
-        return len(self.providers)
+        return (len(self._index.files) if self._index else 0) + len(self._parsed)
+
+    def _resolve(self, entry: Provider | str) -> Provider | None:
+        if isinstance(entry, Provider):
+            return entry
+        assert self._index is not None
+        provider, problem = self._index.provider(entry)
+        if problem and problem not in self._problems:
+            self._problems.append(problem)
+        return provider
 
     def lookup(self, domain: str) -> ProviderMatch | None:
         """The provider for an e-mail domain: exact match first, then parent domains
         (``socal.rr.com`` falls back to ``rr.com``)."""
         asked = normalize(domain)
         for candidate in parents(asked):
-            provider = self._by_domain.get(candidate)
-            if provider is not None:
+            entry = self._by_domain.get(candidate)
+            if entry is not None and (provider := self._resolve(entry)) is not None:
                 return ProviderMatch(provider, asked, candidate)
         return None
 
@@ -80,14 +112,87 @@ class ProviderDatabase:
         names = parents(asked)
         for index in (self._by_mx, self._by_domain):
             for candidate in names:
-                provider = index.get(candidate)
-                if provider is not None:
+                entry = index.get(candidate)
+                if entry is not None and (provider := self._resolve(entry)) is not None:
                     return ProviderMatch(provider, asked, candidate)
         return None
 
     def vouches_for(self, host: str) -> bool:
         """True when ``host`` is a server of some provider in the database."""
         return normalize(host) in self._server_hosts
+
+
+INDEX_NAME = "index.json"
+
+
+class BundledIndex:
+    """The generated index of the bundled files (``providers/index.json``).
+
+    Parsing every bundled file costs tens of milliseconds, more than a whole
+    lookup may take; the index maps each domain, MX domain and server host to
+    its file, so a lookup parses only the one file it needs (once per process).
+    :func:`build_index` writes it; a test keeps it in step with the files.
+    """
+
+    def __init__(self, folder: Traversable, data: dict[str, object]) -> None:
+        self.folder = folder
+        files = data["files"]
+        assert isinstance(files, list)
+        self.files: tuple[str, ...] = tuple(str(f) for f in files)
+        self.domains: dict[str, str] = _name_map(data["domains"], self.files)
+        self.mx_domains: dict[str, str] = _name_map(data["mx"], self.files)
+        hosts = data["hosts"]
+        assert isinstance(hosts, list)
+        self.hosts: frozenset[str] = frozenset(str(h) for h in hosts)
+        self._cache: dict[str, tuple[Provider | None, str]] = {}
+
+    def provider(self, name: str) -> tuple[Provider | None, str]:
+        """The parsed entry of one bundled file, or ``None`` and the reason."""
+        found = self._cache.get(name)
+        if found is None:
+            origin = f"providers/{name}"
+            try:
+                found = (_read(self.folder.joinpath(*name.split("/")), origin), "")
+            except InvalidClientConfig as exc:
+                found = (None, str(exc))
+            except OSError as exc:
+                found = (None, f"The mail settings file {origin} cannot be read ({exc.strerror or exc}).")
+            self._cache[name] = found
+        return found
+
+
+def _name_map(raw: object, files: tuple[str, ...]) -> dict[str, str]:
+    assert isinstance(raw, dict)
+    return {str(k): files[int(v)] for k, v in raw.items()}
+
+
+def bundled_files(folder: Traversable) -> list[str]:
+    """The bundled files in load order: the generated ISPDB import first, then deskmail's
+    own files, so deskmail's entry wins for a domain both list."""
+    names: list[str] = []
+    sub = folder / "ispdb"
+    if sub.is_dir():
+        names += sorted(f"ispdb/{f.name}" for f in sub.iterdir() if f.name.endswith(".xml"))
+    names += sorted(f.name for f in folder.iterdir() if f.name.endswith(".xml"))
+    return names
+
+
+def build_index(folder: Traversable) -> dict[str, object]:
+    """The index of the files in ``folder`` (what ``providers/index.json`` holds).
+
+    Raises :class:`InvalidClientConfig` for a file that cannot be used: a
+    bundled file must always load.
+    """
+    files = bundled_files(folder)
+    domains: dict[str, int] = {}
+    mx: dict[str, int] = {}
+    hosts: set[str] = set()
+    for i, name in enumerate(files):
+        p = _read(folder.joinpath(*name.split("/")), f"providers/{name}")
+        domains.update(dict.fromkeys(p.domains, i))
+        mx.update(dict.fromkeys(p.mx_domains, i))
+        hosts.update(s.hostname.lower() for s in (*p.incoming, *p.outgoing) if "%" not in s.hostname)
+    return {"files": files, "domains": domains, "mx": mx, "hosts": sorted(hosts)}
 
 
 def _xml_files(directory: Path) -> list[Path]:
@@ -97,7 +202,7 @@ def _xml_files(directory: Path) -> list[Path]:
         return []
 
 
-def _read(path: Path | resources.abc.Traversable, origin: str) -> Provider:
+def _read(path: Path | Traversable, origin: str) -> Provider:
     if isinstance(path, Path):
         size = path.stat().st_size
         if size > MAX_CONFIG_BYTES:
@@ -107,7 +212,7 @@ def _read(path: Path | resources.abc.Traversable, origin: str) -> Provider:
     return parse_client_config(data, origin=origin).provider
 
 
-def _load(entries: Sequence[tuple[Path | resources.abc.Traversable, str]]) -> ProviderDatabase:
+def _load(entries: Sequence[tuple[Path | Traversable, str]]) -> ProviderDatabase:
     providers: list[Provider] = []
     problems: list[str] = []
     for path, origin in entries:
@@ -120,22 +225,32 @@ def _load(entries: Sequence[tuple[Path | resources.abc.Traversable, str]]) -> Pr
     return ProviderDatabase(providers, problems)
 
 
+def bundled_folder() -> Traversable:
+    """``deskmail/discovery/providers``: a plain directory in every ordinary install
+    (importlib.resources, needed only for zipped packages, costs 4 ms to import)."""
+    here = Path(__file__).with_name("providers")
+    return here if here.is_dir() else resources.files("deskmail.discovery") / "providers"
+
+
 @functools.lru_cache(maxsize=1)
 def bundled_database() -> ProviderDatabase:
-    """The providers shipped with deskmail (parsed once per process)."""
-    folder = resources.files("deskmail.discovery") / "providers"
-    entries = sorted(
-        ((f, f"providers/{f.name}") for f in folder.iterdir() if f.name.endswith(".xml")),
-        key=lambda e: e[1],
-    )
-    return _load(entries)
+    """The providers shipped with deskmail: through the generated index, each file parsed
+    when first needed; without an index (a development tree), every file parsed now."""
+    folder = bundled_folder()
+    try:
+        data = json.loads(folder.joinpath(INDEX_NAME).read_bytes())
+        return ProviderDatabase((), index=BundledIndex(folder, data))
+    except (OSError, ValueError, KeyError, AssertionError, IndexError):
+        return _load([(folder.joinpath(*n.split("/")), f"providers/{n}") for n in bundled_files(folder)])
 
 
 @functools.lru_cache(maxsize=8)
 def _database_with(key: tuple[tuple[str, int, int], ...]) -> ProviderDatabase:
     bundled = bundled_database()
     extra = _load([(Path(name), name) for name, _, _ in key])
-    return ProviderDatabase((*bundled.providers, *extra.providers), (*bundled.problems, *extra.problems))
+    if bundled._index is None:
+        return ProviderDatabase((*bundled.providers, *extra.providers), (*bundled.problems, *extra.problems))
+    return ProviderDatabase(extra.providers, (*bundled.problems, *extra.problems), index=bundled._index)
 
 
 def load_database(extra_dirs: Sequence[str | os.PathLike[str]] = ()) -> ProviderDatabase:

@@ -5,7 +5,7 @@ One format serves three purposes: the provider files bundled in
 directory, and the file a domain publishes at
 ``https://autoconfig.<domain>/mail/config-v1.1.xml``. The format is Mozilla's
 version 1.1 (``<clientConfig version="1.1"><emailProvider>…``); elements
-deskmail does not use (``webMail``, ``oAuth2``, ``pop3`` …) are ignored, as
+deskmail does not use (``webMail``, ``pop3`` …) are ignored, as
 Thunderbird ignores ours.
 
 Safety. Autoconfig files come from the network, so the parser assumes hostile
@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from enum import Enum, StrEnum
 from typing import NamedTuple, TypeVar
 
+from deskmail.codes import Code
 from deskmail.errors import ProtocolError
 from deskmail.model import Protocol, Security, ServerSettings, email_domain
 
@@ -99,6 +100,7 @@ class PasswordPolicy(StrEnum):
     APP_PASSWORD_IF_2FA = "app-password-if-2fa"  # …unless 2-step verification is on
     APP_PASSWORD = "app-password"  # always an app password (Yahoo, iCloud, Fastmail …)
     NONE = "none"  # passwords are refused: OAuth2 only
+    BRIDGE = "bridge"  # the password a local bridge program shows (Proton Mail Bridge), not the account's
 
 
 class OAuth2Support(StrEnum):
@@ -116,6 +118,32 @@ class SourceInfo:
 
     def describe(self) -> str:
         return f"{self.description} ({self.url})" if self.url else self.description
+
+
+@dataclass(frozen=True, slots=True)
+class OAuth2Endpoints:
+    """The ``<oAuth2>`` block of an ISPDB file: who issues tokens and where (kept for OAuth2 sign-in)."""
+
+    issuer: str
+    scope: str = ""
+    auth_url: str = ""
+    token_url: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Requirement:
+    """Something the user must know or do before typing a password, with a stable code.
+
+    Codes (``deskmail.codes.Code``): ``oauth_required`` (passwords are refused: browser
+    sign-in only), ``app_password_required``, ``app_password_if_two_step``,
+    ``enable_in_web_settings`` (IMAP/POP access or a mail password must be switched on at
+    the provider), ``local_bridge`` (a program on this computer is the server: Proton Mail
+    Bridge).
+    """
+
+    code: Code
+    text: str
+    url: str = ""
 
 
 @dataclass(frozen=True)
@@ -187,6 +215,8 @@ class Provider:
     password: PasswordPolicy = PasswordPolicy.ACCOUNT
     oauth2: OAuth2Support = OAuth2Support.NO
     origin: str = ""  # file or URL this came from
+    enable_url: str = ""  # <enable visiturl>: the web page where access is switched on
+    oauth2_endpoints: OAuth2Endpoints | None = None
 
     @property
     def help_url(self) -> str:
@@ -235,29 +265,67 @@ class Provider:
         """The setups filled in for one address, as ``(incoming, outgoing)`` settings."""
         return tuple((s.incoming.settings_for(email), s.outgoing.settings_for(email)) for s in self.setups())
 
-    def advice(self) -> tuple[str, ...]:
-        """What the user must know before typing a password, then the provider's notes."""
+    def requirements(self) -> tuple[Requirement, ...]:
+        """What the user must know or do before typing a password, most important first."""
         name = self.short_name or self.display_name
-        lines: list[str] = []
+        out: list[Requirement] = []
         if self.oauth2_only:
-            lines.append(
-                f"{name} accepts only OAuth2 sign-in (through the provider's web page) for mail "
-                "programs; passwords are refused"
+            out.append(
+                Requirement(
+                    Code.OAUTH_REQUIRED,
+                    f"{name} accepts only OAuth2 sign-in (through the provider's web page) for mail "
+                    "programs; passwords are refused, so a password cannot work here, whichever it is",
+                    self.help_url,
+                )
+            )
+        elif self.password is PasswordPolicy.BRIDGE:
+            out.append(
+                Requirement(
+                    Code.LOCAL_BRIDGE,
+                    f"{name} is reached through Proton Mail Bridge, a program from Proton that must be installed "
+                    "and signed in on this computer; deskmail talks to Bridge on 127.0.0.1 (IMAP port 1143, SMTP "
+                    "port 1025, STARTTLS; Bridge shows the ports it really uses under the account's mailbox "
+                    "details)",
+                    self.help_url,
+                )
+            )
+            out.append(
+                Requirement(
+                    Code.LOCAL_BRIDGE,
+                    "Use the password Bridge shows for the account (its mailbox details), not your Proton "
+                    "password; Bridge's TLS certificate is its own (self-signed): export it from Bridge's settings "
+                    "and give it as the account's certificate file, so deskmail trusts it for this account's "
+                    "connections to 127.0.0.1 and nowhere else",
+                    self.help_url,
+                )
             )
         elif self.password is PasswordPolicy.APP_PASSWORD:
             text = f"{name} requires an app password for mail programs: create one in the account's "
             text += "security settings and use it instead of your normal password"
             if self.oauth2 is OAuth2Support.YES:
                 text += f"; without an app password {name} accepts only OAuth2 sign-in"
-            lines.append(text)
+            out.append(Requirement(Code.APP_PASSWORD_REQUIRED, text, self.help_url))
         elif self.password is PasswordPolicy.APP_PASSWORD_IF_2FA:
-            lines.append(
-                f"If 2-step verification is on for this {name} account, use an app password "
-                "instead of your normal password"
+            out.append(
+                Requirement(
+                    Code.APP_PASSWORD_IF_TWO_STEP,
+                    f"If 2-step verification is on for this {name} account, use an app password "
+                    "instead of your normal password",
+                    self.help_url,
+                )
             )
-        lines.extend(self.instructions)
-        lines.extend(self.notes)
-        return tuple(lines)
+        if self.instructions or self.enable_url:
+            text = " ".join(self.instructions) or (
+                f"Access for mail programs must be switched on in {name}'s web settings first"
+            )
+            if self.enable_url:
+                text += f" (where: {self.enable_url})"
+            out.append(Requirement(Code.ENABLE_IN_WEB_SETTINGS, text, self.enable_url))
+        return tuple(out)
+
+    def advice(self) -> tuple[str, ...]:
+        """What the user must know before typing a password, then the provider's notes."""
+        return (*(r.text for r in self.requirements()), *self.notes)
 
 
 def _first_of_group(servers: tuple[ServerTemplate, ...], group: str) -> int:
@@ -399,13 +467,20 @@ def _read_provider(el: ET.Element, root: ET.Element, origin: str, problems: list
         for d in el.findall("documentation")
         if (url := (d.get("url") or "").strip()).startswith(("https://", "http://"))
     )
-    instructions = tuple(
-        t
-        for parent in (el, root)
-        for enable in parent.findall("enable")
-        for t in (_text(i) for i in enable.findall("instruction"))
-        if t
+    enables = [*el.findall("enable"), *root.findall("enable")]
+    instructions = _in_english([i for enable in enables for i in enable.findall("instruction")])
+    enable_url = next(
+        (u for e in enables if (u := (e.get("visiturl") or "").strip()).startswith(("https://", "http://"))), ""
     )
+    oauth_el = root.find("oAuth2")
+    endpoints = None
+    if oauth_el is not None and _text(oauth_el.find("issuer")):
+        endpoints = OAuth2Endpoints(
+            _text(oauth_el.find("issuer")),
+            _text(oauth_el.find("scope")),
+            _text(oauth_el.find("authURL")),
+            _text(oauth_el.find("tokenURL")),
+        )
     login = el.find(f"{{{EXT_NS}}}login")
     password = _enum(PasswordPolicy, login.get("password") if login is not None else None, problems)
     oauth2 = _enum(OAuth2Support, login.get("oauth2") if login is not None else None, problems)
@@ -427,8 +502,18 @@ def _read_provider(el: ET.Element, root: ET.Element, origin: str, problems: list
         password=password or PasswordPolicy.ACCOUNT,
         oauth2=oauth2 or OAuth2Support.NO,
         origin=origin,
+        enable_url=enable_url,
+        oauth2_endpoints=endpoints,
     )
     return ClientConfig(provider, tuple(problems))
+
+
+def _in_english(elements: list[ET.Element]) -> tuple[str, ...]:
+    """The texts without a language or in English; all of them when none is (ISPDB files
+    repeat one instruction per language, and a person needs it once)."""
+    texts = [((e.get("lang") or "en").lower(), _text(e)) for e in elements]
+    english = [t for lang, t in texts if t and lang.startswith("en")]
+    return tuple(dict.fromkeys(english or [t for _, t in texts if t]))
 
 
 def _no_server(kind: str, problems: list[str]) -> str:

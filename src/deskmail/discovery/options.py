@@ -66,6 +66,7 @@ class DiscoveryOptions:
     sources: frozenset[Origin] = ALL_SOURCES
     probe: ProbePolicy = ProbePolicy.IF_UNKNOWN
     plain_http: bool = True  # try http:// autoconfig when both https:// URLs fail
+    ispdb_url: str = "https://autoconfig.thunderbird.net/v1.1/"  # Thunderbird's ISPDB web service
     provider_dirs: tuple[str, ...] = ()  # drop-in clientConfig files, after the bundled ones
     nameservers: tuple[str, ...] = ()  # empty: the system's resolver configuration
     dns_port: int = 53

@@ -113,6 +113,7 @@ class ServerCheck:
         self.session: Session | None = None
         self.working: Target | None = None  # where login (or relaying) works
         self.working_username = settings.username
+        self.login_skipped = ""  # why the login step was not tried (no password, OAuth); "" when it was
 
     # -- plumbing -------------------------------------------------------------
 
@@ -761,15 +762,26 @@ class ServerCheck:
         assert session is not None
         target = session.target
         if self.settings.auth == "oauth2":
+            self.login_skipped = "the account signs in with OAuth"
             self.emit(Step.LOGIN, Status.SKIPPED, Code.NOT_CHECKED,
                       "Not checked: the account signs in with OAuth, which the doctor cannot test without "
                       "the browser sign-in", started=started)
             return
         if self.server is Server.OUTGOING and not self.settings.auth_required:
             return  # decided by the relay check: _relay_and_send reports the login step
+        provider = self.run.provider
         if self.run.password is None:
-            self.emit(Step.LOGIN, Status.SKIPPED, Code.NOT_CHECKED,
-                      "Not checked: no password was given", started=started)
+            self.login_skipped = "no password was given"
+            if provider is not None and provider.oauth_only:
+                # Say it now: the user is about to look for a password that can never work.
+                self.emit(Step.LOGIN, Status.WARNING, Code.OAUTH_REQUIRED,
+                          f"Not checked: no password was given; {provider.name} accepts only OAuth sign-in "
+                          "(through the browser) from mail programs, so no password will work here",
+                          f"{provider.name} has turned off password logins for mail programs",
+                          "set the account to sign in with OAuth (browser sign-in)", started=started)
+            else:
+                self.emit(Step.LOGIN, Status.SKIPPED, Code.NOT_CHECKED,
+                          "Not checked: no password was given", started=started)
             return
         if not session.wire.encrypted and not self.allow_plaintext:
             raise self._plaintext_refused(target)
@@ -944,6 +956,18 @@ class ServerCheck:
         client = session.client
         assert isinstance(client, SmtpSession)
         target = session.target
+        if self.login_skipped and self.settings.auth_required and not session.logged_in:
+            # Without the login the account makes, a refusal would only say "log in first":
+            # it would blame the server for what this run left out.
+            self.emit(
+                Step.SEND,
+                Status.SKIPPED,
+                Code.NOT_CHECKED,
+                f"Not checked: {self.login_skipped}; whether {target.where} accepts mail for outside "
+                "addresses can only be checked after the login",
+                started=started,
+            )
+            return
         email = self.account.email
         domain = email_domain(email)
         outside = f"postmaster@{next(d for d in _OUTSIDE_DOMAINS if d != domain)}"
@@ -960,9 +984,14 @@ class ServerCheck:
                 "try again later",
             ) from None
         unauthenticated = not session.logged_in
+        auth_offered = session.caps.auth_advertised
         if not rcpt.ok:
             said = display(rcpt.text)
-            if unauthenticated and smtp_needs_auth(rcpt.code, rcpt.text):
+            if unauthenticated and (
+                smtp_needs_auth(rcpt.code, rcpt.text)
+                # Postfix before AUTH: "553 5.7.1 Sender address rejected: not logged in" at MAIL.
+                or (auth_offered and not mail.ok and smtp_relay_refusal(mail.code, mail.text))
+            ):
                 raise Diagnosis(
                     Step.LOGIN,
                     Code.AUTH_NOT_ENABLED,
@@ -974,7 +1003,7 @@ class ServerCheck:
                     data={"server_said": said, "auth_required": True},
                 )
             if smtp_relay_refusal(rcpt.code, rcpt.text):
-                if unauthenticated and not self.settings.auth_required:
+                if unauthenticated and auth_offered:
                     raise Diagnosis(
                         Step.SEND,
                         Code.RELAY_DENIED,

@@ -62,12 +62,15 @@ def mentions_too_many_connections(text: str) -> bool:
     return classify_login_failure(text) is Code.TOO_MANY_CONNECTIONS
 
 
-_AUTH_REQUIRED = re.compile(r"\b530\b|\b5\.7\.0\b|authentication (is )?required|must (log in|authenticate)", re.I)
+_AUTH_REQUIRED = re.compile(
+    r"\b530\b|\b5\.7\.0\b|authentication (is )?required|must (log in|authenticate)|not logged in", re.I
+)
 _RELAY = re.compile(r"relay|\b5\.7\.1\b|not permitted|not allowed|unauthori[sz]ed|access denied", re.I)
 
 
 def smtp_needs_auth(code: int, text: str) -> bool:
-    """A MAIL/RCPT refusal that means 'log in first' (530 / 5.7.0 / 'authentication required')."""
+    """A MAIL/RCPT refusal that means 'log in first' (530 / 5.7.0 / 'authentication required';
+    Postfix's "5.7.1 Sender address rejected: not logged in")."""
     return code == 530 or bool(_AUTH_REQUIRED.search(text))
 
 

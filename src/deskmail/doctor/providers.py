@@ -34,6 +34,7 @@ class ProviderHint:
     notes: tuple[str, ...] = ()
     app_password: bool = False  # app passwords needed (always, or with 2-step verification)
     oauth_only: bool = False
+    local_bridge: bool = False  # the servers are a program on this computer (Proton Mail Bridge)
 
     def for_protocol(self, protocol: Protocol) -> list[Recommendation]:
         return [r for r in self.recommended if r.protocol is protocol]
@@ -77,6 +78,7 @@ def _from_discovery(provider: Any, email: str) -> ProviderHint:
                                       else getattr(provider, "notes", ()))),
         app_password=password.startswith("app-password"),
         oauth_only=bool(getattr(provider, "oauth2_only", False)),
+        local_bridge=password == "bridge",
     )
 
 

@@ -204,6 +204,26 @@ class Inspector:
                         not_after=cert.not_after.isoformat(), sha256=cert.sha256)
         product = interceptor_name(cert) if cert is not None else None
         provider = self.run.provider
+        if (
+            provider is not None
+            and provider.local_bridge
+            and target.host in ("127.0.0.1", "::1", "localhost")
+            and code in (2, 18, 19, 20, 21)
+        ):
+            # A bridge on this computer makes its own certificate: expected, and trusted
+            # only when the user hands it over; never "interception".
+            return Diagnosis(
+                Step.TLS,
+                Code.CERTIFICATE_SELF_SIGNED,
+                f"The certificate of {where} is {provider.name} Bridge's own (self-signed), which deskmail "
+                "trusts only when it is given to it",
+                f"{provider.name} Bridge runs on this computer and makes its own certificate; no public "
+                "authority vouches for it",
+                "export the certificate from Bridge's settings and give it as this account's certificate "
+                "file (ca_file): deskmail then trusts it for this account's connections to this computer "
+                "only. deskmail did not send your password",
+                data={**data, "bridge": True},
+            )
         provider_host = provider is not None and target.host.lower() in provider.hosts()
         if product is None and provider_host and code in (2, 18, 19, 20, 21) and provider is not None:
             product = "a program or proxy on this network"

@@ -126,6 +126,7 @@ def run(*, ca_file: str = "", mailto: str = "", qt_args: list[str] | None = None
     _excepthook(window)
     server = listen(key, window)
     window.show()
+    window.after_first_paint(window.warm_up)
     if accounts:
         window.after_first_paint(window.get_mail)
         if mailto:

@@ -146,6 +146,7 @@ class MainWindow(QMainWindow):
         self.notified: list[str] = []  # the new-mail notices given (newest last)
         self.syncs_done = 0  # finished "get mail" runs, failed ones included
         self.composers: list[ComposeWindow] = []
+        self._first_paint_watchers: list[QObject] = []
         self.wanted_id: int | None = None  # the message chosen in the list
         self.shown_id: int | None = None  # the message in the reader pane
         self.setWindowTitle("deskmail")
@@ -231,8 +232,9 @@ class MainWindow(QMainWindow):
                     QTimer.singleShot(0, work)
                 return False
 
-        self._first_paint = FirstPaint(self)
-        viewport.installEventFilter(self._first_paint)
+        watcher = FirstPaint(self)
+        self._first_paint_watchers.append(watcher)
+        viewport.installEventFilter(watcher)
 
     # --- actions and keys ---------------------------------------------------------------------
 
@@ -554,6 +556,15 @@ class MainWindow(QMainWindow):
                 self.list.selectionModel().blockSignals(False)
 
     # --- getting mail -----------------------------------------------------------------------
+
+    def warm_up(self) -> None:
+        """Load the renderer in the background once the window is up, so the first message opened does not
+        wait ~0.3 s for it (its HTML sanitizer and text converter are large)."""
+
+        def work(_task: Task) -> None:
+            import deskmail.render  # noqa: F401 - loading is the point
+
+        self._run(Task(work))
 
     def get_mail(self) -> None:
         """Sync every account now. A running watch holds the store, so it is stopped first (within half a

@@ -227,13 +227,9 @@ class FoundPage(QWizardPage):
         notes = list(dict.fromkeys(best.notes))
         self.notes.setText("".join(f"<p>• {esc(n)}</p>" for n in notes))
         self.choice_box.setVisible(self.found == {"imap", "pop3"})
-        hint = ""
-        if best.password_hint in ("app-password", "app-password-if-2fa"):
-            hint = esc(tr("This provider wants an app password here, not your usual password"
-                          if best.password_hint == "app-password"
-                          else "If you use 2-step verification, create an app password and type it here"))
-            if best.help_url:
-                hint += f' — <a href="{esc(best.help_url)}">{esc(tr("how to create one"))}</a>'
+        # Said before the password is typed: an app password wanted, IMAP to switch on, OAuth2 only…
+        hint = "".join(f"<p>• {esc(r.text.rstrip('.'))}." + (f' <a href="{esc(r.url)}">{esc(tr("How?"))}</a>'
+                                                             if r.url else "") + "</p>" for r in best.before_password)
         self.password_hint.setText(hint)
         self.completeChanged.emit()
 

@@ -60,7 +60,12 @@ def _unique(pairs: Iterable[tuple[str, str]], skip: set[str]) -> list[str]:
         key = addr.lower()
         if key not in seen:
             seen.add(key)
-            out.append(formataddr((name, addr)) if name else addr)
+            # formataddr refuses a non-ASCII address (an internationalized one, or garbage from a bad
+            # header): then the name and address are joined as they are, for the person to see and fix.
+            try:
+                out.append(formataddr((name, addr)) if name else addr)
+            except UnicodeError:
+                out.append(f"{name} <{addr}>" if name else addr)
     return out
 
 

@@ -426,11 +426,16 @@ class SmtpReplyReader:
         return None
 
 
+def _digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
 def smtp_reply(lines: tuple[str, ...]) -> SmtpReply:
     first = lines[0] if lines else ""
-    code = int(first[:3]) if first[:3].isdigit() else 0
+    # ASCII digits only: "¹".isdigit() is true, and int() refuses it.
+    code = int(first[:3]) if _digits(first[:3]) else 0
     wellformed = bool(lines) and all(
-        len(x) >= 3 and x[:3].isdigit() and (len(x) == 3 or x[3] in " -") for x in lines)
+        len(x) >= 3 and _digits(x[:3]) and (len(x) == 3 or x[3] in " -") for x in lines)
     return SmtpReply(code, tuple(x[4:] for x in lines), lines, wellformed)
 
 
