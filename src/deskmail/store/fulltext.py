@@ -35,6 +35,8 @@ class Indexed:
     cc: str
     body: str
     filenames: str  # one per line
+    in_reply_to: str = ""  # raw header values (ASCII): the thread keys come from them (.threads)
+    references: str = ""
 
 
 def _headers(block: bytes) -> dict[bytes, bytes]:
@@ -138,6 +140,8 @@ def extract(raw: bytes, *, cap: int = BODY_CAP) -> Indexed:
         cc=_clean(decode_words(top.get(b"cc", b""))),
         body=_clean(text[:cap]),
         filenames="\n".join(_clean(n) for n in names),
+        in_reply_to=top.get(b"in-reply-to", b"").decode("ascii", "replace"),
+        references=top.get(b"references", b"").decode("ascii", "replace"),
     )
 
 

@@ -2,8 +2,9 @@
 
 The table ``search`` (SQLite FTS5) holds one row per message, ``rowid`` = ``messages.id``:
 subject, sender, recipient (To), cc, body (the text parts, :mod:`.fulltext`) and filename
-(attachment names). It is written by :meth:`Store.insert_message` in the transaction that
-adds the message row, and emptied by the trigger ``messages_unindex`` when a row goes
+(attachment names). It is written by :func:`catch_up`, after the message rows are committed
+(during a sync by a second process, :mod:`.indexer`, so that indexing is off the download's
+path), and emptied by the trigger ``messages_unindex`` when a row goes
 (expunge, delete, move, a folder forgotten): flag changes only UPDATE ``messages`` and never
 touch it. The tokenizer ``unicode61 remove_diacritics 2`` folds case and accents
 (docs/search.md says why).
@@ -16,12 +17,15 @@ so no input can change the statement or the FTS5 expression's structure.
 
 from __future__ import annotations
 
+import os
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from deskmail.errors import QueryError
 from deskmail.model import MessageSummary, SearchHit
+from deskmail.store import threads
 from deskmail.store.fulltext import MARK_END, MARK_START, extract
 
 if TYPE_CHECKING:
@@ -100,12 +104,19 @@ Node = Term | Flag | HasAttachment | DateRange | Place | And | Or | Not
 
 # --- upkeep ------------------------------------------------------------------------------
 
-def index_message(db: sqlite3.Connection, row_id: int, raw: bytes, subject: str, sender: str) -> int:
-    """Index one message (its row was just inserted); the number of attachment names found."""
-    found = extract(raw)
-    db.execute("INSERT OR REPLACE INTO search (rowid, subject, sender, recipient, cc, body, filename)"
-               " VALUES (?,?,?,?,?,?,?)", (row_id, subject, sender, found.to, found.cc, found.body, found.filenames))
-    return found.filenames.count("\n") + 1 if found.filenames else 0
+CHUNK = 100  # messages per indexing transaction: the write lock is held ~30 ms, so a sync's commit
+# (another connection, maybe another process) never waits long for it.
+UPTO = "indexed_upto"  # meta key: every message row with an id up to this one is indexed (or gone)
+
+
+def indexed_upto(db: sqlite3.Connection) -> int:
+    row = db.execute("SELECT value FROM meta WHERE key = ?", (UPTO,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def unindexed(db: sqlite3.Connection) -> int:
+    """How many message rows wait for :func:`catch_up` (a rowid range count: cheap)."""
+    return int(db.execute("SELECT COUNT(*) FROM messages WHERE id > ?", (indexed_upto(db),)).fetchone()[0])
 
 
 def read_for_index(path: str) -> bytes:
@@ -116,26 +127,48 @@ def read_for_index(path: str) -> bytes:
         return b""  # gone or unreadable: the headers in the row are still indexed
 
 
-def build(store: Store) -> int:
-    """Index every message not in the table yet (an index made before search); in the caller's transaction."""
+def catch_up(store: Store, stop: Callable[[], bool] | None = None) -> int:
+    """Index every message row added since the last call (search entry, attachment count, thread);
+    the number indexed. ``stop`` is asked between transactions.
+
+    Row ids only grow (AUTOINCREMENT) and commit in order, so "indexed" is one high-water mark
+    (meta ``indexed_upto``), advanced in the transaction that writes the entries: a crash loses
+    nothing and indexes nothing twice, and two catch-ups at once (a sync's indexer process and a
+    search in the application) each index only what the other has not. The files are read and
+    their text extracted before the write lock is taken; the lock covers the inserts only.
+    """
     db = store.db
     done = 0
-    after = 0
-    while True:
+    while stop is None or not stop():
+        upto = indexed_upto(db)
         rows = db.execute(
-            "SELECT m.id, f.account, f.path, m.filename, m.subject, m.sender FROM messages m"
-            " JOIN folders f ON f.id = m.folder_id WHERE m.id > ?"
-            " AND NOT EXISTS (SELECT 1 FROM search s WHERE s.rowid = m.id) ORDER BY m.id LIMIT 500",
-            (after,)).fetchall()
-        for row_id, account, path, filename, subject, sender in rows:
-            raw = read_for_index(str(store.maildir(account, path).path(filename)))
-            count = index_message(db, row_id, raw, subject, sender)
-            if count:
-                db.execute("UPDATE messages SET attachments=? WHERE id=?", (count, row_id))
-            done += 1
-        if len(rows) < 500:
+            "SELECT m.id, f.account, f.path, m.filename, m.subject, m.sender, m.message_id FROM messages m"
+            " JOIN folders f ON f.id = m.folder_id WHERE m.id > ? ORDER BY m.id LIMIT ?", (upto, CHUNK)).fetchall()
+        if not rows:
             return done
-        after = int(rows[-1][0])
+        found = [(int(row_id), extract(read_for_index(os.path.join(store.maildir(account, path).root, "cur",
+                                                                     filename))), subject, sender, message_id)
+                 for row_id, account, path, filename, subject, sender, message_id in rows]
+        last = found[-1][0]
+        with store.transaction():
+            now = indexed_upto(db)
+            ids = [f[0] for f in found if f[0] > now]
+            alive = {int(r[0]) for r in db.execute(
+                f"SELECT id FROM messages WHERE id IN ({','.join('?' * len(ids))})", ids)} if ids else set()
+            for row_id, text, subject, sender, message_id in found:
+                if row_id not in alive:
+                    continue  # indexed meanwhile by another catch-up, or deleted since it was read
+                db.execute("INSERT OR REPLACE INTO search (rowid, subject, sender, recipient, cc, body, filename)"
+                           " VALUES (?,?,?,?,?,?,?)", (row_id, subject, sender, text.to, text.cc, text.body,
+                                                       text.filenames))
+                attachments = text.filenames.count("\n") + 1 if text.filenames else 0
+                if attachments:
+                    db.execute("UPDATE messages SET attachments=? WHERE id=?", (attachments, row_id))
+                threads.assign(db, row_id, message_id, text.in_reply_to, text.references, subject)
+                done += 1
+            if last > now:
+                db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (UPTO, str(last)))
+    return done
 
 
 # --- queries -----------------------------------------------------------------------------
