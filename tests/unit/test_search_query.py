@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from deskmail.cli.search_lean import lean_args
+from deskmail.cli.fastpath import search_args as lean_args
 from deskmail.errors import QueryError
 from deskmail.search.query import parse
 from deskmail.store import INDEX_FILE, Store

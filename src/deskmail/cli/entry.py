@@ -1,8 +1,8 @@
 """The `deskmail` console entry point.
 
-A plain `deskmail sync` (what timers and cron jobs run) takes the command-line fast path
-(:mod:`deskmail.cli.fastpath`), `deskmail search QUERY --json [--limit N]` a lean one of its own
-(:mod:`deskmail.cli.search_lean`); everything else goes to the Typer application
+A plain `deskmail sync` (what timers and cron jobs run) and `deskmail search QUERY --json
+[--limit N]` take the command-line fast paths (:mod:`deskmail.cli.fastpath`); everything else
+goes to the Typer application
 (:func:`deskmail.cli.main.main`).
 """
 
@@ -22,10 +22,8 @@ def main(argv: list[str] | None = None) -> int:
             fastpath.exit_now(code)
         return code
     if args[:1] == ["search"]:
-        from deskmail.cli import search_lean
-
-        found = search_lean.lean_args(args[1:])
-        if found is not None and search_lean.run_lean(*found) == 0:
+        found = fastpath.search_args(args[1:])
+        if found is not None and fastpath.run_search(*found) == 0:
             return 0
     from deskmail.cli.main import main as full
 
