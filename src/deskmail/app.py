@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from deskmail import config
 from deskmail.codes import Code
 from deskmail.errors import ConfigError, DeskmailError, NotFoundError, UsageError
-from deskmail.model import Account, MessageSummary, PasswordSource
+from deskmail.model import Account, MessageSummary, PasswordSource, Protocol, SearchHit, ThreadSummary
 from deskmail.secrets import Secret
 
 if TYPE_CHECKING:
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from deskmail.outbox.queue import Outbox, OutboxEntry
     from deskmail.render import AttachmentInfo, Rendered
     from deskmail.store import Store
+    from deskmail.store.indexer import Follower
     from deskmail.sync.runner import SessionSource, SyncRun
     from deskmail.sync.watch import Report as WatchReport
 
@@ -297,10 +298,24 @@ class Deskmail:
         with self._writer() as store:
             if store.rebuilt_from is not None and on_index_rebuilt is not None:
                 on_index_rebuilt(store.rebuilt_from)
-            run = sync_accounts(targets, self.paths.data_dir, folders=folders, redownload=redownload,
-                                headers_only=headers_only, listener=listener, cancel=cancel, dry_run=dry_run,
-                                early=sessions)
-        if flush_outbox and not dry_run:
+            if dry_run:
+                return sync_accounts(targets, self.paths.data_dir, folders=folders, redownload=redownload,
+                                     headers_only=headers_only, listener=listener, cancel=cancel, dry_run=True,
+                                     early=sessions)
+            indexing = _Indexing(self.paths.data_dir, listener)
+            if store.unindexed() >= FOLLOW_AT or store.is_empty():
+                # An index from before search or rebuilt (indexed while this sync runs), or a first sync
+                # (the process starts while the download does).
+                indexing.follow()
+            try:
+                run = sync_accounts(targets, self.paths.data_dir, folders=folders, redownload=redownload,
+                                    headers_only=headers_only, listener=indexing.hear, cancel=cancel,
+                                    early=sessions)
+            finally:
+                indexing.finish()
+            # What the indexer process did not do (a small sync never starts one): searchable on return.
+            store.catch_up()
+        if flush_outbox:
             self._flush_due([a.name for a in targets], listener, cancel)
         return run
 
@@ -415,6 +430,59 @@ class Deskmail:
             return 0
         with self._reader() as store:
             return store.count_messages(name, folder, unread_only=unread_only, flagged_only=flagged_only)
+
+    def search(self, query: str, *, limit: int = 50, offset: int = 0) -> list[SearchHit]:
+        """Messages of every account and folder matching ``query`` (docs/search.md), newest first, each
+        with a snippet of where it matched. A query that cannot be read raises
+        :class:`~deskmail.errors.QueryError` (code ``bad_query``, ``position`` = where)."""
+        from deskmail.search.query import parse
+
+        node = parse(query)
+        if not self._index_exists():
+            return []
+        self._catch_up()
+        with self._reader() as store:
+            return store.search(node, limit=limit, offset=offset)
+
+    def thread(self, message_id: int) -> list[MessageSummary]:
+        """The conversation of message ``message_id`` (References / In-Reply-To; docs/threads.md): its
+        messages in every folder and account, oldest first, the message itself among them."""
+        with self._message_reader(message_id):
+            pass  # (NotFoundError before the first sync)
+        self._catch_up()
+        with self._reader() as store:
+            return store.thread(message_id)
+
+    def list_threads(self, *, account: str | None = None, folder: str | None = None, limit: int = 50,
+                     after: ThreadSummary | None = None, offset: int = 0) -> list[ThreadSummary]:
+        """One page of conversations with a message in the folder(s), newest first (by their newest
+        message there). Page on with ``after`` = the last thread of the previous page (keyset)."""
+        name = self.account(account).name if account else None
+        if not self._index_exists():
+            return []
+        self._catch_up()
+        with self._reader() as store:
+            return store.list_threads(name, folder, limit, after=after, offset=offset)
+
+    def count_threads(self, *, account: str | None = None, folder: str | None = None) -> int:
+        """How many conversations :meth:`list_threads` pages through."""
+        name = self.account(account).name if account else None
+        if not self._index_exists():
+            return 0
+        self._catch_up()
+        with self._reader() as store:
+            return store.count_threads(name, folder)
+
+    def _catch_up(self) -> None:
+        """Index what a sync stored but did not index (a watch's syncs, another program's moves) before
+        searching or threading: usually nothing, checked by one cheap read."""
+        with self._reader() as store:
+            if store.unindexed() == 0:
+                return
+        from deskmail.store import Store
+
+        with Store.open_writer(self.paths.data_dir) as writer:
+            writer.catch_up()
 
     def change_token(self) -> tuple[int, int] | None:
         """Changes whenever the index changed (another process or thread synced, flagged, deleted…): a
@@ -704,7 +772,6 @@ class Deskmail:
         self._drafts(self.account(account)).discard(ref)
 
     def _drafts(self, a: Account) -> LocalDrafts | ServerDrafts:
-        from deskmail.model import Protocol
         from deskmail.outbox.drafts import store_for
 
         password = self.password(a) if a.incoming.protocol is Protocol.IMAP else None
@@ -742,6 +809,47 @@ class Deskmail:
         from deskmail.doctor import run_doctor
 
         return run_doctor(account, password, send_test=send_test, round_trip=round_trip, on_step=on_step)
+
+
+FOLLOW_AT = 300  # messages to download from which a sync indexes them in a second process (store.indexer)
+
+
+class _Indexing:
+    """Starts the indexer process once a sync has many messages to store (it costs ~50 ms of the
+    second core to start: for a few messages the catch-up after the sync is cheaper)."""
+
+    def __init__(self, data_dir: Path, listener: Listener | None) -> None:
+        self._data_dir = data_dir
+        self._listener = listener
+        self._lock = threading.Lock()
+        self._follower: Follower | None = None
+        self._started = False
+
+    def follow(self) -> None:
+        with self._lock:
+            if self._started:
+                return
+            self._started = True
+            from deskmail.store.indexer import Follower
+
+            try:
+                self._follower = Follower(self._data_dir)
+            except OSError:
+                pass  # no second process: the catch-up after the sync indexes everything
+
+    def hear(self, event: object) -> None:
+        from deskmail.events import MessagesDownloaded
+
+        if not self._started and isinstance(event, MessagesDownloaded) and event.total >= FOLLOW_AT:
+            self.follow()
+        if self._listener is not None:
+            self._listener(event)  # type: ignore[arg-type]
+
+    def finish(self) -> None:
+        with self._lock:
+            follower, self._follower = self._follower, None
+        if follower is not None:
+            follower.finish()
 
 
 def _check_new(name: str, accounts: dict[str, Account]) -> None:

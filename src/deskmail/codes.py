@@ -89,6 +89,7 @@ class Code(StrEnum):
     BAD_PROTOCOL = "bad_protocol"
     BAD_SETTINGS = "bad_settings"
     BAD_FLAG = "bad_flag"
+    BAD_QUERY = "bad_query"
     FLAG_NOT_KEPT = "flag_not_kept"
     TWO_PASSWORD_SOURCES = "two_password_sources"
     NO_CHANGE = "no_change"
@@ -215,6 +216,7 @@ MEANINGS: dict[Code, str] = {
     Code.BAD_PROTOCOL: "the incoming protocol is not imap or pop3",
     Code.BAD_SETTINGS: "a server setting is invalid (host name, port)",
     Code.BAD_FLAG: "a flag name is neither a known flag nor a valid keyword",
+    Code.BAD_QUERY: "a search query cannot be read (the error names the position)",
     Code.FLAG_NOT_KEPT: "the server would not keep this keyword on the folder's messages (PERMANENTFLAGS)",
     Code.TWO_PASSWORD_SOURCES: "both a password variable and a password command were given",
     Code.NO_CHANGE: "a change was asked for without saying what to change",

@@ -5,6 +5,7 @@ the *remedy*. Interfaces (CLI, GUI) print those and never a traceback.
 
     DeskmailError
     ├── UsageError                 bad command-line input
+    │   └── QueryError             a search query that cannot be read (with its position)
     ├── ConfigError                unreadable / invalid configuration file
     ├── NotFoundError              no such account / message
     ├── SecretError                no password available (keyring, command, env)
@@ -78,6 +79,16 @@ class DeskmailError(Exception):
 class UsageError(DeskmailError):
     default_code = Code.USAGE
     exit_code = 2
+
+
+class QueryError(UsageError):
+    """A search query that cannot be read; ``position`` is the 0-based index of the problem in it."""
+
+    default_code = Code.BAD_QUERY
+
+    def __init__(self, what: str, cause: str = "", remedy: str = "", *, position: int = 0) -> None:
+        super().__init__(what, cause, remedy)
+        self.position = position
 
 
 class ConfigError(DeskmailError):

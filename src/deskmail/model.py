@@ -189,3 +189,30 @@ class MessageSummary:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadSummary:
+    """One row of a threaded message list: a conversation with a message in the listed folder(s)."""
+
+    thread: int  # the conversation's number (Deskmail.thread(latest.id) lists it)
+    latest: MessageSummary  # its newest message in the listed folder(s): what the row shows, and the page's key
+    messages: int  # messages in the whole conversation, every folder and account
+    unread: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"thread": self.thread, "messages": self.messages, "unread": self.unread,
+                "latest": self.latest.to_dict()}
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """A message found by a search: its summary, and a snippet of where it matched with the matched
+    words' (start, end) character ranges in the snippet (empty when only filters matched)."""
+
+    message: MessageSummary
+    snippet: str
+    highlights: tuple[tuple[int, int], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.message.to_dict(), "snippet": self.snippet, "highlights": [list(h) for h in self.highlights]}

@@ -1,7 +1,8 @@
 """The `deskmail` console entry point.
 
-A plain `deskmail sync` (what timers and cron jobs run) takes the command-line fast path
-(:mod:`deskmail.cli.fastpath`); everything else goes to the Typer application
+A plain `deskmail sync` (what timers and cron jobs run) and `deskmail search QUERY --json
+[--limit N]` take the command-line fast paths (:mod:`deskmail.cli.fastpath`); everything else
+goes to the Typer application
 (:func:`deskmail.cli.main.main`).
 """
 
@@ -20,6 +21,10 @@ def main(argv: list[str] | None = None) -> int:
         if argv is None:
             fastpath.exit_now(code)
         return code
+    if args[:1] == ["search"]:
+        found = fastpath.search_args(args[1:])
+        if found is not None and fastpath.run_search(*found) == 0:
+            return 0
     from deskmail.cli.main import main as full
 
     return full(args)

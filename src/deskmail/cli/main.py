@@ -471,9 +471,16 @@ def list_messages(
     flagged: Annotated[bool, typer.Option("--flagged", help="Only flagged (starred) messages.")] = False,
     sort: Annotated[str, typer.Option("--sort", help="date (newest first), date_asc, sender or subject.",
                                       click_type=click.Choice(["date", "date_asc", "sender", "subject"]))] = "date",
+    threads: Annotated[bool, typer.Option("--threads", help="One row per conversation (its newest message here).")
+                       ] = False,
     json_out: opt.JsonOut = False,
 ) -> None:
     """List stored messages, newest first."""
+    if threads:
+        from deskmail.cli.search_cmd import print_threads
+
+        print_threads(dm().list_threads(account=account, folder=folder, limit=limit), json_out)
+        return
     rows = dm().list_messages(account=account, folder=folder, limit=limit, sort=sort, unread_only=unread,
                               flagged_only=flagged)
     if json_out:
@@ -497,12 +504,13 @@ def list_messages(
 
 
 def _register_optional() -> None:
-    from deskmail.cli import outbox_cmd, read_cmd, sandbox_cmd, sync_cmd
+    from deskmail.cli import outbox_cmd, read_cmd, sandbox_cmd, search_cmd, sync_cmd
 
     sync_cmd.register(app)
     outbox_cmd.register(app)
     outbox_cmd.register_drafts(app)
     read_cmd.register(app)
+    search_cmd.register(app)
     sandbox_cmd.register(app)
     for module in ("discover_cmd", "doctor_cmd", "gui_cmd"):
         try:

@@ -45,7 +45,7 @@ import fcntl
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,7 +53,8 @@ from typing import TYPE_CHECKING
 
 from deskmail.codes import Code
 from deskmail.errors import NotFoundError, StoreError, StoreLocked
-from deskmail.model import MessageSummary
+from deskmail.model import MessageSummary, SearchHit, ThreadSummary
+from deskmail.store import search, threads
 from deskmail.store.headers import header_fields
 from deskmail.store.maildir import Maildir, folder_path, info_to_flags, server_key
 
@@ -61,8 +62,10 @@ if TYPE_CHECKING:
     from typing import Any, BinaryIO
 
 # PRAGMA user_version of an index this code reads and writes. 0: made before versions were kept
-# there (schema 1, upgraded by migrate()). 2: the indexes of list_messages()'s sorts.
-SCHEMA_VERSION = 3
+# there (schema 1, upgraded by migrate()). 2: the indexes of list_messages()'s sorts. 3: PERMANENTFLAGS.
+# 4: full-text search and threads (the FTS5 table ``search``, messages.attachments, messages.thread,
+# thread_keys; see .search and .threads).
+SCHEMA_VERSION = 4
 TEMP_CACHE_KIB = 256
 WRITER_BUSY_TIMEOUT = 30.0  # seconds a writer waits for another's transaction before StoreLocked
 READER_BUSY_TIMEOUT = 5.0  # readers only wait in rare cases (WAL recovery, an exclusive-mode writer)
@@ -108,6 +111,8 @@ CREATE TABLE IF NOT EXISTS messages (
     message_id TEXT NOT NULL DEFAULT '',
     added INTEGER NOT NULL DEFAULT 0,         -- unix time the message was stored (POP3 delete-after-days)
     partial INTEGER NOT NULL DEFAULT 0,       -- 1: only the header block is here (POP3 headers-first)
+    attachments INTEGER NOT NULL DEFAULT 0,   -- attachment names found when indexed (has:attachment)
+    thread INTEGER,                           -- conversation (.threads), NULL until indexed
     UNIQUE (folder_id, uidvalidity, uid)
 ) STRICT;
 CREATE INDEX IF NOT EXISTS messages_by_date ON messages (folder_id, date);
@@ -424,6 +429,15 @@ class Store:
                 columns = {row[1] for row in db.execute("PRAGMA table_info(folders)")}
                 if "permanent_flags" not in columns:
                     db.execute("ALTER TABLE folders ADD COLUMN permanent_flags TEXT")
+                # Schema 4: full-text search and threads. The messages already here are indexed
+                # after this, by the catch-up that follows every sync (search.catch_up).
+                columns = {row[1] for row in db.execute("PRAGMA table_info(messages)")}
+                if "attachments" not in columns:
+                    db.execute("ALTER TABLE messages ADD COLUMN attachments INTEGER NOT NULL DEFAULT 0")
+                if "thread" not in columns:
+                    db.execute("ALTER TABLE messages ADD COLUMN thread INTEGER")
+                for statement in (*search.SCHEMA, *threads.SCHEMA):
+                    db.execute(statement)
                 db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
                            (str(SCHEMA_VERSION),))
                 db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
@@ -668,6 +682,10 @@ class Store:
             out.update({str(r[2]): Row(*r) for r in cur})
         return out
 
+    def is_empty(self) -> bool:
+        """No message at all (before a first sync)."""
+        return self.db.execute("SELECT 1 FROM messages LIMIT 1").fetchone() is None
+
     def has_messages(self, folder_id: int) -> bool:
         return self.db.execute("SELECT 1 FROM messages WHERE folder_id=? LIMIT 1", (folder_id,)).fetchone() is not None
 
@@ -697,6 +715,9 @@ class Store:
                 info.date, info.sender, info.recipients, info.subject, info.message_id, int(time.time()),
             ),
         )
+        if cur.rowcount != 1:
+            return 0  # already there
+        # Searched and threaded once search.catch_up() has read it: not here, on the download's path.
         return int(cur.lastrowid or 0)
 
     def recover(self, folder: Folder) -> int:
@@ -1000,6 +1021,69 @@ class Store:
             flags=str(r[10]), path=str(self.maildir(account, path).path(filename)), partial=bool(r[13]),
         )
 
+    def search(self, node: search.Node, *, limit: int = 50, offset: int = 0) -> list[SearchHit]:
+        """Messages matching a query tree (:mod:`.search`), newest first, with snippets."""
+        return search.search(self, node, limit, offset)
+
+    def unindexed(self) -> int:
+        """Message rows not searchable or threaded yet (:meth:`catch_up` indexes them)."""
+        return search.unindexed(self.db)
+
+    def catch_up(self, stop: Callable[[], bool] | None = None) -> int:
+        """Index the rows added since the last catch-up (full text, attachments, thread): writer only."""
+        return search.catch_up(self, stop)
+
+    def thread(self, message_id: int) -> list[MessageSummary]:
+        """Every message of the conversation of message ``message_id``, every folder and account, oldest first."""
+        row = self._read("SELECT coalesce(thread, id) FROM messages WHERE id = ?", (message_id,))
+        if not row:
+            raise self._no_message(message_id)
+        sql = self._SUMMARY_SQL + " WHERE m.thread = ? OR m.id = ? ORDER BY m.date, m.id"
+        return [self._summary(r) for r in self._read(sql, (row[0][0], message_id))]
+
+    def list_threads(self, account: str | None = None, folder: str | None = None, limit: int = 50, *,
+                     after: ThreadSummary | None = None, offset: int = 0) -> list[ThreadSummary]:
+        """One page of the conversations with a message in the folder(s), newest first by their newest
+        message there. Paging: ``after`` = the last thread of the previous page (keyset), or ``offset``."""
+        where, args = self._filters(account, folder, False, False)
+        if where is None:
+            return []
+        # SQLite's bare-column rule: m.id comes from the row that gave max(m.date).
+        latest = ("SELECT coalesce(m.thread, m.id) AS t, m.id AS id, max(m.date) AS d FROM messages m"
+                  + (" WHERE " + " AND ".join(where) if where else "") + " GROUP BY t")
+        page_where = ""
+        if after is not None:
+            page_where = " WHERE (l.d < ? OR (l.d = ? AND l.id < ?))"
+            args += [after.latest.date, after.latest.date, after.latest.id]
+        sql = (f"WITH l AS ({latest}) SELECT l.t, " + self._SUMMARY_SQL.removeprefix("SELECT ")
+               .replace(" FROM messages m", " FROM l JOIN messages m ON m.id = l.id")
+               + page_where + " ORDER BY l.d DESC, l.id DESC LIMIT ? OFFSET ?")
+        rows = self._read(sql, (*args, limit, offset))
+        numbers = [int(r[0]) for r in rows]
+        stats: dict[int, tuple[int, int]] = {}
+        for i in range(0, len(numbers), 500):
+            chunk = numbers[i:i + 500]
+            marks = ",".join("?" * len(chunk))
+            for t, n, unread in self._read(
+                    f"SELECT thread, COUNT(*), SUM(instr(flags, '\\Seen') = 0) FROM messages"
+                    f" WHERE thread IN ({marks}) GROUP BY thread", chunk):
+                stats[int(t)] = (int(n), int(unread or 0))
+        out = []
+        for r in rows:
+            summary = self._summary(r[1:])
+            n, unread = stats.get(int(r[0]), (1, 0 if "\\Seen" in summary.flags else 1))
+            out.append(ThreadSummary(thread=int(r[0]), latest=summary, messages=n, unread=unread))
+        return out
+
+    def count_threads(self, account: str | None = None, folder: str | None = None) -> int:
+        """How many conversations :meth:`list_threads` pages through."""
+        where, args = self._filters(account, folder, False, False)
+        if where is None:
+            return 0
+        sql = "SELECT COUNT(DISTINCT coalesce(m.thread, m.id)) FROM messages m" + (
+            " WHERE " + " AND ".join(where) if where else "")
+        return int(self._read(sql, args)[0][0])
+
     def correspondents(self, limit: int = 2000) -> list[str]:
         """Senders of the newest messages, most recent first, each once (address completion)."""
         rows = self._read("SELECT sender FROM messages WHERE sender != '' GROUP BY sender ORDER BY MAX(date) DESC"
@@ -1009,13 +1093,17 @@ class Store:
     def get(self, message_id: int) -> MessageSummary:
         rows = self._read(self._SUMMARY_SQL + " WHERE m.id=?", (message_id,))
         if not rows:
-            raise NotFoundError(
-                f"There is no message with id {message_id}",
-                "the id is wrong, or the message was deleted",
-                "list the messages again to see the current ids",
-                code=Code.NO_SUCH_MESSAGE,
-            )
+            raise self._no_message(message_id)
         return self._summary(rows[0])
+
+    @staticmethod
+    def _no_message(message_id: int) -> NotFoundError:
+        return NotFoundError(
+            f"There is no message with id {message_id}",
+            "the id is wrong, or the message was deleted",
+            "list the messages again to see the current ids",
+            code=Code.NO_SUCH_MESSAGE,
+        )
 
     def row_by_id(self, message_id: int) -> tuple[Folder, Row]:
         r = self.db.execute(f"SELECT {_ROW_COLS}, folder_id FROM messages WHERE id=?", (message_id,)).fetchone()

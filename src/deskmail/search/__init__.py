@@ -1,0 +1,1 @@
+"""Search: the query language (:mod:`.query`); the index and its SQL live in ``deskmail.store.search``."""
