@@ -16,7 +16,11 @@ Without a DISPLAY it runs on Qt's offscreen platform (and says so). Needs root (
    selected one after the other, then the 3 with the largest HTML among the newest 400; each is timed from
    the selection until the reader pane shows that message
    (what a click does). Median and maximum.
-4. **Scroll stall**: an index of ``--scroll-rows`` messages in one folder (rows written straight into the
+4. **Search**: in the same kind of child, after the start-up sync, queries are typed into the search box
+   (key events, as a person types, in a burst); each is timed from its last keystroke until the list has
+   been repainted with its results. This includes the box's pause before it searches (60 ms: a burst of
+   keys is one search). Median and maximum over the query set, 3 rounds.
+5. **Scroll stall**: an index of ``--scroll-rows`` messages in one folder (rows written straight into the
    SQLite index, as bench/store_bench.py does: the list reads only the index), then the list is scrolled
    page by page and by jumps to random positions (dragging the scroll bar); each step is timed from
    the scroll to the end of the repaint it causes. The longest step is the longest stall.
@@ -67,7 +71,7 @@ class Painted(QObject):
         return False
 
 def finish(window, result):
-    if mode in ("settle", "open"):  # once the start-up sync is over and the window is idle
+    if mode in ("settle", "open", "search"):  # once the start-up sync is over and the window is idle
         end = time.time() + 4
         while time.time() < end:
             QApplication.processEvents()
@@ -89,8 +93,45 @@ def finish(window, result):
             times.append((time.perf_counter() - t) * 1000)
             result.setdefault("open_sizes", []).append(window.model.summary(row).size)
         result["open_ms"] = times
+    if mode == "search":
+        from PySide6.QtCore import Qt
+        from PySide6.QtGui import QKeyEvent
+        def type_text(widget, text):  # one key press and release a character (QTest.keyClicks is ASCII-only)
+            for ch in text:
+                key = ord(ch.upper()) if ch.isascii() else 0
+                for kind in (QEvent.Type.KeyPress, QEvent.Type.KeyRelease):
+                    QApplication.sendEvent(widget, QKeyEvent(kind, key, Qt.KeyboardModifier.NoModifier, ch))
+        painted = []
+        class Paints(QObject):
+            def eventFilter(self, obj, event):
+                if event.type() == QEvent.Type.Paint:
+                    painted.append(time.perf_counter())
+                return False
+        paints = Paints(window)
+        window.list.viewport().installEventFilter(paints)
+        resets = []
+        window.model.modelReset.connect(lambda: resets.append(time.perf_counter()))
+        times, counts = {}, {}
+        for _round in range(3):
+            for query in QUERIES:
+                window.end_search()
+                QApplication.processEvents()
+                window.search_box.setFocus()
+                type_text(window.search_box, query)
+                t = time.perf_counter()
+                resets.clear()
+                while not (resets and window.model.searching and painted and painted[-1] > resets[-1]):
+                    QApplication.processEvents()
+                    time.sleep(0.0005)
+                times.setdefault(query, []).append((painted[-1] - t) * 1000)
+                counts[query] = window.model.rowCount()
+        result["search_ms"] = times
+        result["search_rows"] = counts
     print(json.dumps(result), flush=True)
     os._exit(0)
+
+QUERIES = ["smörgåsbord", "deadline", "from:kwame", "subject:invoice", "date:2019-03..2019-04",
+           "budget from:ada -review", "is:unread has:attachment"]
 
 original = mainwindow.MainWindow.__init__
 def init(self, *args, **kwargs):
@@ -250,6 +291,15 @@ def main(argv: list[str] | None = None) -> int:
             f"{t:.0f} ms ({kb:.0f} KB of HTML)" for t, kb in zip(big, opened["big_html_kb"], strict=True)), flush=True)
         slowest = sorted(zip(times, opened["open_sizes"], strict=True), reverse=True)[:3]  # type: ignore[call-overload]
         print("  slowest: " + ", ".join(f"{t:.0f} ms ({size / 1024:.0f} KB)" for t, size in slowest), flush=True)
+        searched = run_child(home, "search", env)
+        every = [t for runs in searched["search_ms"].values() for t in runs]  # type: ignore[attr-defined]
+        results["search_ms"] = {"runs": searched["search_ms"], "rows": searched["search_rows"],
+                                "median": statistics.median(every), "max": max(every)}
+        print(f"search, last key to results painted: median {statistics.median(every):.1f} ms, max "
+              f"{max(every):.1f} ms ({len(every)} searches)", flush=True)
+        for query, runs in searched["search_ms"].items():  # type: ignore[attr-defined]
+            print(f"  {query!r}: {searched['search_rows'][query]} rows, "  # type: ignore[index]
+                  f"{', '.join(f'{t:.0f}' for t in runs)} ms", flush=True)
     finally:
         sb.stop()
     stalls = scroll_stalls(args.scroll_rows, root)

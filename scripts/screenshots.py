@@ -160,6 +160,23 @@ def main() -> None:
     settle(0.5)
     shot(window, "08b-reader-attachments")
 
+    # Search from the box above the list, then the list by conversation.
+    window.search_box.setText("tides OR figures")
+    wait(lambda: window.model.searching and window.model.rowCount() > 0)
+    window.list.selectRow(0)
+    settle(0.5)
+    shot(window, "08c-search")
+    window.end_search()
+    window.set_threaded(True)
+    for row in range(window.model.rowCount()):
+        c = window.model.conversation(row)
+        if c is not None and c.messages > 1:
+            window.list.selectRow(row)
+    wait(window.conversation.isVisible)
+    settle(0.5)
+    shot(window, "08d-conversations")
+    window.set_threaded(False)
+
     # The composer: a reply, quoted and addressed.
     window.reply(False)
     wait(lambda: bool(window.composers))

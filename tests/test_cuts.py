@@ -18,6 +18,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -116,7 +117,18 @@ def test_killed_when_40_percent_of_the_bytes_have_passed_then_resumed(sandbox: A
         add_imaps_account(home, sandbox, mail_user, imap_port=proxy.port)
         child = subprocess.Popen([sys.executable, "-m", "deskmail", "sync"], env=_env(home),
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        proxy.at(int(total * 0.4), lambda _s, _d: (os.kill(child.pid, signal.SIGKILL), child.wait()))
+        tmp_dir = home.root / "data" / "mail" / "a" / "tmp"
+
+        def kill_once_caught_up(_s: socket.socket, _d: socket.socket) -> None:
+            # The proxy forwards nothing more; the kill waits until the child has written what did pass
+            # (on a loaded machine 40 % of the bytes can still sit unread in the socket buffer).
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not (tmp_dir.is_dir() and any(tmp_dir.iterdir())):
+                time.sleep(0.01)
+            os.kill(child.pid, signal.SIGKILL)
+            child.wait()
+
+        proxy.at(int(total * 0.4), kill_once_caught_up)
         assert child.wait(120) == -signal.SIGKILL
         ids, rows, killed_tmp, check = _store(home)
         # Downloads are made durable in batches (BATCH_MESSAGES / BATCH_BYTES): at 40 % of this folder's

@@ -41,14 +41,19 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QHeaderView,
     QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
     QMainWindow,
     QMenu,
     QPushButton,
+    QSizePolicy,
     QSplitter,
     QStyle,
     QTableView,
     QTreeWidget,
     QTreeWidgetItem,
+    QVBoxLayout,
     QWidget,
 )
 
@@ -57,7 +62,7 @@ from deskmail.app import Deskmail, MessageView, SentMessage
 from deskmail.codes import Code
 from deskmail.errors import DeskmailError
 from deskmail.gui.common import app_icon, show_error, std_icon, tr
-from deskmail.gui.models import COLUMNS, IDS_MIME, MessageListModel, View
+from deskmail.gui.models import COLUMNS, IDS_MIME, MessageListModel, View, short_date
 from deskmail.gui.reader import Reader, open_folder
 from deskmail.gui.tasks import Task
 from deskmail.mailbox import FolderInfo
@@ -65,6 +70,7 @@ from deskmail.mailbox import FolderInfo
 if TYPE_CHECKING:  # (types only: the renderer and the sync engine load when first used, after the window shows)
     from deskmail.gui.composer import ComposeWindow
     from deskmail.gui.outbox import OutboxDialog
+    from deskmail.model import MessageSummary, SearchHit
     from deskmail.outbox.compose import Draft
     from deskmail.outbox.queue import OutboxEntry
     from deskmail.render import AttachmentInfo
@@ -83,6 +89,10 @@ SPECIAL_ICONS = {
 SYNC_EVERY_MS = 5 * 60 * 1000
 SIGN_IN_AGAIN = frozenset({Code.OAUTH_SIGN_IN_AGAIN, Code.OAUTH_TOKEN_EXPIRED, Code.OAUTH_SCOPE_MISSING})
 WATCH_INDEX_MS = 1500
+SEARCH_LIMIT = 500  # results shown at most; more: the person is asked to narrow the search
+# Typing pauses for this long before the search runs: a burst of keys (or a paste) is one search, and a
+# person who stops typing sees results well inside the issue's 200 ms.
+SEARCH_PAUSE_MS = 60
 
 
 def folder_key(f: FolderInfo) -> tuple[int, str]:
@@ -196,7 +206,21 @@ class MainWindow(QMainWindow):
         self.reader_pane.load_remote.connect(self.load_remote)
         self.reader_pane.save_attachment.connect(self.save_attachment)
         self.reader_pane.open_attachment.connect(self.open_attachment)
-        reader_box = self.reader_pane
+        # A conversation's messages, above the reader when the list is by conversation and the chosen
+        # one has more than one: choosing one reads it.
+        self.conversation = QListWidget()
+        self.conversation.setObjectName("conversation")
+        self.conversation.setAlternatingRowColors(True)
+        self.conversation.setMaximumHeight(6 * (self.conversation.fontMetrics().height() + 6))
+        self.conversation.hide()
+        self.conversation.currentItemChanged.connect(self._conversation_chosen)
+        self.conversation_of: int | None = None  # the thread shown there
+        reader_box = QWidget()
+        reader_layout = QVBoxLayout(reader_box)
+        reader_layout.setContentsMargins(0, 0, 0, 0)
+        reader_layout.setSpacing(0)
+        reader_layout.addWidget(self.conversation)
+        reader_layout.addWidget(self.reader_pane, 1)
 
         self.right = QSplitter(Qt.Orientation.Vertical)
         self.right.addWidget(self.list)
@@ -284,6 +308,29 @@ class MainWindow(QMainWindow):
         self.settings_action = action(tr("Account Settings…"), [], self.account_settings)
         self.quit_action = action(tr("Quit"), [QKeySequence.StandardKey.Quit], self.close)
         self.outbox_action = action(tr("Outbox…"), [], self.show_outbox)
+        self.search_action = action(tr("Search"), ["Ctrl+F", "Ctrl+K"], self.focus_search)
+        self.threads_action = action(tr("Group by Conversation"), ["G"], self.set_threaded)
+        self.threads_action.setCheckable(True)
+
+        self.search_box = QLineEdit()
+        self.search_box.setObjectName("search")
+        self.search_box.setPlaceholderText(tr("Search all mail (words, from:, subject:, is:unread, date:…)"))
+        self.search_box.setToolTip(tr("Words, \"a phrase\", from:, to:, subject:, has:attachment, is:unread, "
+                                      "date:2026-01..2026-03, folder:, account:, -word, OR"))
+        self.search_box.setClearButtonEnabled(True)
+        self.search_box.setMinimumWidth(340)
+        self.search_timer = QTimer(self)
+        self.search_timer.setSingleShot(True)
+        self.search_timer.setInterval(SEARCH_PAUSE_MS)
+        self.search_timer.timeout.connect(self.run_search)
+        self.search_box.textChanged.connect(lambda _text: self.search_timer.start())
+        self.search_box.returnPressed.connect(self.run_search)
+        self.search_generation = 0  # only the newest search's results are shown
+        escape = QAction(self.search_box)
+        escape.setShortcut(QKeySequence(Qt.Key.Key_Escape))
+        escape.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+        escape.triggered.connect(self.end_search)
+        self.search_box.addAction(escape)
 
         bar = self.addToolBar(tr("Mail"))
         bar.setObjectName("mail-toolbar")
@@ -292,6 +339,10 @@ class MainWindow(QMainWindow):
         for a in (self.get_mail_action, self.write_action, self.reply_action, self.reply_all_action,
                   self.forward_action, self.delete_action):
             bar.addAction(a)
+        spacer = QWidget()
+        spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        bar.addWidget(spacer)
+        bar.addWidget(self.search_box)
         menu = self.menuBar()
         file_menu = menu.addMenu(tr("&File"))
         for a in (self.get_mail_action, self.add_account_action, self.settings_action):
@@ -304,6 +355,9 @@ class MainWindow(QMainWindow):
             message_menu.addAction(a)
         message_menu.addSeparator()
         message_menu.addAction(self.outbox_action)
+        view_menu = menu.addMenu(tr("&View"))
+        view_menu.addAction(self.threads_action)
+        view_menu.addAction(self.search_action)
 
     # --- folders ----------------------------------------------------------------------------
 
@@ -372,9 +426,134 @@ class MainWindow(QMainWindow):
         view = item.data(0, Qt.ItemDataRole.UserRole) if item is not None else None
         if not isinstance(view, View):
             return
+        if self.search_box.text():
+            self.search_box.blockSignals(True)  # choosing a folder ends the search
+            self.search_box.clear()
+            self.search_box.blockSignals(False)
+            self._query_problem(None)
         self.model.show(view)
+        self._list_shape_changed()
         self._show_message(None)
         self.list.scrollToTop()
+
+    # --- search and conversations -----------------------------------------------------------
+
+    def focus_search(self) -> None:
+        self.search_box.setFocus()
+        self.search_box.selectAll()
+
+    def run_search(self) -> None:
+        """Search every account for what the box says, off the GUI thread; the list shows the results.
+        An empty box shows the folder again."""
+        self.search_timer.stop()
+        query = self.search_box.text().strip()
+        self.search_generation += 1
+        generation = self.search_generation
+        if not query:
+            self.end_search()
+            return
+
+        def shown(hits: list[SearchHit]) -> None:
+            if generation != self.search_generation:
+                return  # typed on since: a newer search is coming
+            self._query_problem(None)
+            self.model.show_hits(hits)
+            self._list_shape_changed()
+            self._show_message(None)
+            if len(hits) >= SEARCH_LIMIT:
+                self.progress.setText(tr("The first {n} found are shown: add words to narrow the search.")
+                                      .format(n=len(hits)))
+            else:
+                self.progress.setText(tr("{n} found").format(n=len(hits)) if hits else tr("Nothing found"))
+
+        def failed(exc: DeskmailError) -> None:
+            if generation == self.search_generation:
+                self._query_problem(exc)
+
+        task = Task(lambda _task: self.app.search(query, limit=SEARCH_LIMIT))
+        task.done.connect(shown)
+        task.failed.connect(failed)
+        self._run(task)
+
+    def end_search(self) -> None:
+        """Back to the chosen folder's messages (Escape in the box, or the box emptied)."""
+        self.search_generation += 1
+        self._query_problem(None)
+        if self.search_box.text():
+            self.search_box.blockSignals(True)
+            self.search_box.clear()
+            self.search_box.blockSignals(False)
+        if self.model.searching:
+            self.model.show(self._current_view())
+            self._list_shape_changed()
+            self._show_message(None)
+            self.progress.clear()
+
+    def _query_problem(self, exc: DeskmailError | None) -> None:
+        """A query that cannot be read: the box says so (red edge, the reason as its tooltip and in the
+        status line); the list keeps what it showed."""
+        self.search_box.setProperty("bad", exc is not None)
+        self.search_box.setStyleSheet("" if exc is None else "QLineEdit#search { border: 2px solid #c62828; }")
+        if exc is not None:
+            self.search_box.setToolTip(f"{exc.what}\n{exc.remedy}" if exc.remedy else exc.what)
+            self.progress.setText(exc.what)
+
+    def set_threaded(self, threaded: bool) -> None:
+        """One row per conversation, or one per message (View ▸ Group by Conversation; remembered)."""
+        if self.threads_action.isChecked() != threaded:
+            self.threads_action.setChecked(threaded)
+        self.model.set_threaded(threaded)
+        self._list_shape_changed()
+        self._show_message(None)
+        if self.settings is not None:
+            self.settings.setValue("main/threaded", threaded)
+
+    def _list_shape_changed(self) -> None:
+        """Columns sort a folder's single messages; conversations and search results come newest first."""
+        sortable = not self.model.threaded and not self.model.searching
+        self.list.setSortingEnabled(sortable)
+        self.list.horizontalHeader().setSortIndicatorShown(sortable)
+
+    def _show_conversation(self, row: int, summary: MessageSummary) -> None:
+        """Above the reader: the conversation's messages, when the row stands for more than one."""
+        thread = self.model.conversation(row)
+        if thread is None or thread.messages < 2:
+            self.conversation_of = None
+            self.conversation.hide()
+            return
+        if self.conversation_of == thread.thread:
+            return
+        self.conversation_of = thread.thread
+        number = thread.thread
+
+        def listed(messages: list[MessageSummary]) -> None:
+            if self.conversation_of != number:
+                return
+            self.conversation.blockSignals(True)
+            self.conversation.clear()
+            bold = QFont()
+            bold.setBold(True)
+            for m in messages:
+                item = QListWidgetItem(f"{short_date(m.date)}   {m.sender}   —   {m.subject or tr('(no subject)')}")
+                item.setData(Qt.ItemDataRole.UserRole, m)
+                item.setToolTip(f"{m.account} › {m.folder}")
+                if "\\Seen" not in m.flags:
+                    item.setFont(bold)
+                self.conversation.addItem(item)
+                if m.id == summary.id:
+                    self.conversation.setCurrentItem(item)
+            self.conversation.blockSignals(False)
+            self.conversation.show()
+
+        task = Task(lambda _task: self.app.thread(summary.id))
+        task.done.connect(listed)
+        task.failed.connect(lambda _exc: self.conversation.hide())
+        self._run(task)
+
+    def _conversation_chosen(self, item: QListWidgetItem | None, _previous: QListWidgetItem | None) -> None:
+        m = item.data(Qt.ItemDataRole.UserRole) if item is not None else None
+        if m is not None:
+            self._read(m)
 
     # --- the message list and the reader ----------------------------------------------------
 
@@ -404,10 +583,18 @@ class MainWindow(QMainWindow):
         last one chosen is shown when several reads overlap (arrowing quickly down the list)."""
         row = self.list.currentIndex().row()
         s = self.model.summary(row) if row >= 0 else None
-        self.wanted_id = s.id if s is not None else None
         if s is None:
+            self.wanted_id = None
+            self.conversation_of = None
+            self.conversation.hide()
             self._show_message(None)
             return
+        if self.model.threaded:
+            self._show_conversation(row, s)
+        self._read(s)
+
+    def _read(self, s: MessageSummary) -> None:
+        self.wanted_id = s.id
 
         def shown(view: MessageView) -> None:
             if self.wanted_id == s.id:
@@ -638,8 +825,11 @@ class MainWindow(QMainWindow):
             return
         self.last_token = token
         keep = self.model.summary(self.list.currentIndex().row()) if self.list.currentIndex().isValid() else None
-        self.model.refresh()
         self.reload_folders()
+        if self.model.searching:
+            self.run_search()  # the results follow the index too (selection kept by the new list's rows)
+            return
+        self.model.refresh()
         if keep is not None:
             row = self.model.row_of(keep.id)
             if row is not None:
@@ -853,6 +1043,8 @@ class MainWindow(QMainWindow):
         columns = self.settings.value("main/columns")
         if isinstance(columns, QByteArray):
             self.list.horizontalHeader().restoreState(columns)
+        if self.settings.value("main/threaded") in (True, "true"):
+            self.set_threaded(True)
 
     def closeEvent(self, event: QCloseEvent) -> None:
         """Stop background work at its next safe point (nothing half-done is kept), then remember the layout."""

@@ -35,6 +35,8 @@ _FIELD = re.compile(r"([A-Za-z]+):")
 
 @dataclass(frozen=True, slots=True)
 class _Token:
+    """One lexical unit of a search query."""
+
     kind: str  # "word" | "phrase" | "field" | "(" | ")" | "AND" | "OR" | "NOT" | "-"
     pos: int
     text: str = ""

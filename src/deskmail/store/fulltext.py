@@ -31,6 +31,8 @@ _STRIP = str.maketrans({"\x00": " ", MARK_START: " ", MARK_END: " "})
 
 @dataclass(frozen=True, slots=True)
 class Indexed:
+    """What the full-text index holds of one message besides its envelope."""
+
     to: str
     cc: str
     body: str

@@ -62,12 +62,14 @@ class Term:
 
 @dataclass(frozen=True, slots=True)
 class Flag:
+    """A flag condition."""
+
     name: str  # "unread" | "read" | "flagged" | "unflagged"
 
 
 @dataclass(frozen=True, slots=True)
 class HasAttachment:
-    pass
+    """Messages with at least one attachment."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,22 +82,30 @@ class DateRange:
 
 @dataclass(frozen=True, slots=True)
 class Place:
+    """Messages in one folder or account."""
+
     kind: str  # "folder" | "account"
     name: str
 
 
 @dataclass(frozen=True, slots=True)
 class And:
+    """Every item holds."""
+
     items: tuple[Node, ...]
 
 
 @dataclass(frozen=True, slots=True)
 class Or:
+    """At least one item holds."""
+
     items: tuple[Node, ...]
 
 
 @dataclass(frozen=True, slots=True)
 class Not:
+    """The item does not hold."""
+
     item: Node
 
 
@@ -231,6 +241,8 @@ def _sql(node: Node, args: list[Any]) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Compiled:
+    """A query tree as SQL: the FTS5 MATCH and the other conditions."""
+
     match: str  # the FTS5 expression that drives the query ("" = none: a filter-only query)
     where: str
     args: tuple[Any, ...]

@@ -78,7 +78,7 @@
     <message>
         <location filename="../composer.py" line="162"/>
         <location filename="../composer.py" line="275"/>
-        <location filename="../models.py" line="169"/>
+        <location filename="../models.py" line="230"/>
         <location filename="../outbox.py" line="128"/>
         <source>(no subject)</source>
         <translation type="unfinished"></translation>
@@ -189,235 +189,275 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="272"/>
+        <location filename="../mainwindow.py" line="296"/>
         <source>Get Mail</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="273"/>
+        <location filename="../mainwindow.py" line="297"/>
         <source>Delete</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="275"/>
+        <location filename="../mainwindow.py" line="299"/>
         <source>Mark as Read/Unread</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="276"/>
+        <location filename="../mainwindow.py" line="300"/>
         <source>Star</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="277"/>
+        <location filename="../mainwindow.py" line="301"/>
         <source>Next Unread Message</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="278"/>
+        <location filename="../mainwindow.py" line="302"/>
         <source>Write</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="279"/>
+        <location filename="../mainwindow.py" line="303"/>
         <source>Reply</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="281"/>
+        <location filename="../mainwindow.py" line="305"/>
         <source>Reply All</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="282"/>
+        <location filename="../mainwindow.py" line="306"/>
         <source>Forward</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="283"/>
+        <location filename="../mainwindow.py" line="307"/>
         <source>Add Mail Account…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="284"/>
+        <location filename="../mainwindow.py" line="308"/>
         <source>Account Settings…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="285"/>
+        <location filename="../mainwindow.py" line="309"/>
         <source>Quit</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="286"/>
+        <location filename="../mainwindow.py" line="310"/>
         <source>Outbox…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="288"/>
-        <source>Mail</source>
+        <location filename="../mainwindow.py" line="311"/>
+        <source>Search</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="296"/>
-        <source>&amp;File</source>
-        <translation type="unfinished"></translation>
-    </message>
-    <message>
-        <location filename="../mainwindow.py" line="301"/>
-        <source>&amp;Message</source>
+        <location filename="../mainwindow.py" line="312"/>
+        <source>Group by Conversation</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
         <location filename="../mainwindow.py" line="317"/>
-        <location filename="../mainwindow.py" line="356"/>
+        <source>Search all mail (words, from:, subject:, is:unread, date:…)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../mainwindow.py" line="318"/>
+        <source>Words, &quot;a phrase&quot;, from:, to:, subject:, has:attachment, is:unread, date:2026-01..2026-03, folder:, account:, -word, OR</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../mainwindow.py" line="335"/>
+        <source>Mail</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../mainwindow.py" line="347"/>
+        <source>&amp;File</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../mainwindow.py" line="352"/>
+        <source>&amp;Message</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../mainwindow.py" line="358"/>
+        <source>&amp;View</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../mainwindow.py" line="371"/>
+        <location filename="../mainwindow.py" line="410"/>
         <source>All Inboxes</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="339"/>
+        <location filename="../mainwindow.py" line="393"/>
         <source>Inbox</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
         <location filename="../mainwindow.py" line="464"/>
+        <source>The first {n} found are shown: add words to narrow the search.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../mainwindow.py" line="467"/>
+        <source>{n} found</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../mainwindow.py" line="467"/>
+        <source>Nothing found</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../mainwindow.py" line="651"/>
         <source>Saved {names}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="505"/>
+        <location filename="../mainwindow.py" line="692"/>
         <source>Message sent</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="507"/>
+        <location filename="../mainwindow.py" line="694"/>
         <source>Not sent yet; it stays in the outbox and goes out as soon as the server can be reached.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="512"/>
+        <location filename="../mainwindow.py" line="699"/>
         <location filename="../outbox.py" line="82"/>
         <source>Outbox</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="549"/>
+        <location filename="../mainwindow.py" line="736"/>
         <source>Outbox: {n}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="551"/>
+        <location filename="../mainwindow.py" line="738"/>
         <source>{n} need your decision</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="552"/>
+        <location filename="../mainwindow.py" line="739"/>
         <location filename="../outbox.py" line="35"/>
         <source>Waiting to be sent</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="606"/>
+        <location filename="../mainwindow.py" line="793"/>
         <source>Move To</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="681"/>
+        <location filename="../mainwindow.py" line="871"/>
         <source>Getting mail…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="717"/>
+        <location filename="../mainwindow.py" line="907"/>
         <source>Sign in again to {account}…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="726"/>
+        <location filename="../mainwindow.py" line="916"/>
         <location filename="../wizard.py" line="281"/>
         <source>Waiting for the sign-in in your browser…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="737"/>
+        <location filename="../mainwindow.py" line="927"/>
         <source>Signed in again</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="750"/>
+        <location filename="../mainwindow.py" line="940"/>
         <source>{account}: checking {folder}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="754"/>
+        <location filename="../mainwindow.py" line="944"/>
         <source>{account}: {folder}: {done}{of} messages downloaded</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="762"/>
+        <location filename="../mainwindow.py" line="952"/>
         <source>{account}: sending “{subject}”</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="775"/>
+        <location filename="../mainwindow.py" line="965"/>
         <source>1 new message in {account}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="775"/>
+        <location filename="../mainwindow.py" line="965"/>
         <source>{n} new messages in {account}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="789"/>
+        <location filename="../mainwindow.py" line="979"/>
         <source>{account}: {what}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="792"/>
+        <location filename="../mainwindow.py" line="982"/>
         <source>Up to date</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="792"/>
+        <location filename="../mainwindow.py" line="982"/>
         <source>1 new message</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="793"/>
+        <location filename="../mainwindow.py" line="983"/>
         <source>{n} new messages</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="806"/>
+        <location filename="../mainwindow.py" line="996"/>
         <source>Online</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="806"/>
+        <location filename="../mainwindow.py" line="996"/>
         <source>Offline</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../models.py" line="152"/>
+        <location filename="../models.py" line="212"/>
         <location filename="../reader.py" line="139"/>
         <source>From</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../models.py" line="152"/>
+        <location filename="../models.py" line="212"/>
         <location filename="../outbox.py" line="85"/>
         <location filename="../reader.py" line="140"/>
         <source>Subject</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../models.py" line="152"/>
+        <location filename="../models.py" line="212"/>
         <location filename="../reader.py" line="141"/>
         <source>Date</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../models.py" line="153"/>
+        <location filename="../models.py" line="213"/>
         <source>Size</source>
         <translation type="unfinished"></translation>
     </message>
