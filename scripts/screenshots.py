@@ -41,7 +41,9 @@ def wait(condition: Callable[[], bool], timeout: float = 60) -> None:
     end = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > end:
-            raise SystemExit(f"timed out waiting for {condition}")
+            # Not SystemExit: Qt's teardown with workers still running can hang instead of exiting.
+            print(f"timed out waiting for {condition}", file=sys.stderr)
+            os._exit(1)
         settle(0.1)
 
 
@@ -176,6 +178,11 @@ def main() -> None:
     settle(0.5)
     shot(window, "08d-conversations")
     window.set_threaded(False)
+    for row in range(window.model.rowCount()):
+        s = window.model.summary(row)
+        if s is not None and "figures attached" in s.subject:
+            window.list.selectRow(row)
+    wait(lambda: window.shown_id is not None)
 
     # The composer: a reply, quoted and addressed.
     window.reply(False)

@@ -211,7 +211,6 @@ class MainWindow(QMainWindow):
         self.conversation = QListWidget()
         self.conversation.setObjectName("conversation")
         self.conversation.setAlternatingRowColors(True)
-        self.conversation.setMaximumHeight(6 * (self.conversation.fontMetrics().height() + 6))
         self.conversation.hide()
         self.conversation.currentItemChanged.connect(self._conversation_chosen)
         self.conversation_of: int | None = None  # the thread shown there
@@ -543,6 +542,10 @@ class MainWindow(QMainWindow):
                 if m.id == summary.id:
                     self.conversation.setCurrentItem(item)
             self.conversation.blockSignals(False)
+            # As tall as its rows, up to six: a two-message conversation leaves the reader its room.
+            rows = min(self.conversation.count(), 6)
+            self.conversation.setFixedHeight(rows * max(self.conversation.sizeHintForRow(0), 1)
+                                             + 2 * self.conversation.frameWidth())
             self.conversation.show()
 
         task = Task(lambda _task: self.app.thread(summary.id))
