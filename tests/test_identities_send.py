@@ -79,4 +79,9 @@ def test_cli_identities_and_send_from(tmp_path: Path, sandbox: Any, mail_user: A
     unknown = home.run("send", "--from", "nobody@ident.example", "--to", mail_user.email, "--body", "x")
     assert unknown.returncode != 0 and "nobody@ident.example" in unknown.stderr
     assert home.run("identity", "remove", "acct", "alias@ident.example").returncode == 0
-    assert len(json.loads(home.run("identity", "list", "acct", "--json").stdout)) == 1
+    edited = home.run("identity", "edit", "acct", mail_user.email, "--name", "Own Me", "--signature", "own sig")
+    assert edited.returncode == 0, edited.stderr
+    assert [(i["name"], i["signature"]) for i in json.loads(home.run("identity", "list", "acct", "--json").stdout)] \
+        == [("Own Me", "own sig")]
+    bad = home.run("identity", "add", "acct", "x@ident.example", "--name", "Evil\r\nBcc: victim@x.example")
+    assert bad.returncode != 0 and "line break" in bad.stderr
