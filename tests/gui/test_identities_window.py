@@ -115,3 +115,15 @@ def test_a_draft_without_identity_starts_from_the_accounts_own(qtbot: Any, dm: D
     composer = ComposeWindow(dm, Draft(to=("x@example.org",), body="hi"), "a")
     qtbot.addWidget(composer)
     assert composer.identity.currentData() == ("a", mail_user.email) and composer.body.toPlainText() == "hi"
+
+
+def test_a_mailto_link_opens_a_signed_message(qtbot: Any, dm: Deskmail, mail_user: Any) -> None:
+    from deskmail.gui.main import open_mailto
+
+    dm.update_identity("a", Identity(mail_user.email, "Test User", "", "Own signature"))
+    window = MainWindow(dm)
+    qtbot.addWidget(window)
+    open_mailto(window, "mailto:ada@harbour.example?subject=Tides&body=Dear%20Ada%2C%0A")
+    composer = window.composers[-1]
+    assert composer.body.toPlainText() == "Dear Ada,\n\n-- \nOwn signature\n"
+    assert composer.current_draft() == composer.saved_as  # nothing typed yet: closing asks nothing

@@ -193,6 +193,20 @@ class ComposeWindow(QMainWindow):
         cursor.setPosition(_qt_position(body, at))
         self.body.setTextCursor(cursor)
 
+    def add_signature(self) -> None:
+        """Sign the text as it stands with the chosen identity's signature (a message begun elsewhere)."""
+        name, address = self.from_identity
+        if not name:
+            return
+        try:
+            signed = self.app.sign(self.current_draft(sender=address), name)
+        except DeskmailError as exc:
+            self.problem.setText(error_html(exc))
+            return
+        self.body.setPlainText(signed.body)
+        self._put_cursor(signed.body, signed.write_at)
+        self.saved_as = self.current_draft()
+
     def _sender_changed(self) -> None:
         """Another identity: its signature replaces the old one's; what was typed and the cursor stay."""
         name, address = self._chosen()
