@@ -129,7 +129,9 @@ class PasswordSource:
             raise ValueError("password source 'env' needs password_env")
 
 
-_HEADER_BREAK = re.compile(r"[\x00-\x1f\x7f]")  # CR, LF and other controls: a header value must stay one line
+# CR, LF, other controls and what str.splitlines() also breaks at (NEL, the Unicode line and paragraph
+# separators): a header value must stay one line.
+_HEADER_BREAK = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]")
 
 
 def identity_problem(address: str, name: str = "", reply_to: str = "") -> str:

@@ -75,7 +75,7 @@ def test_a_broken_identity_in_the_file_is_reported_with_its_line(tmp_path: Path)
 edge = st.text(max_size=20).filter(str.strip)
 
 
-@given(edge, st.sampled_from(["\r", "\n", "\r\n", "\x00", "\x1b"]), edge,
+@given(edge, st.sampled_from(["\r", "\n", "\r\n", "\x00", "\x1b", "\x85", "\u2028"]), edge,
        st.sampled_from(["name", "address", "reply_to"]))
 def test_a_line_break_in_a_header_field_is_refused(head: str, brk: str, tail: str, where: str) -> None:
     fields = {"address": "a@b.example", "name": "N", "reply_to": "", where: head + brk + tail}
@@ -181,3 +181,28 @@ def test_changing_the_sender_never_touches_what_was_typed(typed: str, a: str, b:
     if b.rstrip():  # a signature taken out and put back may differ in the empty lines before it
         assert back.body == written.body
     assert back.body.startswith(written.body[:written.write_at] + typed.rstrip("\n"))
+
+
+@settings(max_examples=300)
+@given(name=st.text(max_size=40), reply_local=st.text(st.characters(min_codepoint=33, max_codepoint=126,
+                                                                     exclude_characters='<>,@"()[]\\;:'),
+                                                       min_size=1, max_size=10))
+def test_whatever_an_identity_may_hold_gives_exactly_its_headers(name: str, reply_local: str) -> None:
+    from email.parser import BytesParser
+    from email.policy import default
+
+    from deskmail.model import identity_problem
+    from deskmail.outbox.compose import wire_bytes
+
+    reply_to = f"{reply_local}@r.example"
+    if identity_problem("who@x.example", name.strip(), reply_to):
+        with pytest.raises(DeskmailError):
+            make_identity("who@x.example", name, reply_to)
+        return
+    me = replace(ME, identities=(make_identity("who@x.example", name, reply_to),))
+    msg, rcpt = build_message(me, Draft(to=("a@b.example",), subject="s", body="b", sender="who@x.example"))
+    parsed = BytesParser(policy=default).parsebytes(wire_bytes(msg, ["who@x.example", *rcpt]))
+    assert sorted(parsed.keys()) == sorted(["From", "Reply-To", "To", "Subject", "Date", "Message-ID", "User-Agent",
+                                            "Content-Type", "Content-Transfer-Encoding", "MIME-Version"])
+    assert parsed["From"].addresses[0].addr_spec == "who@x.example"
+    assert parsed["From"].addresses[0].display_name == name.strip()
