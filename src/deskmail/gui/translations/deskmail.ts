@@ -71,67 +71,67 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../composer.py" line="216"/>
+        <location filename="../composer.py" line="230"/>
         <source>Write: {subject}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../composer.py" line="216"/>
-        <location filename="../composer.py" line="332"/>
+        <location filename="../composer.py" line="230"/>
+        <location filename="../composer.py" line="346"/>
         <location filename="../models.py" line="230"/>
         <location filename="../outbox.py" line="128"/>
         <source>(no subject)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../composer.py" line="219"/>
+        <location filename="../composer.py" line="233"/>
         <source>Attach files</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../composer.py" line="254"/>
+        <location filename="../composer.py" line="268"/>
         <location filename="../outbox.py" line="37"/>
         <source>Sending…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../composer.py" line="268"/>
+        <location filename="../composer.py" line="282"/>
         <source>Saving the draft…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../composer.py" line="278"/>
+        <location filename="../composer.py" line="292"/>
         <source>Draft saved in {where}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../composer.py" line="281"/>
+        <location filename="../composer.py" line="295"/>
         <source>The draft was not saved</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../composer.py" line="312"/>
+        <location filename="../composer.py" line="326"/>
         <source>Sent, but not saved in Sent</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../composer.py" line="313"/>
+        <location filename="../composer.py" line="327"/>
         <source>The message went out, but its copy could not be saved in Sent.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../composer.py" line="330"/>
+        <location filename="../composer.py" line="344"/>
         <source>Save this message as a draft?</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../composer.py" line="331"/>
+        <location filename="../composer.py" line="345"/>
         <source>“{subject}” has changes that are not saved.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../composer.py" line="305"/>
-        <location filename="../composer.py" line="321"/>
+        <location filename="../composer.py" line="319"/>
+        <location filename="../composer.py" line="335"/>
         <source>Not sent</source>
         <translation type="unfinished"></translation>
     </message>
