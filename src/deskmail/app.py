@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from deskmail import config
 from deskmail.codes import Code
 from deskmail.errors import ConfigError, DeskmailError, NotFoundError, UsageError
-from deskmail.model import Account, MessageSummary, PasswordSource, Protocol, SearchHit, ThreadSummary
+from deskmail.model import Account, Identity, MessageSummary, PasswordSource, Protocol, SearchHit, ThreadSummary
 from deskmail.secrets import Secret
 
 if TYPE_CHECKING:
@@ -234,6 +234,77 @@ class Deskmail:
         if account.password.kind != "keyring":
             account = self.update_account(replace(account, password=PasswordSource("keyring")))
         return account
+
+    # --- identities: the From-addresses of an account, with their signatures (docs/outbox.md) ------------
+
+    def identities(self, account: str | None = None) -> list[Identity]:
+        """The account's identities: its own address first, then the others."""
+        return list(self.account(account).all_identities())
+
+    def add_identity(self, account: str | None, identity: Identity) -> Identity:
+        """Let the account send as another address; ``duplicate_identity`` when it already does."""
+        with self._lock:
+            a = self.account(account)
+            if a.identity(identity.address) is not None:
+                raise UsageError(f"The account {a.name!r} already sends as {identity.address}", "",
+                                 "edit that identity instead", code=Code.DUPLICATE_IDENTITY, account=a.name)
+            self._save_account(replace(a, identities=(*a.identities, identity)))
+        return identity
+
+    def update_identity(self, account: str | None, identity: Identity, address: str = "") -> Identity:
+        """Replace the identity of ``address`` (default: ``identity.address``) with ``identity``. The primary's
+        name, Reply-To and signature can change, its address cannot (``primary_identity``)."""
+        from deskmail.outbox.identities import identity_of
+
+        with self._lock:
+            a = self.account(account)
+            old = identity_of(a, address or identity.address)
+            if old.address.lower() == a.email.lower():
+                if identity.address.lower() != a.email.lower():
+                    raise UsageError(f"The address {a.email} is the account's own", "it is what the account logs "
+                                     "in and is known as", "add the new address as another identity",
+                                     code=Code.PRIMARY_IDENTITY, account=a.name)
+                changed = replace(a, display_name=identity.name, reply_to=identity.reply_to,
+                                  signature=identity.signature)
+            else:
+                other = a.identity(identity.address)
+                if other is not None and other.address.lower() != old.address.lower():
+                    raise UsageError(f"The account {a.name!r} already sends as {identity.address}", "",
+                                     "edit that identity instead", code=Code.DUPLICATE_IDENTITY, account=a.name)
+                changed = replace(a, identities=tuple(identity if i == old else i for i in a.identities))
+            self._save_account(changed)
+        return identity
+
+    def remove_identity(self, account: str | None, address: str) -> Identity:
+        """Stop sending as ``address``; the account's own address cannot be removed (``primary_identity``)."""
+        from deskmail.outbox.identities import identity_of
+
+        with self._lock:
+            a = self.account(account)
+            old = identity_of(a, address)
+            if old.address.lower() == a.email.lower():
+                raise UsageError(f"{a.email} is the account's own address and cannot be removed", "",
+                                 "remove the whole account instead, or another of its identities",
+                                 code=Code.PRIMARY_IDENTITY, account=a.name)
+            self._save_account(replace(a, identities=tuple(i for i in a.identities if i != old)))
+        return old
+
+    def sender_account(self, sender: str) -> Account:
+        """The account that sends as ``sender`` (an address): the first one, by name, that has it."""
+        from deskmail.outbox.compose import sender_address
+
+        address = sender_address(sender)
+        for _name, a in sorted(self.accounts().items()):
+            if a.identity(address) is not None and address:
+                return a
+        raise NotFoundError(f"No account sends as {address!r}", "the address is not one of any account's "
+                            "identities", "add it to an account as an identity first", code=Code.NO_SUCH_IDENTITY)
+
+    def _save_account(self, account: Account) -> None:
+        """(under ``self._lock``) Save one account's changed settings."""
+        accounts = self.accounts()
+        accounts[account.name] = account
+        config.save_accounts(accounts, self.paths)
 
     # --- OAuth2 sign-in (docs/oauth2.md) ---------------------------------------------------------------
 
@@ -660,13 +731,14 @@ class Deskmail:
         unless ``queue_only``, and save its copy in Sent. Delivery failures are not raised: they are the
         result's ``error`` and the message's state in the outbox (deferred ones go out with a later
         :meth:`flush_outbox`, a sync or a watch). Raises only when the draft cannot be made a message."""
-        from deskmail.outbox.compose import bcc_of, build_message, wire_bytes
+        from deskmail.outbox.compose import bcc_of, build_message, identity_of, wire_bytes
         from deskmail.outbox.deliver import entry_error
 
-        a = self.account(account)
+        a = self.sender_account(draft.sender) if account is None and draft.sender else self.account(account)
         message, recipients = build_message(a, draft)
+        sender = identity_of(a, draft.sender).address  # the envelope's MAIL FROM is the identity's too
         bcc = bcc_of(draft)
-        entry = self._outbox().add(a.name, a.email, wire_bytes(message, [a.email, *recipients]), recipients,
+        entry = self._outbox().add(a.name, sender, wire_bytes(message, [sender, *recipients]), recipients,
                                    bcc=bcc, message_id=str(message["Message-ID"] or ""),
                                    subject=str(message["Subject"] or ""))
         if queue_only:
@@ -761,6 +833,8 @@ class Deskmail:
         a = self.account(account)
         raw = self._drafts(a).raw(ref)
         draft = draft_from_message(raw)
+        if a.identity(draft.sender) is None:  # an identity removed since: the account's own address
+            draft = _replace(draft, sender="")
         import hashlib
 
         folder = self.paths.data_dir / "drafts" / "files" / hashlib.sha256(ref.encode()).hexdigest()[:16]
@@ -785,21 +859,55 @@ class Deskmail:
 
         return Outbox(self._outbox_root())
 
-    def reply(self, message_id: int, *, reply_all: bool = False) -> tuple[str, Draft]:
-        """A reply to a stored message, quoted, addressed and threaded: (the account to send it from, the draft)."""
+    def new_draft(self, account: str | None = None, *, sender: str = "") -> Draft:
+        """An empty message from ``sender`` (an identity's address; default the account's own), its signature
+        in place; the person writes at ``write_at``."""
+        from deskmail.outbox.compose import Draft
+        from deskmail.outbox.identities import identity_of, with_signature
+
+        a = self.sender_account(sender) if account is None and sender else self.account(account)
+        return with_signature(Draft(to=()), identity_of(a, sender))
+
+    def sign(self, draft: Draft, account: str | None = None) -> Draft:
+        """``draft`` with the signature of its sender's identity added (a message written elsewhere)."""
+        from deskmail.outbox.identities import identity_of, with_signature
+
+        a = self.sender_account(draft.sender) if account is None and draft.sender else self.account(account)
+        return with_signature(draft, identity_of(a, draft.sender))
+
+    def change_sender(self, draft: Draft, sender: str, account: str | None = None) -> Draft:
+        """``draft`` sent from ``sender`` instead (an identity of ``account``, default the account that has it):
+        the old identity's signature is swapped for the new one's, the person's words stay as they are. The old
+        identity is looked up in the account that has it (a draft may move between accounts)."""
+        from deskmail.outbox.identities import change_sender, identity_of
+
+        new_account = self.account(account) if account is not None else self.sender_account(sender)
+        new = identity_of(new_account, sender)
+        try:
+            old_account = self.sender_account(draft.sender) if draft.sender else new_account
+            old = identity_of(old_account, draft.sender)
+        except NotFoundError:  # the old identity is gone: nothing of it to take out
+            old = Identity(new.address)
+        return change_sender(draft, old, new)
+
+    def reply(self, message_id: int, *, reply_all: bool = False, sender: str = "") -> tuple[str, Draft]:
+        """A reply to a stored message, quoted, addressed and threaded: (the account to send it from, the draft).
+        From ``sender`` (an identity of the message's account), else from the identity it was addressed to."""
         from deskmail.outbox.reply import reply_draft
 
         view = self.read_message(message_id)
         account = self.account(view.summary.account)
         return account.name, reply_draft(account, self.raw_message(message_id), view.reading.text,
-                                         reply_all=reply_all)
+                                         reply_all=reply_all, sender=sender)
 
-    def forward(self, message_id: int) -> tuple[str, Draft]:
+    def forward(self, message_id: int, *, sender: str = "") -> tuple[str, Draft]:
         """A stored message forwarded inline: (the account it came to, the draft, still to be addressed)."""
         from deskmail.outbox.reply import forward_draft
 
         view = self.read_message(message_id)
-        return view.summary.account, forward_draft(self.raw_message(message_id), view.reading.text)
+        account = self.account(view.summary.account)
+        return account.name, forward_draft(account, self.raw_message(message_id), view.reading.text,
+                                           sender=sender)
 
     # --- troubleshooting ---------------------------------------------------------------------
 

@@ -117,6 +117,10 @@ class Code(StrEnum):
     OUTBOX_STATE = "outbox_state"
     OUTBOX_BUSY = "outbox_busy"
     NO_SUCH_DRAFT = "no_such_draft"
+    BAD_IDENTITY = "bad_identity"
+    DUPLICATE_IDENTITY = "duplicate_identity"
+    NO_SUCH_IDENTITY = "no_such_identity"
+    PRIMARY_IDENTITY = "primary_identity"
     INTERNATIONAL_ADDRESS = "international_address"
     MESSAGE_TOO_LARGE = "message_too_large"
     MESSAGE_REFUSED = "message_refused"
@@ -240,6 +244,10 @@ MEANINGS: dict[Code, str] = {
     Code.OUTBOX_STATE: "the outbox message is not in a state that allows this (e.g. retrying one that was sent)",
     Code.OUTBOX_BUSY: "another deskmail is sending from the outbox right now",
     Code.NO_SUCH_DRAFT: "there is no draft with that reference (sent, discarded or replaced by a newer version)",
+    Code.BAD_IDENTITY: "an identity's address, name or Reply-To is not valid (not an address, or a line break in it)",
+    Code.DUPLICATE_IDENTITY: "the account already has an identity with that address",
+    Code.NO_SUCH_IDENTITY: "no identity of the account (or of any account) has that address",
+    Code.PRIMARY_IDENTITY: "the account's own address cannot be removed or changed as an identity",
     Code.INTERNATIONAL_ADDRESS: ("an address has non-ASCII letters before the @ and the outgoing server does not offer "
                        "SMTPUTF8: refused before sending"),
     Code.MESSAGE_TOO_LARGE: "the message is larger than the outgoing server's SIZE limit: refused before upload",

@@ -19,7 +19,7 @@ from typing import Any
 from deskmail import dirs
 from deskmail.codes import Code
 from deskmail.errors import ConfigError, NotFoundError, UsageError
-from deskmail.model import Account, PasswordSource, Protocol, ServerSettings
+from deskmail.model import Account, Identity, PasswordSource, Protocol, ServerSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,14 +102,14 @@ def _split_key(dotted: str) -> list[str]:
 class _Reader:
     """Pulls typed values out of one parsed table, reporting bad ones with their line."""
 
-    def __init__(self, file: Path, text: str, table: list[str], data: Any) -> None:
-        self.file, self.text, self.table = file, text, table
+    def __init__(self, file: Path, text: str, table: list[str], data: Any, line: int = 0) -> None:
+        self.file, self.text, self.table, self.line = file, text, table, line  # line: of an array's table
         if not isinstance(data, dict):
             self.fail(None, f"[{'.'.join(table)}] must be a table")
         self.data: dict[str, Any] = data
 
     def fail(self, key: str | None, problem: str) -> None:
-        line = _line_of(self.text, self.table, key) or _line_of(self.text, self.table, None)
+        line = self.line or _line_of(self.text, self.table, key) or _line_of(self.text, self.table, None)
         where = f"{self.file}, line {line}" if line else str(self.file)
         raise ConfigError(
             f"{where}: {problem}",
@@ -172,10 +172,28 @@ def _account(file: Path, text: str, name: str, data: Any) -> Account:
             ca_file=r.get("ca_file", str, ""),
             allow_plaintext_password=r.get("allow_plaintext_password", bool, False),
             options=dict(options),
+            reply_to=r.get("reply_to", str, ""),
+            signature=r.get("signature", str, ""),
+            identities=_identities(file, text, name, r.get("identities", list, [])),
         )
     except ValueError as exc:
         r.fail(_guess_key(str(exc)), str(exc))
         raise
+
+
+def _identities(file: Path, text: str, name: str, tables: list[Any]) -> tuple[Identity, ...]:
+    """The ``[[accounts.NAME.identities]]`` tables: further From-addresses of the account."""
+    out = []
+    header = re.compile(rf'^\s*\[\[\s*"?accounts"?\s*\.\s*"?{re.escape(name)}"?\s*\.\s*"?identities"?\s*\]\]')
+    lines = [n for n, line in enumerate(text.splitlines(), 1) if header.match(line)]
+    for index, data in enumerate(tables):
+        r = _Reader(file, text, ["accounts", name, "identities"], data, lines[index] if index < len(lines) else 0)
+        try:
+            out.append(Identity(address=r.get("address", str, required=True), name=r.get("name", str, ""),
+                                reply_to=r.get("reply_to", str, ""), signature=r.get("signature", str, "")))
+        except ValueError as exc:
+            r.fail(None, f"identity {data.get('address', '')!r}: {exc}")
+    return tuple(out)
 
 
 # The account options there are, with their types: POP3's (see deskmail.sync.pop3_sync), the seconds a sync
@@ -275,8 +293,16 @@ def _account_table(a: Account) -> dict[str, Any]:
     out.pop("protocol")
     table["incoming"] = inc
     table["outgoing"] = out
+    if a.reply_to:
+        table["reply_to"] = a.reply_to
+    if a.signature:
+        table["signature"] = a.signature
     if a.options:
         table["options"] = dict(a.options)
+    if a.identities:
+        table["identities"] = [{k: v for k, v in (("address", i.address), ("name", i.name),
+                                                  ("reply_to", i.reply_to), ("signature", i.signature)) if v}
+                               for i in a.identities]
     return table
 
 
@@ -288,7 +314,7 @@ def save_accounts(accounts: dict[str, Account], p: Paths | None = None) -> None:
     header = b"# deskmail accounts. Passwords are not stored here (see password_source).\n"
     from deskmail.durable import atomic_write
 
-    atomic_write(file, header + tomli_w.dumps(doc).encode())
+    atomic_write(file, header + tomli_w.dumps(doc, multiline_strings=True).encode())
 
 
 def resolve_account(name: str | None, accounts: dict[str, Account]) -> Account:

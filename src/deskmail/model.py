@@ -129,9 +129,56 @@ class PasswordSource:
             raise ValueError("password source 'env' needs password_env")
 
 
+# CR, LF, other controls and what str.splitlines() also breaks at (NEL, the Unicode line and paragraph
+# separators): a header value must stay one line.
+_HEADER_BREAK = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]")
+
+
+def identity_problem(address: str, name: str = "", reply_to: str = "") -> str:
+    """What is wrong with an identity's header fields ("" when nothing): they become From and Reply-To, so a
+    line break in one would smuggle in another header."""
+    for label, value in (("address", address), ("name", name), ("Reply-To", reply_to)):
+        if _HEADER_BREAK.search(value):
+            return f"the {label} {value!r} contains a line break or another control character"
+    if not valid_email(address) or "<" in address or ">" in address or "," in address:
+        return f"{address!r} is not an e-mail address"
+    if reply_to and (not valid_email(reply_to) or any(c in reply_to for c in "<>,")):
+        return f"the Reply-To {reply_to!r} is not an e-mail address"
+    return ""
+
+
+def plain_signature(text: str) -> str:
+    # One form of line endings and no trailing blank lines, so a signature is found again to be swapped.
+    return text.replace("\r\n", "\n").replace("\r", "\n").rstrip()
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """One From-address of an account: its address, the name shown with it, where replies should go
+    (``reply_to``, "" for the address itself) and its plain-text signature (without the "-- " line)."""
+
+    address: str
+    name: str = ""
+    reply_to: str = ""
+    signature: str = ""
+
+    def __post_init__(self) -> None:
+        problem = identity_problem(self.address, self.name, self.reply_to)
+        if problem:
+            raise ValueError(problem)
+        object.__setattr__(self, "signature", plain_signature(self.signature))
+
+    def label(self) -> str:
+        """``Name <address>``, or the address alone."""
+        return f"{self.name} <{self.address}>" if self.name else self.address
+
+
 @dataclass(frozen=True, slots=True)
 class Account:
-    """One configured mail account: who it is, where its mail comes from and goes to."""
+    """One configured mail account: who it is, where its mail comes from and goes to.
+
+    The address and display name are its primary identity (with ``reply_to`` and ``signature``);
+    ``identities`` are the further From-addresses it sends as."""
 
     name: str
     email: str
@@ -142,16 +189,41 @@ class Account:
     ca_file: str = ""  # extra trust anchor (self-hosted servers, the sandbox)
     allow_plaintext_password: bool = False
     options: dict[str, Any] = field(default_factory=dict)
+    reply_to: str = ""
+    signature: str = ""
+    identities: tuple[Identity, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.name or "/" in self.name or self.name.startswith("."):
             raise ValueError(f"invalid account name {self.name!r}")
         if not valid_email(self.email):
             raise ValueError(f"invalid email address {self.email!r}")
+        problem = identity_problem(self.email, self.display_name, self.reply_to)
+        if problem:
+            raise ValueError(problem)
+        object.__setattr__(self, "signature", plain_signature(self.signature))
+        seen = [i.address.lower() for i in self.all_identities()]
+        if len(set(seen)) != len(seen):
+            raise ValueError("two identities have the same address")
         if self.incoming.protocol not in (Protocol.IMAP, Protocol.POP3):
             raise ValueError("incoming server must be IMAP or POP3")
         if self.outgoing.protocol is not Protocol.SMTP:
             raise ValueError("outgoing server must be SMTP")
+
+    @property
+    def primary(self) -> Identity:
+        return Identity(self.email, self.display_name, self.reply_to, self.signature)
+
+    def all_identities(self) -> tuple[Identity, ...]:
+        """The primary identity first, then the others."""
+        return (self.primary, *self.identities)
+
+    def identity(self, address: str) -> Identity | None:
+        """The identity of ``address`` (any case; "" = the primary), or None."""
+        if not address:
+            return self.primary
+        want = address.strip().lower()
+        return next((i for i in self.all_identities() if i.address.lower() == want), None)
 
     @property
     def timeout(self) -> float:

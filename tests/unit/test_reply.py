@@ -44,7 +44,7 @@ def test_reply_all_leaves_out_my_own_addresses_and_respects_reply_to() -> None:
 def test_re_and_fwd_are_added_once() -> None:
     assert reply_subject("Re: hi") == "Re: hi" and reply_subject("AW: hi") == "AW: hi"
     assert reply_subject("Re[2]: hi") == "Re[2]: hi" and reply_subject("hi") == "Re: hi"
-    d = forward_draft(ORIGINAL.replace(b"Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=", b"Subject: Fwd:"), "the text")
+    d = forward_draft(ME, ORIGINAL.replace(b"Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=", b"Subject: Fwd:"), "the text")
     assert d.subject == "Fwd: and figures" and d.to == ()
     assert "From: Ada Keeper <ada@harbour.example>" in d.body and "the text" in d.body
 
@@ -55,4 +55,4 @@ def test_any_header_bytes_give_a_draft(header: bytes, text: str) -> None:
     raw = b"From: " + header + b"\r\nSubject: " + header[::-1] + b"\r\nReferences: " + header + b"\r\n\r\n"
     d = reply_draft(ME, raw, text, reply_all=True)
     assert isinstance(d.subject, str) and all("me@example.org" not in a.lower() for a in d.to + d.cc)
-    forward_draft(raw, text)
+    forward_draft(ME, raw, text)

@@ -54,6 +54,7 @@ CLI_HINTS: dict[str, str] = {
     Code.NO_SUCH_MESSAGE: "see `deskmail list` for the ids",
     Code.NO_SUCH_ATTACHMENT: "see `deskmail attachments ID` for the numbers",
     Code.NO_SUCH_OUTBOX_ENTRY: "see `deskmail outbox` for the ids",
+    Code.NO_SUCH_IDENTITY: "see `deskmail identity list ACCOUNT`; `deskmail identity add` adds one",
     Code.SEND_DEFERRED: "it waits in `deskmail outbox`; `deskmail outbox flush --all` tries again now",
     Code.SEND_UNCERTAIN: "`deskmail outbox retry ID` sends it again, `deskmail outbox mark-sent ID` records it as sent",
     Code.NO_KEYRING: "or re-add the account with --password-command 'pass show mail' or --password-env VARIABLE",
@@ -428,6 +429,11 @@ def send(
     attach: Annotated[list[Path] | None, typer.Option("--attach", help="Attach a file (repeat for more).")] = None,
     queue: Annotated[bool, typer.Option("--queue", help="Only put it into the outbox; `deskmail outbox flush` "
                                         "(or a sync) sends it.")] = False,
+    sender: Annotated[str | None, typer.Option("--from", metavar="ADDRESS", help="Send as this identity of the "
+                                               "account (`deskmail identity list`); it names the account too.")]
+    = None,
+    no_signature: Annotated[bool, typer.Option("--no-signature", help="Leave out the identity's signature.")]
+    = False,
     json_out: opt.JsonOut = False,
 ) -> None:
     """Send a message: it is written into the outbox first, then delivered (kept there if it cannot be)."""
@@ -442,9 +448,13 @@ def send(
         except (OSError, UnicodeDecodeError) as exc:
             raise UsageError(f"Cannot read the body file {body_file} ({exc})") from None
     app_ = dm()
-    _warn_plaintext(app_.account(account))
-    sent = app_.send(Draft(to=to, cc=cc or [], bcc=bcc or [], subject=subject, body=text,
-                           attachments=attach or []), account, queue_only=queue)
+    chosen = app_.sender_account(sender) if sender and not account else app_.account(account)
+    _warn_plaintext(chosen)
+    draft = Draft(to=to, cc=cc or [], bcc=bcc or [], subject=subject, body=text, attachments=attach or [],
+                  sender=sender or "")
+    if not no_signature:
+        draft = app_.sign(draft, chosen.name)
+    sent = app_.send(draft, chosen.name, queue_only=queue)
     from deskmail.cli.outbox_cmd import describe, entry_dict, print_result
     from deskmail.outbox.deliver import FlushResult
 
@@ -504,9 +514,10 @@ def list_messages(
 
 
 def _register_optional() -> None:
-    from deskmail.cli import outbox_cmd, read_cmd, sandbox_cmd, search_cmd, sync_cmd
+    from deskmail.cli import identity_cmd, outbox_cmd, read_cmd, sandbox_cmd, search_cmd, sync_cmd
 
     sync_cmd.register(app)
+    identity_cmd.register(app)
     outbox_cmd.register(app)
     outbox_cmd.register_drafts(app)
     read_cmd.register(app)

@@ -1,4 +1,8 @@
-"""Writing a message: recipients with completion, the account to send from, text, attachments, Send.
+"""Writing a message: recipients with completion, the identity to send from, text, attachments, Send.
+
+The From chooser lists every identity of every account; choosing another swaps the signature (the engine's
+``change_sender``), never the words typed. The cursor starts where the draft says the person writes
+(``Draft.write_at``: below a reply's quote, above the signature).
 
 Sending runs on a worker; on failure the window stays open with everything typed and the error with its
 remedy above the text, so nothing is lost. (Drafts and the outbox queue come with the sending issue.)
@@ -74,11 +78,12 @@ class ComposeWindow(QMainWindow):
         self.draft_ref = draft_ref  # the saved draft this window continues ("" if none): replaced on each save
         self.saving: Task | None = None
         self.force_close = False  # closing without the "save the draft?" question (after a send)
-        self.identity = QComboBox()
+        self.identity = QComboBox()  # every identity of every account; data: (account name, address)
         for name, a in app.accounts().items():
-            self.identity.addItem(f"{a.display_name} <{a.email}>" if a.display_name else a.email, name)
-        if account is not None and self.identity.findData(account) >= 0:
-            self.identity.setCurrentIndex(self.identity.findData(account))
+            for i in a.all_identities():
+                self.identity.addItem(f"{i.label()} — {name}", (name, i.address))
+        self._choose_identity(account, draft.sender if draft is not None else "")
+        self.from_identity = self._chosen()  # the identity whose signature the text holds
         self.to, self.cc, self.bcc, self.subject = QLineEdit(), QLineEdit(), QLineEdit(), QLineEdit()
         try:
             known = app.correspondents()
@@ -138,8 +143,14 @@ class ComposeWindow(QMainWindow):
         remove.clicked.connect(lambda: [self.attachments.takeItem(self.attachments.row(i))
                                         for i in self.attachments.selectedItems()])
         self.subject.textChanged.connect(self._title)
+        if draft is None and self.from_identity[0]:
+            try:
+                draft = app.new_draft(self.from_identity[0], sender=self.from_identity[1])
+            except DeskmailError:
+                draft = None  # (an accounts file changed under us: then no signature, nothing worse)
         if draft is not None:
             self.load(draft)
+        self.identity.currentIndexChanged.connect(self._sender_changed)
         self._title()
         self.saved_as = self.current_draft()  # what is safe: closing without changes asks nothing
 
@@ -152,8 +163,65 @@ class ComposeWindow(QMainWindow):
         self.body.setPlainText(draft.body)
         for path in draft.attachments:
             self.attachments.addItem(str(path))
-        self.body.moveCursor(self.body.textCursor().MoveOperation.Start)
+        self._put_cursor(draft.body, draft.write_at)
         (self.to if not draft.to else self.body).setFocus()
+
+    def _choose_identity(self, account: str | None, sender: str) -> None:
+        """Select ``sender`` of ``account`` (its own address when ``sender`` is "" or not one of its identities)."""
+        rows = [self.identity.itemData(n) for n in range(self.identity.count())]
+        want = sender.lower()
+        for n, (name, address) in enumerate(rows):
+            if name == account and (address.lower() == want or not want):
+                self.identity.setCurrentIndex(n)
+                return
+        for n, (name, _address) in enumerate(rows):
+            if name == account:
+                self.identity.setCurrentIndex(n)
+                return
+
+    def _chosen(self) -> tuple[str, str]:
+        data = self.identity.currentData()
+        return (str(data[0]), str(data[1])) if data else ("", "")
+
+    @property
+    def account_name(self) -> str:
+        """The account the message goes out through (that of the chosen identity)."""
+        return self._chosen()[0]
+
+    def _put_cursor(self, body: str, at: int) -> None:
+        cursor = self.body.textCursor()
+        cursor.setPosition(_qt_position(body, at))
+        self.body.setTextCursor(cursor)
+
+    def add_signature(self) -> None:
+        """Sign the text as it stands with the chosen identity's signature (a message begun elsewhere)."""
+        name, address = self.from_identity
+        if not name:
+            return
+        try:
+            signed = self.app.sign(self.current_draft(sender=address), name)
+        except DeskmailError as exc:
+            self.problem.setText(error_html(exc))
+            return
+        self.body.setPlainText(signed.body)
+        self._put_cursor(signed.body, signed.write_at)
+        self.saved_as = self.current_draft()
+
+    def _sender_changed(self) -> None:
+        """Another identity: its signature replaces the old one's; what was typed and the cursor stay."""
+        name, address = self._chosen()
+        if not name or (name, address) == self.from_identity:
+            return
+        current = self.current_draft(sender=self.from_identity[1])
+        try:
+            changed = self.app.change_sender(current, address, name)
+        except DeskmailError as exc:
+            self.problem.setText(error_html(exc))
+            return
+        self.from_identity = (name, address)
+        if changed.body != current.body:
+            self.body.setPlainText(changed.body)
+            self._put_cursor(changed.body, changed.write_at)
 
     def _attachments_changed(self) -> None:
         self.attachments.setVisible(self.attachments.count() > 0)
@@ -176,22 +244,25 @@ class ComposeWindow(QMainWindow):
                 self.attachments.addItem(url.toLocalFile())
         event.acceptProposedAction()
 
-    def current_draft(self) -> Draft:
+    def current_draft(self, *, sender: str | None = None) -> Draft:
         def split(line: QLineEdit) -> tuple[str, ...]:
             return tuple(a.strip() for a in line.text().split(",") if a.strip())
 
         previous = self.draft
+        body = self.body.toPlainText()
         return Draft(to=split(self.to), cc=split(self.cc), bcc=split(self.bcc), subject=self.subject.text(),
-                     body=self.body.toPlainText(),
+                     body=body,
                      attachments=tuple(Path(self.attachments.item(i).text()) for i in range(self.attachments.count())),
                      in_reply_to=previous.in_reply_to if previous else "",
-                     references=tuple(previous.references) if previous else ())
+                     references=tuple(previous.references) if previous else (),
+                     sender=self._chosen()[1] if sender is None else sender,
+                     write_at=_str_position(body, self.body.textCursor().position()))
 
     def send(self) -> None:
         if self.in_flight:
             return
         draft = self.current_draft()
-        account = str(self.identity.currentData())
+        account = self.account_name
         self.problem.clear()
         self.send_button.setEnabled(False)
         self.statusBar().showMessage(tr("Sending…"))
@@ -207,7 +278,7 @@ class ComposeWindow(QMainWindow):
         replaces the one this window came from, once it is stored."""
         if self.in_flight or (self.saving is not None and self.saving.running):
             return
-        draft, account, replaces = self.current_draft(), str(self.identity.currentData()), self.draft_ref
+        draft, account, replaces = self.current_draft(), self.account_name, self.draft_ref
         self.statusBar().showMessage(tr("Saving the draft…"))
         task = Task(lambda _task: self.app.save_draft(draft, account, replaces=replaces), self)
         task.done.connect(lambda info: self._draft_saved(info, draft))
@@ -226,7 +297,7 @@ class ComposeWindow(QMainWindow):
 
     def _discard_saved_draft(self) -> None:
         """After sending: the draft it came from is not needed any more (best effort, off the GUI thread)."""
-        ref, account = self.draft_ref, str(self.identity.currentData())
+        ref, account = self.draft_ref, self.account_name
         if not ref:
             return
         self.draft_ref = ""
@@ -290,3 +361,14 @@ class ComposeWindow(QMainWindow):
     def _close_now(self) -> None:
         self.force_close = True
         self.close()
+
+
+def _qt_position(text: str, index: int) -> int:
+    """A position in ``text`` as Qt counts it (UTF-16 code units: a character beyond the BMP, such as an
+    emoji, counts twice)."""
+    return len(text[:index].encode("utf-16-le")) // 2
+
+
+def _str_position(text: str, position: int) -> int:
+    """The inverse of :func:`_qt_position`."""
+    return len(text.encode("utf-16-le")[:position * 2].decode("utf-16-le", errors="ignore"))

@@ -74,7 +74,7 @@ def open_mailto(window: MainWindow, url: str) -> None:
     except DeskmailError as exc:
         show_error(window, exc)
         return
-    window.write(draft)
+    window.write(draft).add_signature()  # a link's text is the start of a new message: signed as one
 
 
 def _log_to_file(app: Deskmail) -> None:

@@ -1,20 +1,29 @@
-"""Account settings: every field, "Test account settings" (the doctor, live, step by step), and Repair.
+"""Account settings: every field, "Test account settings" (the doctor, live, step by step), and Repair;
+the account's identities (From-addresses) with their signatures.
 
 Repair applies what the doctor recommends and can be applied to the form (another port or
-encryption, another user name), after the person agreed; nothing is saved until "Save".
+encryption, another user name), after the person agreed; nothing of the form is saved until "Save".
+Identities are saved as each is added, edited or removed (the engine checks them: a bad address, a line
+break in a name, an address used twice are refused there with the reason).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QFormLayout,
+    QGroupBox,
     QHBoxLayout,
     QLineEdit,
+    QListWidget,
+    QListWidgetItem,
     QMessageBox,
+    QPlainTextEdit,
     QPushButton,
     QVBoxLayout,
     QWidget,
@@ -24,10 +33,10 @@ from deskmail.app import Deskmail
 from deskmail.doctor.report import Finding, Report, Server, Status
 from deskmail.errors import DeskmailError
 from deskmail.gui.checklist import CheckList
-from deskmail.gui.common import show_error, tr
+from deskmail.gui.common import error_html, show_error, tr, wrapping_label
 from deskmail.gui.forms import ServerForm
 from deskmail.gui.tasks import Task
-from deskmail.model import Account, Security
+from deskmail.model import Account, Identity, Security
 from deskmail.secrets import Secret
 
 
@@ -101,9 +110,12 @@ class AccountSettings(QDialog):
         row.addWidget(self.test)
         row.addWidget(self.repair)
         top.addRow(tr("Password:"), row)
+        self.identities = Identities(app, self.original.name, self)
+        self.identities.changed.connect(self._identities_changed)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.form)
+        layout.addWidget(self.identities)
         layout.addWidget(self.checks, 1)
         layout.addWidget(self.buttons)
         self.test.clicked.connect(self.run_test)
@@ -112,6 +124,11 @@ class AccountSettings(QDialog):
         self.buttons.rejected.connect(self.reject)
         self.fixes: list[Repair] = []
         self.task: Task | None = None
+
+    def _identities_changed(self) -> None:
+        """Saved already: the form's Save must keep them (and the own identity's name is the name above)."""
+        self.original = self.app.account(self.original.name)
+        self.display_name.setText(self.original.display_name)
 
     def edited(self) -> Account:
         """The account as the form shows it (raises the settings' error when a field is wrong)."""
@@ -189,3 +206,132 @@ class AccountSettings(QDialog):
         if self.task is not None:
             self.task.cancel.cancel()
         super().done(result)
+
+
+class IdentityDialog(QDialog):
+    """One identity's address, name, Reply-To and signature. ``save(identity)`` stores it (raising the engine's
+    error, shown here, the dialog staying open); the own address of the account cannot be changed here."""
+
+    def __init__(self, parent: QWidget, title: str, identity: Identity | None, *, own: bool = False) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(title)
+        self.resize(520, 380)
+        self.address = QLineEdit(identity.address if identity else "")
+        self.address.setReadOnly(own)
+        self.address.setPlaceholderText(tr("name@example.com"))
+        self.name = QLineEdit(identity.name if identity else "")
+        self.reply_to = QLineEdit(identity.reply_to if identity else "")
+        self.reply_to.setPlaceholderText(tr("empty: replies come to the address itself"))
+        self.signature = QPlainTextEdit(identity.signature if identity else "")
+        self.signature.setPlaceholderText(tr("Plain text, added below “-- ” at the end of each message"))
+        self.problem = wrapping_label(rich=True)
+        self.problem.setStyleSheet("color: #c62828")
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        form = QFormLayout()
+        form.addRow(tr("Email address:"), self.address)
+        form.addRow(tr("Name:"), self.name)
+        form.addRow(tr("Reply-To:"), self.reply_to)
+        form.addRow(tr("Signature:"), self.signature)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.problem)
+        layout.addWidget(self.buttons)
+        self.buttons.rejected.connect(self.reject)
+        self.save: Callable[[Identity], object] = lambda identity: None
+        self.buttons.accepted.connect(self._accept)
+
+    def _accept(self) -> None:
+        from deskmail.outbox.identities import make_identity
+
+        try:
+            self.save(make_identity(self.address.text(), self.name.text(), self.reply_to.text(),
+                                    self.signature.toPlainText()))
+        except DeskmailError as exc:
+            self.problem.setText(error_html(exc))
+            return
+        self.accept()
+
+
+class Identities(QGroupBox):
+    """The account's identities (its own address first) with Add, Edit and Remove."""
+
+    changed = Signal()
+
+    def __init__(self, app: Deskmail, account: str, parent: QWidget | None = None) -> None:
+        super().__init__(tr("Identities (addresses you send from)"), parent)
+        self.app, self.account = app, account
+        self.list = QListWidget()
+        self.list.setMaximumHeight(110)
+        self.add_button = QPushButton(tr("Add…"))
+        self.edit_button = QPushButton(tr("Edit…"))
+        self.remove_button = QPushButton(tr("Remove"))
+        buttons = QVBoxLayout()
+        for b in (self.add_button, self.edit_button, self.remove_button):
+            buttons.addWidget(b)
+        buttons.addStretch(1)
+        layout = QHBoxLayout(self)
+        layout.addWidget(self.list, 1)
+        layout.addLayout(buttons)
+        self.add_button.clicked.connect(lambda: self.open_dialog(None).open())
+        self.edit_button.clicked.connect(lambda: self.open_dialog(self.selected()).open())
+        self.list.itemDoubleClicked.connect(lambda _item: self.open_dialog(self.selected()).open())
+        self.remove_button.clicked.connect(self.remove)
+        self.list.currentRowChanged.connect(self._enable)
+        self.reload()
+
+    def reload(self, select: str = "") -> None:
+        self.list.clear()
+        for n, i in enumerate(self.app.identities(self.account)):
+            text = i.label() + (tr(" (this account's own address)") if n == 0 else "")
+            if i.signature:
+                text += "\n    " + i.signature.split("\n", 1)[0]
+            item = QListWidgetItem(text)
+            item.setData(Qt.ItemDataRole.UserRole, i)
+            self.list.addItem(item)
+            if i.address == select:
+                self.list.setCurrentItem(item)
+        self._enable()
+
+    def selected(self) -> Identity | None:
+        item = self.list.currentItem()
+        data = item.data(Qt.ItemDataRole.UserRole) if item is not None else None
+        return data if isinstance(data, Identity) else None
+
+    def _enable(self) -> None:
+        row = self.list.currentRow()
+        self.edit_button.setEnabled(row >= 0)
+        self.remove_button.setEnabled(row > 0)  # the account's own address stays
+        self.remove_button.setToolTip("" if row != 0 else tr("The account's own address cannot be removed"))
+
+    def open_dialog(self, identity: Identity | None) -> IdentityDialog:
+        """The dialog that adds (``identity`` None) or edits an identity; OK saves it through the engine."""
+        own = identity is not None and self.list.currentRow() == 0
+        title = tr("Add an identity") if identity is None else tr("Edit {address}").format(address=identity.address)
+        dialog = IdentityDialog(self, title, identity, own=own)
+
+        def save(new: Identity) -> None:
+            if identity is None:
+                self.app.add_identity(self.account, new)
+            else:
+                self.app.update_identity(self.account, new, identity.address)
+            self.reload(new.address)
+            self.changed.emit()
+
+        dialog.save = save
+        return dialog
+
+    def remove(self) -> None:
+        identity = self.selected()
+        if identity is None or self.list.currentRow() == 0:
+            return
+        answer = QMessageBox.question(self, tr("Remove identity"),
+                                      tr("Stop sending from {address}?").format(address=identity.address))
+        if answer != QMessageBox.StandardButton.Yes:
+            return
+        try:
+            self.app.remove_identity(self.account, identity.address)
+        except DeskmailError as exc:
+            show_error(self, exc)
+            return
+        self.reload()
+        self.changed.emit()

@@ -15,8 +15,8 @@ from email.utils import formatdate, getaddresses, make_msgid
 from pathlib import Path
 
 from deskmail.codes import Code
-from deskmail.errors import UsageError
-from deskmail.model import Account, email_domain, valid_email
+from deskmail.errors import NotFoundError, UsageError
+from deskmail.model import Account, Identity, email_domain, valid_email
 
 MAX_ATTACHMENT = 50 * 1024 * 1024
 
@@ -31,6 +31,31 @@ class Draft:
     attachments: Sequence[Path] = field(default_factory=tuple)
     in_reply_to: str = ""  # the Message-ID answered (a reply)
     references: Sequence[str] = ()  # the thread's Message-IDs, oldest first
+    sender: str = ""  # the identity's address it goes out from ("" = the account's own)
+    # Where the person starts typing in ``body`` (below a reply's quote, above the signature); where the
+    # cursor was is no change to the message, so it does not count in comparing drafts.
+    write_at: int = field(default=0, compare=False)
+
+
+def sender_address(sender: str) -> str:
+    """The address of ``sender`` ("address" or "Name <address>")."""
+    if "<" not in sender:
+        return sender.strip()
+    pairs = getaddresses([sender])
+    return pairs[0][1] if pairs and pairs[0][1] else sender.strip()
+
+
+def identity_of(account: Account, sender: str) -> Identity:
+    """The account's identity for ``sender`` ("" = the primary), or the ``no_such_identity`` error."""
+    address = sender_address(sender)
+    found = account.identity(address)
+    if found is None:
+        raise NotFoundError(
+            f"The account {account.name!r} has no identity {address!r}",
+            "the address is misspelt, or it was never added to the account",
+            "use one of its addresses (" + ", ".join(i.address for i in account.all_identities()) + ")",
+            code=Code.NO_SUCH_IDENTITY, account=account.name)
+    return found
 
 
 def _addresses(values: Sequence[str], field_name: str) -> list[str]:
@@ -59,16 +84,19 @@ def build_message(account: Account, draft: Draft, *,
     bcc = _addresses(draft.bcc, "Bcc")
     if require_recipients and not (to or cc or bcc):
         raise UsageError("The message has no recipient", "", "give at least one recipient")
+    me = identity_of(account, draft.sender)
     msg = EmailMessage()
-    local, _, domain = account.email.partition("@")
-    msg["From"] = Address(account.display_name or "", local, domain) if account.display_name else account.email
+    local, _, domain = me.address.rpartition("@")
+    msg["From"] = Address(me.name, local, domain) if me.name else me.address
+    if me.reply_to:
+        msg["Reply-To"] = me.reply_to
     if draft.to:
         msg["To"] = ", ".join(draft.to)
     if draft.cc:
         msg["Cc"] = ", ".join(draft.cc)
     msg["Subject"] = draft.subject
     msg["Date"] = formatdate(localtime=True)
-    msg["Message-ID"] = make_msgid(domain=email_domain(account.email))
+    msg["Message-ID"] = make_msgid(domain=email_domain(me.address))
     if draft.in_reply_to:
         msg["In-Reply-To"] = draft.in_reply_to
     if draft.references:

@@ -63,7 +63,8 @@ def draft_from_message(raw: bytes) -> Draft:
     text = body.get_content() if isinstance(body, EmailMessage) else ""
     return Draft(to=addresses("To"), cc=addresses("Cc"), bcc=addresses("Bcc"), subject=str(msg["Subject"] or ""),
                  body=str(text).replace("\r\n", "\n"), in_reply_to=str(msg["In-Reply-To"] or "").strip(),
-                 references=tuple(str(msg["References"] or "").split()))
+                 references=tuple(str(msg["References"] or "").split()),
+                 sender=next(iter(addresses("From")), ""))
 
 
 def _info(account: str, raw_header: bytes, where: str) -> DraftInfo:

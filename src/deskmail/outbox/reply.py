@@ -14,7 +14,8 @@ from email.policy import compat32
 from email.utils import formataddr, getaddresses, parsedate_to_datetime
 
 from deskmail.model import Account
-from deskmail.outbox.compose import Draft
+from deskmail.outbox.compose import Draft, identity_of
+from deskmail.outbox.identities import FORWARD_MARK, addressed_identity, own_addresses, with_signature
 from deskmail.render.decode import decode_header
 
 # "Re:" is added once: a subject already starting with a reply prefix (also "AW:", "SV:", "Re[2]:"…) keeps it.
@@ -81,11 +82,15 @@ def _intro(h: dict[str, str]) -> str:
     return f"On {when}, {name} wrote:"
 
 
-def reply_draft(account: Account, raw: bytes, text: str, *, reply_all: bool = False) -> Draft:
+def reply_draft(account: Account, raw: bytes, text: str, *, reply_all: bool = False, sender: str = "") -> Draft:
     """The reply to ``raw`` (whose readable text is ``text``): to its Reply-To or sender, and with
-    ``reply_all`` also to everyone else it went to, never to the account's own address."""
+    ``reply_all`` also to everyone else it went to, never to any of the account's own addresses. It goes out
+    from ``sender`` (an identity's address), else from the identity the original was addressed to. Bottom-
+    posted: the person writes below the quote (``write_at``), above the signature."""
     h = headers_of(raw)
-    own = {account.email.lower()}
+    me = identity_of(account, sender) if sender else addressed_identity(
+        account, h.get("to", ""), h.get("cc", ""), h.get("delivered-to", ""))
+    own = own_addresses(account)
     to_pairs = _addresses(h.get("reply-to", "")) or _addresses(h.get("from", ""))
     to = _unique(to_pairs, own)
     cc: list[str] = []
@@ -95,14 +100,19 @@ def reply_draft(account: Account, raw: bytes, text: str, *, reply_all: bool = Fa
         to, cc = cc, []
     message_id = h.get("message-id", "").strip()
     references = tuple(h.get("references", "").split()) + ((message_id,) if message_id else ())
-    return Draft(to=tuple(to), cc=tuple(cc), subject=reply_subject(h.get("subject", "")),
-                 body=f"\n\n{_intro(h)}\n{_quote(text)}\n", in_reply_to=message_id, references=references)
+    quoted = f"{_intro(h)}\n{_quote(text)}\n\n"
+    return with_signature(Draft(to=tuple(to), cc=tuple(cc), subject=reply_subject(h.get("subject", "")),
+                                body=quoted, in_reply_to=message_id, references=references,
+                                write_at=len(quoted)), me)
 
 
-def forward_draft(raw: bytes, text: str) -> Draft:
-    """The original inline below a header block, for the person to address."""
+def forward_draft(account: Account, raw: bytes, text: str, *, sender: str = "") -> Draft:
+    """The original inline below a header block, for the person to address; from ``sender``, else from the
+    identity the original was addressed to; the signature above the forwarded message."""
     h = headers_of(raw)
+    me = identity_of(account, sender) if sender else addressed_identity(
+        account, h.get("to", ""), h.get("cc", ""), h.get("delivered-to", ""))
     fields = (("From", "from"), ("Date", "date"), ("Subject", "subject"), ("To", "to"), ("Cc", "cc"))
     block = "\n".join(f"{label}: {h[key]}" for label, key in fields if h.get(key))
-    return Draft(to=(), subject=forward_subject(h.get("subject", "")),
-                 body=f"\n\n-------- Forwarded Message --------\n{block}\n\n{text.rstrip()}\n")
+    return with_signature(Draft(to=(), subject=forward_subject(h.get("subject", "")),
+                                body=f"\n{FORWARD_MARK}{block}\n\n{text.rstrip()}\n"), me)

@@ -9,129 +9,129 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../composer.py" line="89"/>
+        <location filename="../composer.py" line="94"/>
         <source>name@example.com, Name &lt;name@example.com&gt;</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../composer.py" line="98"/>
-        <location filename="../composer.py" line="127"/>
+        <location filename="../composer.py" line="103"/>
+        <location filename="../composer.py" line="132"/>
         <source>Send</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../composer.py" line="100"/>
-        <location filename="../composer.py" line="132"/>
+        <location filename="../composer.py" line="105"/>
+        <location filename="../composer.py" line="137"/>
         <source>Save Draft</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../composer.py" line="101"/>
+        <location filename="../composer.py" line="106"/>
         <source>Keep it in Drafts to finish later (Ctrl+S)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../composer.py" line="102"/>
+        <location filename="../composer.py" line="107"/>
         <source>Attach…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../composer.py" line="103"/>
+        <location filename="../composer.py" line="108"/>
         <source>Or drop files on this window</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../composer.py" line="104"/>
+        <location filename="../composer.py" line="109"/>
         <source>Remove attachment</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../composer.py" line="107"/>
+        <location filename="../composer.py" line="112"/>
         <source>From:</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../composer.py" line="108"/>
+        <location filename="../composer.py" line="113"/>
         <source>To:</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../composer.py" line="109"/>
+        <location filename="../composer.py" line="114"/>
         <source>Cc:</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../composer.py" line="110"/>
+        <location filename="../composer.py" line="115"/>
         <source>Bcc:</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../composer.py" line="111"/>
+        <location filename="../composer.py" line="116"/>
         <source>Subject:</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../composer.py" line="162"/>
+        <location filename="../composer.py" line="230"/>
         <source>Write: {subject}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../composer.py" line="162"/>
-        <location filename="../composer.py" line="275"/>
+        <location filename="../composer.py" line="230"/>
+        <location filename="../composer.py" line="346"/>
         <location filename="../models.py" line="230"/>
         <location filename="../outbox.py" line="128"/>
         <source>(no subject)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../composer.py" line="165"/>
+        <location filename="../composer.py" line="233"/>
         <source>Attach files</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../composer.py" line="197"/>
+        <location filename="../composer.py" line="268"/>
         <location filename="../outbox.py" line="37"/>
         <source>Sending…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../composer.py" line="211"/>
+        <location filename="../composer.py" line="282"/>
         <source>Saving the draft…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../composer.py" line="221"/>
+        <location filename="../composer.py" line="292"/>
         <source>Draft saved in {where}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../composer.py" line="224"/>
+        <location filename="../composer.py" line="295"/>
         <source>The draft was not saved</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../composer.py" line="255"/>
+        <location filename="../composer.py" line="326"/>
         <source>Sent, but not saved in Sent</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../composer.py" line="256"/>
+        <location filename="../composer.py" line="327"/>
         <source>The message went out, but its copy could not be saved in Sent.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../composer.py" line="273"/>
+        <location filename="../composer.py" line="344"/>
         <source>Save this message as a draft?</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../composer.py" line="274"/>
+        <location filename="../composer.py" line="345"/>
         <source>“{subject}” has changes that are not saved.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../composer.py" line="248"/>
-        <location filename="../composer.py" line="264"/>
+        <location filename="../composer.py" line="319"/>
+        <location filename="../composer.py" line="335"/>
         <source>Not sent</source>
         <translation type="unfinished"></translation>
     </message>
@@ -541,6 +541,7 @@
     </message>
     <message>
         <location filename="../outbox.py" line="100"/>
+        <location filename="../settings.py" line="267"/>
         <source>Remove</source>
         <translation type="unfinished"></translation>
     </message>
@@ -630,73 +631,74 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../settings.py" line="44"/>
+        <location filename="../settings.py" line="53"/>
         <source>incoming</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../settings.py" line="44"/>
+        <location filename="../settings.py" line="53"/>
         <source>outgoing</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../settings.py" line="47"/>
+        <location filename="../settings.py" line="56"/>
         <source>port {port}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../settings.py" line="51"/>
+        <location filename="../settings.py" line="60"/>
         <source>user name {name}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../settings.py" line="52"/>
+        <location filename="../settings.py" line="61"/>
         <source>Use {change} for the {where} server</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../settings.py" line="81"/>
+        <location filename="../settings.py" line="90"/>
         <source>Account settings — {name}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../settings.py" line="90"/>
+        <location filename="../settings.py" line="99"/>
         <source>leave empty to use the saved password</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../settings.py" line="91"/>
+        <location filename="../settings.py" line="100"/>
         <location filename="../wizard.py" line="469"/>
         <source>Test account settings</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../settings.py" line="92"/>
-        <location filename="../settings.py" line="155"/>
+        <location filename="../settings.py" line="101"/>
+        <location filename="../settings.py" line="172"/>
         <source>Repair</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../settings.py" line="97"/>
+        <location filename="../settings.py" line="106"/>
         <location filename="../wizard.py" line="107"/>
         <source>Your name:</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../settings.py" line="98"/>
+        <location filename="../settings.py" line="107"/>
+        <location filename="../settings.py" line="231"/>
         <location filename="../wizard.py" line="108"/>
         <source>Email address:</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../settings.py" line="103"/>
+        <location filename="../settings.py" line="112"/>
         <location filename="../wizard.py" line="168"/>
         <location filename="../wizard.py" line="474"/>
         <source>Password:</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../settings.py" line="155"/>
+        <location filename="../settings.py" line="172"/>
         <source>The doctor recommends:
 {changes}
 
@@ -704,8 +706,83 @@ Change the settings so? (Nothing is saved until Save.)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../settings.py" line="164"/>
+        <location filename="../settings.py" line="181"/>
         <source>Settings changed as the doctor recommends; test again, then Save.</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../settings.py" line="221"/>
+        <source>name@example.com</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../settings.py" line="224"/>
+        <source>empty: replies come to the address itself</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../settings.py" line="226"/>
+        <source>Plain text, added below “-- ” at the end of each message</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../settings.py" line="232"/>
+        <source>Name:</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../settings.py" line="233"/>
+        <source>Reply-To:</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../settings.py" line="234"/>
+        <source>Signature:</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../settings.py" line="261"/>
+        <source>Identities (addresses you send from)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../settings.py" line="265"/>
+        <source>Add…</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../settings.py" line="266"/>
+        <source>Edit…</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../settings.py" line="285"/>
+        <source> (this account&apos;s own address)</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../settings.py" line="304"/>
+        <source>The account&apos;s own address cannot be removed</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../settings.py" line="309"/>
+        <source>Add an identity</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../settings.py" line="309"/>
+        <source>Edit {address}</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../settings.py" line="327"/>
+        <source>Remove identity</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../settings.py" line="328"/>
+        <source>Stop sending from {address}?</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
