@@ -794,12 +794,45 @@ class Deskmail:
         return account.name, reply_draft(account, self.raw_message(message_id), view.reading.text,
                                          reply_all=reply_all)
 
-    def forward(self, message_id: int) -> tuple[str, Draft]:
-        """A stored message forwarded inline: (the account it came to, the draft, still to be addressed)."""
+    def forward(self, message_id: int, *, attach: bool = False) -> tuple[str, Draft]:
+        """A stored message forwarded: (the account it came to, the draft, still to be addressed). Inline below
+        a header block, or with ``attach`` the original attached as it is (message/rfc822), from a copy
+        written under ``DATA/forward/`` (:meth:`discard_forwarded` removes it once the message is sent)."""
         from deskmail.outbox.reply import forward_draft
 
-        view = self.read_message(message_id)
-        return view.summary.account, forward_draft(self.raw_message(message_id), view.reading.text)
+        if not attach:
+            view = self.read_message(message_id)
+            return view.summary.account, forward_draft(self.raw_message(message_id), view.reading.text)
+        import hashlib
+
+        from deskmail.durable import atomic_write
+        from deskmail.outbox.compose import Draft
+        from deskmail.outbox.reply import forward_subject, headers_of
+
+        summary = self.message(message_id)
+        raw = self.raw_message(message_id)
+        subject = headers_of(raw).get("subject", "")
+        # The file's name is the attachment's name the recipient sees: the subject, made a safe file name.
+        name = "".join(c if c.isalnum() or c in " .,_-" else "_" for c in subject).strip(" ._")[:60] or "message"
+        folder = self._forwarded_root() / hashlib.sha256(raw).hexdigest()[:16]
+        path = folder / f"{name}.eml"
+        atomic_write(path, raw)
+        return summary.account, Draft(to=(), subject=forward_subject(subject), attachments=(path,))
+
+    def discard_forwarded(self, paths: Sequence[Path]) -> None:
+        """Remove the copies :meth:`forward` wrote for attaching (others are left alone)."""
+        root = self._forwarded_root().resolve()
+        for path in paths:
+            p = Path(path).resolve()
+            if p.parent.parent == root:
+                p.unlink(missing_ok=True)
+                try:
+                    p.parent.rmdir()
+                except OSError:
+                    pass  # another forward of the same message still uses it
+
+    def _forwarded_root(self) -> Path:
+        return self.paths.data_dir / "forward"
 
     # --- troubleshooting ---------------------------------------------------------------------
 
