@@ -78,7 +78,7 @@ def _show_addresses(values: Sequence[str]) -> str:
     """Addresses as a person reads them: names decoded (``=?utf-8?…?=`` → ``Jürgen``), quoted where needed."""
     shown: list[str] = []
     for value in values:
-        for name, addr in getaddresses([value]):
+        for name, addr in getaddresses([_one_line(value)]):
             if not addr:
                 continue
             try:
@@ -98,7 +98,7 @@ def format_template(sender: str, draft: Draft) -> str:
     lines = [f"From: {_one_line(sender)}", f"To: {_show_addresses(draft.to)}", f"Cc: {_show_addresses(draft.cc)}",
              f"Bcc: {_show_addresses(draft.bcc)}", f"Subject: {_one_line(draft.subject)}"]
     lines += [f"Attach: {_one_line(str(p))}" for p in draft.attachments]
-    body = draft.body.replace("\r\n", "\n")
+    body = re.sub("\r\n?", "\n", draft.body)
     return "\n".join(line.rstrip() for line in lines) + "\n\n" + body + ("" if body.endswith("\n") else "\n")
 
 
