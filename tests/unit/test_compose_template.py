@@ -74,7 +74,7 @@ def test_errors_name_the_line() -> None:
 
 
 @pytest.mark.parametrize("line", ["Subject: a\rBcc: victim@evil.example", f"Subject: {CRLF_WORD}",
-                                  f"To: {CRLF_WORD} <a@b.example>", f"Cc: x <a@b.example>\x00",
+                                  f"To: {CRLF_WORD} <a@b.example>", "Cc: x <a@b.example>\x00",
                                   "Subject: a\x1b[31mred"])
 def test_line_breaks_and_controls_in_a_header_are_refused(line: str) -> None:
     e = _error(f"To: a@b.example\n{line}\n\nbody\n")

@@ -284,7 +284,7 @@ def _kept(session: Session, exc: DeskmailError, json_out: bool) -> typer.Exit:
         _emit({**exc.to_dict(), "kept": str(session.path), "resume": resume})
     print_error(exc)
     err.print(f"Nothing sent. Your message is kept in {safe(session.path)}: fix it and run `{safe(resume)}` (it "
-              "opens the editor on it again; add --no-edit to send it as it is).", highlight=False)
+              "opens the editor on it again; add --no-edit to send it as it is).", highlight=False, soft_wrap=True)
     return typer.Exit(exc.exit_code)
 
 
@@ -299,7 +299,12 @@ def _nothing_sent(session: Session, reason: str, said: str, json_out: bool) -> t
 def finish(app_: Deskmail, session: Session, *, edit: bool, save_draft: bool, queue: bool, json_out: bool) -> None:
     """Open the editor (unless ``edit`` is off), read the template back, send it or save it as a draft."""
     if edit:
-        status = _edit(session.path)
+        try:
+            status = _edit(session.path)
+        except UsageError:
+            if session.pristine:  # (nothing was written yet: a resumed file stays)
+                session.drop()
+            raise
         if status != 0:
             if session.pristine and _digest(session.path) == session.pristine:
                 raise _nothing_sent(session, "editor_failed", f"the editor ended with status {status}", json_out)
