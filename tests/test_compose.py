@@ -154,6 +154,15 @@ def test_compose_for_scripts_json_and_draft(home: Home, sandbox: Any, mail_user:
     assert str(draft["Subject"]) == "halb fertig ✓" and body_of(draft).startswith("erste Zeile\n")
     assert len(received(sandbox, friend)) == 1 and compose_dir(home) == []
 
+
+    mine = tmp_path / "letter.txt"  # a template written by hand elsewhere: sent, and left where it is
+    mine.write_text(f"To: {friend.email}\nSubject: von Hand\n\nper Hand geschrieben\n")
+    (tmp_path / "letter.json").write_text("{}")
+    by_hand = home.run("compose", "--resume", str(mine), "--no-edit")
+    assert by_hand.returncode == 0, by_hand.stderr
+    assert body_of(received(sandbox, friend)[-1]) == "per Hand geschrieben\n"
+    assert mine.is_file() and (tmp_path / "letter.json").read_text() == "{}"
+
     needs_text = home.run("compose", "--no-edit", "--to", friend.email)
     assert needs_text.returncode == 2 and "--no-edit needs --body-file" in needs_text.stderr
 

@@ -205,34 +205,43 @@ class Session:
     answers: int = 0  # the stored message replied to (marked answered once the reply is on its way)
     pristine: str = ""  # sha256 of the template as first written: unchanged means "do not send"
     temporary: list[str] = field(default_factory=list)  # files written for it (a forwarded original)
+    owned: bool = True  # deskmail wrote the file (under DATA/compose/): removed once sent; a file of the user's stays
 
     @property
     def side(self) -> Path:
         return self.path.with_suffix(".json")
 
     def save(self) -> None:
-        data = {k: v for k, v in self.__dict__.items() if k != "path"}
+        data = {k: v for k, v in self.__dict__.items() if k not in ("path", "owned")}
         self.side.write_text(json.dumps(data, indent=1), encoding="utf-8")
 
     @classmethod
-    def resume(cls, path: Path) -> Session:
+    def resume(cls, path: Path, folder: Path) -> Session:
+        """The kept file at ``path``; a file outside ``folder`` (DATA/compose) is read, never removed."""
         path = path.expanduser().resolve()
         if not path.is_file():
             raise UsageError(f"There is no message file {str(path)!r}", "", "give the path deskmail printed",
                              code=Code.USAGE)
-        session = cls(path)
+        session = cls(path, owned=path.parent == folder.resolve())
+        if not session.owned:
+            return session  # a template from elsewhere: its From line names the account
         try:
             data = json.loads(session.side.read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            return session  # a template from elsewhere: its From line names the account
+            return session
         for key in ("account", "in_reply_to", "references", "answers", "temporary"):
             if isinstance(data.get(key), type(getattr(session, key))):
                 setattr(session, key, data[key])
         return session
 
     def drop(self) -> None:
-        self.path.unlink(missing_ok=True)
-        self.side.unlink(missing_ok=True)
+        if self.owned:
+            self.path.unlink(missing_ok=True)
+            self.side.unlink(missing_ok=True)
+
+
+def _compose_dir(app_: Deskmail) -> Path:
+    return app_.paths.data_dir / "compose"
 
 
 def _new_session(app_: Deskmail, account: str, draft: Draft, *, answers: int = 0,
@@ -241,7 +250,7 @@ def _new_session(app_: Deskmail, account: str, draft: Draft, *, answers: int = 0
     import tempfile
 
     a = app_.account(account)
-    folder = app_.paths.data_dir / "compose"
+    folder = _compose_dir(app_)
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd, name = tempfile.mkstemp(dir=folder, prefix=time.strftime("%Y%m%d-%H%M%S-"), suffix=".txt")
     sender = str(Address(a.display_name, addr_spec=a.email)) if a.display_name else a.email
@@ -314,6 +323,7 @@ def finish(app_: Deskmail, session: Session, *, edit: bool, save_draft: bool, qu
         raw = session.path.read_bytes()
     except OSError as exc:
         raise UsageError(f"Cannot read the message file {session.path} ({exc.strerror or exc})") from None
+    queued = False
     if not raw.strip():
         raise _nothing_sent(session, "empty", "the message is empty", json_out)
     if edit and hashlib.sha256(raw).hexdigest() == session.pristine:
@@ -349,11 +359,12 @@ def finish(app_: Deskmail, session: Session, *, edit: bool, save_draft: bool, qu
         try:
             sent = app_.send(draft, account.name, queue_only=queue)
         except DeskmailError:
-            if {e.id for e in app_.outbox()} - before:  # it is in the outbox: keeping the file would send it twice
+            queued = bool({e.id for e in app_.outbox()} - before)
+            if queued:  # it is in the outbox: keeping the file would send it twice
                 _done(app_, session)
             raise
     except DeskmailError as exc:
-        if session.path.exists():
+        if not queued:
             raise _kept(session, exc, json_out) from None
         raise
     _done(app_, session)
@@ -467,7 +478,7 @@ def register(app: typer.Typer) -> None:
 
         app_ = dm()
         if resume is not None:
-            session = Session.resume(resume)
+            session = Session.resume(resume, _compose_dir(app_))
         else:
             name = app_.account(account).name
             session = _start(app_, name, Draft(to=(), subject=subject), to=to, cc=cc, bcc=bcc, attach=attach,
