@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from helpers import Home, add_imaps_account
+from helpers import Home, add_imaps_account, closed_port
+from smtpkit import ScriptedSmtp
 
 pytestmark = pytest.mark.servers
 
@@ -46,12 +47,16 @@ sys.exit(spec.get("exit", 0))
 '''
 
 
-@pytest.fixture
-def home(tmp_path: Path, sandbox: Any, mail_user: Any) -> Home:
+def _home(tmp_path: Path, user: Any) -> Home:
     editor = tmp_path / "editor.py"
     editor.write_text(EDITOR)
-    h = Home(tmp_path / "home", env={"DM_PW": mail_user.password, "VISUAL": "",
-                                     "EDITOR": f"{shlex.quote(sys.executable)} {shlex.quote(str(editor))}"})
+    return Home(tmp_path / "home", env={"DM_PW": user.password, "VISUAL": "",
+                                        "EDITOR": f"{shlex.quote(sys.executable)} {shlex.quote(str(editor))}"})
+
+
+@pytest.fixture
+def home(tmp_path: Path, sandbox: Any, mail_user: Any) -> Home:
+    h = _home(tmp_path, mail_user)
     add_imaps_account(h, sandbox, mail_user, name="acct")
     return h
 
@@ -311,3 +316,31 @@ def test_a_line_break_cannot_be_injected_into_a_header(home: Home, sandbox: Any,
     [got] = received(sandbox, friend)
     assert str(got["Subject"]) == "Re: x  Bcc: victim@evil.example" and got["Bcc"] is None
     assert relayed_to(sandbox, str(got["Message-ID"])) == []  # nothing went to the victim
+
+
+def test_per_recipient_results_like_send(tmp_path: Path, sandbox: Any, mail_user: Any) -> None:
+    server = ScriptedSmtp(sandbox, mail_user, closed_port()).start()
+    try:
+        h = _home(tmp_path, mail_user)
+        added = h.run("account", "add", "--email", mail_user.email, "--name", "acct", "--imap-host", sandbox.host,
+                      "--imap-port", str(sandbox.imaps_port), "--imap-security", "ssl", "--smtp-host", sandbox.host,
+                      "--smtp-port", str(server.port), "--smtp-security", "starttls", "--ca-file",
+                      str(sandbox.ca_file), "--password-env", "DM_PW", "--no-verify")
+        assert added.returncode == 0, added.stderr
+        server.script.rcpt = {"c@far.example": "550 5.1.1 <c@far.example>: no such user"}
+        done = h.run("compose", env=edit(set={"To": "a@far.example, Carl <c@far.example>", "Subject": "teils"},
+                                         before="x\n"))
+        assert done.returncode == 9
+        assert "Sent <" in done.stderr and "to a@far.example." in done.stderr
+        assert "Refused c@far.example: 550 5.1.1 <c@far.example>: no such user" in done.stderr
+        assert [r.recipients for r in server.received] == [["a@far.example"]]
+
+        server.script.rcpt = {"b@far.example": "451 4.7.1 try later"}
+        later = h.run("compose", "--json", env=edit(set={"To": "b@far.example", "Subject": "später"}, before="y\n"))
+        result = json.loads(later.stdout)
+        assert later.returncode == 9 and result["state"] == "deferred" and result["error"]["code"] == "send_deferred"
+        assert result["replies"]["b@far.example"].startswith("451 4.7.1")
+        assert [e["subject"] for e in outbox(h)] == ["teils", "später"]  # kept: a refusal to read, one to send later
+        assert list((h.root / "data" / "compose").glob("*")) == []  # in the outbox: its file is not needed
+    finally:
+        server.stop()
