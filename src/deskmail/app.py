@@ -812,8 +812,10 @@ class Deskmail:
         summary = self.message(message_id)
         raw = self.raw_message(message_id)
         subject = headers_of(raw).get("subject", "")
-        # The file's name is the attachment's name the recipient sees: the subject, made a safe file name.
-        name = "".join(c if c.isalnum() or c in " .,_-" else "_" for c in subject).strip(" ._")[:60] or "message"
+        # The file's name is the attachment's name the recipient sees: the subject, without the characters
+        # file systems refuse (Windows' set) or that would make it a path.
+        name = "".join(c if c.isprintable() and c not in '<>:"/\\|?*' else "_" for c in subject)
+        name = name.strip(" ._")[:60] or "message"
         folder = self._forwarded_root() / hashlib.sha256(raw).hexdigest()[:16]
         path = folder / f"{name}.eml"
         atomic_write(path, raw)

@@ -71,6 +71,8 @@ def test_errors_name_the_line() -> None:
     assert "not a list of e-mail addresses" in _error("To: not an address\n\nx").what
     assert "no file" in _error("To: a@b.example\nAttach: missing.txt\n\nx", Path("/nonexistent")).what
     assert "one address" in _error("From: a@b.example, c@d.example\n\nx").what
+    assert "one address" in _error("From: Just A Name\n\nx").what
+    assert "is a folder, not a file" in _error("To: a@b.example\nAttach: /tmp\n\nx").what
 
 
 @pytest.mark.parametrize("line", ["Subject: a\rBcc: victim@evil.example", f"Subject: {CRLF_WORD}",

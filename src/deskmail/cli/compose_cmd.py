@@ -107,7 +107,7 @@ def _bad(line_no: int, line: str, problem: str, remedy: str = "") -> UsageError:
                       remedy or "correct the line", code=Code.BAD_TEMPLATE)
 
 
-def _check_value(name: str, value: str, line_no: int, line: str) -> str:
+def _check_value(name: str, value: str, line_no: int, line: str) -> None:
     """One header value as it will be written out: a line break hidden in an encoded word is refused too."""
     found = _CONTROL.search(value)
     if found:
@@ -121,7 +121,6 @@ def _check_value(name: str, value: str, line_no: int, line: str) -> str:
         if _CONTROL.search(decoded):
             raise _bad(line_no, line, f"the {name} decodes to text with a line break or control character "
                        "(an encoded word =?…?= hides it)", "write the text itself instead of the encoded word")
-    return value
 
 
 def _addresses_of(name: str, value: str, line_no: int, line: str) -> tuple[str, ...]:
@@ -172,15 +171,18 @@ def parse_template(text: str, base: Path) -> Written:
             if name == "Subject":
                 fields["subject"] = value
             elif value:
-                [(sender_name, sender)] = getaddresses([value])[:1] or [("", "")]
-                if len(getaddresses([value])) != 1 or "@" not in sender:
+                pairs = getaddresses([value])
+                if len(pairs) != 1 or not valid_email(pairs[0][1]):
                     raise _bad(n, line, "From must be one address: that of the account sending it",
                                "write the account's address, or remove the line")
-                fields["sender"], fields["sender_name"] = sender, sender_name
+                fields["sender_name"], fields["sender"] = pairs[0]
         elif name == "Attach":
             if value:
                 path = Path(value[1:-1] if len(value) > 1 and value[0] == value[-1] and value[0] in "\"'" else value)
                 path = (base / path.expanduser()).resolve()
+                if path.is_dir():
+                    raise _bad(n, line, f"{str(path)!r} is a folder, not a file",
+                               "attach the files inside it one by one, or pack it into a zip file first")
                 if not path.is_file():
                     raise _bad(n, line, f"there is no file {str(path)!r} to attach", "check the file's name")
                 fields["attachments"] += (path,)
