@@ -291,6 +291,8 @@ def test_a_malformed_header_keeps_the_text_then_it_is_fixed_and_sent(home: Home,
     refused = home.run("compose", "--json", env=edit(set={"To": "Ann <ann@@far.example>"}, before="x\n"))
     assert refused.returncode == 2 and json.loads(refused.stdout)["code"] == "bad_template"
     again = Path(json.loads(refused.stdout)["kept"])
+    mixed = home.run("compose", "--resume", str(again), "--to", friend.email)
+    assert mixed.returncode == 2 and "--resume sends the file as it is" in mixed.stderr and again.is_file()
     again.write_text(again.read_text().replace("ann@@far.example", friend.email))
     assert home.run("compose", "--resume", str(again), "--no-edit").returncode == 0
     assert len(received(sandbox, friend)) == 2 and compose_dir(home) == []

@@ -480,7 +480,12 @@ def register(app: typer.Typer) -> None:
 
         app_ = dm()
         if resume is not None:
+            if to or cc or bcc or subject or attach or body_file is not None:
+                raise UsageError("--resume sends the file as it is", "", "change the message in the file (the "
+                                 "editor opens on it), not with --to, --cc, --bcc, --subject, --attach or --body-file")
             session = Session.resume(resume, _compose_dir(app_))
+            if account:  # (where the file's From line names none)
+                session.account = app_.account(account).name
         else:
             name = app_.account(account).name
             session = _start(app_, name, Draft(to=(), subject=subject), to=to, cc=cc, bcc=bcc, attach=attach,
