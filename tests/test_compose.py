@@ -268,7 +268,8 @@ def test_nothing_sent_when_the_editor_changes_nothing(home: Home, sandbox: Any, 
     assert compose_dir(home) == []
 
 
-def test_a_malformed_header_keeps_the_text_then_it_is_fixed_and_sent(home: Home, sandbox: Any, friend: Any) -> None:
+def test_a_malformed_header_keeps_the_text_then_it_is_fixed_and_sent(home: Home, sandbox: Any, mail_user: Any,
+                                                                     friend: Any) -> None:
     text = "Mein Text, lange geschrieben ✓\n"
     bad = home.run("compose", "--json", env=edit(set={"To": friend.email}, add=["Sbject: Frage"], before=text))
     assert bad.returncode == 2
@@ -286,6 +287,14 @@ def test_a_malformed_header_keeps_the_text_then_it_is_fixed_and_sent(home: Home,
     [got] = received(sandbox, friend)
     assert str(got["Subject"]) == "Frage ✓" and body_of(got).startswith(text)
     assert compose_dir(home) == []
+
+    stranger = home.run("compose", env=edit(set={"To": friend.email, "From": "someone@else.example"}, before="x\n"))
+    assert stranger.returncode == 2 and "no account of yours has this address" in stranger.stderr
+    renamed = home.run("compose", env=edit(set={"To": friend.email, "From": f"Boss <{mail_user.email}>"},
+                                           before="x\n"))
+    assert renamed.returncode == 2 and "the name shown with the address is the account's (none)" in renamed.stderr
+    for path in compose_dir(home):
+        path.unlink()
 
     # Not an address: kept too, and sent as it is with --no-edit once corrected outside the editor.
     refused = home.run("compose", "--json", env=edit(set={"To": "Ann <ann@@far.example>"}, before="x\n"))

@@ -276,11 +276,20 @@ def editor_command() -> list[str]:
 
 def _edit(path: Path) -> int:
     command = editor_command()
+    terminal = None
+    if not sys.stdin.isatty():  # (the text came from standard input, `--body-file -`: the editor needs the terminal)
+        try:
+            terminal = open("/dev/tty", "rb")  # noqa: SIM115 (closed below, after the editor)
+        except OSError:
+            terminal = None
     try:
-        return subprocess.run([*command, str(path)], check=False).returncode
+        return subprocess.run([*command, str(path)], check=False, stdin=terminal).returncode
     except OSError as exc:
         raise UsageError(f"The editor {command[0]!r} cannot be started ({exc.strerror or exc})", "",
                          "set $VISUAL or $EDITOR to your editor's command (e.g. export EDITOR=nano)") from None
+    finally:
+        if terminal is not None:
+            terminal.close()
 
 
 # --- sending ---------------------------------------------------------------------------------------------
