@@ -355,3 +355,15 @@ def test_per_recipient_results_like_send(tmp_path: Path, sandbox: Any, mail_user
         assert list((h.root / "data" / "compose").glob("*")) == []  # in the outbox: its file is not needed
     finally:
         server.stop()
+
+
+def test_the_from_line_picks_another_of_my_accounts(home: Home, sandbox: Any, mail_user: Any, friend: Any) -> None:
+    second = sandbox.create_user(hint="second")
+    add_imaps_account(home, sandbox, second, name="second")
+    home.env["DM_PW"] = second.password  # (both accounts read $DM_PW: the second's is used for sending)
+    done = home.run("compose", "--account", "acct", env=edit(set={"To": friend.email, "From": second.email},
+                                                             before="vom zweiten Konto\n"))
+    assert done.returncode == 0, done.stderr
+    [got] = received(sandbox, friend)
+    assert str(got["From"]) == second.email and body_of(got) == "vom zweiten Konto\n\n"
+    assert len(received(sandbox, second, "Sent")) == 1
