@@ -12,7 +12,10 @@ from typing import Any
 import pytest
 
 from deskmail.app import Deskmail
+from deskmail.cli.compose_cmd import format_template, parse_template
 from deskmail.cli.main import main
+from deskmail.codes import Code
+from deskmail.errors import UsageError
 from helpers import Home, add_imaps_account
 from hostile_mail import CORPUS
 
@@ -72,8 +75,19 @@ def test_every_hostile_message_syncs_lists_reads_saves_replies_forwards(synced: 
         assert rendered.to_dict()["headers"] is not None
         # Replying to and forwarding each one gives a draft to edit, never a crash (F-32).
         for _account, draft in (app.reply(message_id), app.reply(message_id, reply_all=True),
-                                app.forward(message_id)):
+                                app.forward(message_id), app.forward(message_id, attach=True)):
             assert isinstance(draft.body, str) and "\x00" not in draft.subject, name
+            # The editor's template of it (deskmail reply/forward) reads back, or names the line to fix.
+            try:
+                written = parse_template(format_template("me@example.test", draft), tmp_path)
+            except UsageError as exc:
+                assert exc.code == Code.BAD_TEMPLATE and exc.what.startswith("Line "), (name, exc)
+            else:
+                assert not re.search("[\r\n\x00]", written.subject), name
+        [original] = app.forward(message_id, attach=True)[1].attachments
+        assert original.read_bytes() == raw and original.is_relative_to(home.root / "data" / "forward"), name
+        app.discard_forwarded([original])
+        assert not original.exists()
 
     # The real command, in its own process, for the ones that matter most.
     raw = home.run("read", str(ids["deep-250"]), "--raw")

@@ -900,14 +900,54 @@ class Deskmail:
         return account.name, reply_draft(account, self.raw_message(message_id), view.reading.text,
                                          reply_all=reply_all, sender=sender)
 
-    def forward(self, message_id: int, *, sender: str = "") -> tuple[str, Draft]:
-        """A stored message forwarded inline: (the account it came to, the draft, still to be addressed)."""
+    def forward(self, message_id: int, *, sender: str = "", attach: bool = False) -> tuple[str, Draft]:
+        """A stored message forwarded: (the account it came to, the draft, still to be addressed), from
+        ``sender``, else from the identity the original was addressed to. Inline below a header block, or with
+        ``attach`` the original attached as it is (message/rfc822), from a copy written under
+        ``DATA/forward/`` (:meth:`discard_forwarded` removes it once the message is sent)."""
         from deskmail.outbox.reply import forward_draft
 
-        view = self.read_message(message_id)
-        account = self.account(view.summary.account)
-        return account.name, forward_draft(account, self.raw_message(message_id), view.reading.text,
-                                           sender=sender)
+        if not attach:
+            view = self.read_message(message_id)
+            account = self.account(view.summary.account)
+            return account.name, forward_draft(account, self.raw_message(message_id), view.reading.text,
+                                               sender=sender)
+        import hashlib
+
+        from deskmail.durable import atomic_write
+        from deskmail.outbox.compose import Draft
+        from deskmail.outbox.identities import addressed_identity, identity_of, with_signature
+        from deskmail.outbox.reply import forward_subject, headers_of
+
+        account = self.account(self.message(message_id).account)
+        raw = self.raw_message(message_id)
+        h = headers_of(raw)
+        subject = h.get("subject", "")
+        # The file's name is the attachment's name the recipient sees: the subject, without the characters
+        # file systems refuse (Windows' set) or that would make it a path.
+        name = "".join(c if c.isprintable() and c not in '<>:"/\\|?*' else "_" for c in subject)
+        name = name.strip(" ._")[:60] or "message"
+        folder = self._forwarded_root() / hashlib.sha256(raw).hexdigest()[:16]
+        path = folder / f"{name}.eml"
+        atomic_write(path, raw)
+        me = identity_of(account, sender) if sender else addressed_identity(
+            account, h.get("to", ""), h.get("cc", ""), h.get("delivered-to", ""))
+        return account.name, with_signature(Draft(to=(), subject=forward_subject(subject), attachments=(path,)), me)
+
+    def discard_forwarded(self, paths: Sequence[Path]) -> None:
+        """Remove the copies :meth:`forward` wrote for attaching (others are left alone)."""
+        root = self._forwarded_root().resolve()
+        for path in paths:
+            p = Path(path).resolve()
+            if p.parent.parent == root:
+                p.unlink(missing_ok=True)
+                try:
+                    p.parent.rmdir()
+                except OSError:
+                    pass  # another forward of the same message still uses it
+
+    def _forwarded_root(self) -> Path:
+        return self.paths.data_dir / "forward"
 
     # --- troubleshooting ---------------------------------------------------------------------
 

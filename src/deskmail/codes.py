@@ -99,6 +99,8 @@ class Code(StrEnum):
     ATTACHMENT_MISSING = "attachment_missing"
     ATTACHMENT_IS_FOLDER = "attachment_is_folder"
     NO_RECIPIENT = "no_recipient"
+    BAD_TEMPLATE = "bad_template"
+    LINE_BREAK_IN_HEADER = "line_break_in_header"
     SERVERS_UNKNOWN = "servers_unknown"
     PROTOCOL_NOT_OFFERED = "protocol_not_offered"
     # accounts and configuration
@@ -230,6 +232,11 @@ MEANINGS: dict[Code, str] = {
     Code.ATTACHMENT_MISSING: "an attachment file does not exist",
     Code.ATTACHMENT_IS_FOLDER: "an attachment is a folder, not a file",
     Code.NO_RECIPIENT: "the message has no recipient",
+    Code.BAD_TEMPLATE: ("a message written in a text editor (a template of header lines and text) cannot be read: "
+                        "an unknown header line, a line break in a header, a missing attachment (the error names the "
+                        "line)"),
+    Code.LINE_BREAK_IN_HEADER: ("a header value (subject, addresses) holds a line break, also one hidden in an encoded "
+                                "word: refused, it would be written out as a header line of its own"),
     Code.SERVERS_UNKNOWN: "the servers of the domain are not known and were not found: give them by hand",
     Code.PROTOCOL_NOT_OFFERED: "the provider offers no server for the protocol asked for",
     Code.CONFIG_INVALID: "the accounts file cannot be read or has an invalid value",

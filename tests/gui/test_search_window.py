@@ -62,7 +62,7 @@ def test_search_box_finds_shows_and_ends(qtbot: Any, dm: Deskmail, sandbox: Any,
     qtbot.keyClicks(window.search_box, "flamingo")
     qtbot.waitUntil(lambda: window.model.searching and window.model.rowCount() == 2, timeout=10_000)
     assert sorted(subjects(window)) == ["Flamingo budget for June", "Re: the budget"]
-    assert window.progress.text() == "2 found"
+    assert window.search_status.text() == "2 found"
     # Columns do not re-sort results; the tooltip says where the message is and what matched.
     assert not window.list.isSortingEnabled()
     tip = window.model.data(window.model.index(0, 2), Qt.ItemDataRole.ToolTipRole)
@@ -80,18 +80,18 @@ def test_search_box_finds_shows_and_ends(qtbot: Any, dm: Deskmail, sandbox: Any,
     # A query that cannot be read says why in the box and the status line, and the list stays.
     window.search_box.setText('"unclosed')
     qtbot.waitUntil(lambda: window.search_box.property("bad") is True, timeout=10_000)
-    assert "quote" in window.progress.text().lower() or "quote" in window.search_box.toolTip().lower()
+    assert "quote" in window.search_status.text().lower() or "quote" in window.search_box.toolTip().lower()
     assert subjects(window) == ["Re: the budget"]
 
     # Nothing found is said so.
     window.search_box.setText("zeppelin")
     qtbot.waitUntil(lambda: window.model.searching and window.model.rowCount() == 0, timeout=10_000)
-    assert window.progress.text() == "Nothing found" and window.search_box.property("bad") is False
+    assert window.search_status.text() == "Nothing found" and window.search_box.property("bad") is False
 
     # Escape ends the search: the folder again, sortable again.
     qtbot.keyClick(window.search_box, Qt.Key.Key_Escape)
     assert not window.model.searching and window.search_box.text() == ""
-    assert window.model.rowCount() == 3 and window.list.isSortingEnabled()
+    assert window.model.rowCount() == 3 and window.list.isSortingEnabled() and window.search_status.text() == ""
 
     # A search, then a folder chosen: the folder wins and the box empties.
     window.search_box.setText("lunch")

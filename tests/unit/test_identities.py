@@ -205,5 +205,6 @@ def test_whatever_an_identity_may_hold_gives_exactly_its_headers(name: str, repl
     assert sorted(parsed.keys()) == sorted(["From", "Reply-To", "To", "Subject", "Date", "Message-ID", "User-Agent",
                                             "Content-Type", "Content-Transfer-Encoding", "MIME-Version"])
     assert parsed["From"].addresses[0].addr_spec == "who@x.example"
-    # (the email package's folding may merge runs of spaces in a name: cosmetic, not a header of its own)
-    assert " ".join(parsed["From"].addresses[0].display_name.split()) == " ".join(name.split())
+    # (the email package's folding may merge runs of spaces in a long name, or put one between two encoded
+    # words: cosmetic, not a header of its own — every other character arrives as it was)
+    assert "".join(parsed["From"].addresses[0].display_name.split()) == "".join(name.split())

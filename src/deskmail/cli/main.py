@@ -443,10 +443,9 @@ def send(
         raise UsageError("Give either --body or --body-file, not both")
     text = body or ""
     if body_file is not None:
-        try:
-            text = sys.stdin.read() if str(body_file) == "-" else body_file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(f"Cannot read the body file {body_file} ({exc})") from None
+        from deskmail.cli.compose_cmd import read_body_file
+
+        text = read_body_file(body_file)
     app_ = dm()
     chosen = app_.sender_account(sender) if sender and not account else app_.account(account)
     _warn_plaintext(chosen)
@@ -455,21 +454,9 @@ def send(
     if not no_signature:
         draft = app_.sign(draft, chosen.name)
     sent = app_.send(draft, chosen.name, queue_only=queue)
-    from deskmail.cli.outbox_cmd import describe, entry_dict, print_result
-    from deskmail.outbox.deliver import FlushResult
+    from deskmail.cli.outbox_cmd import show_sent
 
-    if json_out:
-        _emit_json({**entry_dict(sent.entry), "error": sent.error.to_dict() if sent.error else None,
-                    "copy_error": sent.copy_error.to_dict() if sent.copy_error else None})
-        raise typer.Exit(sent.error.exit_code if sent.error else 0)
-    if queue:
-        out.print("\n".join(safe(line) for line in describe(sent.entry)), highlight=False)
-        return
-    errors = {sent.entry.account: sent.error or sent.copy_error} if (sent.error or sent.copy_error) else {}
-    code = print_result(FlushResult((sent.entry,), {k: v for k, v in errors.items() if v is not None}))
-    if sent.copy_error is not None and sent.error is None:
-        code = 0  # the message went out; only its copy waits
-    raise typer.Exit(code)
+    raise typer.Exit(show_sent(sent, json_out=json_out, queued=queue))
 
 
 @app.command("list")
@@ -514,9 +501,10 @@ def list_messages(
 
 
 def _register_optional() -> None:
-    from deskmail.cli import identity_cmd, outbox_cmd, read_cmd, sandbox_cmd, search_cmd, sync_cmd
+    from deskmail.cli import compose_cmd, identity_cmd, outbox_cmd, read_cmd, sandbox_cmd, search_cmd, sync_cmd
 
     sync_cmd.register(app)
+    compose_cmd.register(app)
     identity_cmd.register(app)
     outbox_cmd.register(app)
     outbox_cmd.register_drafts(app)

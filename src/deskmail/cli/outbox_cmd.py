@@ -17,6 +17,7 @@ from deskmail.cli import options as opt
 from deskmail.cli.ui import cell, err, out, safe
 
 if TYPE_CHECKING:
+    from deskmail.app import SentMessage
     from deskmail.outbox.deliver import FlushResult
     from deskmail.outbox.queue import OutboxEntry
 
@@ -83,6 +84,22 @@ def print_result(result: FlushResult) -> int:
     for name, error in result.errors.items():
         print_error(error, f"{name}: " if several else "")
     return next((e.exit_code for e in result.errors.values()), code)
+
+
+def show_sent(sent: SentMessage, *, json_out: bool, queued: bool) -> int:
+    """What became of one message just sent (`send`, `compose`, `reply`, `forward`): per recipient; the exit code."""
+    from deskmail.outbox.deliver import FlushResult
+
+    if json_out:
+        _emit({**entry_dict(sent.entry), "error": sent.error.to_dict() if sent.error else None,
+               "copy_error": sent.copy_error.to_dict() if sent.copy_error else None})
+        return sent.error.exit_code if sent.error else 0
+    if queued:
+        out.print("\n".join(safe(line) for line in describe(sent.entry)), highlight=False)
+        return 0
+    errors = {sent.entry.account: sent.error or sent.copy_error} if (sent.error or sent.copy_error) else {}
+    code = print_result(FlushResult((sent.entry,), {k: v for k, v in errors.items() if v is not None}))
+    return 0 if sent.copy_error is not None and sent.error is None else code  # (only its copy in Sent waits)
 
 
 def register(app: typer.Typer) -> None:

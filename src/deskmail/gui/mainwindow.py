@@ -233,6 +233,9 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.split)
 
         self.progress = QLabel()
+        # What a search found, apart from progress: a sync's "Up to date" must not replace it.
+        self.search_status = QLabel()
+        self.search_status.setObjectName("search_status")
         self.state = QLabel()
         self.outbox_button = QPushButton()
         self.outbox_button.setFlat(True)
@@ -244,6 +247,7 @@ class MainWindow(QMainWindow):
         self.sign_in_button.hide()
         self.sign_in_button.clicked.connect(self.sign_in_again)
         self.sign_in_account = ""
+        self.statusBar().addWidget(self.search_status)
         self.statusBar().addWidget(self.progress, 1)
         self.statusBar().addPermanentWidget(self.sign_in_button)
         self.statusBar().addPermanentWidget(self.outbox_button)
@@ -460,10 +464,10 @@ class MainWindow(QMainWindow):
             self._list_shape_changed()
             self._show_message(None)
             if len(hits) >= SEARCH_LIMIT:
-                self.progress.setText(tr("The first {n} found are shown: add words to narrow the search.")
-                                      .format(n=len(hits)))
+                self.search_status.setText(tr("The first {n} found are shown: add words to narrow the search.")
+                                           .format(n=len(hits)))
             else:
-                self.progress.setText(tr("{n} found").format(n=len(hits)) if hits else tr("Nothing found"))
+                self.search_status.setText(tr("{n} found").format(n=len(hits)) if hits else tr("Nothing found"))
 
         def failed(exc: DeskmailError) -> None:
             if generation == self.search_generation:
@@ -486,7 +490,7 @@ class MainWindow(QMainWindow):
             self.model.show(self._current_view())
             self._list_shape_changed()
             self._show_message(None)
-            self.progress.clear()
+        self.search_status.clear()
 
     def _query_problem(self, exc: DeskmailError | None) -> None:
         """A query that cannot be read: the box says so (red edge, the reason as its tooltip and in the
@@ -495,7 +499,7 @@ class MainWindow(QMainWindow):
         self.search_box.setStyleSheet("" if exc is None else "QLineEdit#search { border: 2px solid #c62828; }")
         if exc is not None:
             self.search_box.setToolTip(f"{exc.what}\n{exc.remedy}" if exc.remedy else exc.what)
-            self.progress.setText(exc.what)
+            self.search_status.setText(exc.what)
 
     def set_threaded(self, threaded: bool) -> None:
         """One row per conversation, or one per message (View ▸ Group by Conversation; remembered)."""

@@ -7,10 +7,13 @@ headers, encodes non-ASCII words and picks transfer encodings correctly.
 from __future__ import annotations
 
 import mimetypes
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.headerregistry import Address
 from email.message import EmailMessage
+from email.parser import BytesParser
+from email.policy import default
 from email.utils import formatdate, getaddresses, make_msgid
 from pathlib import Path
 
@@ -91,10 +94,12 @@ def build_message(account: Account, draft: Draft, *,
     if me.reply_to:
         msg["Reply-To"] = me.reply_to
     if draft.to:
-        msg["To"] = ", ".join(draft.to)
+        _set_header(msg, "To", ", ".join(draft.to))
     if draft.cc:
-        msg["Cc"] = ", ".join(draft.cc)
-    msg["Subject"] = draft.subject
+        _set_header(msg, "Cc", ", ".join(draft.cc))
+    if draft.bcc:  # (only checked here: the copy in Sent and a saved draft name them)
+        _set_header(EmailMessage(), "Bcc", ", ".join(draft.bcc))
+    _set_header(msg, "Subject", draft.subject)
     msg["Date"] = formatdate(localtime=True)
     msg["Message-ID"] = make_msgid(domain=email_domain(me.address))
     if draft.in_reply_to:
@@ -121,8 +126,35 @@ def build_message(account: Account, draft: Draft, *,
         if ctype is None or encoding is not None:
             ctype = "application/octet-stream"
         maintype, _, subtype = ctype.partition("/")
-        msg.add_attachment(path.read_bytes(), maintype=maintype, subtype=subtype, filename=path.name)
+        data = path.read_bytes()
+        if ctype == "message/rfc822":  # (a forwarded message): RFC 2046 5.2.1 allows 7bit/8bit, never base64
+            _attach_message(msg, data, path.name)
+            continue
+        msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=path.name)
     return msg, to + cc + bcc
+
+
+def _set_header(msg: EmailMessage, name: str, value: str) -> None:
+    """A line break in a value, also one hidden in an encoded word (``=?utf-8?b?DQo=?=``, which the email
+    package decodes when the header is set), would be written out as a header line of its own."""
+    try:
+        msg[name] = value
+        broken = any(c in str(msg[name]) for c in "\r\n")
+    except ValueError:  # (the email package's own refusal of a line break)
+        broken = True
+    if broken:
+        raise UsageError(f"The {name} header holds a line break", "it would start a header line of its own",
+                         "write it on one line", code=Code.LINE_BREAK_IN_HEADER)
+
+
+def _attach_message(msg: EmailMessage, data: bytes, filename: str) -> None:
+    """An ASCII message goes as it is (CRLF lines); the stdlib's generator cannot pass 8-bit bytes through
+    verbatim, so an 8-bit one is parsed and written out again (8bit: header folding may change)."""
+    if data.isascii():
+        crlf = re.sub(rb"\r?\n", b"\r\n", data)
+        msg.add_attachment(crlf, maintype="message", subtype="rfc822", cte="7bit", filename=filename)
+    else:
+        msg.add_attachment(BytesParser(policy=default).parsebytes(data), filename=filename)
 
 
 def bcc_of(draft: Draft) -> list[str]:

@@ -30,7 +30,9 @@ def headers_of(raw: bytes) -> dict[str, str]:
     for name, value in msg.items():
         key = name.lower()
         if key not in out:
-            out[key] = _decode(value)
+            # One line: an encoded word may decode to a line break, which copied into the reply's Subject
+            # or an address would be refused (line_break_in_header) — or be a header injection.
+            out[key] = " ".join(_decode(value).splitlines())
     return out
 
 
