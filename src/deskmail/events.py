@@ -22,6 +22,8 @@ from deskmail.errors import Cancelled, DeskmailError
 
 @dataclass(frozen=True, slots=True)
 class FolderStarted:
+    """A folder's sync began."""
+
     account: str
     folder: str
 
@@ -86,6 +88,8 @@ class FolderFailed:
 
 @dataclass(frozen=True, slots=True)
 class FolderFinished:
+    """A folder's sync ended: how many new messages, and notes for the person."""
+
     account: str
     folder: str
     new: int

@@ -115,6 +115,8 @@ def move(store: Store, ids: list[int], target: str) -> int:
 
 @dataclass(frozen=True, slots=True)
 class FolderInfo:
+    """A folder of an account, as of the last sync."""
+
     name: str
     special_use: str
     subscribed: bool

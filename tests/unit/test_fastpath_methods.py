@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 CORE = ("deskmail.config", "deskmail.store", "deskmail.protocol.imap", "deskmail.secrets", "deskmail.app",
+        "deskmail.events", "deskmail.sync.plan", "deskmail.mailbox", "deskmail.sync.watch",
         "deskmail.net.connect", "deskmail.sync.runner", "deskmail.sync.imap_sync")
 
 

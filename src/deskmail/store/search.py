@@ -116,17 +116,13 @@ Node = Term | Flag | HasAttachment | DateRange | Place | And | Or | Not
 
 CHUNK = 100  # messages per indexing transaction: the write lock is held ~30 ms, so a sync's commit
 # (another connection, maybe another process) never waits long for it.
-UPTO = "indexed_upto"  # meta key: every message row with an id up to this one is indexed (or gone)
+# meta key (Store.unindexed reads it too): every message row with an id up to this one is indexed (or gone)
+UPTO = "indexed_upto"
 
 
 def indexed_upto(db: sqlite3.Connection) -> int:
     row = db.execute("SELECT value FROM meta WHERE key = ?", (UPTO,)).fetchone()
     return int(row[0]) if row else 0
-
-
-def unindexed(db: sqlite3.Connection) -> int:
-    """How many message rows wait for :func:`catch_up` (a rowid range count: cheap)."""
-    return int(db.execute("SELECT COUNT(*) FROM messages WHERE id > ?", (indexed_upto(db),)).fetchone()[0])
 
 
 def read_for_index(path: str) -> bytes:

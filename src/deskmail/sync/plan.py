@@ -57,6 +57,8 @@ def kept(flag: str, permanent: tuple[str, ...] | None) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class LocalMessage:
+    """One message as the store knows it."""
+
     uidvalidity: int
     flags: Flags  # here, now (file name + the index's keywords)
     synced: Flags  # what both sides agreed on last time
@@ -76,6 +78,8 @@ class JournalOp:
 
 @dataclass(frozen=True, slots=True)
 class LocalState:
+    """A folder as the store knows it, gathered before planning."""
+
     uidvalidity: int  # as last synced (0: never)
     uidnext: int
     highestmodseq: int
@@ -94,6 +98,8 @@ class LocalState:
 
 @dataclass(frozen=True, slots=True)
 class ServerState:
+    """A folder as the server reported it at SELECT (and the flags fetched since the last sync)."""
+
     uidvalidity: int
     uidnext: int
     exists: int
@@ -110,6 +116,8 @@ class ServerState:
 
 @dataclass(frozen=True, slots=True)
 class FlagChange:
+    """A message's flags to set on one side."""
+
     uid: str
     flags: Flags  # the message's flags here after the change
 
@@ -125,6 +133,8 @@ def _uids(uids: tuple[str, ...] | tuple[int, ...]) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Recover:
+    """Action: adopt message files a crash left in the folder without an index row."""
+
     names: tuple[str, ...]
 
     def describe(self) -> str:
@@ -133,6 +143,8 @@ class Recover:
 
 @dataclass(frozen=True, slots=True)
 class Rekey:
+    """Action: the folder's UIDVALIDITY changed; re-match local copies instead of downloading them again."""
+
     old: int
     new: int
 
@@ -143,6 +155,8 @@ class Rekey:
 
 @dataclass(frozen=True, slots=True)
 class DropOp:
+    """Action: forget a journaled operation that can no longer apply."""
+
     op: JournalOp
 
     def describe(self) -> str:
@@ -151,6 +165,8 @@ class DropOp:
 
 @dataclass(frozen=True, slots=True)
 class DeleteThere:
+    """Action: delete on the server a message deleted here."""
+
     op: JournalOp
 
     def describe(self) -> str:
@@ -159,6 +175,8 @@ class DeleteThere:
 
 @dataclass(frozen=True, slots=True)
 class MoveThere:
+    """Action: move on the server a message moved here."""
+
     op: JournalOp
 
     def describe(self) -> str:
@@ -177,6 +195,8 @@ class ForgetMissing:
 
 @dataclass(frozen=True, slots=True)
 class ExpungeHere:
+    """Action: remove the local copies of messages expunged on the server."""
+
     uids: tuple[str, ...]
     dropped: tuple[str, ...] = ()  # of those, the ones whose local flag changes are lost
 
@@ -186,6 +206,8 @@ class ExpungeHere:
 
 @dataclass(frozen=True, slots=True)
 class LogConflicts:
+    """Action: report flags changed on both sides (merged)."""
+
     changes: tuple[FlagChange, ...]
 
     def describe(self) -> str:
@@ -233,6 +255,8 @@ class PushFlags:
 
 @dataclass(frozen=True, slots=True)
 class UnkeptKeywords:
+    """Action: report keywords the server does not keep."""
+
     keywords: tuple[str, ...]
 
     def describe(self) -> str:
@@ -251,6 +275,8 @@ class ResumeUploads:
 
 @dataclass(frozen=True, slots=True)
 class Download:
+    """Action: fetch messages the store does not have."""
+
     uids: tuple[int, ...]
     above: int | None = None  # also every UID above this one (new mail, not listed)
     refetch: tuple[str, ...] = ()  # of ``uids``: messages whose file vanished here
@@ -268,6 +294,8 @@ class Download:
 
 @dataclass(frozen=True, slots=True)
 class UploadThere:
+    """Action: append to the server messages saved here."""
+
     names: tuple[str, ...]  # files saved here, new to the server
     confirmed: bool = False  # a confirmation for a mass upload was used (it counts once)
 
@@ -277,6 +305,8 @@ class UploadThere:
 
 @dataclass(frozen=True, slots=True)
 class HoldUploads:
+    """Action: too many messages to upload at once; wait for a confirmation."""
+
     total: int
 
     def describe(self) -> str:
@@ -300,6 +330,8 @@ class Checkpoint:
 # Folder-level actions of a dry run (what reconcile_folders would do).
 @dataclass(frozen=True, slots=True)
 class CreateFolder:
+    """Action: a folder new on the server (or here) is created on the other side."""
+
     name: str
     there: bool  # True: on the server (made here); False: here (new on the server)
 
@@ -311,6 +343,8 @@ class CreateFolder:
 
 @dataclass(frozen=True, slots=True)
 class RenameHere:
+    """Action: follow a folder's rename on the server."""
+
     old: str
     new: str
 
@@ -320,6 +354,8 @@ class RenameHere:
 
 @dataclass(frozen=True, slots=True)
 class QuarantineFolder:
+    """Action: keep the local copy of a folder that vanished from the server."""
+
     name: str
 
     def describe(self) -> str:
@@ -328,6 +364,8 @@ class QuarantineFolder:
 
 @dataclass(frozen=True, slots=True)
 class Redownload:
+    """Action: download a folder again whose local copy is missing."""
+
     name: str
 
     def describe(self) -> str:
@@ -337,6 +375,8 @@ class Redownload:
 # POP3 plans in SQL (deskmail.sync.pop3_sync); a dry run reports what it found.
 @dataclass(frozen=True, slots=True)
 class Pop3Download:
+    """Action: download new POP3 messages."""
+
     total: int
     headers_only: bool = False
 
@@ -346,6 +386,8 @@ class Pop3Download:
 
 @dataclass(frozen=True, slots=True)
 class Pop3Delete:
+    """Action: delete POP3 messages from the server under the account's rules."""
+
     total: int
 
     def describe(self) -> str:

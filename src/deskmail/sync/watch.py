@@ -48,6 +48,8 @@ Report = Callable[[str], None]
 
 @dataclass(frozen=True)
 class WatchOptions:
+    """How `watch` waits for new mail and tells of it."""
+
     folders: tuple[str, ...] = ("INBOX",)
     interval: float = 300.0  # full sync of all folders
     notify_command: str = ""
