@@ -146,3 +146,29 @@ def test_a_database_hit_imports_no_command_line_framework(tmp_path: Path) -> Non
     assert err == b"(0, [])"
     code, out, err = run(probe, tmp_path / "home", "discover", "nobody@unknown-domain.invalid", "--json", "--offline")
     assert code == 0 and err.endswith(b"(4, ['typer', 'click', 'deskmail.cli.main'])")  # handed over
+
+
+def closed_pipe_run(code: str, home: Path, *args: str, unbuffered: bool) -> tuple[int, bytes]:
+    """Run with stdout a pipe whose reader has gone (as under `| head` once head has had enough)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    env = {**os.environ, "DESKMAIL_HOME": str(home)}
+    env.pop("PYTHONUNBUFFERED", None)
+    if unbuffered:
+        env["PYTHONUNBUFFERED"] = "1"
+    try:
+        proc = subprocess.run([sys.executable, "-c", code, *args], env=env, stdout=write_end,
+                              stderr=subprocess.PIPE, timeout=120, check=False)
+    finally:
+        os.close(write_end)
+    return proc.returncode, proc.stderr
+
+
+@pytest.mark.parametrize("unbuffered", [False, True])
+@pytest.mark.parametrize("args", [["discover", "joe@spectrum.net", "--json", "--offline"], ["search", "x", "--json"]])
+def test_a_reader_gone_ends_the_fast_path_as_it_ends_the_full_command(tmp_path: Path, args: list[str],
+                                                                       unbuffered: bool) -> None:
+    """Exit code 1 and not a word (what Click does), never a traceback."""
+    lean = closed_pipe_run(LEAN, tmp_path / "home", *args, unbuffered=unbuffered)
+    full = closed_pipe_run(FULL, tmp_path / "home", *args, unbuffered=unbuffered)
+    assert lean == full == (1, b"")

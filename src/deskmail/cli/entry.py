@@ -23,8 +23,9 @@ def main(argv: list[str] | None = None) -> int:
         return code
     if args[:1] == ["search"]:
         found = fastpath.search_args(args[1:])
-        if found is not None and fastpath.run_search(*found) == 0:
-            return 0
+        searched = fastpath.run_search(*found) if found is not None else None
+        if searched is not None:
+            return searched
     if args[:1] == ["discover"]:
         asked = fastpath.discover_args(args[1:])
         answered = fastpath.run_discover(*asked) if asked is not None else None

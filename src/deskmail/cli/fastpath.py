@@ -512,8 +512,8 @@ def run(name: str | None, quiet: bool) -> int:
                 pass  # the connection's own error was reported through the sync (or is moot now)
     if methods is not None:
         methods.save()
-    if not quiet:
-        sys.stdout.write("".join(line + "\n" for line in [*result.summary_lines(), *hints(result)]))
+    if not quiet and not write_out("".join(line + "\n" for line in [*result.summary_lines(), *hints(result)])):
+        return 1
     for account_name, failure in result.failures.items():
         prefix = f"{account_name}: " if len(targets) > 1 else ""
         sys.stderr.write(f"Error: {prefix}{failure}\n")
@@ -529,6 +529,25 @@ def hints(result: SyncRun) -> list[str]:
     """What to type about a sync's results (the engine's notes name no command)."""
     return [f"To upload the {r.held_uploads} messages saved in {r.folder}: `deskmail folders --upload "
             f"{r.folder!r}`, then sync." for results in result.results.values() for r in results if r.held_uploads]
+
+
+def write_out(text: str = "") -> bool:
+    """Write ``text`` to stdout and flush it now; False when nobody reads it any more (a closed pipe:
+    `| head`).
+
+    The command then ends with exit code 1 and says nothing, as Click does when the write fails in
+    a command; whatever is still buffered goes to /dev/null rather than failing again at exit,
+    where Python would print "Exception ignored … BrokenPipeError" and exit with 120 (the recipe of
+    Python's documentation, "Note on SIGPIPE"). The full command uses it too (:func:`deskmail.cli.main.main`).
+    """
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return False
+    return True
 
 
 def exit_now(code: int) -> None:
@@ -571,9 +590,9 @@ def search_args(args: list[str]) -> tuple[str, int] | None:
 
 
 def run_search(query: str, limit: int) -> int | None:
-    """The JSON of :func:`search`; None when it failed (the ordinary way then reports the error)."""
+    """The JSON of :func:`search` and the exit code; None when it failed (the ordinary way then reports
+    the error)."""
     import json
-    import sys
 
     from deskmail.app import Deskmail
     from deskmail.errors import DeskmailError
@@ -582,8 +601,8 @@ def run_search(query: str, limit: int) -> int | None:
         hits = Deskmail().search(query, limit=limit)
     except DeskmailError:
         return None
-    sys.stdout.write(json.dumps([h.to_dict() for h in hits], indent=2, ensure_ascii=False, default=str) + "\n")
-    return 0
+    text = json.dumps([h.to_dict() for h in hits], indent=2, ensure_ascii=False, default=str) + "\n"
+    return 0 if write_out(text) else 1
 
 
 # --- `deskmail discover EMAIL --json [--offline]` -----------------------------------------------
@@ -645,7 +664,8 @@ def run_discover(address: str, offline: bool) -> int | None:
         return 130
     if offline and not result.candidates:
         return None
-    sys.stdout.write(json.dumps(result.to_json(), indent=2, ensure_ascii=False) + "\n")
+    if not write_out(json.dumps(result.to_json(), indent=2, ensure_ascii=False) + "\n"):
+        return 1
     if methods is not None:
         methods.save()
     return 0 if result.candidates else 4  # (4: the full command's typer.Exit(4) for "nothing found")
