@@ -21,7 +21,8 @@ Figures printed:
 7. **whole process** — ``deskmail discover joe@spectrum.net --json --offline``
    as a new process each time (goal: < 150 ms), ``--process-runs`` rounds, each
    round running every variant once in turn (so a change of load on a shared
-   machine falls on all of them alike), after one warm-up round:
+   machine falls on all of them alike), after one warm-up round (which also
+   writes the .pyc files, even under PYTHONDONTWRITEBYTECODE, as an install does):
 
    * *fast path, existing user*: the console entry point, with the data folder
      present (the fast path's compiled dataclass methods are cached there);
@@ -204,6 +205,7 @@ def whole_process(args: argparse.Namespace, results: dict[str, dict[str, float]]
                 if name == "fast path, new user" and (home / "data").exists():
                     raise SystemExit("the fast path created the data folder of a new user")
                 env = {**os.environ, "DESKMAIL_HOME": str(home), **extra}
+                env.pop("PYTHONDONTWRITEBYTECODE", None)  # the warm-up writes the .pyc files, as an install does
                 before = resource.getrusage(resource.RUSAGE_CHILDREN)
                 started = time.perf_counter()
                 done = subprocess.run(argv, env=env, capture_output=True, check=True)
