@@ -4,7 +4,7 @@ Three commands run by scripts over and over take them: `deskmail sync` (below), 
 QUERY --json [--limit N]` (:func:`search_args`, :func:`run_search`: the façade alone, no Typer or
 Rich: ~90 ms whole-process instead of ~200 ms) and `deskmail discover EMAIL --json [--offline]`
 (:func:`discover_args`, :func:`run_discover`: the façade alone and the compiled dataclass methods of
-trick 4: 38 ms whole-process instead of 113 ms for a database answer).
+trick 4: 36 ms whole-process instead of 116 ms for a database answer).
 
 `deskmail sync` is what timers and cron jobs run over and over, and most of a no-change sync is
 start-up. When the command needs nothing interactive (`sync [ACCOUNT]` with `--quiet`, or output not
@@ -637,8 +637,8 @@ def run_discover(address: str, offline: bool) -> int | None:
 
     The answer is the façade's, written with the full command's own ``json.dumps`` call, so the bytes
     are the same. What this buys (2-core machine, whole process, CPU medians of 20 runs;
-    bench/README.md): no Typer, Click, Rich or command-line modules (111 → 44 ms), and the dataclass
-    methods compiled once (:class:`CompiledMethods`: 44 → 36 ms, from the second run on and only
+    bench/README.md): no Typer, Click, Rich or command-line modules (113 → 43 ms), and the dataclass
+    methods compiled once (:class:`CompiledMethods`: 43 → 35 ms, from the second run on and only
     once the data folder exists: discovery never creates it). Handed over: an error (the full
     command reports it, in its words and with its JSON), and an offline lookup the database has no
     answer for (rare, and the full command then says so exactly as before; online, the answer is
