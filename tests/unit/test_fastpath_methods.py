@@ -10,7 +10,8 @@ from pathlib import Path
 
 CORE = ("deskmail.config", "deskmail.store", "deskmail.protocol.imap", "deskmail.secrets", "deskmail.app",
         "deskmail.events", "deskmail.sync.plan", "deskmail.mailbox", "deskmail.sync.watch",
-        "deskmail.net.connect", "deskmail.sync.runner", "deskmail.sync.imap_sync")
+        "deskmail.net.connect", "deskmail.sync.runner", "deskmail.sync.imap_sync",
+        "deskmail.discovery")  # (`deskmail discover --json`'s fast path)
 
 
 def _run(code: str) -> str:
@@ -74,10 +75,11 @@ def test_a_cache_from_another_interpreter_is_not_used(tmp_path: Path) -> None:
 
 
 def test_the_core_needs_no_inspect_on_the_fast_path(tmp_path: Path) -> None:
-    """`inspect` (with ast, dis and tokenize: ~5 ms) stays unloaded while the sync path is imported.
+    """`inspect` (with ast, dis and tokenize: ~5 ms) stays unloaded while the fast paths are imported.
 
     dataclasses asks inspect for a signature only for a class without a docstring: a value class
-    of the core added without one makes this fail, and costs every `deskmail sync` that much.
+    of the core added without one makes this fail, and costs every `deskmail sync` (or `deskmail
+    discover --json`) that much.
     """
     out = _run(f"""
         import sys

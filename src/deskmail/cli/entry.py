@@ -1,9 +1,9 @@
 """The `deskmail` console entry point.
 
-A plain `deskmail sync` (what timers and cron jobs run) and `deskmail search QUERY --json
-[--limit N]` take the command-line fast paths (:mod:`deskmail.cli.fastpath`); everything else
-goes to the Typer application
-(:func:`deskmail.cli.main.main`).
+A plain `deskmail sync` (what timers and cron jobs run), `deskmail search QUERY --json
+[--limit N]` and `deskmail discover EMAIL --json [--offline]` take the command-line fast paths
+(:mod:`deskmail.cli.fastpath`); everything else, and whatever a fast path hands back, goes to the
+Typer application (:func:`deskmail.cli.main.main`).
 """
 
 from __future__ import annotations
@@ -23,8 +23,16 @@ def main(argv: list[str] | None = None) -> int:
         return code
     if args[:1] == ["search"]:
         found = fastpath.search_args(args[1:])
-        if found is not None and fastpath.run_search(*found) == 0:
-            return 0
+        searched = fastpath.run_search(*found) if found is not None else None
+        if searched is not None:
+            return searched
+    if args[:1] == ["discover"]:
+        asked = fastpath.discover_args(args[1:])
+        answered = fastpath.run_discover(*asked) if asked is not None else None
+        if answered is not None:
+            if argv is None:
+                fastpath.exit_now(answered)
+            return answered
     from deskmail.cli.main import main as full
 
     return full(args)

@@ -523,8 +523,14 @@ _register_optional()
 
 
 def main(argv: list[str] | None = None) -> int:
+    code = _main(list(sys.argv[1:] if argv is None else argv))
+    from deskmail.cli.fastpath import write_out
+
+    return code if write_out() else 1  # what is still buffered, written now: a reader gone is exit 1, silently
+
+
+def _main(args: list[str]) -> int:
     command = typer.main.get_command(app)
-    args = list(sys.argv[1:] if argv is None else argv)
     try:
         rv = command.main(args=args, prog_name="deskmail", standalone_mode=False)
         if isinstance(rv, int):  # click returns typer.Exit's code instead of raising without standalone mode

@@ -119,6 +119,8 @@ class Skipped:
 
 @dataclass(frozen=True)
 class DiscoveryResult:
+    """Everything one discovery found for an address: the candidates, best first, and what was left out."""
+
     email: str
     candidates: tuple[Candidate, ...]
     skipped: tuple[Skipped, ...] = ()

@@ -21,9 +21,8 @@ import json
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from importlib import resources
-from importlib.resources.abc import Traversable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from deskmail.discovery.domains import normalize, parents
 from deskmail.discovery.ispdb import (
@@ -33,9 +32,14 @@ from deskmail.discovery.ispdb import (
     parse_client_config,
 )
 
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable  # (the import is the cost bundled_folder() avoids)
+
 
 @dataclass(frozen=True)
 class ProviderMatch:
+    """A database entry found for a domain (or MX host), and which name matched it."""
+
     provider: Provider
     asked: str  # the domain (or MX host) that was looked up
     matched: str  # the database key that matched: the domain itself or a parent
@@ -229,7 +233,11 @@ def bundled_folder() -> Traversable:
     """``deskmail/discovery/providers``: a plain directory in every ordinary install
     (importlib.resources, needed only for zipped packages, costs 4 ms to import)."""
     here = Path(__file__).with_name("providers")
-    return here if here.is_dir() else resources.files("deskmail.discovery") / "providers"
+    if here.is_dir():
+        return here
+    from importlib import resources
+
+    return resources.files("deskmail.discovery") / "providers"
 
 
 @functools.lru_cache(maxsize=1)

@@ -111,6 +111,8 @@ class OAuth2Support(StrEnum):
 
 @dataclass(frozen=True)
 class SourceInfo:
+    """A ``dm:source`` of a deskmail entry: where its settings come from, and how far to trust that."""
+
     id: str
     kind: SourceKind
     url: str
@@ -148,6 +150,8 @@ class Requirement:
 
 @dataclass(frozen=True)
 class Documentation:
+    """A ``<documentation>`` link of a clientConfig file: the provider's own page about these settings."""
+
     url: str
     description: str
 

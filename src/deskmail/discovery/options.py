@@ -114,6 +114,8 @@ class Deadline:
 
 @dataclass
 class Outcome(Generic[T]):
+    """What one task of :func:`run_all` gave: its value or its error, or neither if it did not finish."""
+
     value: T | None = None
     error: BaseException | None = None
     done: bool = False
