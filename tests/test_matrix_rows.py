@@ -106,23 +106,38 @@ def test_expunged_between_listing_and_fetch_is_gone_not_a_failure(sandbox: Any, 
 # ---- F-10: another client moves messages ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("when", ["between", "during"])
+def _bodies_fetched(proxy: WireProxy, since: int) -> list[bytes]:
+    """The client's FETCH commands of whole bodies after the ``since``-th command (a partial
+    ``BODY.PEEK[]<0.n>`` is not one)."""
+    return [c for c in proxy.commands[since:] if re.search(rb"FETCH .*BODY\.PEEK\[\](?!<)", c)]
+
+
+@pytest.mark.parametrize("when", ["between", "during", "into_inbox"])
 def test_messages_another_client_moves_end_up_once_in_the_target(sandbox: Any, mail_user: Any, tmp_path: Path,
                                                                  when: str) -> None:
     """`doveadm move` of 50 of 60 messages to Archive, between two syncs or while deskmail fetches
-    INBOX's bodies: afterwards each message is here once, in Archive (never in both folders, never
-    lost), and a further sync changes nothing."""
+    INBOX's bodies; or of 20 of Archive's messages into INBOX, the folder synced first: afterwards each
+    message is here once, in the target (never in both folders, never lost, its bytes those delivered),
+    and a further sync changes nothing. Moved between two syncs, no message is downloaded again: the
+    copy here is taken (parked when INBOX's sync sees them gone, or linked from Archive while Archive's
+    sync has not yet seen them go), and no FETCH of a whole body goes out."""
     email = mail_user.email
     proxy = WireProxy((sandbox.host, sandbox.imap_port))
     try:
         home = plain_account(sandbox, mail_user, tmp_path, proxy.port)
-        sandbox.fill_maildir(email, [msg(i, email) for i in range(1, 61)])
+        sent = {_mid(i): msg(i, email) for i in range(1, 61)}
+        sandbox.fill_maildir(email, [sent[_mid(i)] for i in range(1, 41)])
+        sandbox.fill_maildir(email, [sent[_mid(i)] for i in range(41, 61)], "Archive")
+        if when == "into_inbox":
+            source, target, moved_ids = "Archive", "INBOX", {_mid(i) for i in range(41, 61)}
+        else:
+            source, target, moved_ids = "INBOX", "Archive", {_mid(i) for i in range(1, 41)}
         moved: list[bytes] = []
 
         def move(line: bytes) -> None:
             if not moved:
                 moved.append(line)
-                sandbox.doveadm("move", "-u", email, "Archive", "mailbox", "INBOX", "uid", "1:50", check=True)
+                sandbox.doveadm("move", "-u", email, target, "mailbox", source, "all", check=True)
 
         if when == "during":
             proxy.before(rb"UID FETCH \S+ \(.*BODY\.PEEK\[\]", move)
@@ -130,18 +145,26 @@ def test_messages_another_client_moves_end_up_once_in_the_target(sandbox: Any, m
             assert moved
         else:
             _sync(home)
-            assert len(local(home)) == 60
+            assert len(local(home)) == 40 and len(local(home, "Archive")) == 20
             move(b"")
+        since = len(proxy.commands)
         result = _sync(home)
         again = _sync(home)
         assert all(f["new"] == 0 and f["removed"] == 0 for f in again.values()), again
         _same_everywhere(home, sandbox, email, ("INBOX", "Archive"))
-        assert set(local(home, "Archive")) == {_mid(i) for i in range(1, 51)}
-        assert set(local(home)) == {_mid(i) for i in range(51, 61)}
+        assert set(local(home, target)) == set(sent)
+        assert not local(home, source)
+        for folder in ("INBOX", "Archive"):  # each file holds the bytes delivered
+            for path in _files(home, folder):
+                data = path.read_bytes()
+                mid = re.search(rb"^Message-ID: (<[^>]+>)", data, re.M)
+                assert mid and data == sent[mid.group(1).decode()], path
         assert result["INBOX"]["codes"] == [] and result["Archive"]["codes"] == []
-        if when == "between":
-            # Not recognised as a move: INBOX's 50 are removed here and Archive's downloaded again.
-            assert result["INBOX"]["removed"] == 50 and result["Archive"]["new"] == 50, result
+        assert not (home.root / "data" / "mail" / "a" / "deskmail-parked").exists(), "nothing left parked"
+        if when != "during":
+            assert result[source]["removed"] == len(moved_ids), result
+            assert result[target]["new"] == len(moved_ids) == result[target]["reused"], result
+            assert result[target]["bytes"] == 0 and _bodies_fetched(proxy, since) == [], result
     finally:
         proxy.close()
 
