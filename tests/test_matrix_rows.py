@@ -103,6 +103,46 @@ def test_expunged_between_listing_and_fetch_is_gone_not_a_failure(sandbox: Any, 
         proxy.close()
 
 
+# ---- F-03: the connection cut inside a BODY[] literal ---------------------------------------------
+
+
+def test_cut_3000_bytes_into_a_body_literal_keeps_nothing_partial_then_fetches_it_whole(
+        sandbox: Any, mail_user: Any, tmp_path: Path) -> None:
+    """The proxy passes INBOX's FETCH answer up to the `{N}\r\n` of its first `BODY[]` literal plus
+    exactly 3,000 bytes, then closes both ways: no short message is stored (no file, no row, nothing left
+    in tmp/), the folder is reported as a network failure (no traceback), the next folder is synced over
+    a new connection, and the next sync fetches every message whole (bytes equal to those delivered)."""
+    email = mail_user.email
+    proxy = WireProxy((sandbox.host, sandbox.imap_port))
+    try:
+        home = plain_account(sandbox, mail_user, tmp_path, proxy.port)
+        sent = {_mid(i, 20_000): msg(i, email, size=20_000) for i in range(1, 6)}
+        sandbox.fill_maildir(email, list(sent.values()))
+        sandbox.fill_maildir(email, [msg(9, email)], "Lists")
+        proxy.fault_in(rb'SELECT "?INBOX"?', "cut", after=3000)
+        proc = home.run("sync", "--json")
+        assert proxy.faulted.is_set() and "Traceback" not in proc.stderr
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        folders = {f["folder"]: f for f in json.loads(proc.stdout)["a"]["folders"]}
+        assert folders["INBOX"]["codes"] == ["network"] and folders["INBOX"]["new"] == 0, folders["INBOX"]
+        assert folders["Lists"]["new"] == 1 and proxy.connections == 2, folders
+        assert _files(home) == [] and local(home) == {}, "nothing of the cut message is kept"
+        assert not list((home.root / "data" / "mail" / "a" / "tmp").iterdir())
+
+        again = _sync(home)
+        assert again["INBOX"]["new"] == 5 and again["INBOX"]["codes"] == [], again["INBOX"]
+        stored = {}
+        for path in _files(home):
+            data = path.read_bytes()
+            mid = re.search(rb"^Message-ID: (<[^>]+>)", data, re.M)
+            assert mid is not None
+            stored[mid.group(1).decode()] = data
+        assert stored == sent, "every message whole, byte for byte"
+        assert not list((home.root / "data" / "mail" / "a" / "tmp").iterdir())
+    finally:
+        proxy.close()
+
+
 # ---- F-10: another client moves messages ---------------------------------------------------------
 
 
