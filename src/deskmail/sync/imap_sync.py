@@ -59,7 +59,15 @@ lists nothing.
    sent by the next sync). Keywords (``$Label1``) are sent only when the
    SELECT's PERMANENTFLAGS has ``\\*`` or names them (or is absent); others
    stay here, are not recorded as agreed, and the folder's notes name them.
-   Expunged on the server wins over any local flag change.
+   Expunged on the server wins over any local flag change. Before any of
+   this is applied, the messages the plan acts on by UID (flags, journaled
+   deletes and moves) and the newest one held here are checked to be the
+   messages their UIDs named when stored (Message-ID); a UID that now names
+   another message, or a UIDNEXT that went backwards, stops the folder with
+   ``uids_unstable`` and nothing is changed on either side (F-16).
+   A message expunged from the folder on the server is not removed here at
+   once: its file is parked (``deskmail-parked/`` below the account's mail
+   root, its row gone) until the run has synced every folder, then removed.
 7. **New mail:** one ``UID FETCH`` for all new UIDs (and the messages
    whose file vanished here: their index row stays until the new copy
    replaces it in the same transaction), bodies streamed into
@@ -67,6 +75,14 @@ lists nothing.
    directory fsync), then the batch's index rows committed. The index row is
    the sync state, so a crash anywhere leaves either nothing or a file that
    :meth:`deskmail.store.Store.recover` adopts by the identity in its name.
+   Messages another client moved or copied (F-10): when a local copy could
+   exist (something is parked, or another folder holds messages), the new
+   UIDs' Message-ID, size and flags are listed first; one matching a parked
+   file or another folder's file, whose first bytes the server gives
+   identical, is taken from that file (renamed from the park, or hard-linked
+   from the other folder, whose own sync removes its copy once the server no
+   longer has it there), not downloaded. Either folder order works: the
+   source synced first parks, the target synced first links.
 8. **Messages saved here:** a message file in ``cur/``/``new/`` whose name
    carries no identity of this folder (mutt saved it, a file manager dropped
    it, or it was moved here from another folder) is uploaded with
