@@ -151,6 +151,8 @@ BATCH_MESSAGES = 500
 PARKED = "deskmail-parked"
 # How much of a message's start is compared before a local copy stands in for a download (F-10).
 SAME_START = 4096
+# At most this many messages of a flag sync are checked to still be the messages their UIDs named (F-16).
+IDENTITY_SAMPLE = 1000
 BATCH_BYTES = 32 * 1024 * 1024
 # Test hook: DESKMAIL_FAULT=crash_after_append SIGKILLs the process right after the server accepted an
 # upload and before the file is adopted (tests/test_sync.py proves the resume). Read only on that path.
@@ -450,16 +452,23 @@ class ImapSync:
 
         UIDs never change meaning while UIDVALIDITY stays (RFC 3501 2.3.1.1); a server that lost its
         index and hands them out again would have this sync put another message's flags on a local
-        copy, or delete the wrong message there. One small FETCH, and only when the plan acts by UID.
+        copy, or delete the wrong message there. One small FETCH, and only when the plan acts by UID:
+        every journaled delete and move, of the flag changes at most :data:`IDENTITY_SAMPLE` spread evenly.
         """
         from deskmail.sync.plan import DeleteThere, MoveThere, PullFlags, PushFlags
 
         uids: set[str] = set()
+        flagged: set[str] = set()
         for action in actions:
             if isinstance(action, DeleteThere | MoveThere):
-                uids.add(action.op.uid)
+                uids.add(action.op.uid)  # every one: these remove a message there
             elif isinstance(action, PullFlags | PushFlags):
-                uids.update(c.uid for c in action.changes)
+                flagged.update(c.uid for c in action.changes)
+        if len(flagged) > IDENTITY_SAMPLE:  # a flag change on a whole large folder: an even sample
+            ordered = sorted(flagged, key=lambda u: int(u) if u.isdigit() else 0)
+            step = len(ordered) / IDENTITY_SAMPLE
+            flagged = {ordered[int(i * step)] for i in range(IDENTITY_SAMPLE)} | {ordered[-1]}
+        uids |= flagged
         if not uids:
             return
         uv = run.status.uidvalidity
