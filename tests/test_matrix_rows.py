@@ -152,15 +152,16 @@ def _bodies_fetched(proxy: WireProxy, since: int) -> list[bytes]:
     return [c for c in proxy.commands[since:] if re.search(rb"FETCH .*BODY\.PEEK\[\](?!<)", c)]
 
 
-@pytest.mark.parametrize("when", ["between", "during", "into_inbox"])
+@pytest.mark.parametrize("when", ["between", "during", "during_next", "into_inbox"])
 def test_messages_another_client_moves_end_up_once_in_the_target(sandbox: Any, mail_user: Any, tmp_path: Path,
                                                                  when: str) -> None:
-    """`doveadm move` of 50 of 60 messages to Archive, between two syncs or while deskmail fetches
-    INBOX's bodies; or of 20 of Archive's messages into INBOX, the folder synced first: afterwards each
-    message is here once, in the target (never in both folders, never lost, its bytes those delivered),
-    and a further sync changes nothing. Moved between two syncs, no message is downloaded again: the
-    copy here is taken (parked when INBOX's sync sees them gone, or linked from Archive while Archive's
-    sync has not yet seen them go), and no FETCH of a whole body goes out."""
+    """`doveadm move` of INBOX's 40 messages to Archive (which has 20): between two syncs, while the first
+    sync fetches INBOX's bodies, or while the next sync fetches a new message into INBOX; or
+    of Archive's 20 into INBOX, the folder synced first. Afterwards each message is here once, in the
+    target (never in both folders, never lost, its bytes those delivered), nothing is left parked, and a
+    further sync changes nothing. Once the messages were here, none is downloaded again: the copy here
+    is taken (parked when the source's sync sees them gone before the target's sync, linked from the
+    source's file when the target's sync comes first), and no FETCH of a whole body goes out."""
     email = mail_user.email
     proxy = WireProxy((sandbox.host, sandbox.imap_port))
     try:
@@ -177,7 +178,7 @@ def test_messages_another_client_moves_end_up_once_in_the_target(sandbox: Any, m
         def move(line: bytes) -> None:
             if not moved:
                 moved.append(line)
-                sandbox.doveadm("move", "-u", email, target, "mailbox", source, "all", check=True)
+                sandbox.doveadm("move", "-u", email, target, "mailbox", source, "uid", "1:40", check=True)
 
         if when == "during":
             proxy.before(rb"UID FETCH \S+ \(.*BODY\.PEEK\[\]", move)
@@ -186,19 +187,27 @@ def test_messages_another_client_moves_end_up_once_in_the_target(sandbox: Any, m
         else:
             _sync(home)
             assert len(local(home)) == 40 and len(local(home, "Archive")) == 20
-            move(b"")
+            if when == "during_next":
+                # While this sync fetches a new message into INBOX, after INBOX's listing and the LIST
+                # that said Archive had not changed: the next sync sees the move.
+                sandbox.fill_maildir(email, [msg(61, email)])
+                proxy.before(rb"UID FETCH \S+ \(.*BODY\.PEEK\[\]", move)
+                during = _sync(home)
+                assert moved and during["INBOX"]["new"] == 1, during
+            else:
+                move(b"")
         since = len(proxy.commands)
         result = _sync(home)
         again = _sync(home)
         assert all(f["new"] == 0 and f["removed"] == 0 for f in again.values()), again
         _same_everywhere(home, sandbox, email, ("INBOX", "Archive"))
         assert set(local(home, target)) == set(sent)
-        assert not local(home, source)
+        assert set(local(home, source)) == ({_mid(61)} if when == "during_next" else set())
         for folder in ("INBOX", "Archive"):  # each file holds the bytes delivered
             for path in _files(home, folder):
                 data = path.read_bytes()
                 mid = re.search(rb"^Message-ID: (<[^>]+>)", data, re.M)
-                assert mid and data == sent[mid.group(1).decode()], path
+                assert mid and data == {**sent, _mid(61): msg(61, email)}[mid.group(1).decode()], path
         assert result["INBOX"]["codes"] == [] and result["Archive"]["codes"] == []
         assert not (home.root / "data" / "mail" / "a" / "deskmail-parked").exists(), "nothing left parked"
         if when != "during":
