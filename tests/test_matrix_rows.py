@@ -103,26 +103,82 @@ def test_expunged_between_listing_and_fetch_is_gone_not_a_failure(sandbox: Any, 
         proxy.close()
 
 
-# ---- F-10: another client moves messages ---------------------------------------------------------
+# ---- F-03: the connection cut inside a BODY[] literal ---------------------------------------------
 
 
-@pytest.mark.parametrize("when", ["between", "during"])
-def test_messages_another_client_moves_end_up_once_in_the_target(sandbox: Any, mail_user: Any, tmp_path: Path,
-                                                                 when: str) -> None:
-    """`doveadm move` of 50 of 60 messages to Archive, between two syncs or while deskmail fetches
-    INBOX's bodies: afterwards each message is here once, in Archive (never in both folders, never
-    lost), and a further sync changes nothing."""
+def test_cut_3000_bytes_into_a_body_literal_keeps_nothing_partial_then_fetches_it_whole(
+        sandbox: Any, mail_user: Any, tmp_path: Path) -> None:
+    """The proxy passes INBOX's FETCH answer up to the `{N}\r\n` of its first `BODY[]` literal plus
+    exactly 3,000 bytes, then closes both ways: no short message is stored (no file, no row, nothing left
+    in tmp/), the folder is reported as a network failure (no traceback), the next folder is synced over
+    a new connection, and the next sync fetches every message whole (bytes equal to those delivered)."""
     email = mail_user.email
     proxy = WireProxy((sandbox.host, sandbox.imap_port))
     try:
         home = plain_account(sandbox, mail_user, tmp_path, proxy.port)
-        sandbox.fill_maildir(email, [msg(i, email) for i in range(1, 61)])
+        sent = {_mid(i, 20_000): msg(i, email, size=20_000) for i in range(1, 6)}
+        sandbox.fill_maildir(email, list(sent.values()))
+        sandbox.fill_maildir(email, [msg(9, email)], "Lists")
+        proxy.fault_in(rb'SELECT "?INBOX"?', "cut", after=3000)
+        proc = home.run("sync", "--json")
+        assert proxy.faulted.is_set() and "Traceback" not in proc.stderr
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        folders = {f["folder"]: f for f in json.loads(proc.stdout)["a"]["folders"]}
+        assert folders["INBOX"]["codes"] == ["network"] and folders["INBOX"]["new"] == 0, folders["INBOX"]
+        assert folders["Lists"]["new"] == 1 and proxy.connections == 2, folders
+        assert _files(home) == [] and local(home) == {}, "nothing of the cut message is kept"
+        assert not list((home.root / "data" / "mail" / "a" / "tmp").iterdir())
+
+        again = _sync(home)
+        assert again["INBOX"]["new"] == 5 and again["INBOX"]["codes"] == [], again["INBOX"]
+        stored = {}
+        for path in _files(home):
+            data = path.read_bytes()
+            mid = re.search(rb"^Message-ID: (<[^>]+>)", data, re.M)
+            assert mid is not None
+            stored[mid.group(1).decode()] = data
+        assert stored == sent, "every message whole, byte for byte"
+        assert not list((home.root / "data" / "mail" / "a" / "tmp").iterdir())
+    finally:
+        proxy.close()
+
+
+# ---- F-10: another client moves messages ---------------------------------------------------------
+
+
+def _bodies_fetched(proxy: WireProxy, since: int) -> list[bytes]:
+    """The client's FETCH commands of whole bodies after the ``since``-th command (a partial
+    ``BODY.PEEK[]<0.n>`` is not one)."""
+    return [c for c in proxy.commands[since:] if re.search(rb"FETCH .*BODY\.PEEK\[\](?!<)", c)]
+
+
+@pytest.mark.parametrize("when", ["between", "during", "during_next", "into_inbox"])
+def test_messages_another_client_moves_end_up_once_in_the_target(sandbox: Any, mail_user: Any, tmp_path: Path,
+                                                                 when: str) -> None:
+    """`doveadm move` of INBOX's 40 messages to Archive (which has 20): between two syncs, while the first
+    sync fetches INBOX's bodies, or while the next sync fetches a new message into INBOX; or
+    of Archive's 20 into INBOX, the folder synced first. Afterwards each message is here once, in the
+    target (never in both folders, never lost, its bytes those delivered), nothing is left parked, and a
+    further sync changes nothing. Once the messages were here, none is downloaded again: the copy here
+    is taken (parked when the source's sync sees them gone before the target's sync, linked from the
+    source's file when the target's sync comes first), and no FETCH of a whole body goes out."""
+    email = mail_user.email
+    proxy = WireProxy((sandbox.host, sandbox.imap_port))
+    try:
+        home = plain_account(sandbox, mail_user, tmp_path, proxy.port)
+        sent = {_mid(i): msg(i, email) for i in range(1, 61)}
+        sandbox.fill_maildir(email, [sent[_mid(i)] for i in range(1, 41)])
+        sandbox.fill_maildir(email, [sent[_mid(i)] for i in range(41, 61)], "Archive")
+        if when == "into_inbox":
+            source, target, moved_ids = "Archive", "INBOX", {_mid(i) for i in range(41, 61)}
+        else:
+            source, target, moved_ids = "INBOX", "Archive", {_mid(i) for i in range(1, 41)}
         moved: list[bytes] = []
 
         def move(line: bytes) -> None:
             if not moved:
                 moved.append(line)
-                sandbox.doveadm("move", "-u", email, "Archive", "mailbox", "INBOX", "uid", "1:50", check=True)
+                sandbox.doveadm("move", "-u", email, target, "mailbox", source, "uid", "1:40", check=True)
 
         if when == "during":
             proxy.before(rb"UID FETCH \S+ \(.*BODY\.PEEK\[\]", move)
@@ -130,18 +186,34 @@ def test_messages_another_client_moves_end_up_once_in_the_target(sandbox: Any, m
             assert moved
         else:
             _sync(home)
-            assert len(local(home)) == 60
-            move(b"")
+            assert len(local(home)) == 40 and len(local(home, "Archive")) == 20
+            if when == "during_next":
+                # While this sync fetches a new message into INBOX, after INBOX's listing and the LIST
+                # that said Archive had not changed: the next sync sees the move.
+                sandbox.fill_maildir(email, [msg(61, email)])
+                proxy.before(rb"UID FETCH \S+ \(.*BODY\.PEEK\[\]", move)
+                during = _sync(home)
+                assert moved and during["INBOX"]["new"] == 1, during
+            else:
+                move(b"")
+        since = len(proxy.commands)
         result = _sync(home)
         again = _sync(home)
         assert all(f["new"] == 0 and f["removed"] == 0 for f in again.values()), again
         _same_everywhere(home, sandbox, email, ("INBOX", "Archive"))
-        assert set(local(home, "Archive")) == {_mid(i) for i in range(1, 51)}
-        assert set(local(home)) == {_mid(i) for i in range(51, 61)}
+        assert set(local(home, target)) == set(sent)
+        assert set(local(home, source)) == ({_mid(61)} if when == "during_next" else set())
+        for folder in ("INBOX", "Archive"):  # each file holds the bytes delivered
+            for path in _files(home, folder):
+                data = path.read_bytes()
+                mid = re.search(rb"^Message-ID: (<[^>]+>)", data, re.M)
+                assert mid and data == {**sent, _mid(61): msg(61, email)}[mid.group(1).decode()], path
         assert result["INBOX"]["codes"] == [] and result["Archive"]["codes"] == []
-        if when == "between":
-            # Not recognised as a move: INBOX's 50 are removed here and Archive's downloaded again.
-            assert result["INBOX"]["removed"] == 50 and result["Archive"]["new"] == 50, result
+        assert not (home.root / "data" / "mail" / "a" / "deskmail-parked").exists(), "nothing left parked"
+        if when != "during":
+            assert result[source]["removed"] == len(moved_ids), result
+            assert result[target]["new"] == len(moved_ids) == result[target]["reused"], result
+            assert result[target]["bytes"] == 0 and _bodies_fetched(proxy, since) == [], result
     finally:
         proxy.close()
 

@@ -96,7 +96,7 @@ class WireProxy:
     server: deterministic, the server sees the other client's change first.
     ``fault_in(pattern, kind)``: once the client sent a command matching ``pattern`` (a SELECT of
     one folder), the first ``BODY[] {n}`` literal of the answer to its next FETCH of bodies is cut
-    ("cut": 1,000 bytes into the literal, then both ways closed) or garbled ("garble": its size
+    ("cut": ``after`` bytes (1,000) into the literal, then both ways closed) or garbled ("garble": its size
     announced 40 bytes short, so the rest of the body lands where the parser expects the response to
     go on). Only once.
     """
@@ -109,6 +109,7 @@ class WireProxy:
         self.commands: list[bytes] = []
         self._before: list[tuple[re.Pattern[bytes], Callable[[bytes], None]]] = []
         self._fault: tuple[re.Pattern[bytes], str] | None = None
+        self._cut_after = 1000
         self._selected = threading.Event()
         self._armed = threading.Event()
         self.faulted = threading.Event()
@@ -121,8 +122,9 @@ class WireProxy:
     def before(self, pattern: bytes, action: Callable[[bytes], None]) -> None:
         self._before.append((re.compile(pattern), action))
 
-    def fault_in(self, pattern: bytes, kind: str) -> None:
+    def fault_in(self, pattern: bytes, kind: str, *, after: int = 1000) -> None:
         self._fault = (re.compile(pattern), kind)
+        self._cut_after = after
 
     def close(self) -> None:
         try:
@@ -188,7 +190,12 @@ class WireProxy:
                 self._armed.clear()
                 self.faulted.set()
                 if self._fault[1] == "cut":
-                    client.sendall(pending[:m.end() + 1000])
+                    while len(pending) < m.end() + self._cut_after:  # the literal's first bytes, exactly
+                        more = server.recv(65536)
+                        if not more:
+                            break
+                        pending += more
+                    client.sendall(pending[:m.end() + self._cut_after])
                     _hang_up(client)
                     _hang_up(server)
                     return

@@ -152,6 +152,7 @@ class Code(StrEnum):
     # a folder's sync: what was held back (FolderResult.codes)
     DELETE_HELD = "delete_held"
     DELETED_TO_TRASH = "deleted_to_trash"
+    UIDS_UNSTABLE = "uids_unstable"
 
 
 # One line per code: what it means. docs/doctor.md and docs/errors.md expand each.
@@ -287,6 +288,9 @@ MEANINGS: dict[Code, str] = {
                       "another program has marked other messages in the folder deleted",
     Code.DELETED_TO_TRASH: "a delete for good became a move to Trash: expunging would have removed messages "
                            "another program marked deleted (the server has no UIDPLUS)",
+    Code.UIDS_UNSTABLE: "the server's UIDs of a folder are not stable (UIDNEXT went backwards, or a UID now names "
+                        "another message under the same UIDVALIDITY): that folder is not synced, nothing is "
+                        "changed here or there; the other folders sync",
 }
 
 # The codes the doctor reports (docs/doctor.md); the others are the engine's (docs/errors.md).

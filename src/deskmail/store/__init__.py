@@ -1138,6 +1138,29 @@ class Store:
         self.db.execute("UPDATE messages SET uidvalidity=?, uid=?, filename=? WHERE id=?",
                         (uidvalidity, uid, filename, row_id))
 
+    def copies_elsewhere(self, account: str, folder_id: int, message_ids: Iterable[str]
+                         ) -> dict[tuple[str, int], Path]:
+        """(Message-ID, size) -> the file of a message with them in another folder of the account: a
+        local copy a message moved or copied there by another client can be taken from (F-10)."""
+        out: dict[tuple[str, int], Path] = {}
+        wanted = sorted(set(message_ids) - {""})
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i:i + 500]
+            cur = self.db.execute(
+                "SELECT m.message_id, m.size, m.filename, f.path FROM messages m JOIN folders f ON f.id = m.folder_id"
+                f" WHERE f.account=? AND m.folder_id != ? AND m.message_id IN ({','.join('?' * len(chunk))})",
+                (account, folder_id, *chunk),
+            )
+            for mid, size, filename, path in cur:
+                out.setdefault((mid, size), self.maildir(account, path).path(filename))
+        return out
+
+    def has_messages_elsewhere(self, account: str, folder_id: int) -> bool:
+        """Whether another folder of the account holds any message (a local copy could be taken from it)."""
+        return self.db.execute(
+            "SELECT 1 FROM messages m JOIN folders f ON f.id = m.folder_id WHERE f.account=? AND m.folder_id != ?"
+            " LIMIT 1", (account, folder_id)).fetchone() is not None
+
     def move_row_to_folder(self, row_id: int, folder_id: int, uid: str) -> None:
         """Put a row into another (local) folder under a placeholder UID, e.g. a Recovered quarantine."""
         self.db.execute("UPDATE messages SET folder_id=?, uid=? WHERE id=?", (folder_id, uid, row_id))

@@ -59,7 +59,15 @@ lists nothing.
    sent by the next sync). Keywords (``$Label1``) are sent only when the
    SELECT's PERMANENTFLAGS has ``\\*`` or names them (or is absent); others
    stay here, are not recorded as agreed, and the folder's notes name them.
-   Expunged on the server wins over any local flag change.
+   Expunged on the server wins over any local flag change. Before any of
+   this is applied, the messages the plan acts on by UID (flags, journaled
+   deletes and moves) and the newest one held here are checked to be the
+   messages their UIDs named when stored (Message-ID); a UID that now names
+   another message, or a UIDNEXT that went backwards, stops the folder with
+   ``uids_unstable`` and nothing is changed on either side (F-16).
+   A message expunged from the folder on the server is not removed here at
+   once: its file is parked (``deskmail-parked/`` below the account's mail
+   root, its row gone) until the run has synced every folder, then removed.
 7. **New mail:** one ``UID FETCH`` for all new UIDs (and the messages
    whose file vanished here: their index row stays until the new copy
    replaces it in the same transaction), bodies streamed into
@@ -67,6 +75,14 @@ lists nothing.
    directory fsync), then the batch's index rows committed. The index row is
    the sync state, so a crash anywhere leaves either nothing or a file that
    :meth:`deskmail.store.Store.recover` adopts by the identity in its name.
+   Messages another client moved or copied (F-10): when a local copy could
+   exist (something is parked, or another folder holds messages), the new
+   UIDs' Message-ID, size and flags are listed first; one matching a parked
+   file or another folder's file, whose first bytes the server gives
+   identical, is taken from that file (renamed from the park, or hard-linked
+   from the other folder, whose own sync removes its copy once the server no
+   longer has it there), not downloaded. Either folder order works: the
+   source synced first parks, the target synced first links.
 8. **Messages saved here:** a message file in ``cur/``/``new/`` whose name
    carries no identity of this folder (mutt saved it, a file manager dropped
    it, or it was moved here from another folder) is uploaded with
@@ -94,15 +110,25 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from deskmail.codes import Code
+from deskmail.durable import fsync_dir
 from deskmail.errors import NetworkError, ProtocolError, StoreError
 from deskmail.model import Account
 from deskmail.protocol.imap import FolderStatus, ImapSession, qresync_params, quote_string
 from deskmail.protocol.imap_stream import FetchItem, Untagged, compress_uids, parse_uid_set
 from deskmail.store import Folder, Op, Row, Store, read_header_info
-from deskmail.store.maildir import Maildir, PendingMessage, Upload, info_to_flags, release_freed_memory, server_key
+from deskmail.store.maildir import (
+    Maildir,
+    PendingMessage,
+    Upload,
+    flags_to_info,
+    info_to_flags,
+    release_freed_memory,
+    server_key,
+)
 
 if TYPE_CHECKING:
     from deskmail.events import CancelToken, Listener
@@ -120,6 +146,13 @@ if TYPE_CHECKING:
     )
 
 BATCH_MESSAGES = 500
+# Local copies of messages gone from their folder on the server wait here (below the account's mail
+# root, not a Maildir++ folder) until the run ends: another client may have moved them (F-10).
+PARKED = "deskmail-parked"
+# How much of a message's start is compared before a local copy stands in for a download (F-10).
+SAME_START = 4096
+# At most this many messages of a flag sync are checked to still be the messages their UIDs named (F-16).
+IDENTITY_SAMPLE = 1000
 BATCH_BYTES = 32 * 1024 * 1024
 # Test hook: DESKMAIL_FAULT=crash_after_append SIGKILLs the process right after the server accepted an
 # upload and before the file is adopted (tests/test_sync.py proves the resume). Read only on that path.
@@ -152,6 +185,7 @@ class FolderResult:
     deleted: int = 0  # deleted here, pushed to the server
     moved: int = 0
     refetched: int = 0
+    reused: int = 0  # of ``new``: taken from a local copy (moved here by another client), not downloaded
     conflicts: int = 0
     uploaded: int = 0  # local-only messages appended to the server
     held_uploads: int = 0  # messages saved here that wait for a confirmation before they are uploaded
@@ -206,6 +240,8 @@ class ImapSync:
         self._use(session)
         self.folder_notes: dict[str, list[str]] = {}  # said by reconcile_folders, shown with the folder's result
         self.unsynced: list[FolderResult] = []  # folders made here that the server refused to create
+        # (Message-ID, size) -> local copies of messages gone from their folder this run (or a killed one)
+        self._parked: dict[tuple[str, int], list[Path]] | None = None
 
     def _use(self, session: ImapSession) -> None:
         self.imap = session
@@ -396,6 +432,7 @@ class ImapSync:
 
         while True:
             actions = plan_folder(run.local, run.server)
+            self._check_identities(actions, run)
             if self.dry_run:
                 if any(not isinstance(a, Checkpoint) for a in actions):  # a lone checkpoint is bookkeeping
                     result.plan.extend(actions)
@@ -407,6 +444,58 @@ class ImapSync:
                 return result
             # The local copies carry their new UIDs now: gather again, against the same SELECT.
             run = self._regather(run)
+
+    def _check_identities(self, actions: list[Action], run: _FolderRun) -> None:
+        """Before anything is applied: the messages the plan acts on by UID (flags taken or sent, a
+        journaled delete or move) and the newest message held here must still be the messages those
+        UIDs named when they were stored, by Message-ID (F-16).
+
+        UIDs never change meaning while UIDVALIDITY stays (RFC 3501 2.3.1.1); a server that lost its
+        index and hands them out again would have this sync put another message's flags on a local
+        copy, or delete the wrong message there. One small FETCH, and only when the plan acts by UID:
+        every journaled delete and move, of the flag changes at most :data:`IDENTITY_SAMPLE` spread evenly.
+        """
+        from deskmail.sync.plan import DeleteThere, MoveThere, PullFlags, PushFlags
+
+        uids: set[str] = set()
+        flagged: set[str] = set()
+        for action in actions:
+            if isinstance(action, DeleteThere | MoveThere):
+                uids.add(action.op.uid)  # every one: these remove a message there
+            elif isinstance(action, PullFlags | PushFlags):
+                flagged.update(c.uid for c in action.changes)
+        if len(flagged) > IDENTITY_SAMPLE:  # a flag change on a whole large folder: an even sample
+            ordered = sorted(flagged, key=lambda u: int(u) if u.isdigit() else 0)
+            step = len(ordered) / IDENTITY_SAMPLE
+            flagged = {ordered[int(i * step)] for i in range(IDENTITY_SAMPLE)} | {ordered[-1]}
+        uids |= flagged
+        if not uids:
+            return
+        uv = run.status.uidvalidity
+        held = [r for r in run.rows.values() if r.uidvalidity == uv and r.uid.isdigit()]
+        if held:
+            uids.add(max(held, key=lambda r: int(r.uid)).uid)  # a reset server renumbers from below
+        known: dict[int, str] = {}
+        for uid in uids:
+            row = run.rows.get(uid)
+            if row is not None and row.uidvalidity == uv and uid.isdigit() and (mid := _angle_id(row.message_id)):
+                known[int(uid)] = mid
+        if not known:
+            return
+        for item in self.imap.command(f"UID FETCH {compress_uids(sorted(known))} "
+                                      "(UID BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])"):
+            mine = known.get(item.uid)
+            theirs = _angle_id(next(iter(item.small.values()), b"").decode("utf-8", "replace"))
+            if mine and theirs and theirs != mine:
+                folder = run.folder
+                raise ProtocolError(
+                    f"The server's UID {item.uid} in {folder.name} now names another message ({mine} before, "
+                    f"{theirs} now), under the same UIDVALIDITY {uv}",
+                    "the server lost its index or reuses message numbers",
+                    "nothing was changed here or on the server; ask the provider, or remove the folder's local "
+                    "copy and download it again once the server is consistent",
+                    code=Code.UIDS_UNSTABLE, account=folder.account, folder=folder.name,
+                )
 
     def _gather(self, folder: Folder, result: FolderResult) -> _FolderRun | None:
         """Local state and server state as plain data (None: nothing changed on either side)."""
@@ -471,7 +560,7 @@ class ImapSync:
                 "the server lost its index or reuses message numbers",
                 "nothing was changed here; ask the provider, or remove the folder's local copy and "
                 "download it again once the server is consistent",
-                account=folder.account, folder=folder.name,
+                code=Code.UIDS_UNSTABLE, account=folder.account, folder=folder.name,
             )
         ops = [op for op in pending if op.kind in ("delete", "move")]
         if (
@@ -785,6 +874,7 @@ class ImapSync:
     def _expunge_here(self, action: ExpungeHere, run: _FolderRun) -> None:
         dropped = set(action.dropped)
         removed = 0
+        parked = False
         with self.store.transaction():
             for uid in action.uids:
                 row = run.rows.pop(uid, None)
@@ -795,9 +885,14 @@ class ImapSync:
                 if uid in dropped:
                     self.store.log(self.account.name, run.folder.name,
                                    f"UID {uid} was expunged on the server; local flag changes dropped")
-                run.md.remove(row.filename)
+                if self._park(run.md, run.folder, row):
+                    parked = True
+                else:
+                    run.md.remove(row.filename)
                 self.store.delete_row(row.id)
                 removed += 1
+            if parked:
+                self._parked_durable(run.md)  # before the rows go: a crash keeps the file or the row
         run.result.removed += removed
         if removed and self.listener is not None:
             from deskmail.events import Deleted
@@ -915,11 +1010,183 @@ class ImapSync:
         stale = {int(uid): run.rows[uid].id for uid in action.refetch if uid in run.rows}
         run.result.refetched += len(action.refetch)
         current = {u for u, r in run.rows.items() if r.uidvalidity == uv and int(u) not in stale} | run.adopted
-        self._download(run.folder, run.md, uv, list(action.uids), action.above, current, run.result, stale)
+        uids, above = list(action.uids), action.above
+        if self._parked_index() or self.store.has_messages_elsewhere(self.account.name, run.folder.id):
+            left = self._take_local_copies(run, uids, above, current, set(stale))
+            if left is not None:
+                uids, above = left, None  # the listing named every new UID
+        self._download(run.folder, run.md, uv, uids, above, current, run.result, stale)
         if stale:  # not sent by the server (expunged meanwhile): the row of the vanished file goes
             with self.store.transaction():
                 for row_id in stale.values():
                     self.store.delete_row(row_id)
+
+    # --- messages another client moved (F-10) -------------------------------------------------
+
+    def _park_dir(self) -> Path:
+        return self.store.maildir(self.account.name).root / PARKED
+
+    def _parked_index(self) -> dict[tuple[str, int], list[Path]]:
+        """(Message-ID, size) -> parked files: this run's, and those a killed run left (read once)."""
+        if self._parked is None:
+            self._parked = {}
+            park = self._park_dir()
+            try:
+                names = sorted(os.listdir(park))
+            except OSError:
+                names = []
+            for name in names:
+                path = park / name
+                try:
+                    size = path.stat().st_size
+                    mid = read_header_info(path).message_id
+                except OSError:
+                    continue
+                if mid:
+                    self._parked.setdefault((mid, size), []).append(path)
+        return self._parked
+
+    def _park(self, md: Maildir, folder: Folder, row: Row) -> bool:
+        """Keep the local copy of a message gone from ``folder`` on the server aside instead of removing
+        it: another client may have moved it to a folder this run syncs later, whose download then takes
+        this file (:meth:`_take_local_copies`). Inside the caller's transaction, which drops the row;
+        :meth:`drop_parked` removes what no folder took once the run has synced every folder."""
+        if not row.message_id:
+            return False  # nothing to recognise it by
+        park = self._park_dir()
+        n = 0
+        while (target := park / f"{folder.id}.{n}.{row.filename}").exists():  # parked twice (killed runs)
+            n += 1
+        try:
+            park.mkdir(exist_ok=True)
+            size = md.path(row.filename).stat().st_size
+            os.rename(md.path(row.filename), target)
+        except OSError:
+            return False
+        self._parked_index().setdefault((row.message_id, size), []).append(target)
+        return True
+
+    def _parked_durable(self, md: Maildir, *, park: bool = True) -> None:
+        try:
+            if park:
+                fsync_dir(self._park_dir())
+            fsync_dir(md.root / "cur")
+        except OSError as exc:
+            raise StoreError(f"Cannot write to the mail folder {md.root} ({exc.strerror})") from exc
+
+    def drop_parked(self) -> int:
+        """The run synced every folder: parked copies no folder took were expunged for good."""
+        park = self._park_dir()
+        try:
+            names = os.listdir(park)
+        except OSError:
+            return 0
+        for name in names:
+            (park / name).unlink(missing_ok=True)
+        try:
+            park.rmdir()
+        except OSError:
+            pass
+        self._parked = {}
+        return len(names)
+
+    def _take_local_copies(self, run: _FolderRun, uids: list[int], above: int | None, current: set[str],
+                           refetch: set[int]) -> list[int] | None:
+        """New messages of this folder that are here already, parked from a folder they vanished from or
+        still in another folder (another client moved or copied them): taken from that file instead of
+        downloaded (F-10). Returns the new UIDs left to download.
+
+        A local file stands in only for a message with the same Message-ID and size (RFC822.SIZE) whose
+        first bytes (:data:`SAME_START`, the header block and more) the server gives identical. A parked
+        file is renamed into this folder, another folder's file hard-linked (that folder's sync removes
+        its copy when the server no longer has it there). The file carries this folder's identity
+        before its row commits, so after a crash in between the next sync adopts it. None when nothing
+        was taken: the download asks for what it meant to (a range stays a range).
+        """
+        if above is not None:
+            uid_set = f"{above + 1}:*" + ("," + compress_uids(uids) if uids else "")
+        elif uids:
+            uid_set = compress_uids(uids)
+        else:
+            return None
+        wanted = set(uids)
+        folder = run.folder
+        parked = self._parked_index()
+        listed: list[int] = []
+        candidates: dict[int, tuple[Path, bool, tuple[str, ...], int]] = {}  # uid -> (file, parked, flags, size)
+        chunk: list[tuple[int, str, int, tuple[str, ...]]] = []
+
+        def match() -> None:
+            elsewhere = self.store.copies_elsewhere(self.account.name, folder.id, (c[1] for c in chunk))
+            for uid, mid, size, flags in chunk:
+                if files := parked.get((mid, size)):
+                    candidates[uid] = (files.pop(), True, flags, size)
+                elif (path := elsewhere.get((mid, size))) is not None:
+                    candidates[uid] = (path, False, flags, size)
+            chunk.clear()
+
+        for item in self.imap.command(f"UID FETCH {uid_set} "
+                                      "(UID FLAGS RFC822.SIZE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])"):
+            if not item.uid or str(item.uid) in current or (
+                item.uid not in wanted and (above is None or item.uid <= above)  # "n:*" names the last one
+            ):
+                continue
+            listed.append(item.uid)
+            mid = next(iter(item.small.values()), b"").decode("utf-8", "replace").partition(":")[2].strip()
+            if mid and item.uid not in refetch:
+                chunk.append((item.uid, mid, item.size, item.flags or ()))
+                if len(chunk) >= BATCH_MESSAGES:
+                    match()
+        if chunk:
+            match()
+        if not candidates:
+            return None
+        starts: dict[int, _Start] = {}
+        checked: set[int] = set()
+        for item in self.imap.command(f"UID FETCH {compress_uids(sorted(candidates))} "
+                                      f"(UID BODY.PEEK[]<0.{SAME_START}>)",
+                                      body_sink=lambda item: starts.setdefault(id(item), _Start())):
+            start = starts.pop(id(item), None)
+            if start is not None and item.uid in candidates and _starts_with(candidates[item.uid][0], start.data):
+                checked.add(item.uid)
+        candidates = {uid: c for uid, c in candidates.items() if uid in checked}
+        taken = self._take(run, candidates)
+        return [u for u in listed if u not in taken] if taken else None
+
+    def _take(self, run: _FolderRun, candidates: dict[int, tuple[Path, bool, tuple[str, ...], int]]) -> set[int]:
+        folder, md, uv, result = run.folder, run.md, run.status.uidvalidity, run.result
+        taken: set[int] = set()
+        todo = sorted(candidates)
+        for i in range(0, len(todo), BATCH_MESSAGES):
+            done: list[tuple[int, str, tuple[str, ...], int]] = []
+            with self.store.transaction():
+                for uid in todo[i:i + BATCH_MESSAGES]:
+                    path, was_parked, flags, size = candidates[uid]
+                    # A parked file's name is "<folder id>.<n>.<its name in that folder>".
+                    unique = (path.name.split(".", 2)[-1] if was_parked else path.name).partition(":")[0]
+                    base = re.sub(r",V=.*$", "", unique)
+                    name = f"{base},V={uv},U={uid}:2,{flags_to_info(flags)}"
+                    try:
+                        if was_parked:
+                            os.rename(path, md.path(name))
+                        else:
+                            os.link(path, md.path(name))
+                    except OSError:
+                        continue  # gone meanwhile (renamed by a flag change here): downloaded instead
+                    done.append((uid, name, flags, size))
+                if done:  # the files carry their identity here before the rows commit
+                    self._parked_durable(md, park=any(candidates[u][1] for u, *_ in done))
+                for uid, name, flags, size in done:
+                    self.store.insert_message(md, folder.id, uv, str(uid), name, flags, size=size)
+                    taken.add(uid)
+            result.new += len(done)
+            result.reused += len(done)
+        if taken:
+            with self.store.transaction():
+                self.store.log(self.account.name, folder.name,
+                               f"{len(taken)} messages moved or copied here by another client were taken from "
+                               "their local copy, not downloaded")
+        return taken
 
     def _move(self, folder: Folder, md: Maildir, rows: dict[str, Row], uid: str, target: str,
               result: FolderResult) -> None:
@@ -956,6 +1223,8 @@ class ImapSync:
                 # with the file and is sent by the target's sync, not taken as agreed).
                 self.store.insert_message(dest_md, dest.id, dest.uidvalidity, str(new_uid), name, _fs(row.flags),
                                           synced=_fs(row.synced_flags))
+            elif self._park(md, folder, row):
+                self._parked_durable(md)  # the target folder's sync takes it under its new UID
             else:
                 md.remove(row.filename)  # the target folder's sync downloads it with its new UID
             self.store.delete_row(row.id)
@@ -1252,6 +1521,32 @@ class ImapSync:
                 pending.discard()
 
 
+def _angle_id(text: str) -> str:
+    """A Message-ID's ``<...>`` token (folding and comments aside), or "" when there is none."""
+    m = re.search(r"<[^<>\s]+>", text)
+    return m.group(0) if m else ""
+
+
+def _starts_with(path: Path, start: bytes | bytearray) -> bool:
+    """Whether the file at ``path`` begins with ``start`` (the server's first bytes of the message)."""
+    try:
+        with open(path, "rb") as fh:
+            return bool(start) and fh.read(len(start)) == start
+    except OSError:
+        return False
+
+
+class _Start:
+    """A BODY[]<0.n> sink: the first bytes of a message (at most :data:`SAME_START`)."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def write(self, data: bytes, /) -> int:
+        self.data += data[:SAME_START - len(self.data)]
+        return len(data)
+
+
 class _BodySinks:
     """Hands the stream parser a fresh tmp/ file for each BODY[] literal, and gives it back by item."""
 
@@ -1361,6 +1656,7 @@ def _sync_folders(account: Account, store: Store, session: ImapSession, listener
     engine._check()
     wanted = engine.reconcile_folders()
     dropped = False
+    failed = False
     for folder in wanted:
         engine._check()  # between folders
         if dropped:
@@ -1378,6 +1674,7 @@ def _sync_folders(account: Account, store: Store, session: ImapSession, listener
                     raise
                 engine.imap.abort()
                 dropped = True
+            failed = True
             r = FolderResult(account.name, folder.name, notes=[f"not synced: {exc}"], codes=[exc.code])
             if listener is not None:
                 from deskmail.events import FolderFailed
@@ -1387,6 +1684,10 @@ def _sync_folders(account: Account, store: Store, session: ImapSession, listener
                 with store.transaction():
                     store.log(account.name, folder.name, f"not synced: {exc.what}")
         report(r)
+    if not dry_run and folders is None and not failed:
+        # Every folder synced: a parked copy no folder took was expunged, not moved. After a partial or
+        # failed run they wait (the folder they were moved to may be the one not synced).
+        engine.drop_parked()
     for r in engine.unsynced:
         report(r)
     synced = {f.name for f in wanted}

@@ -84,6 +84,7 @@ class SyncRun:
                         f"{r.removed} removed, {r.deleted} deleted, {r.moved} moved"
                         + (f", {r.uploaded} uploaded" if r.uploaded else "")
                         + (f", {r.refetched} missing files fetched again" if r.refetched else "")
+                        + (f", {r.reused} moved here by another program, not downloaded again" if r.reused else "")
                     )
                 lines.extend(f"  note: {note}" for note in r.notes)
         return lines
