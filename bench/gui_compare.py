@@ -347,6 +347,10 @@ last_opened_folder=#imap/{email}/INBOX
                                               f'</folderlist>\n')
 
 
+def colours(picture: bytes) -> int:
+    return len({picture[i:i + 4] for i in range(0, len(picture), 4)})
+
+
 def load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
@@ -354,26 +358,25 @@ def load_average() -> str:
 def measure(program: Program, runs: int, display: object, shot: Path | None) -> dict[str, Any]:
     load_before = load_average()
     # Warm-up: the start that fills caches, and the settled picture of the list's area.
-    # Settled: the area unchanged for 4 s (a first start of Claws Mail downloads every header first).
+    # Settled: the area shows rows and has been unchanged for 4 s. Rows: many colours (text), not the empty
+    # screen or a plain background, or "equal to the settled picture" would be true from the first instant;
+    # a first start of Claws Mail at 50,000 messages shows an empty list for a while as it downloads headers.
     proc = program.start()
     started, last, since = time.monotonic(), b"", time.monotonic()
-    while time.monotonic() - started < 600:
+    while time.monotonic() - started < 900:
         time.sleep(0.5)
         now = grab(display, program.box)
         if now != last:
             last, since = now, time.monotonic()
-        elif time.monotonic() - since > 4 and time.monotonic() - started > SETTLE:
+        elif time.monotonic() - since > 4 and time.monotonic() - started > SETTLE and colours(now) >= 20:
             break
     reference = last
     if shot is not None:  # to check by eye that the box holds the list's rows
         subprocess.run(["import", "-display", DISPLAY, "-window", "root", str(shot)], check=False)
     program.stop(proc)
-    # The area must show the list's rows (text: many colours), not the empty screen or a plain background,
-    # or "equal to the settled picture" would be true from the first instant.
-    pixels = {reference[i:i + 4] for i in range(0, len(reference), 4)}
-    if len(pixels) < 20:
+    if colours(reference) < 20:
         raise SystemExit(f"{program.name}: the measured area {program.box} shows no message list "
-                         f"({len(pixels)} colours)")
+                         f"({colours(reference)} colours)")
     times, rss = [], []
     for _ in range(runs):
         time.sleep(1)
