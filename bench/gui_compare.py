@@ -132,7 +132,7 @@ class Thunderbird(Program):
 
     def __init__(self, profile: Path, env: dict[str, str]) -> None:
         self.profile = profile
-        # No crash reporter, no safe-mode question after a killed run, no remote to an other instance.
+        # No crash reporter, and no safe-mode question should a run end uncleanly.
         self.env = {**env, "MOZ_CRASHREPORTER_DISABLE": "1", "MOZ_DISABLE_AUTO_SAFE_MODE": "1"}
 
     def start(self) -> subprocess.Popen[bytes]:
@@ -159,10 +159,10 @@ class Thunderbird(Program):
                     break
             self.stop(proc)
             msf = list(self.profile.glob("ImapMail/*/INBOX.msf"))
-            grown, size = (msf[0].stat().st_size if msf else 0) - size, msf[0].stat().st_size if msf else 0
+            before, size = size, msf[0].stat().st_size if msf else 0
             print(f"Thunderbird: preparation start, {time.monotonic() - started:.0f} s, INBOX.msf {size} bytes",
                   flush=True)
-            if size > 0 and grown < size * 0.02:
+            if size > 0 and size - before < size * 0.02:
                 break
         display.close()
 
