@@ -430,8 +430,9 @@ def main(argv: list[str] | None = None) -> int:
     os.chmod(root, 0o755)
     xvfb = subprocess.Popen(["Xvfb", DISPLAY, "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    runtime = tempfile.mkdtemp(prefix="guicmp-rt-")
-    env = {**os.environ, "DISPLAY": DISPLAY, "QT_QPA_PLATFORM": "xcb", "XDG_RUNTIME_DIR": runtime,
+    runtime = root / "runtime"
+    runtime.mkdir(mode=0o700)  # Qt refuses a runtime directory others may read
+    env = {**os.environ, "DISPLAY": DISPLAY, "QT_QPA_PLATFORM": "xcb", "XDG_RUNTIME_DIR": str(runtime),
            "HOME": str(root)}
     sb = start_sandbox(root / "sandbox")
     results: dict[str, Any] = {"messages": args.messages}
@@ -485,9 +486,9 @@ def main(argv: list[str] | None = None) -> int:
         sb.stop()
         xvfb.terminate()
         xvfb.wait()
+        shutil.rmtree(root, ignore_errors=True)  # gigabytes of mail at 50,000 messages, also after a failure
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
-    shutil.rmtree(root, ignore_errors=True)
     return 0
 
 
