@@ -731,15 +731,16 @@ class Deskmail:
         unless ``queue_only``, and save its copy in Sent. Delivery failures are not raised: they are the
         result's ``error`` and the message's state in the outbox (deferred ones go out with a later
         :meth:`flush_outbox`, a sync or a watch). Raises only when the draft cannot be made a message."""
-        from deskmail.outbox.compose import bcc_of, build_message, identity_of, wire_bytes
+        from deskmail.outbox.compose import bcc_of, build_message, identity_of, wire_policy, write_message
         from deskmail.outbox.deliver import entry_error
 
         a = self.sender_account(draft.sender) if account is None and draft.sender else self.account(account)
         message, recipients = build_message(a, draft)
         sender = identity_of(a, draft.sender).address  # the envelope's MAIL FROM is the identity's too
         bcc = bcc_of(draft)
-        entry = self._outbox().add(a.name, sender, wire_bytes(message, [sender, *recipients]), recipients,
-                                   bcc=bcc, message_id=str(message["Message-ID"] or ""),
+        policy = wire_policy([sender, *recipients])
+        entry = self._outbox().add(a.name, sender, lambda out: write_message(out, message, draft.attachments, policy),
+                                   recipients, bcc=bcc, message_id=str(message["Message-ID"] or ""),
                                    subject=str(message["Subject"] or ""))
         if queue_only:
             return SentMessage(message, tuple(recipients), entry)

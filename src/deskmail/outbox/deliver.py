@@ -13,11 +13,14 @@ anywhere leaves something :meth:`Outbox.recover` settles without sending anythin
 
 from __future__ import annotations
 
+import io
+import os
+import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from deskmail.codes import Code
 from deskmail.errors import DeskmailError, SendError
@@ -167,7 +170,8 @@ def deliver(outbox: Outbox, account: Account, password: Secret | None, entries: 
                     outbox.save(replace(e, data_sent=True))
 
                 try:
-                    t = smtp.transact(entry.sender, entry.recipients, outbox.raw(entry.id), data_step)
+                    with open(outbox.path(entry.id), "rb") as message:
+                        t = smtp.transact(entry.sender, entry.recipients, message, entry.size, data_step)
                 except DataUncertain as exc:
                     record(outbox.save(replace(
                         entry, state=UNCERTAIN, data_sent=False, error_code=Code.SEND_UNCERTAIN,
@@ -194,11 +198,39 @@ def deliver(outbox: Outbox, account: Account, password: Secret | None, entries: 
     return error
 
 
-def sent_copy(raw: bytes, bcc: Sequence[str]) -> bytes:
-    """The copy kept in Sent: the message as transmitted, with its Bcc recipients named."""
-    if not bcc:
-        return raw
-    return b"Bcc: " + ", ".join(bcc).encode("utf-8") + b"\r\n" + raw
+def sent_copy(message: Path, bcc: Sequence[str]) -> tuple[BinaryIO, int]:
+    """The copy kept in Sent, to read a chunk at a time (close it), and its size: the message as
+    transmitted, with its Bcc recipients named."""
+    head = b"Bcc: " + ", ".join(bcc).encode("utf-8") + b"\r\n" if bcc else b""
+    fh = open(message, "rb")  # noqa: SIM115 (the caller's to close)
+    size = os.fstat(fh.fileno()).st_size
+    if not head:
+        return fh, size
+    return io.BufferedReader(_Prefixed(head, fh)), len(head) + size
+
+
+class _Prefixed(io.RawIOBase):
+    """``head``, then what ``rest`` holds (closed with it)."""
+
+    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+        self._head, self._rest = head, rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        if self._head:
+            n = min(len(view), len(self._head))
+            view[:n], self._head = self._head[:n], self._head[n:]
+            return n
+        data = self._rest.read(len(view))
+        view[:len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._rest.close()
+        super().close()
 
 
 def save_copies(outbox: Outbox, account: Account, password: Secret | None, entries: Sequence[OutboxEntry],
@@ -219,7 +251,12 @@ def save_copies(outbox: Outbox, account: Account, password: Secret | None, entri
 
         for entry in entries:
             path = local_dir / f"{entry.id}.eml"
-            atomic_write(path, sent_copy(outbox.raw(entry.id), entry.bcc))
+            copy, _size = sent_copy(outbox.path(entry.id), entry.bcc)
+            with copy:
+                def write(out: BinaryIO, source: BinaryIO = copy) -> None:
+                    shutil.copyfileobj(source, out, 1024 * 1024)
+
+                atomic_write(path, write)
             record(outbox.save(replace(entry, sent_copy=COPY_SAVED, sent_folder=str(path))))
         return None
     from deskmail.errors import AuthError
@@ -246,7 +283,9 @@ def save_copies(outbox: Outbox, account: Account, password: Secret | None, entri
                     seen = imap.run(f"UID SEARCH HEADER Message-ID {quote_string(mid)}", parse=frozenset({b"SEARCH"}))
                     found = any(v for _kind, values in seen.data for v in values)
                 if not found:
-                    imap.append(sent, sent_copy(outbox.raw(entry.id), entry.bcc), ("\\Seen",), entry.created)
+                    copy, size = sent_copy(outbox.path(entry.id), entry.bcc)
+                    with copy:
+                        imap.append(sent, copy, ("\\Seen",), entry.created, size=size)
                 record(outbox.save(replace(entry, sent_copy=COPY_SAVED, sent_folder=sent)))
     except DeskmailError as exc:
         return exc

@@ -24,7 +24,7 @@ from pathlib import Path
 from deskmail.codes import Code
 from deskmail.errors import NotFoundError
 from deskmail.model import Account, Protocol
-from deskmail.outbox.compose import Draft, build_message
+from deskmail.outbox.compose import Draft, build_message, write_message
 from deskmail.protocol.imap import ImapSession, open_imap, quote_string
 from deskmail.secrets import Secret
 
@@ -48,7 +48,9 @@ def draft_bytes(account: Account, draft: Draft) -> tuple[bytes, str]:
     if draft.bcc:
         msg["Bcc"] = ", ".join(draft.bcc)
     msg["X-Deskmail-Draft"] = "yes"
-    return msg.as_bytes(policy=default.clone(linesep="\r\n", utf8=True)), str(msg["Message-ID"])
+    out = io.BytesIO()
+    write_message(out, msg, draft.attachments, default.clone(linesep="\r\n", utf8=True))
+    return out.getvalue(), str(msg["Message-ID"])
 
 
 def draft_from_message(raw: bytes) -> Draft:

@@ -10,11 +10,12 @@ through :data:`deskmail.net.log.protocol_log`, the AUTH exchange by structure
 
 from __future__ import annotations
 
+import re
 import smtplib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 from deskmail.codes import Code
 from deskmail.errors import AuthError, ProtocolError, SecurityError, SendError, StartTLSUnavailable
@@ -37,7 +38,6 @@ class _SMTP(smtplib.SMTP):
 
     _auth: tuple[str, str, str] | None = None  # (mechanism, user, password) while authenticating
     _auth_lines = 0
-    _in_data = False
 
     def auth(self, mechanism: str, authobject: Any, *, initial_response_ok: bool = True) -> tuple[int, bytes]:
         self._auth, self._auth_lines = (mechanism, str(getattr(self, "user", "")),
@@ -48,10 +48,7 @@ class _SMTP(smtplib.SMTP):
             self._auth = None
 
     def send(self, s: Any) -> None:
-        if self._in_data:
-            protocol_log.debug("C: <message, %d bytes>", len(s))
-            self._in_data = False
-        elif self._auth is not None:
+        if self._auth is not None:
             self._auth_lines += 1
             protocol_log.debug("C: %s", f"AUTH {self._auth[0]} ****" if self._auth_lines == 1 else "****")
         elif protocol_log.enabled:
@@ -59,15 +56,66 @@ class _SMTP(smtplib.SMTP):
             protocol_log.debug("C: %s", text.strip())
         super().send(s)
 
+    def send_data(self, source: BinaryIO) -> None:
+        """The message after the 354 (dot-stuffed, CRLF lines, the final dot), read from ``source`` a chunk
+        at a time; logged by its size only."""
+        stuffer = DotStuffer()
+        size = 0
+        while chunk := source.read(_CHUNK):
+            smtplib.SMTP.send(self, stuffer.feed(chunk))
+            size += len(chunk)
+        protocol_log.debug("C: <message, %d bytes>", size)
+        smtplib.SMTP.send(self, stuffer.end())
+
     def getreply(self) -> tuple[int, bytes]:
         code, msg = super().getreply()
-        self._in_data = code == 354
         if protocol_log.enabled:
             said = msg.decode("utf-8", "replace").replace("\n", " | ")
             if self._auth is not None and core.repeats_secret(said, self._auth[2], self._auth[1]):
                 said = "(the server's answer repeats the credentials; not shown)"
             protocol_log.debug("S: %d %s", code, said)
         return code, msg
+
+
+_CHUNK = 1024 * 1024  # what is read of a message at a time when it is sent
+
+
+class DotStuffer:
+    """The message as the DATA command carries it (RFC 5321 4.5.2), made a chunk at a time: every line
+    ending CRLF (a bare CR or LF made one), a dot starting a line doubled, CRLF "." CRLF at the end.
+
+    What a line break or a line start is can straddle two chunks (CR at the end of one, LF at the start of
+    the next; a dot right after a chunk ending a line): a CR ending a chunk is held back until the next one
+    says whether it is half of a CRLF, and whether the last byte written ended a line is remembered.
+    """
+
+    _EOL = re.compile(rb"\r\n|\r|\n")
+
+    def __init__(self) -> None:
+        self._cr = False  # a CR ended the last chunk and was not written yet
+        self._line_start = True  # the next byte written starts a line
+        self._wrote = False
+
+    def feed(self, chunk: bytes) -> bytes:
+        data = b"\r" + chunk if self._cr else chunk
+        self._cr = data.endswith(b"\r")
+        if self._cr:
+            data = data[:-1]
+        if not data:
+            return b""
+        data = self._EOL.sub(b"\r\n", data).replace(b"\n.", b"\n..")
+        if self._line_start and data.startswith(b"."):
+            data = b"." + data
+        self._line_start = data.endswith(b"\n")
+        self._wrote = True
+        return data
+
+    def end(self) -> bytes:
+        """What follows the last chunk: a held-back CR made a line break, the last line ended, the dot."""
+        tail = self.feed(b"\n") if self._cr else b""
+        if not (self._wrote and self._line_start):
+            tail += b"\r\n"
+        return tail + b".\r\n"
 
 
 def _text(value: bytes | str) -> str:
@@ -110,8 +158,20 @@ class Transaction:
     data: tuple[int, str] | None
 
 
+def _ascii(message: BinaryIO) -> bool:
+    """Whether the message (read a chunk at a time, then rewound) is all ASCII."""
+    start = message.tell()
+    try:
+        while chunk := message.read(_CHUNK):
+            if not chunk.isascii():
+                return False
+        return True
+    finally:
+        message.seek(start)
+
+
 class SmtpSession:
-    def __init__(self, smtp: smtplib.SMTP, server: ServerSettings) -> None:
+    def __init__(self, smtp: _SMTP, server: ServerSettings) -> None:
         self._s = smtp
         self.server = server
 
@@ -121,10 +181,11 @@ class SmtpSession:
         value = self._s.esmtp_features.get("size", "").strip()
         return int(value) if value.isdigit() else 0
 
-    def transact(self, sender: str, recipients: Sequence[str], raw: bytes,
+    def transact(self, sender: str, recipients: Sequence[str], message: BinaryIO, size: int,
                  before_data: Callable[[], None]) -> Transaction:
         """One mail transaction, step by step, for the outbox: it must know which side of the final dot
-        a failure falls on. ``before_data`` runs after the 354 and right before the message (with its
+        a failure falls on. ``message`` (``size`` bytes) is read a chunk at a time, never whole.
+        ``before_data`` runs after the 354 and right before the message (with its
         final dot) is handed to the socket: the caller records durably that the data may have gone out.
 
         Returns what the server said to each recipient and to the data. Raises :class:`DataUncertain`
@@ -133,7 +194,7 @@ class SmtpSession:
         """
         s = self._s
         replies: dict[str, tuple[int, str]] = {}
-        options = [f"SIZE={len(raw)}"] if s.has_extn("size") else []
+        options = [f"SIZE={size}"] if s.has_extn("size") else []
         if not all(a.isascii() for a in (sender, *recipients)):
             if not s.has_extn("smtputf8"):
                 raise SendError(
@@ -143,7 +204,7 @@ class SmtpSession:
                     "write to an ASCII address of that person, or send through a server that offers SMTPUTF8",
                     code=Code.INTERNATIONAL_ADDRESS, host=self.server.host, port=self.server.port)
             options.append("SMTPUTF8")
-        if not raw.isascii() and s.has_extn("8bitmime"):
+        if s.has_extn("8bitmime") and not _ascii(message):
             options.append("BODY=8BITMIME")
         try:
             code, text = s.mail(sender, options)
@@ -161,11 +222,8 @@ class SmtpSession:
             if code != 354:
                 s.rset()
                 return Transaction(mail, replies, (code, _text(text)))
-            data = smtplib._quote_periods(raw)  # type: ignore[attr-defined]
-            if not data.endswith(b"\r\n"):
-                data += b"\r\n"
             before_data()
-            s.send(data + b".\r\n")
+            s.send_data(message)
         except smtplib.SMTPServerDisconnected as exc:
             raise translate(ConnectionResetError(str(exc)), self.server) from None
         except OSError as exc:
@@ -190,7 +248,7 @@ def open_smtp(account: Account, password: Secret | None, *, timeout: float = 30.
     if server.auth_required:
         check_plaintext_policy(account, server)
     ctx = client_context(account.ca_file)
-    smtp: smtplib.SMTP
+    smtp: _SMTP
     try:
         if server.security is Security.SSL:
             smtp = _SMTPS(server.host, server.port, timeout=timeout, context=ctx)
