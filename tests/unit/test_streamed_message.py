@@ -44,7 +44,8 @@ def in_memory(msg: EmailMessage, files: list[tuple[Path, bytes]], addresses: lis
     return ref.as_bytes(policy=wire_policy(addresses))
 
 
-SIZES = [0, 1, 2, 56, 57, 58, 113, 114, 115, 57 * 16384 - 1, 57 * 16384, 57 * 16384 + 1, 57 * 16384 * 2 + 2]
+C = compose._CHUNK
+SIZES = [0, 1, 2, 56, 57, 58, 113, 114, 115, C - 1, C, C + 1, 2 * C + 2]
 
 
 @pytest.mark.parametrize("size", SIZES)

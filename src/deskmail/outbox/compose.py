@@ -32,7 +32,7 @@ MAX_ATTACHMENT = 50 * 1024 * 1024
 # Draft.attachments. Random per process, so no text a person writes can be taken for it.
 _MARK = ("deskmail-file-" + secrets.token_hex(16) + "-").encode()
 _LINE = 57  # bytes of a file per base64 line (76 characters), as the email package writes them
-_CHUNK = _LINE * 16384  # what is read of a file at a time (912 KiB): whole lines, so no state between reads
+_CHUNK = _LINE * 4096  # what is read of a file at a time (228 KiB): whole lines, so no state between reads
 
 
 @dataclass(frozen=True)

@@ -77,7 +77,7 @@ class _SMTP(smtplib.SMTP):
         return code, msg
 
 
-_CHUNK = 1024 * 1024  # what is read of a message at a time when it is sent
+_CHUNK = 256 * 1024  # what is read of a message at a time when it is sent
 
 
 class DotStuffer:
