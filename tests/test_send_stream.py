@@ -147,3 +147,20 @@ def test_a_large_attachment_goes_out_and_into_sent_in_bounded_memory(tmp_path: P
     assert growth < size // 5, f"peak memory grew by {growth / 1e6:.1f} MB for a {size / 1e6:.0f} MB file"
     for folder in ("INBOX", "Sent"):
         assert attachments(fetch(sandbox, mail_user, folder, "large attachment")) == {"big.bin": big.read_bytes()}
+
+
+def test_a_draft_with_files_is_saved_streamed_and_resumes_byte_for_byte(tmp_path: Path, sandbox: Any,
+                                                                       mail_user: Any,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A draft is written out a chunk at a time too (then APPENDed to Drafts from that file)."""
+    monkeypatch.setenv("DM_STREAM_PW", mail_user.password)
+    files = {f"part-{size}.bin": os.urandom(size) for size in (0, 58, CHUNK + 1)}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    app = make_app(tmp_path, sandbox, mail_user)
+    info = app.save_draft(Draft(to=[mail_user.email], subject="draft with files", body=".dot\n",
+                                attachments=tuple(tmp_path / n for n in files)))
+    assert (info.subject, info.where) == ("draft with files", "Drafts")
+    assert attachments(fetch(sandbox, mail_user, "Drafts", "draft with files")) == files
+    _account, resumed = app.open_draft(info.ref)
+    assert {Path(p).name: Path(p).read_bytes() for p in resumed.attachments} == files

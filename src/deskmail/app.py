@@ -812,12 +812,12 @@ class Deskmail:
     def save_draft(self, draft: Draft, account: str | None = None, *, replaces: str = "") -> DraftInfo:
         """Save ``draft`` where the account keeps drafts (the server's Drafts folder for IMAP, local files for
         POP3); ``replaces``: the ref of the version it supersedes, removed once the new one is stored."""
-        from deskmail.outbox.drafts import draft_bytes
+        from deskmail.outbox.drafts import draft_writer
 
         a = self.account(account)
-        raw, ref = draft_bytes(a, draft)
+        write, ref = draft_writer(a, draft)
         store = self._drafts(a)
-        return store.save(raw, ref, replaces)
+        return store.save(write, ref, replaces)
 
     def drafts(self, account: str | None = None) -> list[DraftInfo]:
         """The account's saved drafts (asks the server for an IMAP account)."""
