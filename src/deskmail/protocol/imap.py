@@ -584,9 +584,11 @@ class ImapSession:
                 self._sock.close()
                 raise ProtocolError(f"A message being uploaded to {self.server.host} was {size - left} bytes, "
                                     f"not the {size} announced; the connection was closed")
-            self._send(chunk)
             left -= len(chunk)
-        self._send(b"\r\n")
+            # (the CRLF with the last chunk: a small write of its own would wait for the server's delayed ACK)
+            self._send(chunk if left else chunk + b"\r\n")
+        if not size:
+            self._send(b"\r\n")
 
     def abort(self) -> None:
         """Hang up at once, without LOGOUT: the stream is out of step (see ``in_step``), or dead."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import smtplib
+import socket
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -61,13 +62,25 @@ class _SMTP(smtplib.SMTP):
         at a time; logged by its size only."""
         stuffer = DotStuffer()
         size = 0
+        ready = b""  # each chunk waits for the next read: the last one goes out with the final dot, in one
+        # write (a small write after another waits for the server's delayed ACK, ~40 ms: Nagle's algorithm)
         while chunk := source.read(_CHUNK):
-            smtplib.SMTP.send(self, stuffer.feed(chunk))
+            if ready:
+                smtplib.SMTP.send(self, ready)
+            ready = stuffer.feed(chunk)
             size += len(chunk)
         protocol_log.debug("C: <message, %d bytes>", size)
-        smtplib.SMTP.send(self, stuffer.end())
+        smtplib.SMTP.send(self, ready + stuffer.end())
 
     def getreply(self) -> tuple[int, bytes]:
+        if _QUICKACK is not None and self.sock is not None:
+            # ACK at once what arrives: a server that writes a multi-line reply (EHLO) line by line has each
+            # further line held back by Nagle's algorithm until that ACK, which a client waiting to read
+            # would otherwise delay by ~40 ms (Linux; the setting lasts a while only, hence before each reply)
+            try:
+                self.sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
+            except OSError:
+                pass
         code, msg = super().getreply()
         if protocol_log.enabled:
             said = msg.decode("utf-8", "replace").replace("\n", " | ")
@@ -77,6 +90,7 @@ class _SMTP(smtplib.SMTP):
         return code, msg
 
 
+_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)
 _CHUNK = 256 * 1024  # what is read of a message at a time when it is sent
 
 
@@ -254,6 +268,7 @@ def open_smtp(account: Account, password: Secret | None, *, timeout: float = 30.
             smtp = _SMTPS(server.host, server.port, timeout=timeout, context=ctx)
         else:
             smtp = _SMTP(server.host, server.port, timeout=timeout)
+        _no_delay(smtp)
         session = SmtpSession(smtp, server)
     except smtplib.SMTPConnectError as exc:
         raise ProtocolError(
@@ -270,6 +285,17 @@ def open_smtp(account: Account, password: Secret | None, *, timeout: float = 30.
         yield session
     finally:
         session.close()
+
+
+def _no_delay(smtp: smtplib.SMTP) -> None:
+    """Every command and the message's last piece are written whole, so nothing gains by Nagle's algorithm
+    holding a write back until the server ACKs the one before (up to ~40 ms: the EHLO right after the TLS
+    handshake waits so for the ACK of the handshake's last message)."""
+    try:
+        if smtp.sock is not None:
+            smtp.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except OSError:
+        pass
 
 
 def _bearer_attempt(smtp: smtplib.SMTP, server: ServerSettings, mechanism: str,
