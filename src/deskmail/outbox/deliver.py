@@ -260,8 +260,7 @@ def save_copies(outbox: Outbox, account: Account, password: Secret | None, entri
             record(outbox.save(replace(entry, sent_copy=COPY_SAVED, sent_folder=str(path))))
         return None
     from deskmail.errors import AuthError
-    from deskmail.protocol.imap import open_imap, quote_string
-    from deskmail.sync.imap_sync import special_use_of
+    from deskmail.protocol.imap import open_imap, quote_string, special_use_of
 
     if password is None:
         return AuthError(f"No password available for {account.incoming.describe()}", account=account.name)

@@ -134,7 +134,7 @@ class ServerDrafts:
 
     @contextmanager
     def _folder(self, *, create: bool = False) -> Iterator[tuple[ImapSession, str]]:
-        from deskmail.sync.imap_sync import special_use_of
+        from deskmail.protocol.imap import special_use_of
 
         with open_imap(self.account, self.password, timeout=self.timeout) as imap:
             folders = imap.list_folders()

@@ -670,6 +670,29 @@ def _is_change(line: bytes) -> bool:
 _CODE = re.compile(rb"\[(UIDVALIDITY|UIDNEXT|HIGHESTMODSEQ) (\d+)\]", re.I)
 _PERMANENTFLAGS = re.compile(rb"\[PERMANENTFLAGS \(([^)]*)\)\]", re.I)
 _CAPS = re.compile(rb"\[CAPABILITY ([^\]]*)\]", re.I)
+# RFC 6154 special-use attributes deskmail knows.
+SPECIAL_USES = ("\\Sent", "\\Drafts", "\\Trash", "\\Junk", "\\Archive", "\\All", "\\Flagged")
+# Name-based fallback for servers without SPECIAL-USE (lower-case names).
+NAME_HINTS = {
+    "\\Sent": ("sent", "sent items", "sent messages", "sent mail", "gesendet", "envoyés"),
+    "\\Drafts": ("drafts", "draft", "entwürfe", "brouillons"),
+    "\\Trash": ("trash", "deleted items", "deleted messages", "bin", "papierkorb", "corbeille"),
+    "\\Junk": ("junk", "spam", "junk e-mail", "bulk mail"),
+    "\\Archive": ("archive", "archives", "archiv"),
+}
+
+
+def special_use_of(flags: tuple[str, ...], name: str) -> str:
+    for f in flags:
+        if f in SPECIAL_USES:
+            return f
+    last = name.rsplit("/", 1)[-1].rsplit(".", 1)[-1].lower()
+    for use, names in NAME_HINTS.items():
+        if last in names:
+            return use
+    return ""
+
+
 _APPENDUID = re.compile(rb"\[APPENDUID (\d+) (\d+)\]", re.I)
 
 

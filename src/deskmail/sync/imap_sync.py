@@ -99,7 +99,13 @@ from typing import TYPE_CHECKING
 from deskmail.codes import Code
 from deskmail.errors import NetworkError, ProtocolError, StoreError
 from deskmail.model import Account
-from deskmail.protocol.imap import FolderStatus, ImapSession, qresync_params, quote_string
+from deskmail.protocol.imap import (
+    FolderStatus,
+    ImapSession,
+    qresync_params,
+    quote_string,
+    special_use_of,
+)
 from deskmail.protocol.imap_stream import FetchItem, Untagged, compress_uids, parse_uid_set
 from deskmail.store import Folder, Op, Row, Store, read_header_info
 from deskmail.store.maildir import Maildir, PendingMessage, Upload, info_to_flags, release_freed_memory, server_key
@@ -124,16 +130,6 @@ BATCH_BYTES = 32 * 1024 * 1024
 # Test hook: DESKMAIL_FAULT=crash_after_append SIGKILLs the process right after the server accepted an
 # upload and before the file is adopted (tests/test_sync.py proves the resume). Read only on that path.
 FAULT_ENV = "DESKMAIL_FAULT"
-
-SPECIAL_USES = ("\\Sent", "\\Drafts", "\\Trash", "\\Junk", "\\Archive", "\\All", "\\Flagged")
-# Name-based fallback for servers without SPECIAL-USE (lower-case names).
-NAME_HINTS = {
-    "\\Sent": ("sent", "sent items", "sent messages", "sent mail", "gesendet", "envoyés"),
-    "\\Drafts": ("drafts", "draft", "entwürfe", "brouillons"),
-    "\\Trash": ("trash", "deleted items", "deleted messages", "bin", "papierkorb", "corbeille"),
-    "\\Junk": ("junk", "spam", "junk e-mail", "bulk mail"),
-    "\\Archive": ("archive", "archives", "archiv"),
-}
 
 _COPYUID = re.compile(rb"\[COPYUID (\d+) ([\d:,]+) ([\d:,]+)\]", re.I)
 
@@ -162,17 +158,6 @@ class FolderResult:
     def to_dict(self) -> dict[str, object]:
         # Not the plan: objects, not JSON (SyncRun.to_dict describes them).
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "plan"}
-
-
-def special_use_of(flags: tuple[str, ...], name: str) -> str:
-    for f in flags:
-        if f in SPECIAL_USES:
-            return f
-    last = name.rsplit("/", 1)[-1].rsplit(".", 1)[-1].lower()
-    for use, names in NAME_HINTS.items():
-        if last in names:
-            return use
-    return ""
 
 
 def _fs(text: str | tuple[str, ...]) -> frozenset[str]:
