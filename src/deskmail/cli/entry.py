@@ -1,9 +1,8 @@
 """The `deskmail` console entry point.
 
-A plain `deskmail sync` (what timers and cron jobs run) and `deskmail search QUERY --json
-[--limit N]` take the command-line fast paths (:mod:`deskmail.cli.fastpath`); everything else
-goes to the Typer application
-(:func:`deskmail.cli.main.main`).
+A plain `deskmail sync` (what timers and cron jobs run), `deskmail send` with a script's options and
+`deskmail search QUERY --json [--limit N]` take the command-line fast paths (:mod:`deskmail.cli.fastpath`);
+everything else goes to the Typer application (:func:`deskmail.cli.main.main`).
 """
 
 from __future__ import annotations
@@ -21,6 +20,13 @@ def main(argv: list[str] | None = None) -> int:
         if argv is None:
             fastpath.exit_now(code)
         return code
+    if args[:1] == ["send"]:
+        wanted = fastpath.send_args(args[1:])
+        if wanted is not None:
+            code = fastpath.run_send(wanted)
+            if argv is None:
+                fastpath.exit_now(code)
+            return code
     if args[:1] == ["search"]:
         found = fastpath.search_args(args[1:])
         if found is not None and fastpath.run_search(*found) == 0:
