@@ -1,8 +1,9 @@
 """The one place where the command line trades clarity for start-up time: the fast paths.
 
-Two commands run by scripts over and over take them: `deskmail sync` (below) and `deskmail search
+Three commands run by scripts over and over take them: `deskmail sync` (below), `deskmail search
 QUERY --json [--limit N]` (:func:`search_args`, :func:`run_search`: the façade alone, no Typer or
-Rich: ~90 ms whole-process instead of ~200 ms).
+Rich: ~90 ms whole-process instead of ~200 ms) and `deskmail send` with a script's options
+(:func:`send_args`, :func:`run_send`, the last section).
 
 `deskmail sync` is what timers and cron jobs run over and over, and most of a no-change sync is
 start-up. When the command needs nothing interactive (`sync [ACCOUNT]` with `--quiet`, or output not
