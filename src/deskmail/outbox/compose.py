@@ -37,6 +37,8 @@ _CHUNK = _LINE * 4096  # what is read of a file at a time (228 KiB): whole lines
 
 @dataclass(frozen=True)
 class Draft:
+    """A message as the person writes it: the addresses, the subject, the text, the files to attach."""
+
     to: Sequence[str]
     cc: Sequence[str] = ()
     bcc: Sequence[str] = ()
