@@ -60,7 +60,7 @@ class SentMessage:
     """What :meth:`Deskmail.send` did: the message is in the outbox (``entry``) and, unless only queued, was
     delivered (``entry.state``: sent, deferred, failed, uncertain; queued when ``queue_only``)."""
 
-    message: EmailMessage
+    message: EmailMessage  # its headers and text; attached files are not read into it (the outbox file has them)
     recipients: tuple[str, ...]
     entry: OutboxEntry
     error: DeskmailError | None = None  # why it is not (wholly) sent: deferred, failed, uncertain, refused recipients
