@@ -60,7 +60,7 @@ class SentMessage:
     """What :meth:`Deskmail.send` did: the message is in the outbox (``entry``) and, unless only queued, was
     delivered (``entry.state``: sent, deferred, failed, uncertain; queued when ``queue_only``)."""
 
-    message: EmailMessage
+    message: EmailMessage  # its headers and text; attached files are not read into it (the outbox file has them)
     recipients: tuple[str, ...]
     entry: OutboxEntry
     error: DeskmailError | None = None  # why it is not (wholly) sent: deferred, failed, uncertain, refused recipients
@@ -731,15 +731,16 @@ class Deskmail:
         unless ``queue_only``, and save its copy in Sent. Delivery failures are not raised: they are the
         result's ``error`` and the message's state in the outbox (deferred ones go out with a later
         :meth:`flush_outbox`, a sync or a watch). Raises only when the draft cannot be made a message."""
-        from deskmail.outbox.compose import bcc_of, build_message, identity_of, wire_bytes
+        from deskmail.outbox.compose import bcc_of, build_message, identity_of, wire_policy, write_message
         from deskmail.outbox.deliver import entry_error
 
         a = self.sender_account(draft.sender) if account is None and draft.sender else self.account(account)
         message, recipients = build_message(a, draft)
         sender = identity_of(a, draft.sender).address  # the envelope's MAIL FROM is the identity's too
         bcc = bcc_of(draft)
-        entry = self._outbox().add(a.name, sender, wire_bytes(message, [sender, *recipients]), recipients,
-                                   bcc=bcc, message_id=str(message["Message-ID"] or ""),
+        policy = wire_policy([sender, *recipients])
+        entry = self._outbox().add(a.name, sender, lambda out: write_message(out, message, draft.attachments, policy),
+                                   recipients, bcc=bcc, message_id=str(message["Message-ID"] or ""),
                                    subject=str(message["Subject"] or ""))
         if queue_only:
             return SentMessage(message, tuple(recipients), entry)
@@ -811,12 +812,12 @@ class Deskmail:
     def save_draft(self, draft: Draft, account: str | None = None, *, replaces: str = "") -> DraftInfo:
         """Save ``draft`` where the account keeps drafts (the server's Drafts folder for IMAP, local files for
         POP3); ``replaces``: the ref of the version it supersedes, removed once the new one is stored."""
-        from deskmail.outbox.drafts import draft_bytes
+        from deskmail.outbox.drafts import draft_writer
 
         a = self.account(account)
-        raw, ref = draft_bytes(a, draft)
+        write, ref = draft_writer(a, draft)
         store = self._drafts(a)
-        return store.save(raw, ref, replaces)
+        return store.save(write, ref, replaces)
 
     def drafts(self, account: str | None = None) -> list[DraftInfo]:
         """The account's saved drafts (asks the server for an IMAP account)."""

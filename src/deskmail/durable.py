@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 
 def fsync_dir(path: Path) -> None:
@@ -15,8 +17,9 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Write-then-rename so a crash leaves either the old file or the new one, never half."""
+def atomic_write(path: Path, data: bytes | Callable[[BinaryIO], object], mode: int = 0o600) -> None:
+    """Write-then-rename so a crash leaves either the old file or the new one, never half. ``data`` is the
+    bytes, or what writes them into the file it is given."""
     path.parent.mkdir(parents=True, exist_ok=True)
     import tempfile  # writers only: readers (every `deskmail sync`) skip its import
 
@@ -24,7 +27,10 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
     try:
         os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            if isinstance(data, bytes):
+                fh.write(data)
+            else:
+                data(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

@@ -6,6 +6,7 @@ in tests/test_identities_send.py.
 
 from __future__ import annotations
 
+import io
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from deskmail.codes import Code
 from deskmail.errors import ConfigError, DeskmailError
 from deskmail.model import Account, Identity, PasswordSource, Protocol, Security, ServerSettings
 from deskmail.outbox.compose import Draft, build_message
-from deskmail.outbox.drafts import draft_bytes, draft_from_message
+from deskmail.outbox.drafts import draft_from_message, draft_writer
 from deskmail.outbox.identities import SEPARATOR, change_sender, make_identity, with_signature
 from deskmail.outbox.reply import forward_draft, reply_draft
 
@@ -157,8 +158,10 @@ def test_the_message_goes_out_as_the_identity() -> None:
     with pytest.raises(DeskmailError) as caught:
         build_message(ME, Draft(to=("a@b.example",), sender="stranger@example.org"))
     assert caught.value.code == Code.NO_SUCH_IDENTITY
-    raw, _ref = draft_bytes(ME, Draft(to=(), sender="me@work.example"))
-    assert draft_from_message(raw).sender == "me@work.example"
+    write, _ref = draft_writer(ME, Draft(to=(), sender="me@work.example"))
+    out = io.BytesIO()
+    write(out)
+    assert draft_from_message(out.getvalue()).sender == "me@work.example"
 
 
 body_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=80).map(lambda t: t.replace("\r", ""))

@@ -1,9 +1,9 @@
 """The `deskmail` console entry point.
 
-A plain `deskmail sync` (what timers and cron jobs run), `deskmail search QUERY --json
-[--limit N]` and `deskmail discover EMAIL --json [--offline]` take the command-line fast paths
-(:mod:`deskmail.cli.fastpath`); everything else, and whatever a fast path hands back, goes to the
-Typer application (:func:`deskmail.cli.main.main`).
+A plain `deskmail sync` (what timers and cron jobs run), `deskmail send` with a script's options,
+`deskmail search QUERY --json [--limit N]` and `deskmail discover EMAIL --json [--offline]` take the
+command-line fast paths (:mod:`deskmail.cli.fastpath`); everything else, and whatever a fast path hands
+back, goes to the Typer application (:func:`deskmail.cli.main.main`).
 """
 
 from __future__ import annotations
@@ -21,6 +21,13 @@ def main(argv: list[str] | None = None) -> int:
         if argv is None:
             fastpath.exit_now(code)
         return code
+    if args[:1] == ["send"]:
+        wanted = fastpath.send_args(args[1:])
+        if wanted is not None:
+            code = fastpath.run_send(wanted)
+            if argv is None:
+                fastpath.exit_now(code)
+            return code
     if args[:1] == ["search"]:
         found = fastpath.search_args(args[1:])
         searched = fastpath.run_search(*found) if found is not None else None

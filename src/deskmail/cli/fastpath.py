@@ -2,9 +2,10 @@
 
 Three commands run by scripts over and over take them: `deskmail sync` (below), `deskmail search
 QUERY --json [--limit N]` (:func:`search_args`, :func:`run_search`: the façade alone, no Typer or
-Rich: ~90 ms whole-process instead of ~200 ms) and `deskmail discover EMAIL --json [--offline]`
+Rich: ~90 ms whole-process instead of ~200 ms), `deskmail discover EMAIL --json [--offline]`
 (:func:`discover_args`, :func:`run_discover`: the façade alone and the compiled dataclass methods of
-trick 4: 36 ms whole-process instead of 116 ms for a database answer).
+trick 4: 36 ms whole-process instead of 116 ms for a database answer) and `deskmail send` with a
+script's options (:func:`send_args`, :func:`run_send`, the last section).
 
 `deskmail sync` is what timers and cron jobs run over and over, and most of a no-change sync is
 start-up. When the command needs nothing interactive (`sync [ACCOUNT]` with `--quiet`, or output not
@@ -669,3 +670,113 @@ def run_discover(address: str, offline: bool) -> int | None:
     if methods is not None:
         methods.save()
     return 0 if result.candidates else 4  # (4: the full command's typer.Exit(4) for "nothing found")
+
+
+# --- `deskmail send` (issue 14: one message no slower than one msmtp run) -------------------------
+#
+# `deskmail send --to … [--subject S] [--body B] …` is what scripts and mail-sending programs run, once per
+# message. This path takes the same options (those a script gives; anything else, `--help`, `--body-file`,
+# an option given twice, goes the full way) and sends through the same façade call, without Typer or Click
+# (~40 ms); Rich is imported only to print (the output and exit codes are the full command's). Its start-up
+# tricks: the dataclass methods' compiled cache (:class:`CompiledMethods`), the accounts' cached parse
+# (:func:`load_accounts`), no interpreter tear-down (:func:`exit_now`).
+
+_SEND_VALUES = {"--to": "to", "--cc": "cc", "--bcc": "bcc", "--attach": "attach", "--subject": "subject",
+                "-s": "subject", "--body": "body", "--account": "account", "-a": "account", "--from": "sender"}
+_SEND_LISTS = ("to", "cc", "bcc", "attach")
+_SEND_FLAGS = {"--queue": "queue", "--json": "json", "--no-signature": "no_signature"}
+
+
+def send_args(args: list[str]) -> dict[str, Any] | None:
+    """The options of `send ARGS` (after "send") by name, when this path knows every one; else None."""
+    found: dict[str, Any] = {key: [] for key in _SEND_LISTS}
+    i = 0
+    while i < len(args):
+        name, eq, value = args[i].partition("=") if args[i].startswith("--") else (args[i], "", "")
+        if name in _SEND_FLAGS and not eq and _SEND_FLAGS[name] not in found:
+            found[_SEND_FLAGS[name]] = True
+        elif name in _SEND_VALUES:
+            if not eq:
+                if i + 1 == len(args):
+                    return None  # (the full command says the value is missing)
+                i += 1
+                value = args[i]
+            key = _SEND_VALUES[name]
+            if key in _SEND_LISTS:
+                found[key].append(value)
+            elif key in found:
+                return None
+            else:
+                found[key] = value
+        else:
+            return None
+        i += 1
+    return found if found["to"] else None
+
+
+def run_send(found: dict[str, Any]) -> int:
+    """`deskmail send` with the options :func:`send_args` found: what the full command prints, its exit code."""
+    from deskmail import dirs
+
+    where = dirs.dirs()
+    methods = CompiledMethods(os.path.join(where[1], METHODS_CACHE)) if where is not None else None
+    if methods is not None:
+        methods.install()
+    from pathlib import Path
+
+    from deskmail.app import Deskmail
+    from deskmail.errors import DeskmailError
+    from deskmail.outbox.compose import Draft
+
+    json_out, queue = bool(found.get("json")), bool(found.get("queue"))
+    try:
+        accounts = load_accounts()
+        app = Deskmail(accounts_loader=lambda: accounts)
+        sender = found.get("sender") or ""
+        chosen = app.sender_account(sender) if sender and not found.get("account") else app.account(
+            found.get("account"))
+        from deskmail.net.connect import plaintext_warnings
+
+        warnings = plaintext_warnings(chosen)
+        if warnings:
+            from deskmail.cli.ui import err, safe
+
+            for warning in warnings:
+                err.print(f"[bold yellow]{safe(warning)}[/]", highlight=False)
+        draft = Draft(to=found["to"], cc=found["cc"], bcc=found["bcc"], subject=found.get("subject", ""),
+                      body=found.get("body") or "", attachments=[Path(p) for p in found["attach"]], sender=sender)
+        if not found.get("no_signature"):
+            draft = app.sign(draft, chosen.name)
+        sent = app.send(draft, chosen.name, queue_only=queue)
+    except DeskmailError as exc:
+        from deskmail.cli.main import print_error
+
+        if json_out:
+            _write_json(exc.to_dict())
+        print_error(exc)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("Interrupted.\n")
+        return 130
+    if methods is not None:
+        methods.save()
+    from deskmail.cli.outbox_text import describe, entry_dict
+
+    if json_out:
+        _write_json({**entry_dict(sent.entry), "error": sent.error.to_dict() if sent.error else None,
+                     "copy_error": sent.copy_error.to_dict() if sent.copy_error else None})
+        return sent.error.exit_code if sent.error else 0
+    if queue or (sent.error is None and sent.copy_error is None):
+        from deskmail.cli.ui import out, safe
+
+        out.print("\n".join(safe(line) for line in describe(sent.entry)), highlight=False)
+        return 0
+    from deskmail.cli.outbox_cmd import show_sent  # (refusals, deferrals: the full command's words)
+
+    return show_sent(sent, json_out=False, queued=False)
+
+
+def _write_json(data: object) -> None:
+    import json
+
+    write_out(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")

@@ -2,30 +2,43 @@
 
 Uses ``email.message.EmailMessage`` with the default policy: it folds
 headers, encodes non-ASCII words and picks transfer encodings correctly.
+Attached files are not read into it: :func:`write_message` streams them
+into the message as it is written out (see there why).
 """
 
 from __future__ import annotations
 
+import base64
+import io
 import mimetypes
 import re
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.parser import BytesParser
-from email.policy import default
+from email.policy import Policy, default
 from email.utils import formatdate, getaddresses, make_msgid
 from pathlib import Path
+from typing import BinaryIO
 
 from deskmail.codes import Code
 from deskmail.errors import NotFoundError, UsageError
 from deskmail.model import Account, Identity, email_domain, valid_email
 
 MAX_ATTACHMENT = 50 * 1024 * 1024
+# The body of a file's part until write_message puts the file there: this line and the index of the file in
+# Draft.attachments. Random per process, so no text a person writes can be taken for it.
+_MARK = ("deskmail-file-" + secrets.token_hex(16) + "-").encode()
+_LINE = 57  # bytes of a file per base64 line (76 characters), as the email package writes them
+_CHUNK = _LINE * 4096  # what is read of a file at a time (228 KiB): whole lines, so no state between reads
 
 
 @dataclass(frozen=True)
 class Draft:
+    """A message as the person writes it: the addresses, the subject, the text, the files to attach."""
+
     to: Sequence[str]
     cc: Sequence[str] = ()
     bcc: Sequence[str] = ()
@@ -81,7 +94,9 @@ def _addresses(values: Sequence[str], field_name: str) -> list[str]:
 def build_message(account: Account, draft: Draft, *,
                   require_recipients: bool = True) -> tuple[EmailMessage, list[str]]:
     """Return the message and its envelope recipients (To + Cc + Bcc); a draft being saved
-    (``require_recipients=False``) may have none yet."""
+    (``require_recipients=False``) may have none yet. An attached file's part holds a marker instead of
+    the file: write the message out with :func:`write_message` (or :func:`wire_bytes`) and the draft's
+    attachments."""
     to = _addresses(draft.to, "To")
     cc = _addresses(draft.cc, "Cc")
     bcc = _addresses(draft.bcc, "Bcc")
@@ -108,7 +123,7 @@ def build_message(account: Account, draft: Draft, *,
         msg["References"] = " ".join(draft.references)
     msg["User-Agent"] = "deskmail"
     msg.set_content(draft.body if draft.body.endswith("\n") else draft.body + "\n")
-    for path in draft.attachments:
+    for index, path in enumerate(draft.attachments):
         if path.is_dir():
             raise UsageError(f"The attachment {path} is a folder, not a file", "",
                              "attach the files inside it one by one, or pack it into a zip file first",
@@ -126,11 +141,15 @@ def build_message(account: Account, draft: Draft, *,
         if ctype is None or encoding is not None:
             ctype = "application/octet-stream"
         maintype, _, subtype = ctype.partition("/")
-        data = path.read_bytes()
         if ctype == "message/rfc822":  # (a forwarded message): RFC 2046 5.2.1 allows 7bit/8bit, never base64
-            _attach_message(msg, data, path.name)
+            _attach_message(msg, path.read_bytes(), path.name)  # (a message, not a large file: parsed whole)
             continue
-        msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=path.name)
+        # The part's headers exactly as for the file's bytes (base64, RFC 2231 filename); its body the marker.
+        msg.add_attachment(b"", maintype=maintype, subtype=subtype, filename=path.name)
+        parts = msg.get_payload()
+        assert isinstance(parts, list) and isinstance(parts[-1], EmailMessage)
+        part = parts[-1]
+        part.set_payload(_MARK.decode() + f"{index}\n")
     return msg, to + cc + bcc
 
 
@@ -162,9 +181,56 @@ def bcc_of(draft: Draft) -> list[str]:
     return _addresses(draft.bcc, "Bcc")
 
 
-def wire_bytes(msg: EmailMessage, addresses: Sequence[str]) -> bytes:
+def wire_policy(addresses: Sequence[str]) -> Policy:
     """The message as handed to SMTP: CRLF lines; raw UTF-8 headers only when an address needs them
     (SMTPUTF8, RFC 6531), encoded words otherwise."""
     from email.policy import SMTP, SMTPUTF8
 
-    return msg.as_bytes(policy=SMTP if all(a.isascii() for a in addresses) else SMTPUTF8)
+    return SMTP if all(a.isascii() for a in addresses) else SMTPUTF8
+
+
+def wire_bytes(msg: EmailMessage, addresses: Sequence[str], files: Sequence[Path] = ()) -> bytes:
+    """The message of :func:`build_message` (``files``: the draft's attachments) as handed to SMTP, in memory."""
+    out = io.BytesIO()
+    write_message(out, msg, files, wire_policy(addresses))
+    return out.getvalue()
+
+
+def write_message(out: BinaryIO, msg: EmailMessage, files: Sequence[Path], policy: Policy) -> None:
+    """Write ``msg`` to ``out`` with each attached file (``files``, the draft's attachments) streamed in.
+
+    The email package holds every payload in memory, as a string, and its generator has no way to take a
+    part's body from a file: a 50 MB attachment would be held four times over (bytes, base64, the message,
+    its copy). So the package writes the headers, the text and the MIME structure (boundaries), with a
+    marker line for the body of each file's part, and the file's base64 goes where the marker is, read and
+    encoded a whole number of 57-byte lines at a time: the same lines as the package writes (76 characters,
+    the last one padded), the policy's line ending. Memory stays bounded whatever the files' size.
+    """
+    text = msg.as_bytes(policy=policy)
+    eol = policy.linesep.encode()
+    at = 0
+    for found in re.finditer(re.escape(_MARK) + rb"(\d+)" + re.escape(eol), text):
+        out.write(text[at:found.start()])
+        path = files[int(found.group(1))]
+        try:
+            with open(path, "rb") as fh:
+                while chunk := _read_full(fh, _CHUNK):
+                    coded = base64.b64encode(chunk)
+                    out.write(b"".join(coded[i:i + 76] + eol for i in range(0, len(coded), 76)))
+        except OSError as exc:
+            raise UsageError(f"The attachment {path} cannot be read ({exc.strerror or exc})",
+                             "it was moved, removed or made unreadable while the message was being written",
+                             "check the file and send again", code=Code.ATTACHMENT_MISSING) from None
+        at = found.end()
+    out.write(text[at:])
+
+
+def _read_full(fh: BinaryIO, size: int) -> bytes:
+    """``size`` bytes, fewer only at the end of the file (a read may return less: a pipe, a network file)."""
+    data = fh.read(size)
+    while 0 < len(data) < size:
+        more = fh.read(size - len(data))
+        if not more:
+            break
+        data += more
+    return data

@@ -13,11 +13,16 @@ anywhere leaves something :meth:`Outbox.recover` settles without sending anythin
 
 from __future__ import annotations
 
+import io
+import os
+import shutil
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from deskmail.codes import Code
 from deskmail.errors import DeskmailError, SendError
@@ -39,6 +44,7 @@ from deskmail.protocol.smtp import DataUncertain, Transaction, open_smtp
 
 if TYPE_CHECKING:
     from deskmail.events import CancelToken, Listener
+    from deskmail.protocol.imap import ImapSession
     from deskmail.secrets import Secret
 
 # Providers that file a message sent through their SMTP server into Sent themselves (a second copy would
@@ -167,7 +173,8 @@ def deliver(outbox: Outbox, account: Account, password: Secret | None, entries: 
                     outbox.save(replace(e, data_sent=True))
 
                 try:
-                    t = smtp.transact(entry.sender, entry.recipients, outbox.raw(entry.id), data_step)
+                    with open(outbox.path(entry.id), "rb") as message:
+                        t = smtp.transact(entry.sender, entry.recipients, message, entry.size, data_step)
                 except DataUncertain as exc:
                     record(outbox.save(replace(
                         entry, state=UNCERTAIN, data_sent=False, error_code=Code.SEND_UNCERTAIN,
@@ -194,21 +201,52 @@ def deliver(outbox: Outbox, account: Account, password: Secret | None, entries: 
     return error
 
 
-def sent_copy(raw: bytes, bcc: Sequence[str]) -> bytes:
-    """The copy kept in Sent: the message as transmitted, with its Bcc recipients named."""
-    if not bcc:
-        return raw
-    return b"Bcc: " + ", ".join(bcc).encode("utf-8") + b"\r\n" + raw
+def sent_copy(message: Path, bcc: Sequence[str]) -> tuple[BinaryIO, int]:
+    """The copy kept in Sent, to read a chunk at a time (close it), and its size: the message as
+    transmitted, with its Bcc recipients named."""
+    head = b"Bcc: " + ", ".join(bcc).encode("utf-8") + b"\r\n" if bcc else b""
+    fh = open(message, "rb")  # noqa: SIM115 (the caller's to close)
+    size = os.fstat(fh.fileno()).st_size
+    if not head:
+        return fh, size
+    return io.BufferedReader(_Prefixed(head, fh)), len(head) + size
+
+
+class _Prefixed(io.RawIOBase):
+    """``head``, then what ``rest`` holds (closed with it)."""
+
+    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+        self._head, self._rest = head, rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        if self._head:
+            n = min(len(view), len(self._head))
+            view[:n], self._head = self._head[:n], self._head[n:]
+            return n
+        data = self._rest.read(len(view))
+        view[:len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._rest.close()
+        super().close()
 
 
 def save_copies(outbox: Outbox, account: Account, password: Secret | None, entries: Sequence[OutboxEntry],
                 local_dir: Path, *, record: Callable[[OutboxEntry], None], fresh: frozenset[str] = frozenset(),
-                timeout: float = DEFAULT_TIMEOUT) -> DeskmailError | None:
+                timeout: float = DEFAULT_TIMEOUT, early: EarlyCopies | None = None) -> DeskmailError | None:
     """Save the copies in Sent of ``entries`` (sent, copy pending): over IMAP into the Sent folder, found by
     SPECIAL-USE or name (created if missing); for a POP3 account into ``local_dir``; not at all where the
     provider files them itself. A copy already there (same Message-ID) is not saved again; the ids in
-    ``fresh`` (sent by this very run: no earlier APPEND can have happened) are saved without looking."""
+    ``fresh`` (sent by this very run: no earlier APPEND can have happened) are saved without looking.
+    ``early``: the IMAP session opened meanwhile (used, then closed, also when there is nothing to save)."""
     if not entries:
+        if early is not None:
+            early.close()
         return None
     if account.outgoing.host.lower() in PROVIDER_KEEPS_SENT:
         for entry in entries:
@@ -219,38 +257,108 @@ def save_copies(outbox: Outbox, account: Account, password: Secret | None, entri
 
         for entry in entries:
             path = local_dir / f"{entry.id}.eml"
-            atomic_write(path, sent_copy(outbox.raw(entry.id), entry.bcc))
+            copy, _size = sent_copy(outbox.path(entry.id), entry.bcc)
+            with copy:
+                def write(out: BinaryIO, source: BinaryIO = copy) -> None:
+                    shutil.copyfileobj(source, out, 1024 * 1024)
+
+                atomic_write(path, write)
             record(outbox.save(replace(entry, sent_copy=COPY_SAVED, sent_folder=str(path))))
         return None
     from deskmail.errors import AuthError
-    from deskmail.protocol.imap import open_imap, quote_string
-    from deskmail.sync.imap_sync import special_use_of
+    from deskmail.protocol.imap import open_imap
 
-    if password is None:
-        return AuthError(f"No password available for {account.incoming.describe()}", account=account.name)
     try:
-        with open_imap(account, password, timeout=timeout) as imap:
-            folders = imap.list_folders()
-            sent = next((n for flags, _d, n in folders if "\\Sent" in flags), None) or next(
-                (n for flags, _d, n in folders if special_use_of(flags, n) == "\\Sent"), None)
-            if sent is None:
-                sent = "Sent"
-                imap.create_folder(sent)
-                imap.subscribe(sent)
-            if any(e.id not in fresh for e in entries):
-                imap.select(sent)
-            for entry in entries:
-                mid = entry.message_id
-                found = False
-                if entry.id not in fresh and mid.isascii() and mid:
-                    seen = imap.run(f"UID SEARCH HEADER Message-ID {quote_string(mid)}", parse=frozenset({b"SEARCH"}))
-                    found = any(v for _kind, values in seen.data for v in values)
-                if not found:
-                    imap.append(sent, sent_copy(outbox.raw(entry.id), entry.bcc), ("\\Seen",), entry.created)
-                record(outbox.save(replace(entry, sent_copy=COPY_SAVED, sent_folder=sent)))
+        if early is not None:
+            imap, sent = early.take()
+            _append_copies(outbox, imap, sent, entries, record, fresh)
+            return None
+        if password is None:
+            return AuthError(f"No password available for {account.incoming.describe()}", account=account.name)
+        with open_imap(account, password, timeout=timeout) as session:
+            _append_copies(outbox, session, _sent_folder(session), entries, record, fresh)
     except DeskmailError as exc:
         return exc
+    finally:
+        if early is not None:
+            early.close()
     return None
+
+
+def _sent_folder(imap: ImapSession) -> str:
+    """The Sent folder: by SPECIAL-USE, else by its name; created when there is none."""
+    from deskmail.protocol.imap import special_use_of
+
+    folders = imap.list_folders()
+    sent = next((n for flags, _d, n in folders if "\\Sent" in flags), None) or next(
+        (n for flags, _d, n in folders if special_use_of(flags, n) == "\\Sent"), None)
+    if sent is None:
+        sent = "Sent"
+        imap.create_folder(sent)
+        imap.subscribe(sent)
+    return sent
+
+
+def _append_copies(outbox: Outbox, imap: ImapSession, sent: str, entries: Sequence[OutboxEntry],
+                   record: Callable[[OutboxEntry], None], fresh: frozenset[str]) -> None:
+    from deskmail.protocol.imap import quote_string
+
+    if any(e.id not in fresh for e in entries):
+        imap.select(sent)
+    for entry in entries:
+        mid = entry.message_id
+        found = False
+        if entry.id not in fresh and mid.isascii() and mid:
+            seen = imap.run(f"UID SEARCH HEADER Message-ID {quote_string(mid)}", parse=frozenset({b"SEARCH"}))
+            found = any(v for _kind, values in seen.data for v in values)
+        if not found:
+            copy, size = sent_copy(outbox.path(entry.id), entry.bcc)
+            with copy:
+                imap.append(sent, copy, ("\\Seen",), entry.created, size=size)
+        record(outbox.save(replace(entry, sent_copy=COPY_SAVED, sent_folder=sent)))
+
+
+class EarlyCopies:
+    """The IMAP session for the copies in Sent, logged in and its Sent folder found in a thread while the
+    messages go out over SMTP: the two servers' round trips overlap instead of adding up (~20 ms of a
+    single send). :meth:`take` hands it over (or raises what went wrong there); :meth:`close` logs out."""
+
+    def __init__(self, account: Account, password: Secret, timeout: float) -> None:
+        self._account, self._password, self._timeout = account, password, timeout
+        self._cm: AbstractContextManager[ImapSession] | None = None
+        self._session: ImapSession | None = None
+        self._sent = ""
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._open, name=f"sent-copy-{account.name}", daemon=True)
+        self._thread.start()
+
+    def _open(self) -> None:
+        from deskmail.protocol.imap import open_imap
+
+        try:
+            cm = open_imap(self._account, self._password, timeout=self._timeout)
+            self._session = cm.__enter__()
+            self._cm = cm
+            self._sent = _sent_folder(self._session)
+        except BaseException as exc:  # (raised in the caller's thread by take())
+            self._error = exc
+
+    def take(self) -> tuple[ImapSession, str]:
+        self._thread.join()
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+        assert self._session is not None
+        return self._session, self._sent
+
+    def close(self) -> None:
+        self._thread.join()
+        cm, self._cm = self._cm, None
+        if cm is not None:
+            try:
+                cm.__exit__(None, None, None)
+            except DeskmailError:
+                pass  # (logging out of a connection that broke)
 
 
 def flush(outbox: Outbox, accounts: Mapping[str, Account], password_for: Callable[[Account], Secret], *,
@@ -302,15 +410,22 @@ def flush(outbox: Outbox, accounts: Mapping[str, Account], password_for: Callabl
                         record(outbox.save(_later(replace(entry, attempts=entry.attempts + 1), str(exc), exc.code,
                                                   now)))
                     continue
-            if to_send:
-                error = deliver(outbox, account, password if account.outgoing.auth_required else None, to_send,
-                                record=record, starting=tell, cancel=cancel, timeout=seconds)
-                if error is not None:
-                    errors[name] = error
+            early = (EarlyCopies(account, password, seconds) if imap and to_send and password is not None
+                     and account.outgoing.host.lower() not in PROVIDER_KEEPS_SENT else None)
+            try:
+                if to_send:
+                    error = deliver(outbox, account, password if account.outgoing.auth_required else None, to_send,
+                                    record=record, starting=tell, cancel=cancel, timeout=seconds)
+                    if error is not None:
+                        errors[name] = error
+            except BaseException:
+                if early is not None:
+                    early.close()
+                raise
             newly_sent = [e for e in finished if e.state == SENT and e.sent_copy == COPY_PENDING]
             error = save_copies(outbox, account, password, to_copy + newly_sent, local_sent(account),
                                 record=lambda e: done.append(e), fresh=frozenset(e.id for e in newly_sent),
-                                timeout=seconds)
+                                timeout=seconds, early=early)
             if error is not None and name not in errors:
                 errors[name] = error
         final = {e.id: e for e in done}  # the last record of each, in the order they were first handled

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -20,15 +20,17 @@ from email.parser import BytesHeaderParser, BytesParser
 from email.policy import default
 from email.utils import getaddresses
 from pathlib import Path
+from typing import BinaryIO
 
 from deskmail.codes import Code
 from deskmail.errors import NotFoundError
 from deskmail.model import Account, Protocol
-from deskmail.outbox.compose import Draft, build_message
+from deskmail.outbox.compose import Draft, build_message, write_message
 from deskmail.protocol.imap import ImapSession, open_imap, quote_string
 from deskmail.secrets import Secret
 
 _FIELDS = "MESSAGE-ID SUBJECT TO DATE"
+_HEAD = 256 * 1024  # what is read of a saved draft for its header
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,14 +43,23 @@ class DraftInfo:
     where: str  # the IMAP folder, or the local file
 
 
-def draft_bytes(account: Account, draft: Draft) -> tuple[bytes, str]:
-    """The draft as a message (recipients optional, Bcc kept as a header: it is the writer's own copy) and
-    its Message-ID."""
+def draft_writer(account: Account, draft: Draft) -> tuple[Callable[[BinaryIO], None], str]:
+    """The draft as a message (recipients optional, Bcc kept as a header: it is the writer's own copy): what
+    writes it into a file (its attachments streamed in, never read whole), and its Message-ID."""
     msg, _recipients = build_message(account, draft, require_recipients=False)
     if draft.bcc:
         msg["Bcc"] = ", ".join(draft.bcc)
     msg["X-Deskmail-Draft"] = "yes"
-    return msg.as_bytes(policy=default.clone(linesep="\r\n", utf8=True)), str(msg["Message-ID"])
+    policy = default.clone(linesep="\r\n", utf8=True)
+    return (lambda out: write_message(out, msg, draft.attachments, policy)), str(msg["Message-ID"])
+
+
+def _head(fh: BinaryIO) -> bytes:
+    """The start of a message file, enough for its header (then rewound)."""
+    fh.seek(0)
+    head = fh.read(_HEAD)
+    fh.seek(0)
+    return head
 
 
 def draft_from_message(raw: bytes) -> Draft:
@@ -87,14 +98,15 @@ class LocalDrafts:
     def _path(self, ref: str) -> Path:
         return self.root / (hashlib.sha256(ref.encode()).hexdigest()[:32] + ".eml")
 
-    def save(self, raw: bytes, ref: str, replaces: str) -> DraftInfo:
+    def save(self, write: Callable[[BinaryIO], None], ref: str, replaces: str) -> DraftInfo:
         from deskmail.durable import atomic_write
 
         path = self._path(ref)
-        atomic_write(path, raw)
+        atomic_write(path, write)
         if replaces:
             self._path(replaces).unlink(missing_ok=True)
-        return _info(self.account, raw, str(path))
+        with open(path, "rb") as fh:
+            return _info(self.account, _head(fh), str(path))
 
     def list(self) -> list[DraftInfo]:
         if not self.root.is_dir():
@@ -122,7 +134,7 @@ class ServerDrafts:
 
     @contextmanager
     def _folder(self, *, create: bool = False) -> Iterator[tuple[ImapSession, str]]:
-        from deskmail.sync.imap_sync import special_use_of
+        from deskmail.protocol.imap import special_use_of
 
         with open_imap(self.account, self.password, timeout=self.timeout) as imap:
             folders = imap.list_folders()
@@ -155,13 +167,20 @@ class ServerDrafts:
         if imap.has_capability("UIDPLUS"):
             imap.run(f"UID EXPUNGE {uid_set}")
 
-    def save(self, raw: bytes, ref: str, replaces: str) -> DraftInfo:
-        with self._folder(create=True) as (imap, name):
-            imap.append(name, raw, ("\\Draft", "\\Seen"))
-            if replaces:
-                imap.select(name, readonly=False)
-                self._delete(imap, self._uids(imap, replaces))
-        return _info(self.account.name, raw, name)
+    def save(self, write: Callable[[BinaryIO], None], ref: str, replaces: str) -> DraftInfo:
+        import tempfile
+
+        # Written out first (an APPEND announces the size), into a file that has no name: nothing to clean up.
+        with tempfile.TemporaryFile() as fh:
+            write(fh)
+            size = fh.tell()
+            head = _head(fh)
+            with self._folder(create=True) as (imap, name):
+                imap.append(name, fh, ("\\Draft", "\\Seen"), size=size)
+                if replaces:
+                    imap.select(name, readonly=False)
+                    self._delete(imap, self._uids(imap, replaces))
+        return _info(self.account.name, head, name)
 
     def list(self) -> list[DraftInfo]:
         with self._folder() as (imap, name):

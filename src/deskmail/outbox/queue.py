@@ -18,11 +18,11 @@ import json
 import os
 import secrets
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from deskmail.codes import Code
 from deskmail.durable import atomic_write, fsync_dir
@@ -103,25 +103,33 @@ class Outbox:
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
         return path
 
-    def add(self, account: str, sender: str, raw: bytes, recipients: Sequence[str], *, bcc: Sequence[str] = (),
-            message_id: str = "", subject: str = "") -> OutboxEntry:
-        """Write the message durably (tmp/ → new/, file and directory fsynced), then its record."""
+    def add(self, account: str, sender: str, raw: bytes | Callable[[BinaryIO], None], recipients: Sequence[str],
+            *, bcc: Sequence[str] = (), message_id: str = "", subject: str = "") -> OutboxEntry:
+        """Write the message durably (tmp/ → new/, file and directory fsynced), then its record. ``raw`` is
+        the message, or what writes it into the file (a large one is never held in memory whole)."""
         now = time.time()
         entry_id = time.strftime("%Y%m%d%H%M%S", time.gmtime(now)) + "-" + secrets.token_hex(4)
+        tmp = self._dir("tmp") / f"{entry_id}.eml"
         try:
-            tmp = self._dir("tmp") / f"{entry_id}.eml"
             with open(tmp, "xb") as fh:
-                fh.write(raw)
+                if isinstance(raw, bytes):
+                    fh.write(raw)
+                else:
+                    raw(fh)
                 fh.flush()
+                size = fh.tell()
                 os.fsync(fh.fileno())
             final = self._dir("new") / f"{entry_id}.eml"
             os.replace(tmp, final)
             fsync_dir(final.parent)
-            entry = OutboxEntry(entry_id, account, sender, tuple(recipients), message_id, subject, now, len(raw),
+            entry = OutboxEntry(entry_id, account, sender, tuple(recipients), message_id, subject, now, size,
                                 bcc=tuple(bcc))
             return self.save(entry)
         except OSError as exc:
             raise _store_error(self.root, exc) from None
+        finally:
+            if tmp.exists():  # the message could not be written whole (an attachment gone, the disk full)
+                tmp.unlink(missing_ok=True)
 
     def save(self, entry: OutboxEntry) -> OutboxEntry:
         try:
@@ -159,6 +167,7 @@ class Outbox:
         return self.root / "new" / f"{entry_id}.eml"
 
     def raw(self, entry_id: str) -> bytes:
+        """The message whole, in memory (delivering reads it from :meth:`path` a chunk at a time)."""
         return self.path(entry_id).read_bytes()
 
     def remove(self, entry_id: str) -> None:

@@ -584,9 +584,11 @@ class ImapSession:
                 self._sock.close()
                 raise ProtocolError(f"A message being uploaded to {self.server.host} was {size - left} bytes, "
                                     f"not the {size} announced; the connection was closed")
-            self._send(chunk)
             left -= len(chunk)
-        self._send(b"\r\n")
+            # (the CRLF with the last chunk: a small write of its own would wait for the server's delayed ACK)
+            self._send(chunk if left else chunk + b"\r\n")
+        if not size:
+            self._send(b"\r\n")
 
     def abort(self) -> None:
         """Hang up at once, without LOGOUT: the stream is out of step (see ``in_step``), or dead."""
@@ -668,6 +670,29 @@ def _is_change(line: bytes) -> bool:
 _CODE = re.compile(rb"\[(UIDVALIDITY|UIDNEXT|HIGHESTMODSEQ) (\d+)\]", re.I)
 _PERMANENTFLAGS = re.compile(rb"\[PERMANENTFLAGS \(([^)]*)\)\]", re.I)
 _CAPS = re.compile(rb"\[CAPABILITY ([^\]]*)\]", re.I)
+# RFC 6154 special-use attributes deskmail knows.
+SPECIAL_USES = ("\\Sent", "\\Drafts", "\\Trash", "\\Junk", "\\Archive", "\\All", "\\Flagged")
+# Name-based fallback for servers without SPECIAL-USE (lower-case names).
+NAME_HINTS = {
+    "\\Sent": ("sent", "sent items", "sent messages", "sent mail", "gesendet", "envoyés"),
+    "\\Drafts": ("drafts", "draft", "entwürfe", "brouillons"),
+    "\\Trash": ("trash", "deleted items", "deleted messages", "bin", "papierkorb", "corbeille"),
+    "\\Junk": ("junk", "spam", "junk e-mail", "bulk mail"),
+    "\\Archive": ("archive", "archives", "archiv"),
+}
+
+
+def special_use_of(flags: tuple[str, ...], name: str) -> str:
+    for f in flags:
+        if f in SPECIAL_USES:
+            return f
+    last = name.rsplit("/", 1)[-1].rsplit(".", 1)[-1].lower()
+    for use, names in NAME_HINTS.items():
+        if last in names:
+            return use
+    return ""
+
+
 _APPENDUID = re.compile(rb"\[APPENDUID (\d+) (\d+)\]", re.I)
 
 

@@ -10,11 +10,15 @@ through :data:`deskmail.net.log.protocol_log`, the AUTH exchange by structure
 
 from __future__ import annotations
 
+import base64
+import hmac
+import re
 import smtplib
+import socket
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 from deskmail.codes import Code
 from deskmail.errors import AuthError, ProtocolError, SecurityError, SendError, StartTLSUnavailable
@@ -24,6 +28,10 @@ from deskmail.net.log import protocol_log
 from deskmail.net.tls import client_context
 from deskmail.protocol import bearer, core
 from deskmail.secrets import Secret
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode("utf-8")).decode("ascii")
 
 
 class _SMTP(smtplib.SMTP):
@@ -37,21 +45,40 @@ class _SMTP(smtplib.SMTP):
 
     _auth: tuple[str, str, str] | None = None  # (mechanism, user, password) while authenticating
     _auth_lines = 0
-    _in_data = False
 
     def auth(self, mechanism: str, authobject: Any, *, initial_response_ok: bool = True) -> tuple[int, bytes]:
+        """smtplib's exchange, its answers encoded as UTF-8 (RFC 4616, RFC 4954) where smtplib encodes them as
+        ASCII: there a password with "ü" or "ß" raised UnicodeEncodeError from every login."""
         self._auth, self._auth_lines = (mechanism, str(getattr(self, "user", "")),
                                         str(getattr(self, "password", ""))), 0
         try:
-            return super().auth(mechanism, authobject, initial_response_ok=initial_response_ok)
+            mechanism = mechanism.upper()
+            initial = authobject() if initial_response_ok else None
+            if initial is not None:
+                code, resp = self.docmd("AUTH", f"{mechanism} {_b64(initial)}")
+                self._auth_challenge_count = 1
+            else:
+                code, resp = self.docmd("AUTH", mechanism)
+                self._auth_challenge_count = 0
+            while code == 334:  # a challenge: answer it (smtplib's own auth_login counts on the count)
+                self._auth_challenge_count += 1
+                code, resp = self.docmd(_b64(authobject(base64.decodebytes(resp))))
+                if self._auth_challenge_count > 5:
+                    raise smtplib.SMTPException(f"The server's AUTH does not end (last answer {code} {resp!r})")
+            if code in (235, 503):
+                return code, resp
+            raise smtplib.SMTPAuthenticationError(code, resp)
         finally:
             self._auth = None
 
+    def auth_cram_md5(self, challenge: bytes | None = None) -> str | None:  # type: ignore[override]
+        """smtplib's, with the password's UTF-8 bytes as the key (its own takes ASCII only)."""
+        if challenge is None:
+            return None
+        return f"{self.user} {hmac.HMAC(self.password.encode('utf-8'), challenge, 'md5').hexdigest()}"
+
     def send(self, s: Any) -> None:
-        if self._in_data:
-            protocol_log.debug("C: <message, %d bytes>", len(s))
-            self._in_data = False
-        elif self._auth is not None:
+        if self._auth is not None:
             self._auth_lines += 1
             protocol_log.debug("C: %s", f"AUTH {self._auth[0]} ****" if self._auth_lines == 1 else "****")
         elif protocol_log.enabled:
@@ -59,15 +86,79 @@ class _SMTP(smtplib.SMTP):
             protocol_log.debug("C: %s", text.strip())
         super().send(s)
 
+    def send_data(self, source: BinaryIO) -> None:
+        """The message after the 354 (dot-stuffed, CRLF lines, the final dot), read from ``source`` a chunk
+        at a time; logged by its size only."""
+        stuffer = DotStuffer()
+        size = 0
+        ready = b""  # each chunk waits for the next read: the last one goes out with the final dot, in one
+        # write (a small write after another waits for the server's delayed ACK, ~40 ms: Nagle's algorithm)
+        while chunk := source.read(_CHUNK):
+            if ready:
+                smtplib.SMTP.send(self, ready)
+            ready = stuffer.feed(chunk)
+            size += len(chunk)
+        protocol_log.debug("C: <message, %d bytes>", size)
+        smtplib.SMTP.send(self, ready + stuffer.end())
+
     def getreply(self) -> tuple[int, bytes]:
+        if _QUICKACK is not None and self.sock is not None:
+            # ACK at once what arrives: a server that writes a multi-line reply (EHLO) line by line has each
+            # further line held back by Nagle's algorithm until that ACK, which a client waiting to read
+            # would otherwise delay by ~40 ms (Linux; the setting lasts a while only, hence before each reply)
+            try:
+                self.sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
+            except OSError:
+                pass
         code, msg = super().getreply()
-        self._in_data = code == 354
         if protocol_log.enabled:
             said = msg.decode("utf-8", "replace").replace("\n", " | ")
             if self._auth is not None and core.repeats_secret(said, self._auth[2], self._auth[1]):
                 said = "(the server's answer repeats the credentials; not shown)"
             protocol_log.debug("S: %d %s", code, said)
         return code, msg
+
+
+_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)
+_CHUNK = 256 * 1024  # what is read of a message at a time when it is sent
+
+
+class DotStuffer:
+    """The message as the DATA command carries it (RFC 5321 4.5.2), made a chunk at a time: every line
+    ending CRLF (a bare CR or LF made one), a dot starting a line doubled, CRLF "." CRLF at the end.
+
+    What a line break or a line start is can straddle two chunks (CR at the end of one, LF at the start of
+    the next; a dot right after a chunk ending a line): a CR ending a chunk is held back until the next one
+    says whether it is half of a CRLF, and whether the last byte written ended a line is remembered.
+    """
+
+    _EOL = re.compile(rb"\r\n|\r|\n")
+
+    def __init__(self) -> None:
+        self._cr = False  # a CR ended the last chunk and was not written yet
+        self._line_start = True  # the next byte written starts a line
+        self._wrote = False
+
+    def feed(self, chunk: bytes) -> bytes:
+        data = b"\r" + chunk if self._cr else chunk
+        self._cr = data.endswith(b"\r")
+        if self._cr:
+            data = data[:-1]
+        if not data:
+            return b""
+        data = self._EOL.sub(b"\r\n", data).replace(b"\n.", b"\n..")
+        if self._line_start and data.startswith(b"."):
+            data = b"." + data
+        self._line_start = data.endswith(b"\n")
+        self._wrote = True
+        return data
+
+    def end(self) -> bytes:
+        """What follows the last chunk: a held-back CR made a line break, the last line ended, the dot."""
+        tail = self.feed(b"\n") if self._cr else b""
+        if not (self._wrote and self._line_start):
+            tail += b"\r\n"
+        return tail + b".\r\n"
 
 
 def _text(value: bytes | str) -> str:
@@ -110,8 +201,20 @@ class Transaction:
     data: tuple[int, str] | None
 
 
+def _ascii(message: BinaryIO) -> bool:
+    """Whether the message (read a chunk at a time, then rewound) is all ASCII."""
+    start = message.tell()
+    try:
+        while chunk := message.read(_CHUNK):
+            if not chunk.isascii():
+                return False
+        return True
+    finally:
+        message.seek(start)
+
+
 class SmtpSession:
-    def __init__(self, smtp: smtplib.SMTP, server: ServerSettings) -> None:
+    def __init__(self, smtp: _SMTP, server: ServerSettings) -> None:
         self._s = smtp
         self.server = server
 
@@ -121,10 +224,11 @@ class SmtpSession:
         value = self._s.esmtp_features.get("size", "").strip()
         return int(value) if value.isdigit() else 0
 
-    def transact(self, sender: str, recipients: Sequence[str], raw: bytes,
+    def transact(self, sender: str, recipients: Sequence[str], message: BinaryIO, size: int,
                  before_data: Callable[[], None]) -> Transaction:
         """One mail transaction, step by step, for the outbox: it must know which side of the final dot
-        a failure falls on. ``before_data`` runs after the 354 and right before the message (with its
+        a failure falls on. ``message`` (``size`` bytes) is read a chunk at a time, never whole.
+        ``before_data`` runs after the 354 and right before the message (with its
         final dot) is handed to the socket: the caller records durably that the data may have gone out.
 
         Returns what the server said to each recipient and to the data. Raises :class:`DataUncertain`
@@ -133,7 +237,7 @@ class SmtpSession:
         """
         s = self._s
         replies: dict[str, tuple[int, str]] = {}
-        options = [f"SIZE={len(raw)}"] if s.has_extn("size") else []
+        options = [f"SIZE={size}"] if s.has_extn("size") else []
         if not all(a.isascii() for a in (sender, *recipients)):
             if not s.has_extn("smtputf8"):
                 raise SendError(
@@ -143,7 +247,7 @@ class SmtpSession:
                     "write to an ASCII address of that person, or send through a server that offers SMTPUTF8",
                     code=Code.INTERNATIONAL_ADDRESS, host=self.server.host, port=self.server.port)
             options.append("SMTPUTF8")
-        if not raw.isascii() and s.has_extn("8bitmime"):
+        if s.has_extn("8bitmime") and not _ascii(message):
             options.append("BODY=8BITMIME")
         try:
             code, text = s.mail(sender, options)
@@ -161,11 +265,8 @@ class SmtpSession:
             if code != 354:
                 s.rset()
                 return Transaction(mail, replies, (code, _text(text)))
-            data = smtplib._quote_periods(raw)  # type: ignore[attr-defined]
-            if not data.endswith(b"\r\n"):
-                data += b"\r\n"
             before_data()
-            s.send(data + b".\r\n")
+            s.send_data(message)
         except smtplib.SMTPServerDisconnected as exc:
             raise translate(ConnectionResetError(str(exc)), self.server) from None
         except OSError as exc:
@@ -190,12 +291,13 @@ def open_smtp(account: Account, password: Secret | None, *, timeout: float = 30.
     if server.auth_required:
         check_plaintext_policy(account, server)
     ctx = client_context(account.ca_file)
-    smtp: smtplib.SMTP
+    smtp: _SMTP
     try:
         if server.security is Security.SSL:
             smtp = _SMTPS(server.host, server.port, timeout=timeout, context=ctx)
         else:
             smtp = _SMTP(server.host, server.port, timeout=timeout)
+        _no_delay(smtp)
         session = SmtpSession(smtp, server)
     except smtplib.SMTPConnectError as exc:
         raise ProtocolError(
@@ -212,6 +314,17 @@ def open_smtp(account: Account, password: Secret | None, *, timeout: float = 30.
         yield session
     finally:
         session.close()
+
+
+def _no_delay(smtp: smtplib.SMTP) -> None:
+    """Every command and the message's last piece are written whole, so nothing gains by Nagle's algorithm
+    holding a write back until the server ACKs the one before (up to ~40 ms: the EHLO right after the TLS
+    handshake waits so for the ACK of the handshake's last message)."""
+    try:
+        if smtp.sock is not None:
+            smtp.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except OSError:
+        pass
 
 
 def _bearer_attempt(smtp: smtplib.SMTP, server: ServerSettings, mechanism: str,
@@ -239,8 +352,7 @@ def _bearer_attempt(smtp: smtplib.SMTP, server: ServerSettings, mechanism: str,
                 "try again later; the sign-in is kept",
                 host=server.host, port=server.port,
             ) from None
-        import base64  # the challenge arrives decoded; core reads the base64 form
-
+        # (the challenge arrives decoded; core reads the base64 form)
         return core.bearer_refusal(base64.b64encode(challenges[-1]) if challenges else b"")
     finally:
         smtp.password = ""

@@ -117,7 +117,13 @@ from deskmail.codes import Code
 from deskmail.durable import fsync_dir
 from deskmail.errors import NetworkError, ProtocolError, StoreError
 from deskmail.model import Account
-from deskmail.protocol.imap import FolderStatus, ImapSession, qresync_params, quote_string
+from deskmail.protocol.imap import (
+    FolderStatus,
+    ImapSession,
+    qresync_params,
+    quote_string,
+    special_use_of,
+)
 from deskmail.protocol.imap_stream import FetchItem, Untagged, compress_uids, parse_uid_set
 from deskmail.store import Folder, Op, Row, Store, read_header_info
 from deskmail.store.maildir import (
@@ -158,16 +164,6 @@ BATCH_BYTES = 32 * 1024 * 1024
 # upload and before the file is adopted (tests/test_sync.py proves the resume). Read only on that path.
 FAULT_ENV = "DESKMAIL_FAULT"
 
-SPECIAL_USES = ("\\Sent", "\\Drafts", "\\Trash", "\\Junk", "\\Archive", "\\All", "\\Flagged")
-# Name-based fallback for servers without SPECIAL-USE (lower-case names).
-NAME_HINTS = {
-    "\\Sent": ("sent", "sent items", "sent messages", "sent mail", "gesendet", "envoyés"),
-    "\\Drafts": ("drafts", "draft", "entwürfe", "brouillons"),
-    "\\Trash": ("trash", "deleted items", "deleted messages", "bin", "papierkorb", "corbeille"),
-    "\\Junk": ("junk", "spam", "junk e-mail", "bulk mail"),
-    "\\Archive": ("archive", "archives", "archiv"),
-}
-
 _COPYUID = re.compile(rb"\[COPYUID (\d+) ([\d:,]+) ([\d:,]+)\]", re.I)
 
 
@@ -196,17 +192,6 @@ class FolderResult:
     def to_dict(self) -> dict[str, object]:
         # Not the plan: objects, not JSON (SyncRun.to_dict describes them).
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "plan"}
-
-
-def special_use_of(flags: tuple[str, ...], name: str) -> str:
-    for f in flags:
-        if f in SPECIAL_USES:
-            return f
-    last = name.rsplit("/", 1)[-1].rsplit(".", 1)[-1].lower()
-    for use, names in NAME_HINTS.items():
-        if last in names:
-            return use
-    return ""
 
 
 def _fs(text: str | tuple[str, ...]) -> frozenset[str]:
