@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deskmail.codes import Code
-from deskmail.errors import DeskmailError, SendError
+from deskmail.errors import DeskmailError, ProtocolError, SendError
 from deskmail.model import Account, Protocol
 from deskmail.outbox.queue import (
     COPY_BY_PROVIDER,
@@ -246,7 +246,19 @@ def save_copies(outbox: Outbox, account: Account, password: Secret | None, entri
                     seen = imap.run(f"UID SEARCH HEADER Message-ID {quote_string(mid)}", parse=frozenset({b"SEARCH"}))
                     found = any(v for _kind, values in seen.data for v in values)
                 if not found:
-                    imap.append(sent, sent_copy(outbox.raw(entry.id), entry.bcc), ("\\Seen",), entry.created)
+                    try:
+                        imap.append(sent, sent_copy(outbox.raw(entry.id), entry.bcc), ("\\Seen",), entry.created)
+                    except ProtocolError as exc:
+                        if "[OVERQUOTA]" not in exc.what.upper():
+                            raise
+                        # RFC 5530: the mailbox is full. Named as such (not "refused the command"), so the
+                        # person knows to free space; the copy stays pending and is saved by a later flush.
+                        raise ProtocolError(
+                            f"The copy in {sent} was not saved: the mailbox on the server is full ({exc.what})",
+                            "the account is over its storage quota",
+                            "delete messages (and empty the trash) on the server; the copy is saved at the "
+                            "next send or flush", code=Code.OVER_QUOTA, account=account.name,
+                            folder=sent) from exc
                 record(outbox.save(replace(entry, sent_copy=COPY_SAVED, sent_folder=sent)))
     except DeskmailError as exc:
         return exc
