@@ -374,6 +374,84 @@ def test_hostile_folder_names_from_a_real_server_stay_inside_the_account(sandbox
         proxy.close()
 
 
+# ---- F-12 (b): the store made unreadable (chmod 000) ---------------------------------------------
+
+# The tests run as root, for whom permission bits do not apply (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH).
+# The sync runs without those two capabilities (setpriv drops them from its bounding set, so they are
+# gone after exec): a mode of 000 then refuses it exactly as it refuses an ordinary user.
+WITHOUT_DAC = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-dac_override,-dac_read_search"]
+
+
+def _run_without_dac(home: Home, *args: str, clock: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DESKMAIL_HOME": str(home.root), "COLUMNS": "200", **home.env}
+    return subprocess.run([*WITHOUT_DAC, *clock, sys.executable, "-m", "deskmail", *args], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_the_bench_refuses_an_unreadable_folder_to_the_sync_process(tmp_path: Path) -> None:
+    """The injection itself: the process as the sync runs is refused a folder of mode 000."""
+    folder = tmp_path / "closed"
+    folder.mkdir()
+    (folder / "f").write_text("x")
+    folder.chmod(0)
+    try:
+        probe = subprocess.run([*WITHOUT_DAC, sys.executable, "-c", f"import os; os.listdir({str(folder)!r})"],
+                               capture_output=True, text=True, check=False)
+        assert probe.returncode != 0 and "PermissionError" in probe.stderr, probe.stderr
+    finally:
+        folder.chmod(0o700)
+
+
+@pytest.mark.parametrize("protocol", ["imap", "pop3"])
+def test_an_unreadable_store_is_missing_not_deleted(sandbox: Any, mail_user: Any, tmp_path: Path,
+                                                    protocol: str) -> None:
+    """The account's mail folder chmod 000 after a sync; the next sync (IMAP through a proxy that records
+    its commands; POP3 with delete_after_days = 1 two days later, under faketime) stops with store_missing:
+    no STORE, EXPUNGE or DELE, the server keeps every message with its flags, nothing is recreated or
+    written. Readable again, a sync changes nothing."""
+    from test_reliability import FAKETIME, pop_account
+
+    email = mail_user.email
+    sandbox.fill_maildir(email, [msg(i, email) for i in range(1, 6)])
+    proxy = WireProxy((sandbox.host, sandbox.imap_port))
+    try:
+        if protocol == "imap":
+            home, name, clock = plain_account(sandbox, mail_user, tmp_path, proxy.port), "a", ()
+        else:
+            assert FAKETIME, "faketime is missing (scripts/bootstrap test installs it)"
+            home, name, clock = pop_account(sandbox, mail_user, tmp_path), "p", ("faketime", "-f", "+2d")
+            cfg = home.root / "config" / "accounts.toml"
+            cfg.write_text(cfg.read_text() + "\n[accounts.p.options]\ndelete_after_days = 1\n")
+        first = _run_without_dac(home, "sync", "--json")
+        assert first.returncode == 0, first.stdout + first.stderr
+        mail = home.root / "data" / "mail" / name
+        before = {p.relative_to(mail): p.read_bytes() for p in mail.rglob("*") if p.is_file()}
+        assert sum(1 for p in before if p.parts[0] == "cur") == 5
+        on_server = server(sandbox, email)
+        assert len(on_server) == 5
+        sent_before = len(proxy.commands)
+
+        mail.chmod(0)
+        try:
+            proc = _run_without_dac(home, "sync", "--json", clock=clock)
+        finally:
+            mail.chmod(0o700)
+        assert proc.returncode == 10 and '"code": "store_missing"' in proc.stdout, proc.stdout + proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert server(sandbox, email) == on_server  # every message, flags unchanged (I5)
+        assert not any(re.match(rb"\S+ (UID )?(STORE|EXPUNGE)", c.upper()) for c in proxy.commands[sent_before:])
+        assert {p.relative_to(mail): p.read_bytes() for p in mail.rglob("*") if p.is_file()} == before
+
+        again = _run_without_dac(home, "sync", "--json")  # readable again, and today: nothing to do
+        assert again.returncode == 0, again.stdout + again.stderr
+        [folder] = [f for f in json.loads(again.stdout)[name]["folders"] if f["folder"] == "INBOX"]
+        assert folder["new"] == 0 and folder.get("removed", 0) == 0 and folder.get("deleted", 0) == 0, folder
+        assert {p.relative_to(mail): p.read_bytes() for p in mail.rglob("*") if p.is_file()} == before
+        assert server(sandbox, email) == on_server
+    finally:
+        proxy.close()
+
+
 # ---- F-12 (d): the disk holding the store is unmounted ---------------------------------------------
 
 
