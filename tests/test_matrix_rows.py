@@ -374,6 +374,49 @@ def test_hostile_folder_names_from_a_real_server_stay_inside_the_account(sandbox
         proxy.close()
 
 
+# ---- F-13: mass local deletion ---------------------------------------------------------------------
+
+
+def test_95_percent_of_the_files_removed_by_another_tool_are_fetched_again_and_a_mass_delete_asks(
+        sandbox: Any, mail_user: Any, tmp_path: Path) -> None:
+    """95 of INBOX's 100 files removed with rm: the sync sends no STORE or EXPUNGE (a vanished file is never
+    read as a delete), fetches the 95 again, byte for byte. The same 95 deleted through the CLI without
+    --yes: refused with mass_delete naming the count, nothing changed here or there; with --yes: moved to
+    Trash, here and on the server."""
+    email = mail_user.email
+    proxy = WireProxy((sandbox.host, sandbox.imap_port))
+    try:
+        home = plain_account(sandbox, mail_user, tmp_path, proxy.port)
+        sandbox.fill_maildir(email, [msg(i, email) for i in range(1, 101)])
+        assert _sync(home)["INBOX"]["new"] == 100
+        before = {p.name: p.read_bytes() for p in _files(home)}
+        on_server = server(sandbox, email)
+        gone = sorted(before)[:95]
+        subprocess.run(["rm", *[str(home.root / "data" / "mail" / "a" / "cur" / n) for n in gone]], check=True)
+        sent_before = len(proxy.commands)
+        inbox = _sync(home)["INBOX"]
+        assert inbox["refetched"] == 95 and inbox.get("deleted", 0) == 0, inbox
+        assert not any(re.match(rb"\S+ (UID )?(STORE|EXPUNGE|MOVE)", c.upper()) for c in proxy.commands[sent_before:])
+        assert server(sandbox, email) == on_server
+        assert sorted(p.read_bytes() for p in _files(home)) == sorted(before.values())
+        _same_everywhere(home, sandbox, email, ("INBOX",))
+
+        ids = [str(r["id"]) for r in json.loads(home.run("list", "--limit", "200", "--json").stdout)][:95]
+        refused = home.run("delete", *ids)
+        assert refused.returncode != 0 and "95 messages" in refused.stderr and "--yes" in refused.stderr, refused
+        assert "Traceback" not in refused.stderr
+        assert len(_files(home)) == 100
+        again = _sync(home)["INBOX"]
+        assert again["new"] == 0 and again.get("deleted", 0) == 0 and server(sandbox, email) == on_server
+        done = home.run("delete", "--yes", *ids)
+        assert done.returncode == 0, done.stderr
+        _sync(home)
+        assert len(server(sandbox, email)) == 5 and len(server(sandbox, email, "Trash")) == 95
+        _same_everywhere(home, sandbox, email, ("INBOX", "Trash"))
+    finally:
+        proxy.close()
+
+
 # ---- F-12 (b): the store made unreadable (chmod 000) ---------------------------------------------
 
 # The tests run as root, for whom permission bits do not apply (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH).
