@@ -417,6 +417,55 @@ def test_95_percent_of_the_files_removed_by_another_tool_are_fetched_again_and_a
         proxy.close()
 
 
+# ---- F-28: LOGINDISABLED, plaintext refused ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("security", ["none", "starttls"])
+def test_logindisabled_server_gets_no_password_in_clear(sandbox: Any, mail_user: Any, tmp_path: Path,
+                                                        security: str) -> None:
+    """Dovecot reached from another address (a proxy to 127.0.0.2, its plaintext port): it offers
+    LOGINDISABLED and no AUTH= before TLS. An account wrongly set to "no encryption" (even with plaintext
+    passwords allowed) stops with a clear error suggesting TLS, having sent no LOGIN or AUTHENTICATE; with
+    STARTTLS it upgrades and logs in (possible only from the capabilities read again after TLS)."""
+    from helpers import RewritingProxy
+
+    proxy = RewritingProxy((sandbox.insecure_host, sandbox.imap_port))
+    try:
+        import imaplib
+
+        probe = imaplib.IMAP4("127.0.0.1", proxy.port, timeout=10)
+        greeting = " ".join(probe.capabilities)
+        probe.logout()
+        assert "LOGINDISABLED" in greeting and "AUTH=" not in greeting, greeting  # the injection holds
+        proxy.client_bytes.clear()
+        home = Home(tmp_path / "home", env={"DM_PW": mail_user.password})
+        add = ["account", "add", "--email", mail_user.email, "--name", "a", "--imap-host", "127.0.0.1",
+               "--imap-port", str(proxy.port), "--imap-security", security, "--smtp-host", sandbox.host,
+               "--smtp-port", str(sandbox.submission_port), "--ca-file", str(sandbox.ca_file),
+               "--password-env", "DM_PW", "--no-verify"]
+        added = home.run(*add, *(["--allow-plaintext-password"] if security == "none" else []))
+        assert added.returncode == 0, added.stderr
+        sandbox.fill_maildir(mail_user.email, [msg(i, mail_user.email) for i in range(1, 3)])
+        proc = home.run("sync", "--json")
+        sent = bytes(proxy.client_bytes)
+        assert mail_user.password.encode() not in sent
+        assert base64.b64encode(f"\0{mail_user.email}\0{mail_user.password}".encode()) not in sent
+        clear = sent.split(b"STARTTLS\r\n", 1)[0] if security == "starttls" else sent
+        assert not re.search(rb"^\S+ (LOGIN|AUTHENTICATE)\b", clear.upper(), re.M), clear
+        assert "Traceback" not in proc.stderr
+        if security == "none":
+            assert proc.returncode == 7, proc.stdout + proc.stderr
+            error = json.loads(proc.stdout)["a"]
+            assert error["code"] == "starttls_missing" and "does not allow login without encryption" in error["what"]
+            assert "STARTTLS or SSL/TLS" in error["remedy"] and "What to do: set the incoming" in proc.stderr, error
+            assert b"STARTTLS" not in sent  # the account said no encryption: it is not upgraded behind its back
+        else:
+            assert proc.returncode == 0, proc.stdout + proc.stderr
+            assert b"STARTTLS\r\n" in sent and len(local(home)) == 2
+    finally:
+        proxy.close()
+
+
 # ---- F-12 (b): the store made unreadable (chmod 000) ---------------------------------------------
 
 # The tests run as root, for whom permission bits do not apply (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH).
