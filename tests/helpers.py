@@ -123,6 +123,9 @@ class RewritingProxy:
         buf = b""
         try:
             while data := server.recv(65536):
+                if self.drop_line is None and self.rewrite is None:
+                    client.sendall(data)  # nothing to rewrite: pass on at once (a TLS handshake cannot wait)
+                    continue
                 buf += data
                 *lines, buf = buf.split(b"\n")
                 out = b""

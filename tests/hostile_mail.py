@@ -154,6 +154,19 @@ def corpus() -> dict[str, bytes]:
     ])
     c["hostile-filenames"] = _mp_msg("hostile-filenames", ["Content-Type: text/plain\r\n\r\nhostile names"] + [
         _attachment(p, f"file {i}".encode()) for i, p in enumerate(HOSTILE_NAMES)])
+    # --- threading headers (References / In-Reply-To: loops, self, huge, garbage) ----------------------------
+    c["references-loop-a"] = _msg("references-loop-a", "References: <references-loop-b@hostile.test>\r\n"
+                                  "In-Reply-To: <references-loop-b@hostile.test>\r\n", "a\r\n")
+    c["references-loop-b"] = _msg("references-loop-b", "References: <references-loop-a@hostile.test>\r\n"
+                                  "In-Reply-To: <references-loop-a@hostile.test>\r\n", "b\r\n")
+    c["references-self"] = _msg("references-self", "References: <references-self@hostile.test> "
+                                "<references-self@hostile.test>\r\nIn-Reply-To: <references-self@hostile.test>\r\n",
+                                "self\r\n")
+    c["references-huge"] = _msg("references-huge", "References:" + "".join(
+        f"\r\n <r{n}-{'x' * 40}@hostile.test>" for n in range(5000)) + " <references-loop-a@hostile.test>\r\n",
+        "huge\r\n")
+    c["references-garbage"] = _msg("references-garbage", "References: <<>> <@> <a b c> \x01 <\r\n"
+                                   "In-Reply-To: =?utf-8?b?PGV2aWxAeD4=?= <>\r\n", "garbage\r\n")
     return c
 
 

@@ -1,7 +1,8 @@
 """A scripted submission server for the outbox's fault tests: aiosmtpd in a thread of the test process.
 
 STARTTLS required (the sandbox's certificate, so accounts trust it through the sandbox CA), AUTH PLAIN/LOGIN
-required, and per test: a reply per recipient (``rcpt``: address -> "451 …" or "550 …"), a reply to the final
+required, and per test: a reply per recipient (``rcpt``: address -> "451 …" or "550 …"), a cut once a RCPT
+arrives (``after_rcpt``), a reply to the DATA command (``data_command_reply``), a reply to the final
 dot (``data_reply``), or what happens after the dot (``after_dot``: "drop" closes the connection before any
 reply, "hang" never answers). It counts what it saw: connections (that said EHLO), AUTHs, transactions, and
 the messages it accepted (the whole data, in ``received``; also those it then dropped or hung on: they were
@@ -35,6 +36,8 @@ class Script:
     mail_reply: str = ""
     data_reply: str = ""
     after_dot: str = ""  # "", "drop", "hang"
+    after_rcpt: str = ""  # "drop": the connection closed once a RCPT arrived, before its reply
+    data_command_reply: str = ""  # the answer to the DATA command itself (before any message byte)
 
 
 class _Handler:
@@ -61,6 +64,10 @@ class _Handler:
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
                           options: list[str]) -> str:
+        if self.owner.script.after_rcpt == "drop":
+            assert server.transport is not None
+            server.transport.abort()
+            return "250 2.1.5 never read"
         reply = self.owner.script.rcpt.get(address, "")
         if reply:
             return reply
@@ -84,7 +91,12 @@ class _Handler:
 
 
 class _Server(SMTP):
-    pass
+    async def smtp_DATA(self, arg: str) -> None:
+        reply = self.event_handler.owner.script.data_command_reply
+        if reply and self.envelope is not None and self.envelope.rcpt_tos:
+            await self.push(reply)  # refused before the 354: the client never sends the message
+            return
+        await super().smtp_DATA(arg)
 
 
 class ScriptedSmtp:

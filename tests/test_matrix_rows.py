@@ -374,6 +374,176 @@ def test_hostile_folder_names_from_a_real_server_stay_inside_the_account(sandbox
         proxy.close()
 
 
+# ---- F-13: mass local deletion ---------------------------------------------------------------------
+
+
+def test_95_percent_of_the_files_removed_by_another_tool_are_fetched_again_and_a_mass_delete_asks(
+        sandbox: Any, mail_user: Any, tmp_path: Path) -> None:
+    """95 of INBOX's 100 files removed with rm: the sync sends no STORE or EXPUNGE (a vanished file is never
+    read as a delete), fetches the 95 again, byte for byte. The same 95 deleted through the CLI without
+    --yes: refused with mass_delete naming the count, nothing changed here or there; with --yes: moved to
+    Trash, here and on the server."""
+    email = mail_user.email
+    proxy = WireProxy((sandbox.host, sandbox.imap_port))
+    try:
+        home = plain_account(sandbox, mail_user, tmp_path, proxy.port)
+        sandbox.fill_maildir(email, [msg(i, email) for i in range(1, 101)])
+        assert _sync(home)["INBOX"]["new"] == 100
+        before = {p.name: p.read_bytes() for p in _files(home)}
+        on_server = server(sandbox, email)
+        gone = sorted(before)[:95]
+        subprocess.run(["rm", *[str(home.root / "data" / "mail" / "a" / "cur" / n) for n in gone]], check=True)
+        sent_before = len(proxy.commands)
+        inbox = _sync(home)["INBOX"]
+        assert inbox["refetched"] == 95 and inbox.get("deleted", 0) == 0, inbox
+        assert not any(re.match(rb"\S+ (UID )?(STORE|EXPUNGE|MOVE)", c.upper()) for c in proxy.commands[sent_before:])
+        assert server(sandbox, email) == on_server
+        assert sorted(p.read_bytes() for p in _files(home)) == sorted(before.values())
+        _same_everywhere(home, sandbox, email, ("INBOX",))
+
+        ids = [str(r["id"]) for r in json.loads(home.run("list", "--limit", "200", "--json").stdout)][:95]
+        refused = home.run("delete", *ids)
+        assert refused.returncode != 0 and "95 messages" in refused.stderr and "--yes" in refused.stderr, refused
+        assert "Traceback" not in refused.stderr
+        assert len(_files(home)) == 100
+        again = _sync(home)["INBOX"]
+        assert again["new"] == 0 and again.get("deleted", 0) == 0 and server(sandbox, email) == on_server
+        done = home.run("delete", "--yes", *ids)
+        assert done.returncode == 0, done.stderr
+        _sync(home)
+        assert len(server(sandbox, email)) == 5 and len(server(sandbox, email, "Trash")) == 95
+        _same_everywhere(home, sandbox, email, ("INBOX", "Trash"))
+    finally:
+        proxy.close()
+
+
+# ---- F-28: LOGINDISABLED, plaintext refused ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("security", ["none", "starttls"])
+def test_logindisabled_server_gets_no_password_in_clear(sandbox: Any, mail_user: Any, tmp_path: Path,
+                                                        security: str) -> None:
+    """Dovecot reached from another address (a proxy to 127.0.0.2, its plaintext port): it offers
+    LOGINDISABLED and no AUTH= before TLS. An account wrongly set to "no encryption" (even with plaintext
+    passwords allowed) stops with a clear error suggesting TLS, having sent no LOGIN or AUTHENTICATE; with
+    STARTTLS it upgrades and logs in (possible only from the capabilities read again after TLS)."""
+    from helpers import RewritingProxy
+
+    proxy = RewritingProxy((sandbox.insecure_host, sandbox.imap_port))
+    try:
+        import imaplib
+
+        probe = imaplib.IMAP4("127.0.0.1", proxy.port, timeout=10)
+        greeting = " ".join(probe.capabilities)
+        probe.logout()
+        assert "LOGINDISABLED" in greeting and "AUTH=" not in greeting, greeting  # the injection holds
+        proxy.client_bytes.clear()
+        home = Home(tmp_path / "home", env={"DM_PW": mail_user.password})
+        add = ["account", "add", "--email", mail_user.email, "--name", "a", "--imap-host", "127.0.0.1",
+               "--imap-port", str(proxy.port), "--imap-security", security, "--smtp-host", sandbox.host,
+               "--smtp-port", str(sandbox.submission_port), "--ca-file", str(sandbox.ca_file),
+               "--password-env", "DM_PW", "--no-verify"]
+        added = home.run(*add, *(["--allow-plaintext-password"] if security == "none" else []))
+        assert added.returncode == 0, added.stderr
+        sandbox.fill_maildir(mail_user.email, [msg(i, mail_user.email) for i in range(1, 3)])
+        proc = home.run("sync", "--json")
+        sent = bytes(proxy.client_bytes)
+        assert mail_user.password.encode() not in sent
+        assert base64.b64encode(f"\0{mail_user.email}\0{mail_user.password}".encode()) not in sent
+        clear = sent.split(b"STARTTLS\r\n", 1)[0] if security == "starttls" else sent
+        assert not re.search(rb"^\S+ (LOGIN|AUTHENTICATE)\b", clear.upper(), re.M), clear
+        assert "Traceback" not in proc.stderr
+        if security == "none":
+            assert proc.returncode == 7, proc.stdout + proc.stderr
+            error = json.loads(proc.stdout)["a"]
+            assert error["code"] == "starttls_missing" and "does not allow login without encryption" in error["what"]
+            assert "STARTTLS or SSL/TLS" in error["remedy"] and "What to do: set the incoming" in proc.stderr, error
+            assert b"STARTTLS" not in sent  # the account said no encryption: it is not upgraded behind its back
+        else:
+            assert proc.returncode == 0, proc.stdout + proc.stderr
+            assert b"STARTTLS\r\n" in sent and len(local(home)) == 2
+    finally:
+        proxy.close()
+
+
+# ---- F-12 (b): the store made unreadable (chmod 000) ---------------------------------------------
+
+# The tests run as root, for whom permission bits do not apply (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH).
+# The sync runs without those two capabilities (setpriv drops them from its bounding set, so they are
+# gone after exec): a mode of 000 then refuses it exactly as it refuses an ordinary user.
+WITHOUT_DAC = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-dac_override,-dac_read_search"]
+
+
+def _run_without_dac(home: Home, *args: str, clock: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DESKMAIL_HOME": str(home.root), "COLUMNS": "200", **home.env}
+    return subprocess.run([*WITHOUT_DAC, *clock, sys.executable, "-m", "deskmail", *args], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_the_bench_refuses_an_unreadable_folder_to_the_sync_process(tmp_path: Path) -> None:
+    """The injection itself: the process as the sync runs is refused a folder of mode 000."""
+    folder = tmp_path / "closed"
+    folder.mkdir()
+    (folder / "f").write_text("x")
+    folder.chmod(0)
+    try:
+        probe = subprocess.run([*WITHOUT_DAC, sys.executable, "-c", f"import os; os.listdir({str(folder)!r})"],
+                               capture_output=True, text=True, check=False)
+        assert probe.returncode != 0 and "PermissionError" in probe.stderr, probe.stderr
+    finally:
+        folder.chmod(0o700)
+
+
+@pytest.mark.parametrize("protocol", ["imap", "pop3"])
+def test_an_unreadable_store_is_missing_not_deleted(sandbox: Any, mail_user: Any, tmp_path: Path,
+                                                    protocol: str) -> None:
+    """The account's mail folder chmod 000 after a sync; the next sync (IMAP through a proxy that records
+    its commands; POP3 with delete_after_days = 1 two days later, under faketime) stops with store_missing:
+    no STORE, EXPUNGE or DELE, the server keeps every message with its flags, nothing is recreated or
+    written. Readable again, a sync changes nothing."""
+    from test_reliability import FAKETIME, pop_account
+
+    email = mail_user.email
+    sandbox.fill_maildir(email, [msg(i, email) for i in range(1, 6)])
+    proxy = WireProxy((sandbox.host, sandbox.imap_port))
+    try:
+        if protocol == "imap":
+            home, name, clock = plain_account(sandbox, mail_user, tmp_path, proxy.port), "a", ()
+        else:
+            assert FAKETIME, "faketime is missing (scripts/bootstrap test installs it)"
+            home, name, clock = pop_account(sandbox, mail_user, tmp_path), "p", ("faketime", "-f", "+2d")
+            cfg = home.root / "config" / "accounts.toml"
+            cfg.write_text(cfg.read_text() + "\n[accounts.p.options]\ndelete_after_days = 1\n")
+        first = _run_without_dac(home, "sync", "--json")
+        assert first.returncode == 0, first.stdout + first.stderr
+        mail = home.root / "data" / "mail" / name
+        before = {p.relative_to(mail): p.read_bytes() for p in mail.rglob("*") if p.is_file()}
+        assert sum(1 for p in before if p.parts[0] == "cur") == 5
+        on_server = server(sandbox, email)
+        assert len(on_server) == 5
+        sent_before = len(proxy.commands)
+
+        mail.chmod(0)
+        try:
+            proc = _run_without_dac(home, "sync", "--json", clock=clock)
+        finally:
+            mail.chmod(0o700)
+        assert proc.returncode == 10 and '"code": "store_missing"' in proc.stdout, proc.stdout + proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert server(sandbox, email) == on_server  # every message, flags unchanged (I5)
+        assert not any(re.match(rb"\S+ (UID )?(STORE|EXPUNGE)", c.upper()) for c in proxy.commands[sent_before:])
+        assert {p.relative_to(mail): p.read_bytes() for p in mail.rglob("*") if p.is_file()} == before
+
+        again = _run_without_dac(home, "sync", "--json")  # readable again, and today: nothing to do
+        assert again.returncode == 0, again.stdout + again.stderr
+        [folder] = [f for f in json.loads(again.stdout)[name]["folders"] if f["folder"] == "INBOX"]
+        assert folder["new"] == 0 and folder.get("removed", 0) == 0 and folder.get("deleted", 0) == 0, folder
+        assert {p.relative_to(mail): p.read_bytes() for p in mail.rglob("*") if p.is_file()} == before
+        assert server(sandbox, email) == on_server
+    finally:
+        proxy.close()
+
+
 # ---- F-12 (d): the disk holding the store is unmounted ---------------------------------------------
 
 

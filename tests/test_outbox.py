@@ -8,6 +8,7 @@ Dovecot, so the copy in Sent is checked on a real IMAP server (``doveadm search`
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from deskmail.events import OutboxProgress
 from deskmail.model import Account, PasswordSource, ServerSettings
 from deskmail.outbox.compose import Draft
 from helpers import Home, add_imaps_account, closed_port
-from smtpkit import ScriptedSmtp
+from smtpkit import Script, ScriptedSmtp
 
 pytestmark = pytest.mark.servers
 
@@ -114,6 +115,42 @@ def test_4xx_deferred_then_delivered_once_and_partial_acceptance(tmp_path: Path,
     assert in_sent(sandbox, mail_user, "partial") == 1
     app.remove_from_outbox(kept.id)
     assert app.outbox() == []
+
+
+@pytest.mark.parametrize("fault", ["cut_after_rcpt", "451_to_data", "451_after_the_dot"])
+@pytest.mark.usefixtures("env_password")
+def test_failure_before_acceptance_is_retried_with_back_off_then_delivered_once(
+        tmp_path: Path, sandbox: Any, mail_user: Any, smtp: ScriptedSmtp, fault: str) -> None:
+    """F-20 (a) the connection cut once the RCPT reached the server, before its reply; (b) 451 to the DATA
+    command, or to the final dot: each time deferred with a growing back-off, never failed, never
+    uncertain; delivered exactly once when the fault is gone."""
+    app = make_app(tmp_path, sandbox, mail_user, smtp.port)
+    if fault == "cut_after_rcpt":
+        smtp.script.after_rcpt = "drop"
+    elif fault == "451_to_data":
+        smtp.script.data_command_reply = "451 4.3.0 Queue full, try again later"
+    else:
+        smtp.script.data_reply = "451 4.3.0 Temporary local problem"
+    sent = app.send(draft(f"before acceptance {fault}", "r@far.example"))
+    waits = []
+    for attempt in range(1, 5):
+        e = sent.entry if attempt == 1 else app.outbox()[0]
+        assert e.state == "deferred" and e.attempts == attempt and not e.data_sent, (attempt, e)
+        assert e.error_code == (Code.NETWORK if fault == "cut_after_rcpt" else Code.SEND_DEFERRED), e.error_code
+        if fault != "cut_after_rcpt":
+            assert "451 4.3.0" in e.last_error
+        waits.append(e.next_attempt - time.time())
+        assert app.flush_outbox().entries == ()  # not due yet: the back-off holds
+        app.flush_outbox(everything=True)  # "send now": the fault is still there
+    assert waits == sorted(waits) and waits[0] > 0 and waits[-1] > waits[0]  # growing, no give-up
+    assert smtp.received == [] and smtp.transactions == 5
+
+    smtp.script = Script()  # the fault is gone
+    [done] = app.flush_outbox(everything=True).entries
+    assert done.state == "sent" and done.delivered == ("r@far.example",)
+    assert smtp.count(f"before acceptance {fault}".encode()) == 1
+    assert app.flush_outbox(everything=True).entries == () and len(smtp.received) == 1
+    assert in_sent(sandbox, mail_user, f"before acceptance {fault}") == 1
 
 
 @pytest.mark.usefixtures("env_password")

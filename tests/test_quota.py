@@ -126,3 +126,57 @@ def test_upload_refused_over_quota_is_named_and_kept_until_there_is_room(quota_s
     on_server = server(sb, email)
     assert "<m50-20000@example.test>" in on_server and len(on_server) == 3
     assert "<m50-20000@example.test>" in local(home)
+
+
+def test_copy_to_sent_refused_over_quota_stays_pending_never_resends(quota_sandbox: Any, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """F-22: the message goes out through a scripted submission server; Dovecot answers the Sent copy's
+    APPEND with its own ``NO [OVERQUOTA]``. The message is sent (once), its copy pending; a flush while the
+    mailbox is still full resends nothing; once another client freed space the copy is saved, once."""
+    from deskmail.app import Deskmail
+    from deskmail.codes import Code as ErrorCode
+    from deskmail.config import Paths
+    from deskmail.model import PasswordSource
+    from deskmail.outbox.compose import Draft
+    from helpers import closed_port
+    from smtpkit import ScriptedSmtp
+
+    sb = quota_sandbox
+    user = sb.create_user("sentcopy")
+    _fill(sb, user.email)
+    monkeypatch.setenv("DM_QUOTA_PW", user.password)
+    smtp = ScriptedSmtp(sb, user, closed_port()).start()
+    try:
+        app = Deskmail(Paths(tmp_path / "config", tmp_path / "data"))
+        app.add_account(Account(
+            "q", user.email, "Quota Tester",
+            incoming=ServerSettings(Protocol.IMAP, sb.host, sb.imaps_port, Security.SSL, user.email),
+            outgoing=ServerSettings(Protocol.SMTP, sb.host, smtp.port, Security.STARTTLS, user.email),
+            password=PasswordSource("env", env="DM_QUOTA_PW"), ca_file=str(sb.ca_file)))
+
+        def in_sent() -> int:
+            found = sb.doveadm("search", "-u", user.email, "mailbox", "Sent", "subject", "quota copy")
+            return len(found.stdout.split()) // 2 if found.returncode == 0 else 0
+
+        sent = app.send(Draft(to=["far@far.example"], subject="quota copy", body="hello\n"))
+        assert sent.state == "sent" and sent.error is None  # delivered: not an error of the message
+        assert sent.copy_error is not None and sent.copy_error.code == ErrorCode.OVER_QUOTA, sent.copy_error
+        [waiting] = app.outbox()
+        assert (waiting.state, waiting.sent_copy) == ("sent", "pending")  # "sent, copy to Sent pending"
+        assert smtp.transactions == 1 and in_sent() == 0
+
+        for _ in range(2):  # still full: still pending, nothing sent again
+            still = app.flush_outbox(everything=True)
+            assert still.entries == () and still.errors["q"].code == ErrorCode.OVER_QUOTA, still
+            assert [(e.state, e.sent_copy) for e in app.outbox()] == [("sent", "pending")]
+        assert smtp.transactions == 1 and in_sent() == 0
+
+        # Another client frees space: the next flush saves the copy, once, and sends nothing.
+        sb.doveadm("expunge", "-u", user.email, "mailbox", "INBOX", "all", check=True)
+        sb.doveadm("quota", "recalc", "-u", user.email, check=True)
+        result = app.flush_outbox()
+        assert [(e.state, e.sent_copy, e.sent_folder) for e in result.entries] == [("sent", "saved", "Sent")]
+        assert smtp.transactions == 1 and smtp.count(b"quota copy") == 1 and in_sent() == 1
+        assert app.outbox() == [] and app.flush_outbox(everything=True).entries == () and in_sent() == 1
+    finally:
+        smtp.stop()

@@ -169,3 +169,69 @@ def test_hostile_messages_delivered_over_lmtp_sync_and_read(sandbox: Any, mail_u
     for row in rows:
         shown = home.run("read", str(row["id"]), "--html")
         assert shown.returncode == 0 and "Traceback" not in shown.stderr, (row["subject"], shown.stderr)
+
+
+# Queries a person (or a pasted header) might type: odd characters and syntax traps. Each either
+# answers or is refused as bad_query, never a traceback.
+_ODD_QUERIES = ["hostile", "caf\u00e9", "\u00e9t\u00e9", "\u202egnp.exe", "\"unclosed", "(((", "a OR", "NOT",
+                "from:", "subject:\"line break\"", "--b", "=?utf-8?q?x?=", "<references-self@hostile.test>",
+                "filename:passwd", "has:attachment", "bottom", "\"the inner one\"", "x" * 5000, "\x00",
+                "*", "a*", "date:2026-13", "is:nothing"]
+
+
+def test_every_hostile_message_is_found_by_search_and_threaded(synced: tuple[Home, dict[str, int]],
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """F-32's search and threads: each corpus message is found by the words of its subject as listed, its
+    conversation holds it, odd queries answer or are refused, and the commands print no escape sequence."""
+    from deskmail.errors import QueryError
+
+    home, ids = synced
+    app = Deskmail()
+    by_id = {v: k for k, v in ids.items()}
+    summaries = {s.id: s for s in app.list_messages(limit=200)}
+    assert set(summaries) == set(by_id)
+    searchable = 0
+    for message_id, s in summaries.items():
+        name = by_id[message_id]
+        words = re.findall(r"[^\W_]+", s.subject)
+        if words:
+            hits = app.search(f'subject:"{" ".join(words)}"', limit=200)
+            assert message_id in {h.message.id for h in hits}, (name, s.subject)
+            searchable += 1
+        conversation = app.thread(message_id)
+        assert message_id in {m.id for m in conversation} and len(conversation) <= len(ids), name
+        for args in (["thread", str(message_id)], ["thread", str(message_id), "--json"]):
+            assert main(args) == 0, (name, args)
+            printed = capsys.readouterr()
+            assert "Traceback" not in printed.err and "\x1b" not in printed.out, (name, args)
+    assert searchable >= len(ids) - 3  # a few have no readable subject (empty, no headers, garbage bytes)
+
+    # Body text, attachment names and the inner message are searchable too.
+    for query, name in (("Visible", "hostile-html"), ("passwd", "hostile-filenames"), ("inner", "rfc822-attached"),
+                        ("huge", "references-huge"), ("filename:escape", "get-filename-traps")):
+        assert ids[name] in {h.message.id for h in app.search(query, limit=200)}, query
+
+    # The loops and the self-reference end; the two halves of the loop (and the huge one naming it) are one
+    # conversation.
+    loop = {m.id for m in app.thread(ids["references-loop-a"])}
+    assert {ids["references-loop-a"], ids["references-loop-b"]} <= loop
+    assert loop == {m.id for m in app.thread(ids["references-loop-b"])}
+    assert [m.id for m in app.thread(ids["references-self"])] == [ids["references-self"]]
+    threads = app.list_threads(limit=200)
+    assert sum(t.messages for t in threads) == len(ids)  # every message in exactly one conversation
+
+    for query in _ODD_QUERIES:
+        try:
+            hits = app.search(query, limit=200)
+        except QueryError as exc:
+            assert exc.code == Code.BAD_QUERY, query
+            continue
+        for h in hits:
+            assert "\x00" not in h.snippet and all(0 <= a <= b <= len(h.snippet) for a, b in h.highlights), query
+        for args in (["search", "--", query], ["search", "--json", "--", query]):  # "--": "--b" is a query
+            code = main(args)
+            printed = capsys.readouterr()
+            assert code == 0 and "Traceback" not in printed.err and "\x1b" not in printed.out, (query, args)
+            assert "\u202e" not in printed.out or "--json" in args, query
+    listed = home.run("list", "--threads", "--limit", "200")
+    assert listed.returncode == 0 and "Traceback" not in listed.stderr and "\x1b" not in listed.stdout

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from deskmail.codes import Code
-from deskmail.errors import DeskmailError, SendError
+from deskmail.errors import DeskmailError, ProtocolError, SendError
 from deskmail.model import Account, Protocol
 from deskmail.outbox.queue import (
     COPY_BY_PROVIDER,
@@ -271,12 +271,12 @@ def save_copies(outbox: Outbox, account: Account, password: Secret | None, entri
     try:
         if early is not None:
             imap, sent = early.take()
-            _append_copies(outbox, imap, sent, entries, record, fresh)
+            _append_copies(outbox, imap, sent, entries, record, fresh, account.name)
             return None
         if password is None:
             return AuthError(f"No password available for {account.incoming.describe()}", account=account.name)
         with open_imap(account, password, timeout=timeout) as session:
-            _append_copies(outbox, session, _sent_folder(session), entries, record, fresh)
+            _append_copies(outbox, session, _sent_folder(session), entries, record, fresh, account.name)
     except DeskmailError as exc:
         return exc
     finally:
@@ -300,7 +300,7 @@ def _sent_folder(imap: ImapSession) -> str:
 
 
 def _append_copies(outbox: Outbox, imap: ImapSession, sent: str, entries: Sequence[OutboxEntry],
-                   record: Callable[[OutboxEntry], None], fresh: frozenset[str]) -> None:
+                   record: Callable[[OutboxEntry], None], fresh: frozenset[str], account: str) -> None:
     from deskmail.protocol.imap import quote_string
 
     if any(e.id not in fresh for e in entries):
@@ -313,8 +313,19 @@ def _append_copies(outbox: Outbox, imap: ImapSession, sent: str, entries: Sequen
             found = any(v for _kind, values in seen.data for v in values)
         if not found:
             copy, size = sent_copy(outbox.path(entry.id), entry.bcc)
-            with copy:
-                imap.append(sent, copy, ("\\Seen",), entry.created, size=size)
+            try:
+                with copy:
+                    imap.append(sent, copy, ("\\Seen",), entry.created, size=size)
+            except ProtocolError as exc:
+                if "[OVERQUOTA]" not in exc.what.upper():
+                    raise
+                # RFC 5530: the mailbox is full. Named as such (not "refused the command"), so the person
+                # knows to free space; the copy stays pending and is saved by a later flush.
+                raise ProtocolError(
+                    f"The copy in {sent} was not saved: the mailbox on the server is full ({exc.what})",
+                    "the account is over its storage quota",
+                    "delete messages (and empty the trash) on the server; the copy is saved at the next send "
+                    "or flush", code=Code.OVER_QUOTA, account=account, folder=sent) from exc
         record(outbox.save(replace(entry, sent_copy=COPY_SAVED, sent_folder=sent)))
 
 

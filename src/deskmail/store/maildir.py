@@ -232,7 +232,15 @@ class Maildir:
             (self.root / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
 
     def exists(self) -> bool:
-        return all((self.root / sub).is_dir() for sub in ("cur", "new", "tmp"))
+        """cur/, new/ and tmp/ are there and can be listed: a folder made unreadable (or one whose parent
+        is) is as good as missing, never an empty folder and never a crash."""
+        for sub in ("cur", "new", "tmp"):
+            try:
+                with os.scandir(self.root / sub) as entries:
+                    next(entries, None)
+            except OSError:  # missing, not a directory, or not readable
+                return False
+        return True
 
     def has_server_names(self) -> bool:
         """Whether any message here is named with a server identity (it came from a server once)."""
