@@ -85,6 +85,41 @@ def test_read_flag_delete_and_counts(qtbot: Any, dm: Deskmail, sandbox: Any, mai
     assert "\\Flagged" in fetched
 
 
+def test_deleting_many_asks_first_with_the_count(qtbot: Any, dm: Deskmail, sandbox: Any, mail_user: Any) -> None:
+    sandbox.fill_maildir(mail_user.email, [message(i) for i in range(60)])
+    window = synced_window(qtbot, dm)
+    assert window.model.rowCount() == 60
+    window.list.setFocus()
+    qtbot.keyClick(window.list, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier)
+    assert len(window.selected_ids()) == 60
+
+    # "No" keeps every message, here and on the server.
+    said: list[str] = []
+    answer_next_box("No", said)
+    qtbot.keyClick(window.list, Qt.Key.Key_Delete)
+    assert said and "Delete 60 messages?" in said[0]
+    qtbot.wait(300)
+    assert window.model.rowCount() == 60 and dm.count_messages() == 60
+    # The selection stays whole while the index changes under it (a flag changed, as by another client).
+    chosen = window.selected_ids()
+    before = window.last_token
+    dm.set_flags([chosen[-1]], add=["flagged"])
+    window.refresh_if_changed()
+    assert window.last_token != before and sorted(window.selected_ids()) == sorted(chosen)
+
+    # "Yes" deletes them all: into the server's Trash.
+    window.activateWindow()  # (the box had been the active window: shortcuts go to the active one)
+    qtbot.waitUntil(window.isActiveWindow, timeout=5_000)
+    window.list.setFocus()
+    answer_next_box("Yes", said)
+    qtbot.keyClick(window.list, Qt.Key.Key_Delete)
+    assert len(said) == 2, said
+    qtbot.waitUntil(lambda: window.model.rowCount() == 0, timeout=20_000)
+    get_mail(qtbot, window)
+    fetched = sandbox.doveadm("fetch", "-u", mail_user.email, "mailbox", "ALL", check=True).stdout
+    assert fetched.count("mailbox: Trash") == 60 and "mailbox: INBOX" not in fetched
+
+
 def test_closing_mid_sync_cancels_at_a_safe_point(qtbot: Any, dm: Deskmail, sandbox: Any, mail_user: Any) -> None:
     n = 3000
     sandbox.fill_maildir(mail_user.email, [message(i) for i in range(n)])

@@ -76,6 +76,15 @@ def test_search_box_finds_shows_and_ends(qtbot: Any, dm: Deskmail, sandbox: Any,
     assert found is not None
     qtbot.waitUntil(lambda: window.shown_id == found.id, timeout=5_000)
     assert "Flamingo numbers attached." in window.reader.toPlainText()
+    # The index changing under the results (the message read, a flag set elsewhere) runs the search again;
+    # the message read and its selection stay.
+    before = window.last_token
+    dm.set_flags([found.id], add=["flagged"])
+    window.refresh_if_changed()
+    assert window.last_token != before
+    qtbot.waitUntil(lambda: "\\Flagged" in (window.model.summary(0) or found).flags, timeout=10_000)
+    assert window.shown_id == found.id and window.selected_ids() == [found.id]
+    assert "Flamingo numbers attached." in window.reader.toPlainText()
 
     # A query that cannot be read says why in the box and the status line, and the list stays.
     window.search_box.setText('"unclosed')

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import (
     QByteArray,
     QEvent,
+    QItemSelection,
+    QItemSelectionModel,
     QMimeData,
     QModelIndex,
     QObject,
@@ -46,6 +48,7 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QMainWindow,
     QMenu,
+    QMessageBox,
     QPushButton,
     QSizePolicy,
     QSplitter,
@@ -65,7 +68,7 @@ from deskmail.gui.common import app_icon, show_error, std_icon, tr
 from deskmail.gui.models import COLUMNS, IDS_MIME, MessageListModel, View, short_date
 from deskmail.gui.reader import Reader, open_folder
 from deskmail.gui.tasks import Task
-from deskmail.mailbox import FolderInfo
+from deskmail.mailbox import MASS_DELETE, FolderInfo
 
 if TYPE_CHECKING:  # (types only: the renderer and the sync engine load when first used, after the window shows)
     from deskmail.gui.composer import ComposeWindow
@@ -445,9 +448,10 @@ class MainWindow(QMainWindow):
         self.search_box.setFocus()
         self.search_box.selectAll()
 
-    def run_search(self) -> None:
+    def run_search(self, *, again: bool = False) -> None:
         """Search every account for what the box says, off the GUI thread; the list shows the results.
-        An empty box shows the folder again."""
+        An empty box shows the folder again. ``again``: the same query once more, the index having changed
+        (a message read, new mail): the selection and the message shown stay."""
         self.search_timer.stop()
         query = self.search_box.text().strip()
         self.search_generation += 1
@@ -460,9 +464,13 @@ class MainWindow(QMainWindow):
             if generation != self.search_generation:
                 return  # typed on since: a newer search is coming
             self._query_problem(None)
+            kept = self._selection() if again else None
             self.model.show_hits(hits)
             self._list_shape_changed()
-            self._show_message(None)
+            if kept is not None:
+                self._reselect(*kept)
+            else:
+                self._show_message(None)
             if len(hits) >= SEARCH_LIMIT:
                 self.search_status.setText(tr("The first {n} found are shown: add words to narrow the search.")
                                            .format(n=len(hits)))
@@ -811,9 +819,18 @@ class MainWindow(QMainWindow):
 
     def delete_selected(self) -> None:
         ids = self.selected_ids()
-        if ids:
-            # A person pressing Delete on what they selected has confirmed it (Thunderbird asks nothing either).
-            self._change(lambda: self.app.delete(ids, confirmed=True), send_now=True)
+        if not ids:
+            return
+        # Delete on a few selected messages is its own confirmation (Thunderbird asks nothing either); on
+        # many (a Ctrl+A too far) it asks, with the count, as the engine and the command line do.
+        if len(ids) > MASS_DELETE:
+            answer = QMessageBox.question(
+                self, tr("Delete messages"),
+                tr("Delete {n} messages? They go to the Trash (on the server at the next sync).").format(n=len(ids)),
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+            if answer != QMessageBox.StandardButton.Yes:
+                return
+        self._change(lambda: self.app.delete(ids, confirmed=True), send_now=True)
 
     def next_unread(self) -> None:
         start = self.list.currentIndex().row() + 1
@@ -831,18 +848,37 @@ class MainWindow(QMainWindow):
         if token == self.last_token:
             return
         self.last_token = token
-        keep = self.model.summary(self.list.currentIndex().row()) if self.list.currentIndex().isValid() else None
         self.reload_folders()
         if self.model.searching:
-            self.run_search()  # the results follow the index too (selection kept by the new list's rows)
+            self.run_search(again=True)  # the results follow the index too
             return
+        kept = self._selection()
         self.model.refresh()
-        if keep is not None:
-            row = self.model.row_of(keep.id)
-            if row is not None:
-                self.list.selectionModel().blockSignals(True)
-                self.list.selectRow(row)
-                self.list.selectionModel().blockSignals(False)
+        self._reselect(*kept)
+
+    def _selection(self) -> tuple[int | None, set[int]]:
+        """(the current message's id, the ids selected), to keep across a reload of the list."""
+        current = self.list.currentIndex()
+        keep = self.model.summary(current.row()) if current.isValid() else None
+        return (keep.id if keep is not None else None), set(self.selected_ids())
+
+    def _reselect(self, keep: int | None, chosen: set[int]) -> None:
+        """The selection :meth:`_selection` noted, on the reloaded list's rows. The whole selection stays (a
+        message read or new mail arriving must not undo a Ctrl+A), quietly: the reader keeps what it shows."""
+        if keep is None and not chosen:
+            return
+        rows = self.model.rows_of(chosen | ({keep} if keep is not None else set()))
+        selection = QItemSelection()
+        last = self.model.columnCount() - 1
+        for row in sorted(rows[i] for i in chosen if i in rows):
+            selection.select(self.model.index(row, 0), self.model.index(row, last))
+        model = self.list.selectionModel()
+        model.blockSignals(True)
+        if keep is not None and keep in rows:
+            model.setCurrentIndex(self.model.index(rows[keep], 0), QItemSelectionModel.SelectionFlag.NoUpdate)
+        model.select(selection, QItemSelectionModel.SelectionFlag.ClearAndSelect)
+        model.blockSignals(False)
+        self.list.viewport().update()
 
     # --- getting mail -----------------------------------------------------------------------
 

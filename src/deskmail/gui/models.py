@@ -192,11 +192,18 @@ class MessageListModel(QAbstractTableModel):
 
     def row_of(self, message_id: int, *, search_rows: int = 2000) -> int | None:
         """The row showing ``message_id`` among the first ``search_rows`` (to keep a selection)."""
+        return self.rows_of({message_id}, search_rows=search_rows).get(message_id)
+
+    def rows_of(self, message_ids: set[int], *, search_rows: int = 2000) -> dict[int, int]:
+        """message id -> the row showing it, for those of ``message_ids`` among the first ``search_rows``."""
+        found: dict[int, int] = {}
         for row in range(min(self._count, search_rows)):
             s = self.summary(row)
-            if s is not None and s.id == message_id:
-                return row
-        return None
+            if s is not None and s.id in message_ids:
+                found[s.id] = row
+                if len(found) == len(message_ids):
+                    break
+        return found
 
     # --- Qt's side --------------------------------------------------------------------------------
 

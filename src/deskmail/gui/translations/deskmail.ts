@@ -78,7 +78,7 @@
     <message>
         <location filename="../composer.py" line="230"/>
         <location filename="../composer.py" line="346"/>
-        <location filename="../models.py" line="230"/>
+        <location filename="../models.py" line="237"/>
         <location filename="../outbox.py" line="128"/>
         <source>(no subject)</source>
         <translation type="unfinished"></translation>
@@ -189,275 +189,285 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="299"/>
+        <location filename="../mainwindow.py" line="302"/>
         <source>Get Mail</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="300"/>
+        <location filename="../mainwindow.py" line="303"/>
         <source>Delete</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="302"/>
+        <location filename="../mainwindow.py" line="305"/>
         <source>Mark as Read/Unread</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="303"/>
+        <location filename="../mainwindow.py" line="306"/>
         <source>Star</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="304"/>
+        <location filename="../mainwindow.py" line="307"/>
         <source>Next Unread Message</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="305"/>
+        <location filename="../mainwindow.py" line="308"/>
         <source>Write</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="306"/>
+        <location filename="../mainwindow.py" line="309"/>
         <source>Reply</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="308"/>
+        <location filename="../mainwindow.py" line="311"/>
         <source>Reply All</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="309"/>
+        <location filename="../mainwindow.py" line="312"/>
         <source>Forward</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="310"/>
+        <location filename="../mainwindow.py" line="313"/>
         <source>Add Mail Account…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="311"/>
+        <location filename="../mainwindow.py" line="314"/>
         <source>Account Settings…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="312"/>
+        <location filename="../mainwindow.py" line="315"/>
         <source>Quit</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="313"/>
+        <location filename="../mainwindow.py" line="316"/>
         <source>Outbox…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="314"/>
+        <location filename="../mainwindow.py" line="317"/>
         <source>Search</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="315"/>
+        <location filename="../mainwindow.py" line="318"/>
         <source>Group by Conversation</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="320"/>
+        <location filename="../mainwindow.py" line="323"/>
         <source>Search all mail (words, from:, subject:, is:unread, date:…)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="321"/>
+        <location filename="../mainwindow.py" line="324"/>
         <source>Words, &quot;a phrase&quot;, from:, to:, subject:, has:attachment, is:unread, date:2026-01..2026-03, folder:, account:, -word, OR</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="338"/>
+        <location filename="../mainwindow.py" line="341"/>
         <source>Mail</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="350"/>
+        <location filename="../mainwindow.py" line="353"/>
         <source>&amp;File</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="355"/>
+        <location filename="../mainwindow.py" line="358"/>
         <source>&amp;Message</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="361"/>
+        <location filename="../mainwindow.py" line="364"/>
         <source>&amp;View</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="374"/>
-        <location filename="../mainwindow.py" line="413"/>
+        <location filename="../mainwindow.py" line="377"/>
+        <location filename="../mainwindow.py" line="416"/>
         <source>All Inboxes</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="396"/>
+        <location filename="../mainwindow.py" line="399"/>
         <source>Inbox</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="467"/>
+        <location filename="../mainwindow.py" line="475"/>
         <source>The first {n} found are shown: add words to narrow the search.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="470"/>
+        <location filename="../mainwindow.py" line="478"/>
         <source>{n} found</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="470"/>
+        <location filename="../mainwindow.py" line="478"/>
         <source>Nothing found</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="658"/>
+        <location filename="../mainwindow.py" line="666"/>
         <source>Saved {names}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="699"/>
+        <location filename="../mainwindow.py" line="707"/>
         <source>Message sent</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="701"/>
+        <location filename="../mainwindow.py" line="709"/>
         <source>Not sent yet; it stays in the outbox and goes out as soon as the server can be reached.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="706"/>
+        <location filename="../mainwindow.py" line="714"/>
         <location filename="../outbox.py" line="82"/>
         <source>Outbox</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="743"/>
+        <location filename="../mainwindow.py" line="751"/>
         <source>Outbox: {n}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="745"/>
+        <location filename="../mainwindow.py" line="753"/>
         <source>{n} need your decision</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="746"/>
+        <location filename="../mainwindow.py" line="754"/>
         <location filename="../outbox.py" line="35"/>
         <source>Waiting to be sent</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="800"/>
+        <location filename="../mainwindow.py" line="808"/>
         <source>Move To</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="878"/>
-        <source>Getting mail…</source>
+        <location filename="../mainwindow.py" line="828"/>
+        <source>Delete messages</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../mainwindow.py" line="829"/>
+        <source>Delete {n} messages? They go to the Trash (on the server at the next sync).</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
         <location filename="../mainwindow.py" line="914"/>
+        <source>Getting mail…</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../mainwindow.py" line="950"/>
         <source>Sign in again to {account}…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="923"/>
+        <location filename="../mainwindow.py" line="959"/>
         <location filename="../wizard.py" line="281"/>
         <source>Waiting for the sign-in in your browser…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="934"/>
+        <location filename="../mainwindow.py" line="970"/>
         <source>Signed in again</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="947"/>
+        <location filename="../mainwindow.py" line="983"/>
         <source>{account}: checking {folder}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="951"/>
+        <location filename="../mainwindow.py" line="987"/>
         <source>{account}: {folder}: {done}{of} messages downloaded</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="959"/>
+        <location filename="../mainwindow.py" line="995"/>
         <source>{account}: sending “{subject}”</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="972"/>
+        <location filename="../mainwindow.py" line="1008"/>
         <source>1 new message in {account}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="972"/>
+        <location filename="../mainwindow.py" line="1008"/>
         <source>{n} new messages in {account}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="986"/>
+        <location filename="../mainwindow.py" line="1022"/>
         <source>{account}: {what}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="989"/>
+        <location filename="../mainwindow.py" line="1025"/>
         <source>Up to date</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="989"/>
+        <location filename="../mainwindow.py" line="1025"/>
         <source>1 new message</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="990"/>
+        <location filename="../mainwindow.py" line="1026"/>
         <source>{n} new messages</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="1003"/>
+        <location filename="../mainwindow.py" line="1039"/>
         <source>Online</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../mainwindow.py" line="1003"/>
+        <location filename="../mainwindow.py" line="1039"/>
         <source>Offline</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../models.py" line="212"/>
+        <location filename="../models.py" line="219"/>
         <location filename="../reader.py" line="139"/>
         <source>From</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../models.py" line="212"/>
+        <location filename="../models.py" line="219"/>
         <location filename="../outbox.py" line="85"/>
         <location filename="../reader.py" line="140"/>
         <source>Subject</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../models.py" line="212"/>
+        <location filename="../models.py" line="219"/>
         <location filename="../reader.py" line="141"/>
         <source>Date</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../models.py" line="213"/>
+        <location filename="../models.py" line="220"/>
         <source>Size</source>
         <translation type="unfinished"></translation>
     </message>
