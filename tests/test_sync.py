@@ -462,6 +462,10 @@ def _wipe(data: Path) -> None:
         shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
 
 
+def _stored(cur: Path) -> int:
+    return sum(1 for _ in cur.iterdir()) if cur.is_dir() else 0
+
+
 def _wait_for_first_file(proc: subprocess.Popen[bytes], cur: Path) -> None:
     deadline = time.monotonic() + 10
     while proc.poll() is None and time.monotonic() < deadline and not (
@@ -488,8 +492,12 @@ def _kill_rounds(acct: Home, data: Path, expected: set[str], rng: random.Random)
         if round_no % 2:
             time.sleep(rng.uniform(0.01, 0.9 * whole))  # anywhere: start-up, login, listing, download
         else:
-            _wait_for_first_file(proc, cur)  # once messages are arriving, a random moment later
-            time.sleep(rng.uniform(0.0, 0.8 * max(0.01, whole - first_file)))
+            _wait_for_first_file(proc, cur)  # once messages are arriving, a random moment later, but
+            # before the last batch is published: a run faster than the calibration one (a machine whose
+            # load fell) must not finish first, or too few kills land mid-download (34 of 35 once in CI)
+            until = time.monotonic() + rng.uniform(0.0, 0.8 * max(0.01, whole - first_file))
+            while time.monotonic() < until and proc.poll() is None and _stored(cur) < 1500:
+                time.sleep(0.002)
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             kills += 1
