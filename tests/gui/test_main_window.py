@@ -302,9 +302,10 @@ def test_attachments_are_listed_and_saved_under_safe_names(qtbot: Any, dm: Deskm
     folder = tmp_path / "saved"
     folder.mkdir()
     window.save_attachment(attachment, str(folder))
-    qtbot.waitUntil(lambda: any(folder.iterdir()), timeout=10_000)
+    # (the worker creates the file, then writes it: wait for the whole of it, not just the name)
+    qtbot.waitUntil(lambda: (folder / "figures.csv").exists()
+                    and (folder / "figures.csv").read_bytes() == b"month,visitors\n", timeout=10_000)
     assert [p.name for p in folder.iterdir()] == ["figures.csv"]  # inside the folder chosen, nowhere else
-    assert (folder / "figures.csv").read_bytes() == b"month,visitors\n"
 
 
 def test_offline_is_shown_with_the_reason(qtbot: Any, dm: Deskmail) -> None:
