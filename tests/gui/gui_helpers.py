@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from email.message import EmailMessage
+from typing import Any
 
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QAbstractButton, QApplication, QMessageBox
@@ -37,3 +38,16 @@ def answer_next_box(button_text: str, seen: list[str], first: Callable[[], None]
         assert buttons, f"no button {button_text!r} in {box.text()!r}"
         buttons[0].click()
     QTimer.singleShot(50, click)
+
+
+def synced_window(qtbot: Any, dm: Any) -> Any:
+    """The main window on ``dm``, shown, after its first Get Mail has finished and the list has caught up."""
+    from deskmail.gui.mainwindow import MainWindow
+
+    window = MainWindow(dm)
+    qtbot.addWidget(window)
+    window.show()
+    window.get_mail()
+    qtbot.waitUntil(lambda: window.syncs_done == 1, timeout=60_000)
+    window.refresh_if_changed()
+    return window

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from gui_helpers import answer_next_box, message
+from gui_helpers import answer_next_box, message, synced_window
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
@@ -15,16 +15,6 @@ from deskmail.gui.mainwindow import MainWindow
 from deskmail.gui.models import View
 
 pytestmark = pytest.mark.servers
-
-
-def synced_window(qtbot: Any, dm: Deskmail) -> MainWindow:
-    window = MainWindow(dm)
-    qtbot.addWidget(window)
-    window.show()
-    window.get_mail()
-    qtbot.waitUntil(lambda: window.syncs_done == 1, timeout=60_000)
-    window.refresh_if_changed()
-    return window
 
 
 def get_mail(qtbot: Any, window: MainWindow) -> None:

@@ -8,10 +8,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from gui_helpers import synced_window
 from PySide6.QtWidgets import QApplication
 
 from deskmail.app import Deskmail
-from deskmail.gui.mainwindow import MainWindow
 from remote_sink import Sink, messages
 
 pytestmark = pytest.mark.servers
@@ -23,12 +23,7 @@ def test_hostile_html_set_in_the_reader_requests_nothing_until_allowed(qtbot: An
     try:
         corpus = messages(sink.url)
         assert sandbox.fill_maildir(mail_user.email, list(corpus.values())) == len(corpus)
-        window = MainWindow(dm)
-        qtbot.addWidget(window)
-        window.show()
-        window.get_mail()
-        qtbot.waitUntil(lambda: window.syncs_done == 1, timeout=60_000)
-        window.refresh_if_changed()
+        window = synced_window(qtbot, dm)
         assert window.model.rowCount() == len(corpus)
         pane, browser = window.reader_pane, window.reader
         rows: dict[str, int] = {}

@@ -7,7 +7,7 @@ from email.message import EmailMessage
 from typing import Any
 
 import pytest
-from gui_helpers import message
+from gui_helpers import message, synced_window
 from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtTest import QAbstractItemModelTester
 
@@ -16,16 +16,6 @@ from deskmail.gui.mainwindow import MainWindow
 from deskmail.gui.models import View
 
 pytestmark = pytest.mark.servers
-
-
-def synced_window(qtbot: Any, dm: Deskmail) -> MainWindow:
-    window = MainWindow(dm)
-    qtbot.addWidget(window)
-    window.show()
-    window.get_mail()
-    qtbot.waitUntil(lambda: window.syncs_done == 1, timeout=60_000)
-    window.refresh_if_changed()
-    return window
 
 
 def subjects(window: MainWindow) -> list[str]:
