@@ -188,7 +188,8 @@ def main() -> None:
     window.reply(False)
     wait(lambda: bool(window.composers))
     composer = window.composers[-1]
-    composer.body.setPlainText("Thank you, I will collect it on Monday.\n" + composer.body.toPlainText())
+    # Typed where the cursor opens: below the quote (replies are bottom-posted).
+    composer.body.insertPlainText("Thank you, I will collect it on Monday.\n")
     settle(0.5)
     shot(composer, "09-composer-reply")
     composer.force_close = True  # the screenshot is taken; what was typed is not kept
