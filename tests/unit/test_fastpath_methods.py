@@ -8,10 +8,13 @@ import sys
 import textwrap
 from pathlib import Path
 
+from deskmail.cli.fastpath import METHODS_CACHE
+
 CORE = ("deskmail.config", "deskmail.store", "deskmail.protocol.imap", "deskmail.secrets", "deskmail.app",
         "deskmail.events", "deskmail.sync.plan", "deskmail.mailbox", "deskmail.sync.watch",
         "deskmail.net.connect", "deskmail.sync.runner", "deskmail.sync.imap_sync",
-        "deskmail.discovery")  # (`deskmail discover --json`'s fast path)
+        "deskmail.discovery",  # (`deskmail discover --json`'s fast path)
+        "deskmail.search.query", "deskmail.store.search", "deskmail.store.fulltext")  # (`deskmail search --json`'s)
 
 
 def _run(code: str) -> str:
@@ -91,3 +94,19 @@ def test_the_core_needs_no_inspect_on_the_fast_path(tmp_path: Path) -> None:
         print(inspect.signature(len))
     """)
     assert out.splitlines() == ["[]", "(obj, /)"]
+
+
+def test_a_search_process_loads_no_network_or_html_module(tmp_path: Path) -> None:
+    """`deskmail search QUERY --json` opens the index and prints: socket, ssl and html (~3 ms of its start-up
+    together) stay unloaded, so does inspect (ast, dis, tokenize), and the compiled dataclass methods are kept for
+    the next run."""
+    (tmp_path / "data").mkdir()
+    out = _run(f"""
+        import os, sys
+        os.environ["DESKMAIL_HOME"] = {str(tmp_path)!r}
+        from deskmail.cli import fastpath
+        code = fastpath.run_search("from:ada budget -review", 5)
+        print(code, sorted(m for m in ("socket", "ssl", "html", "ast", "dis", "tokenize") if m in sys.modules))
+    """)
+    assert out.splitlines()[-1] == "0 []"
+    assert (tmp_path / "data" / METHODS_CACHE).is_file()

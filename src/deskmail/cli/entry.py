@@ -32,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
         found = fastpath.search_args(args[1:])
         searched = fastpath.run_search(*found) if found is not None else None
         if searched is not None:
+            if argv is None:
+                fastpath.exit_now(searched)
             return searched
     if args[:1] == ["discover"]:
         asked = fastpath.discover_args(args[1:])

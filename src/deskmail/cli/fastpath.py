@@ -593,6 +593,12 @@ def search_args(args: list[str]) -> tuple[str, int] | None:
 def run_search(query: str, limit: int) -> int | None:
     """The JSON of :func:`search` and the exit code; None when it failed (the ordinary way then reports
     the error)."""
+    from deskmail import dirs
+
+    where = dirs.dirs()
+    methods = CompiledMethods(os.path.join(where[1], METHODS_CACHE)) if where is not None else None
+    if methods is not None:
+        methods.install()  # (trick 4: the core's value classes without compiling their methods)
     import json
 
     from deskmail.app import Deskmail
@@ -602,6 +608,8 @@ def run_search(query: str, limit: int) -> int | None:
         hits = Deskmail().search(query, limit=limit)
     except DeskmailError:
         return None
+    if methods is not None:
+        methods.save()
     text = json.dumps([h.to_dict() for h in hits], indent=2, ensure_ascii=False, default=str) + "\n"
     return 0 if write_out(text) else 1
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import binascii
 import re
 from dataclasses import dataclass
-from html import unescape
 
 from deskmail.store.headers import decode_words
 
@@ -136,6 +135,8 @@ def extract(raw: bytes, *, cap: int = BODY_CAP) -> Indexed:
     _walk(top, body, 0, plain, html, names, budget, cap)
     text = "\n".join(plain) if plain else _TAG.sub(" ", "\n".join(html))
     if not plain and html:
+        from html import unescape  # (here: a query, which imports this module too, never needs it)
+
         text = unescape(text)
     return Indexed(
         to=_clean(decode_words(top.get(b"to", b""))),

@@ -20,7 +20,6 @@ import functools
 import itertools
 import os
 import re
-import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -37,7 +36,9 @@ FLAG_LETTERS = {"\\Draft": "D", "\\Flagged": "F", "\\Answered": "R", "\\Seen": "
 LETTER_FLAGS = {v: k for k, v in FLAG_LETTERS.items()}
 
 _counter = itertools.count()
-_HOST = socket.gethostname().replace("/", "\\057").replace(":", "\\072") or "localhost"
+# The host name as socket.gethostname() gives it on POSIX (uname), without importing socket (~2 ms of a
+# `deskmail search` process, which never writes a message).
+_HOST = os.uname().nodename.replace("/", "\\057").replace(":", "\\072") or "localhost"
 # Names of our own tmp/ files (begin(), add()): the only ones a crash of ours can leave there.
 _OURS = re.compile(r"\d+\.M\d+P\d+Q\d+\." + re.escape(_HOST) + r"(?:,V=\d+,(?:U=\d+|P=[0-9a-f]+))?")
 _LINE_END = re.compile(rb"\r?\n")
