@@ -383,9 +383,9 @@ class Deskmail:
                                     headers_only=headers_only, listener=indexing.hear, cancel=cancel,
                                     early=sessions)
             finally:
-                indexing.finish()
-            # What the indexer process did not do (a small sync never starts one): searchable on return.
-            store.catch_up()
+                following = indexing.finish()
+            if not following:
+                store.catch_up()  # a small sync indexes in process (or the indexer could not start)
         if flush_outbox:
             self._flush_due([a.name for a in targets], listener, cancel)
         return run
@@ -545,8 +545,9 @@ class Deskmail:
             return store.count_threads(name, folder)
 
     def _catch_up(self) -> None:
-        """Index what a sync stored but did not index (a watch's syncs, another program's moves) before
-        searching or threading: usually nothing, checked by one cheap read."""
+        """Index what a sync stored but did not index (a watch's syncs, another program's moves, what the
+        indexer process of a large sync has not reached yet) before searching or threading: usually
+        nothing, checked by one cheap read."""
         with self._reader() as store:
             if store.unindexed() == 0:
                 return
@@ -994,11 +995,17 @@ class _Indexing:
         if self._listener is not None:
             self._listener(event)  # type: ignore[arg-type]
 
-    def finish(self) -> None:
+    def finish(self) -> bool:
+        """Leave the indexer process to finish on its own (it indexes the rest, then exits); whether one runs.
+
+        The sync does not wait for it (see :mod:`deskmail.store.indexer`); a search or a thread asked
+        before it is done catches up first, so nothing is ever missing from their answers."""
         with self._lock:
             follower, self._follower = self._follower, None
-        if follower is not None:
-            follower.finish()
+        if follower is None:
+            return False
+        follower.detach()
+        return True
 
 
 def _check_new(name: str, accounts: dict[str, Account]) -> None:
