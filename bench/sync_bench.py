@@ -97,6 +97,8 @@ class Measurement:
     log_file: str = ""
     attempt: int = 0  # > 0: an earlier attempt hit the tool's known bug and was discarded
     load1: float | None = None  # 1-minute load average just before the run (other work on the machine)
+    # deskmail: seconds from the start until its indexer process (left to finish after a large sync) was done
+    done_s: float | None = None
 
 
 @dataclass
@@ -106,12 +108,28 @@ class ProcessResult:
     cpu_s: float
     exit_code: int
     timed_out: bool
+    done_s: float | None = None  # with linger: when the last member of the process group had exited
 
 
 TIME = "/usr/bin/time"  # GNU time (Debian package "time")
 
 
-def run_measured(cmd: Sequence[str], env: dict[str, str], cwd: Path, timeout: float, log_file: Path) -> ProcessResult:
+def _group_members(pgid: int) -> list[int]:
+    """The live processes of group ``pgid`` other than its leader (zombies not counted)."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == pgid:
+            continue
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) "
+            if fields[0] != "Z" and int(fields[2]) == pgid:
+                members.append(int(entry))
+    return members
+
+
+def run_measured(cmd: Sequence[str], env: dict[str, str], cwd: Path, timeout: float, log_file: Path,
+                 linger: bool = False) -> ProcessResult:
     """Run ``cmd`` under GNU time as a new process group: wall time, peak RSS (KiB), CPU time.
 
     Peak RSS comes from GNU time's ``%M`` rather than from our own ``wait4``: a child's
@@ -123,7 +141,10 @@ def run_measured(cmd: Sequence[str], env: dict[str, str], cwd: Path, timeout: fl
     stdout and stderr go to ``log_file`` (a pipe could fill up and stall the tool). On
     timeout the whole group gets SIGKILL. Members left behind after the leader exits
     (none expected) are killed too, before the leader is reaped, so its group id cannot
-    have been reused.
+    have been reused. With ``linger``, members left behind are background work of the tool
+    (deskmail's indexer process, which a large sync leaves to finish): they are waited for
+    instead, within the same timeout, and ``done_s`` says when the last one was done; the next
+    measurement must not compete with them.
     """
     killed = threading.Event()
     usage_file = log_file.with_suffix(".time")
@@ -145,6 +166,11 @@ def run_measured(cmd: Sequence[str], env: dict[str, str], cwd: Path, timeout: fl
             # Wait without reaping: until we reap it, the pid (= group id) stays ours.
             os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
             wall = time.perf_counter() - started
+            done = None
+            if linger:
+                while _group_members(proc.pid) and not killed.is_set():
+                    time.sleep(0.01)
+                done = time.perf_counter() - started
             timer.cancel()
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)  # stragglers only; the leader is a zombie
@@ -162,7 +188,7 @@ def run_measured(cmd: Sequence[str], env: dict[str, str], cwd: Path, timeout: fl
         fields = usage_file.read_text().strip().splitlines()[-1].split()
         peak_kb, cpu = int(fields[0]), float(fields[1]) + float(fields[2])
     return ProcessResult(wall_s=wall, peak_rss_kb=peak_kb, cpu_s=cpu, exit_code=proc.returncode,
-                         timed_out=killed.is_set())
+                         timed_out=killed.is_set(), done_s=done)
 
 
 def run_setup(cmd: Sequence[str], *, env: dict[str, str] | None = None, check: bool = True) -> str:
@@ -253,6 +279,7 @@ class Tool(ABC):
     # A known, intermittent bug of the tool itself (log text): such an attempt is discarded,
     # the local copy rolled back (checkpoint/rollback), and the sync repeated (--retries).
     transient_bug: re.Pattern[str] | None = None
+    lingers = False  # leaves background work running after it exits (waited for: run_measured's linger)
 
     def __init__(self, workdir: Path, server: Server, email: str, password: str) -> None:
         self.workdir = workdir
@@ -406,6 +433,7 @@ class Deskmail(Tool):
     name = "deskmail"
     label = "deskmail (IMAPS)"
     protocol = "imap"
+    lingers = True  # a large sync leaves its indexer process to finish the search index
 
     def __init__(self, workdir: Path, server: Server, email: str, password: str, build: DeskmailBuild) -> None:
         super().__init__(workdir, server, email, password)
@@ -760,6 +788,13 @@ def render_markdown(result: SizeResult, tools: Sequence[Tool]) -> str:
             else:
                 cells += [_fmt(summ.wall_s), _fmt(summ.peak_rss_mb, 1)]
         lines.append(f"| {tool.label} | " + " | ".join(cells) + " |")
+    for tool in tools:
+        late = [m for m in result.measurements if m.tool == tool.name and m.ok and m.done_s is not None
+                and m.wall_s is not None and m.done_s - m.wall_s >= 0.01]
+        if late:
+            lines += ["", f"{tool.label}: the search index complete (its indexer process done) at " + ", ".join(
+                f"{m.done_s:.2f} s ({PHASE_TITLES[m.phase]} {m.run + 1}, returned at {m.wall_s:.2f} s)" for m in late)
+                + "; the next run started only after."]
     runs = sorted({(m.phase, m.run) for m in result.measurements})
     counts = {p: len({r for ph, r in runs if ph == p}) for p in PHASES}
     lines += ["", f"Runs: first sync {counts['first']}, no-change {counts['nochange']}, "
@@ -880,9 +915,10 @@ def measure(
     tool.settle()
     os.sync()  # write back the previous tool's files now, not during this measurement
     m.load1 = round(os.getloadavg()[0], 2)
-    res = run_measured(tool.command(), tool.env(), tool.workdir, timeout, log_file)
+    res = run_measured(tool.command(), tool.env(), tool.workdir, timeout, log_file, linger=tool.lingers)
     tool.last_activity = time.monotonic()
     m.wall_s, m.cpu_s, m.exit_code = round(res.wall_s, 3), round(res.cpu_s, 3), res.exit_code
+    m.done_s = round(res.done_s, 3) if res.done_s is not None else None
     m.peak_rss_mb = round(res.peak_rss_kb / 1024, 1)
     check = check_copy(tool.mail_root, expected_ids)
     m.local_messages = check.files
@@ -898,8 +934,9 @@ def measure(
     else:
         m.ok = True
     status = "ok" if m.ok else f"FAILED ({m.error})"
+    later = f" (indexed at {m.done_s:.2f} s)" if m.done_s is not None and m.done_s - m.wall_s >= 0.01 else ""
     log(f"  {tool.name:<14} {PHASE_TITLES[phase]:<20} run {run + 1}: {m.wall_s:8.2f} s {m.peak_rss_mb:7.1f} MB "
-        f"{check.files:6d} messages  {status}")
+        f"{check.files:6d} messages  {status}{later}")
     return m
 
 
