@@ -78,6 +78,8 @@ def test_settings_add_edit_and_remove_identities(qtbot: Any, dm: Deskmail, mail_
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     dialog = AccountSettings(dm, "a")
     qtbot.addWidget(dialog)
+    dialog.show()  # (laid out as a person sees it: a click lands where the button is)
+    qtbot.waitExposed(dialog)
     part = dialog.identities
     assert part.list.count() == 1
     part.list.setCurrentRow(0)

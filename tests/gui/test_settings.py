@@ -23,7 +23,9 @@ def test_repair_applies_the_doctors_fix_and_save_keeps_it(qtbot: Any, dm: Deskma
     dm.update_account(replace(account, incoming=replace(account.incoming, security=Security.STARTTLS)))
     dialog = AccountSettings(dm, "a")
     qtbot.addWidget(dialog)
+    assert dialog.below.currentWidget() is dialog.identities  # until a test runs
     dialog.run_test()
+    assert dialog.below.currentWidget() is dialog.checks  # its findings come in view
     qtbot.waitUntil(lambda: dialog.test.isEnabled() and dialog.checks.count() > 0, timeout=60_000)
     assert "tls_mode_mismatch" in dialog.checks.codes(), dialog.checks.texts()
     assert dialog.repair.isEnabled()

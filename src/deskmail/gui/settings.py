@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QPlainTextEdit,
     QPushButton,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -112,11 +113,17 @@ class AccountSettings(QDialog):
         top.addRow(tr("Password:"), row)
         self.identities = Identities(app, self.original.name, self)
         self.identities.changed.connect(self._identities_changed)
+        # The identities and the test's findings share the space below the servers: side by side in the
+        # dialog's height, neither had room for more than three lines.
+        self.identities.setTitle("")
+        self.identities.setFlat(True)
+        self.below = QTabWidget()
+        self.below.addTab(self.identities, tr("Identities (addresses you send from)"))
+        self.below.addTab(self.checks, tr("Test results"))
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.form)
-        layout.addWidget(self.identities)
-        layout.addWidget(self.checks, 1)
+        layout.addWidget(self.below, 1)
         layout.addWidget(self.buttons)
         self.test.clicked.connect(self.run_test)
         self.repair.clicked.connect(self.apply_repairs)
@@ -139,6 +146,7 @@ class AccountSettings(QDialog):
                        outgoing=built.outgoing, options={**self.original.options, **self.form.options()})
 
     def run_test(self) -> None:
+        self.below.setCurrentWidget(self.checks)
         self.checks.clear()
         self.fixes = []
         self.repair.setEnabled(False)
@@ -261,7 +269,6 @@ class Identities(QGroupBox):
         super().__init__(tr("Identities (addresses you send from)"), parent)
         self.app, self.account = app, account
         self.list = QListWidget()
-        self.list.setMaximumHeight(110)
         self.add_button = QPushButton(tr("Add…"))
         self.edit_button = QPushButton(tr("Edit…"))
         self.remove_button = QPushButton(tr("Remove"))

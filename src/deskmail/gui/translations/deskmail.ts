@@ -551,7 +551,7 @@
     </message>
     <message>
         <location filename="../outbox.py" line="100"/>
-        <location filename="../settings.py" line="267"/>
+        <location filename="../settings.py" line="274"/>
         <source>Remove</source>
         <translation type="unfinished"></translation>
     </message>
@@ -641,74 +641,79 @@
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../settings.py" line="53"/>
+        <location filename="../settings.py" line="54"/>
         <source>incoming</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../settings.py" line="53"/>
+        <location filename="../settings.py" line="54"/>
         <source>outgoing</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../settings.py" line="56"/>
+        <location filename="../settings.py" line="57"/>
         <source>port {port}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../settings.py" line="60"/>
+        <location filename="../settings.py" line="61"/>
         <source>user name {name}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../settings.py" line="61"/>
+        <location filename="../settings.py" line="62"/>
         <source>Use {change} for the {where} server</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../settings.py" line="90"/>
+        <location filename="../settings.py" line="91"/>
         <source>Account settings — {name}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../settings.py" line="99"/>
+        <location filename="../settings.py" line="100"/>
         <source>leave empty to use the saved password</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../settings.py" line="100"/>
+        <location filename="../settings.py" line="101"/>
         <location filename="../wizard.py" line="469"/>
         <source>Test account settings</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../settings.py" line="101"/>
-        <location filename="../settings.py" line="172"/>
+        <location filename="../settings.py" line="102"/>
+        <location filename="../settings.py" line="180"/>
         <source>Repair</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../settings.py" line="106"/>
+        <location filename="../settings.py" line="107"/>
         <location filename="../wizard.py" line="107"/>
         <source>Your name:</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../settings.py" line="107"/>
-        <location filename="../settings.py" line="231"/>
+        <location filename="../settings.py" line="108"/>
+        <location filename="../settings.py" line="239"/>
         <location filename="../wizard.py" line="108"/>
         <source>Email address:</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../settings.py" line="112"/>
+        <location filename="../settings.py" line="113"/>
         <location filename="../wizard.py" line="168"/>
         <location filename="../wizard.py" line="474"/>
         <source>Password:</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../settings.py" line="172"/>
+        <location filename="../settings.py" line="122"/>
+        <source>Test results</source>
+        <translation type="unfinished"></translation>
+    </message>
+    <message>
+        <location filename="../settings.py" line="180"/>
         <source>The doctor recommends:
 {changes}
 
@@ -716,82 +721,83 @@ Change the settings so? (Nothing is saved until Save.)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../settings.py" line="181"/>
+        <location filename="../settings.py" line="189"/>
         <source>Settings changed as the doctor recommends; test again, then Save.</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../settings.py" line="221"/>
+        <location filename="../settings.py" line="229"/>
         <source>name@example.com</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../settings.py" line="224"/>
+        <location filename="../settings.py" line="232"/>
         <source>empty: replies come to the address itself</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../settings.py" line="226"/>
+        <location filename="../settings.py" line="234"/>
         <source>Plain text, added below “-- ” at the end of each message</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../settings.py" line="232"/>
+        <location filename="../settings.py" line="240"/>
         <source>Name:</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../settings.py" line="233"/>
+        <location filename="../settings.py" line="241"/>
         <source>Reply-To:</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../settings.py" line="234"/>
+        <location filename="../settings.py" line="242"/>
         <source>Signature:</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../settings.py" line="261"/>
+        <location filename="../settings.py" line="121"/>
+        <location filename="../settings.py" line="269"/>
         <source>Identities (addresses you send from)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../settings.py" line="265"/>
+        <location filename="../settings.py" line="272"/>
         <source>Add…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../settings.py" line="266"/>
+        <location filename="../settings.py" line="273"/>
         <source>Edit…</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../settings.py" line="285"/>
+        <location filename="../settings.py" line="292"/>
         <source> (this account&apos;s own address)</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../settings.py" line="304"/>
+        <location filename="../settings.py" line="311"/>
         <source>The account&apos;s own address cannot be removed</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../settings.py" line="309"/>
+        <location filename="../settings.py" line="316"/>
         <source>Add an identity</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../settings.py" line="309"/>
+        <location filename="../settings.py" line="316"/>
         <source>Edit {address}</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../settings.py" line="327"/>
+        <location filename="../settings.py" line="334"/>
         <source>Remove identity</source>
         <translation type="unfinished"></translation>
     </message>
     <message>
-        <location filename="../settings.py" line="328"/>
+        <location filename="../settings.py" line="335"/>
         <source>Stop sending from {address}?</source>
         <translation type="unfinished"></translation>
     </message>
