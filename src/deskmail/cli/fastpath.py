@@ -335,6 +335,18 @@ class CompiledMethods:
         except (OSError, ValueError, EOFError, TypeError):
             pass  # no cache yet, or an unusable one: compile as usual, write it anew
 
+    @classmethod
+    def installed(cls) -> CompiledMethods | None:
+        """The cache in the user's data folder, installed; None where the folder is not known."""
+        from deskmail import dirs
+
+        where = dirs.dirs()
+        if where is None:
+            return None
+        methods = cls(os.path.join(where[1], METHODS_CACHE))
+        methods.install()
+        return methods
+
     def install(self) -> None:
         """Before the first ``@dataclass`` runs: ``inspect`` left for later, our ``exec`` in place."""
         if "dataclasses" in sys.modules:
@@ -460,12 +472,7 @@ def applies(args: list[str]) -> tuple[str | None, bool] | None:
 
 def run(name: str | None, quiet: bool) -> int:
     """`deskmail sync [NAME] [-q]`: the same output and exit codes as the full command."""
-    from deskmail import dirs
-
-    where = dirs.dirs()
-    methods = CompiledMethods(os.path.join(where[1], METHODS_CACHE)) if where is not None else None
-    if methods is not None:
-        methods.install()
+    methods = CompiledMethods.installed()
     # Connect first, from the cached settings: the configuration, the store and the sync
     # engine are imported while the server answers.
     dials = dial_early(name)
@@ -593,12 +600,7 @@ def search_args(args: list[str]) -> tuple[str, int] | None:
 def run_search(query: str, limit: int) -> int | None:
     """The JSON of :func:`search` and the exit code; None when it failed (the ordinary way then reports
     the error)."""
-    from deskmail import dirs
-
-    where = dirs.dirs()
-    methods = CompiledMethods(os.path.join(where[1], METHODS_CACHE)) if where is not None else None
-    if methods is not None:
-        methods.install()  # (trick 4: the core's value classes without compiling their methods)
+    methods = CompiledMethods.installed()
     import json
 
     from deskmail.app import Deskmail
@@ -655,12 +657,7 @@ def run_discover(address: str, offline: bool) -> int | None:
     """
     import json
 
-    from deskmail import dirs
-
-    where = dirs.dirs()
-    methods = CompiledMethods(os.path.join(where[1], METHODS_CACHE)) if where is not None else None
-    if methods is not None:
-        methods.install()
+    methods = CompiledMethods.installed()
     from deskmail.app import Deskmail
     from deskmail.errors import DeskmailError
 
@@ -724,12 +721,7 @@ def send_args(args: list[str]) -> dict[str, Any] | None:
 
 def run_send(found: dict[str, Any]) -> int:
     """`deskmail send` with the options :func:`send_args` found: what the full command prints, its exit code."""
-    from deskmail import dirs
-
-    where = dirs.dirs()
-    methods = CompiledMethods(os.path.join(where[1], METHODS_CACHE)) if where is not None else None
-    if methods is not None:
-        methods.install()
+    methods = CompiledMethods.installed()
     from pathlib import Path
 
     from deskmail.app import Deskmail

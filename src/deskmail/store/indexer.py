@@ -13,8 +13,9 @@ messages 2.4x slower. Whoever needs the index complete before the child is done 
 thread) catches up first (:meth:`deskmail.app.Deskmail.search`): the two share the work exactly.
 
 Nothing depends on the child succeeding: whatever it did not index (it failed, was killed, could
-not start) is indexed by the caller's own catch-up after it (the high-water mark makes that
-exact). Its output goes nowhere: it has no user to speak to.
+not start) is indexed by the next catch-up: the sync's own when no child started, else a search's,
+a thread's or the next sync's indexer (the high-water mark makes that exact). Its output goes
+nowhere: it has no user to speak to.
 """
 
 from __future__ import annotations
