@@ -217,6 +217,8 @@ def main() -> None:
     dialog.form.in_security.setCurrentIndex(dialog.form.in_security.findData(Security.STARTTLS.value))
     dialog.form.in_port.setValue(sb.imaps_port)
     dialog.show()
+    settle(0.5)
+    shot(dialog, "10a-settings-identities")  # as it opens: the identities tab below the servers
     dialog.run_test()
     wait(lambda: dialog.test.isEnabled())
     settle(0.5)
