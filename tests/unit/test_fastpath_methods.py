@@ -17,10 +17,10 @@ CORE = ("deskmail.config", "deskmail.store", "deskmail.protocol.imap", "deskmail
         "deskmail.search.query", "deskmail.store.search", "deskmail.store.fulltext")  # (`deskmail search --json`'s)
 
 
-def _run(code: str) -> str:
+def _run(code: str, *, stderr: bool = False) -> str:
     done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
+    return (done.stderr if stderr else done.stdout).strip()
 
 
 def test_classes_built_from_cached_code_behave_as_usual(tmp_path: Path) -> None:
@@ -110,3 +110,54 @@ def test_a_search_process_loads_no_network_or_html_module(tmp_path: Path) -> Non
     """)
     assert out.splitlines()[-1] == "0 []"
     assert (tmp_path / "data" / METHODS_CACHE).is_file()
+
+
+def test_every_console_command_collects_garbage_again_before_it_works(tmp_path: Path) -> None:
+    """Trick 5: the console entry point turns the cyclic collector off while modules are imported, and every
+    way through it (each fast path and the full command) turns it back on, with start-up's objects frozen,
+    before the command's work begins. Called in-process (argv given), the entry point leaves it alone."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "accounts.toml").write_text(textwrap.dedent("""
+        [accounts.ada]
+        email = "ada@example.test"
+        password_source = "env"
+        password_env = "DESKMAIL_TEST_PASSWORD"
+        [accounts.ada.incoming]
+        protocol = "imap"
+        host = "127.0.0.1"
+        port = 9
+        security = "ssl"
+        username = "ada"
+        [accounts.ada.outgoing]
+        host = "127.0.0.1"
+        port = 9
+        security = "ssl"
+        username = "ada"
+    """))
+    commands = [["search", "budget", "--json"], ["discover", "ada@gmail.com", "--json", "--offline"],
+                ["account", "list"], ["sync", "--quiet"]]
+    for argv in commands:
+        out = _run(f"""
+            import gc, os, sys
+            os.environ["DESKMAIL_HOME"] = {str(tmp_path)!r}
+            import deskmail.app
+
+            def seen(self, *args, **kwargs):  # the first thing each command asks of the façade
+                sys.__stderr__.write(f"enabled={{gc.isenabled()}} frozen={{gc.get_freeze_count() > 0}}\\n")
+                os._exit(0)
+
+            deskmail.app.Deskmail.__init__ = seen
+            sys.argv = ["deskmail", *{argv!r}]
+            from deskmail.cli.entry import main
+            assert gc.isenabled()
+            main()
+        """, stderr=True)
+        assert out == "enabled=True frozen=True", (argv, out)
+    in_process = _run("""
+        import gc
+        from deskmail.cli.entry import main
+        main(["--version"])
+        print(gc.isenabled(), gc.get_freeze_count())
+    """)
+    assert in_process.splitlines()[-1] == "True 0"

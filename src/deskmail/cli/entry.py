@@ -8,10 +8,13 @@ back, goes to the Typer application (:func:`deskmail.cli.main.main`).
 
 from __future__ import annotations
 
+import gc
 import sys
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:
+        gc.disable()  # a process of its own: no collection until the command's modules are in (fastpath trick 5)
     from deskmail.cli import fastpath
 
     args = list(sys.argv[1:] if argv is None else argv)

@@ -531,6 +531,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(args: list[str]) -> int:
     command = typer.main.get_command(app)
+    from deskmail.cli.fastpath import imports_done
+
+    imports_done()
     try:
         rv = command.main(args=args, prog_name="deskmail", standalone_mode=False)
         if isinstance(rv, int):  # click returns typer.Exit's code instead of raising without standalone mode
