@@ -65,6 +65,27 @@ def add_imaps_account(home: Home, sandbox: Any, user: Any, *, name: str = "a", i
     assert proc.returncode == 0, proc.stderr
 
 
+def wait_for_indexer(data_dir: Path, timeout: float = 60) -> None:
+    """Wait until no indexer process (``deskmail.store.indexer DATA_DIR``) works on ``data_dir``.
+
+    A sync that stores messages leaves their search indexing to that process and returns; a test that
+    damages, deletes or copies the store's files right after waits for it first (a person's damage
+    comes later), or the indexer's last commit races with the test's own writes."""
+    needle = b"\0".join([b"deskmail.store.indexer", str(data_dir).encode()])
+    deadline = time.monotonic() + timeout
+    while True:
+        running = False
+        for proc in Path("/proc").iterdir():
+            try:
+                running = running or (proc.name.isdigit() and needle in (proc / "cmdline").read_bytes())
+            except OSError:
+                continue  # it exited while we looked
+        if not running:
+            return
+        assert time.monotonic() < deadline, f"the indexer of {data_dir} still runs after {timeout} s"
+        time.sleep(0.01)
+
+
 def closed_port() -> int:
     """A loopback port on which nothing listens (bound once, then released)."""
     s = socket.socket()

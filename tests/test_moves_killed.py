@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from helpers import Home, add_imaps_account
+from helpers import Home, add_imaps_account, wait_for_indexer
 from test_crash_sweep import PASSWORD, STRACE, Start, _clone, _deskmail, _local_state, _quiet, _server_state
 from test_sync import msg
 
@@ -49,6 +49,7 @@ def start(sandbox: Any) -> Iterator[Start]:
         add_imaps_account(Home(home, env={"DM_PW": PASSWORD}), sandbox, user)
         first = _deskmail(home, "sync", "--json")
         assert first.returncode == 0, first.stdout + first.stderr
+        wait_for_indexer(home / "data")  # every clone starts from the same files
         for i in (1, 2, 3, 4):
             sandbox.doveadm("move", "-u", email, "Archive", "mailbox", "INBOX", "header", "Message-ID", _mid(i),
                             check=True)

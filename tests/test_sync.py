@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from helpers import Home, RewritingProxy, add_imaps_account
+from helpers import Home, RewritingProxy, add_imaps_account, wait_for_indexer
 
 pytestmark = pytest.mark.servers
 
@@ -734,6 +734,7 @@ def test_lost_or_damaged_index_is_rebuilt_without_downloads(sandbox: Any, acct: 
     email = acct.user.email  # type: ignore[attr-defined]
     sandbox.fill_maildir(email, [msg(i, email) for i in range(1, 21)])
     sync(acct)
+    wait_for_indexer(acct.root / "data")  # its last commit would undo the damage
     files = maildir_files(acct)
     index = acct.root / "data" / "index.sqlite3"
     if damage == "delete":
