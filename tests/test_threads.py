@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from deskmail.app import FOLLOW_AT, Deskmail
+from deskmail.app import Deskmail
 from deskmail.config import Paths
 from deskmail.setup import ManualSettings
 
@@ -114,7 +114,7 @@ def test_a_big_sync_is_indexed_by_the_second_process(tmp_path: Path, sandbox: An
         email=mail_user.email, name="acct", in_host=sandbox.host, in_port=sandbox.imaps_port, in_security="ssl",
         smtp_host=sandbox.host, smtp_port=sandbox.submission_port, smtp_security="starttls",
         ca_file=str(sandbox.ca_file), password_env="DM_THREAD_PW")))
-    count = FOLLOW_AT + 50
+    count = 350
     sandbox.fill_maildir(mail_user.email, [
         _msg(f"m{i}@x", f"Re: topic {i % 7}", "Mon, 05 Jan 2026 10:00:00 +0000",
              f"In-Reply-To: <m{i - 7}@x>\n" if i >= 7 else "") + f"zebra{i}\n".encode()
@@ -142,3 +142,14 @@ def test_a_big_sync_is_indexed_by_the_second_process(tmp_path: Path, sandbox: An
         assert child.wait(60) == 0  # it finished the rest on its own, and exited
     with Store.open_reader(tmp_path / "data") as reader:
         assert reader.unindexed() == 0
+
+    # A few new messages go to the indexer too: the sync does not wait for their full text either.
+    sandbox.fill_maildir(mail_user.email, [_msg("late@x", "Late news", "Tue, 06 Jan 2026 10:00:00 +0000")
+                                           + b"quokka\n"])
+    assert not app.sync().failures
+    assert started == [tmp_path / "data"] * 2
+    for child in list(indexer._DETACHED):
+        assert child.wait(60) == 0
+    with Store.open_reader(tmp_path / "data") as reader:
+        assert reader.unindexed() == 0  # the child indexed it (the sync catches up only when none started)
+    assert [hit.message.subject for hit in app.search("quokka")] == ["Late news"]

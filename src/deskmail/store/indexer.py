@@ -3,7 +3,7 @@
 Indexing a message (reading its file back, extracting its text, the FTS5 insert: ~0.35 ms)
 on the download's thread made the first sync of 10,000 messages ~2.5x slower. A thread would
 not help: the extraction is Python and would take the interpreter lock from the download. So a
-sync that brings many messages starts :class:`Follower`, a child process (``python -m
+sync that stores messages, even a few, starts :class:`Follower`, a child process (``python -m
 deskmail.store.indexer DATA_DIR``) that runs :func:`~deskmail.store.search.catch_up` on every
 batch the sync commits, in short transactions of its own, while the download goes on. When the
 sync is done it closes the child's stdin and returns at once; the child indexes what is left and
