@@ -965,8 +965,8 @@ class _Indexing:
     """Starts the indexer process (:mod:`deskmail.store.indexer`) as soon as a sync has messages to store.
 
     Even a few messages go to it: indexing 100 new messages in process, after the sync, made the sync
-    ~55 ms slower (177 against 123 ms, 9 alternating runs at 10,000 messages), most of it SQLite's FTS5
-    merging older segments at the commit. Starting the child costs ~10 ms of this process and ~50 ms of
+    ~50 ms slower (177 against 125 ms, 9 alternating runs at 10,000 messages), most of it SQLite's FTS5
+    merging older segments at the commit. Starting the child costs ~15 ms of this process and ~50 ms of
     the second core."""
 
     def __init__(self, data_dir: Path, listener: Listener | None) -> None:
