@@ -97,7 +97,7 @@ class Measurement:
     log_file: str = ""
     attempt: int = 0  # > 0: an earlier attempt hit the tool's known bug and was discarded
     load1: float | None = None  # 1-minute load average just before the run (other work on the machine)
-    # deskmail: seconds from the start until its indexer process (left to finish after a large sync) was done
+    # deskmail: seconds from the start until its indexer process (left to finish after a sync that stored mail) was done
     done_s: float | None = None
 
 
@@ -142,7 +142,7 @@ def run_measured(cmd: Sequence[str], env: dict[str, str], cwd: Path, timeout: fl
     timeout the whole group gets SIGKILL. Members left behind after the leader exits
     (none expected) are killed too, before the leader is reaped, so its group id cannot
     have been reused. With ``linger``, members left behind are background work of the tool
-    (deskmail's indexer process, which a large sync leaves to finish): they are waited for
+    (deskmail's indexer process, which a sync that stores mail leaves to finish): they are waited for
     instead, within the same timeout, and ``done_s`` says when the last one was done; the next
     measurement must not compete with them.
     """
@@ -433,7 +433,7 @@ class Deskmail(Tool):
     name = "deskmail"
     label = "deskmail (IMAPS)"
     protocol = "imap"
-    lingers = True  # a large sync leaves its indexer process to finish the search index
+    lingers = True  # a sync that stores mail leaves its indexer process to finish the search index
 
     def __init__(self, workdir: Path, server: Server, email: str, password: str, build: DeskmailBuild) -> None:
         super().__init__(workdir, server, email, password)

@@ -73,17 +73,18 @@ def wait_for_indexer(data_dir: Path, timeout: float = 60) -> None:
     comes later), or the indexer's last commit races with the test's own writes."""
     needle = b"\0".join([b"deskmail.store.indexer", str(data_dir).encode()])
     deadline = time.monotonic() + timeout
-    while True:
-        running = False
-        for proc in Path("/proc").iterdir():
-            try:
-                running = running or (proc.name.isdigit() and needle in (proc / "cmdline").read_bytes())
-            except OSError:
-                continue  # it exited while we looked
-        if not running:
-            return
+    while any(needle in cmdline for cmdline in _command_lines()):
         assert time.monotonic() < deadline, f"the indexer of {data_dir} still runs after {timeout} s"
         time.sleep(0.01)
+
+
+def _command_lines() -> Iterator[bytes]:
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                yield (proc / "cmdline").read_bytes()
+            except OSError:
+                continue  # it exited while we looked
 
 
 def closed_port() -> int:

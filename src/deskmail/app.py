@@ -546,7 +546,7 @@ class Deskmail:
 
     def _catch_up(self) -> None:
         """Index what a sync stored but did not index (a watch's syncs, another program's moves, what the
-        indexer process of a large sync has not reached yet) before searching or threading: usually
+        indexer process of a sync has not reached yet) before searching or threading: usually
         nothing, checked by one cheap read."""
         with self._reader() as store:
             if store.unindexed() == 0:

@@ -61,7 +61,7 @@ _DETACHED: list[subprocess.Popen[bytes]] = []  # children left to finish: reaped
 
 
 def reap() -> None:
-    """Forget the detached children that have exited (a long-running program starts one a large sync)."""
+    """Forget the detached children that have exited (a long-running program starts one a sync that stores mail)."""
     _DETACHED[:] = [p for p in _DETACHED if p.poll() is None]
 
 
